@@ -1,0 +1,109 @@
+package dev.ferry.device;
+
+import dev.ferry.device.memory.Pages;
+import dev.ferry.device.migration.StreamFormatException;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * A crypto engine: DMA-reads a guest page, encrypts it in place with a key stream from its key
+ * store (device memory), and evolves the key. It has no NDMA: like devices whose control sits in the
+ * migrated function, it cannot be told to stop DMA while running, so a VM that holds one keeps P2P
+ * off (M2).
+ */
+final class CryptoDevice extends Device {
+    /** Doorbell: encrypt the guest page the argument selects, in place. */
+    static final int OP_ENCRYPT = 1;
+
+    private long ringBase;
+    private long ringSize;
+    private long jobs;
+    private long checksum;
+
+    private final byte[] data = new byte[Pages.PAGE_SIZE];
+    private final byte[] key = new byte[Pages.PAGE_SIZE];
+
+    CryptoDevice(DeviceConfig config, int slot) {
+        super(config, slot);
+    }
+
+    @Override
+    protected void execute(int register, long value) throws IommuFault, InterruptedException {
+        switch (register) {
+            case REG_RING_BASE -> ringBase = value;
+            case REG_RING_SIZE -> ringSize = value;
+            case REG_DOORBELL -> {
+                if (Mix.op(value) == OP_ENCRYPT) {
+                    encrypt(Mix.arg(value));
+                }
+            }
+            default -> {
+            }
+        }
+    }
+
+    private void encrypt(long arg) throws IommuFault, InterruptedException {
+        long page = Mix.index(arg, bus().guestMemoryBytes() / Pages.PAGE_SIZE) * Pages.PAGE_SIZE;
+        dmaRead(page, data, 0, Pages.PAGE_SIZE);
+
+        long keyAddress = Mix.index(jobs, deviceMemoryBytes() / Pages.PAGE_SIZE) * Pages.PAGE_SIZE;
+        readDeviceMemory(keyAddress, key, 0, Pages.PAGE_SIZE);
+        long stream = Mix.mix(checksum, jobs);
+        for (int i = 0; i < Pages.PAGE_SIZE; i += 8) {
+            long k = Mix.getLong(key, i);
+            stream = Mix.mix(stream, k);
+            long plain = Mix.getLong(data, i);
+            Mix.putLong(data, i, plain ^ stream);
+            Mix.putLong(key, i, Mix.mix(k, plain));
+        }
+        dmaWrite(page, data, 0, Pages.PAGE_SIZE);
+        writeDeviceMemory(keyAddress, key, 0, Pages.PAGE_SIZE);
+        jobs++;
+        checksum = Mix.mix(checksum, stream);
+        raiseInterrupt();
+    }
+
+    @Override
+    protected int registerBytes() {
+        return 4 * 8;
+    }
+
+    @Override
+    protected void writeRegisters(DataOutputStream out) throws IOException {
+        out.writeLong(ringBase);
+        out.writeLong(ringSize);
+        out.writeLong(jobs);
+        out.writeLong(checksum);
+    }
+
+    @Override
+    protected void readRegisters(DataInputStream in) throws IOException, StreamFormatException {
+        long base = in.readLong();
+        long size = in.readLong();
+        if (base < 0 || size < 0) {
+            throw new StreamFormatException("crypto ring outside guest memory");
+        }
+        ringBase = base;
+        ringSize = size;
+        jobs = in.readLong();
+        checksum = in.readLong();
+    }
+
+    @Override
+    protected void resetRegisters() {
+        ringBase = ringSize = jobs = checksum = 0;
+    }
+
+    @Override
+    public long workloadDoorbell(SplittableRandom random) {
+        return Mix.doorbell(OP_ENCRYPT, random.nextLong());
+    }
+
+    @Override
+    public void describeRegisters(Map<String, Long> out) {
+        out.put("jobs", jobs);
+    }
+}

@@ -1,0 +1,72 @@
+package dev.ferry.device;
+
+import dev.ferry.device.memory.Pages;
+import java.nio.charset.StandardCharsets;
+import java.util.regex.Pattern;
+
+/**
+ * A device's configuration: what it is and what it supports.
+ *
+ * @param id          unique within its VM
+ * @param kind        the device kind
+ * @param ndma        whether the device supports NDMA (default: true, {@code crypto} false)
+ * @param preCopy     whether it has internal dirty logging and streams in pre-copy (default: true
+ *                    for {@code gpu} only)
+ * @param pri         whether its DMA raises page requests that a vCPU must complete (M4)
+ * @param memoryBytes its internal memory (default per kind; {@code gpu} 64 MiB)
+ */
+public record DeviceConfig(String id, DeviceKind kind, boolean ndma, boolean preCopy, boolean pri, long memoryBytes) {
+    public static final Pattern ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.-]{0,62}");
+    public static final long MAX_MEMORY_BYTES = 1L << 30;
+
+    public DeviceConfig {
+        if (id == null || !ID.matcher(id).matches()) {
+            throw DeviceModelException.invalid("device id must match " + ID.pattern() + ": " + id);
+        }
+        if (kind == null) {
+            throw DeviceModelException.invalid("device " + id + " has no kind");
+        }
+        if (ndma && !kind.ndmaCapable()) {
+            throw DeviceModelException.invalid("a " + kind + " device cannot support NDMA");
+        }
+        if (pri && !ndma) {
+            // M4: without NDMA there is no grace state in which vCPUs can still complete page requests.
+            throw new DeviceModelException(DeviceModelException.NDMA_REQUIRED,
+                    "device " + id + ": page requests (pri) need NDMA support (M4)");
+        }
+        if (memoryBytes <= 0 || memoryBytes > MAX_MEMORY_BYTES || memoryBytes % Pages.PAGE_SIZE != 0) {
+            throw DeviceModelException.invalid("device " + id + ": memoryBytes must be a multiple of "
+                    + Pages.PAGE_SIZE + " between 4096 and " + MAX_MEMORY_BYTES + ": " + memoryBytes);
+        }
+    }
+
+    /** The defaults of its kind. */
+    public static DeviceConfig of(String id, DeviceKind kind) {
+        return new DeviceConfig(id, kind, kind.defaultNdma(), kind.defaultPreCopy(), false, kind.defaultMemoryBytes());
+    }
+
+    public DeviceConfig withNdma(boolean value) {
+        return new DeviceConfig(id, kind, value, preCopy, pri, memoryBytes);
+    }
+
+    public DeviceConfig withPreCopy(boolean value) {
+        return new DeviceConfig(id, kind, ndma, value, pri, memoryBytes);
+    }
+
+    public DeviceConfig withPri(boolean value) {
+        return new DeviceConfig(id, kind, ndma, preCopy, value, memoryBytes);
+    }
+
+    public DeviceConfig withMemoryBytes(long value) {
+        return new DeviceConfig(id, kind, ndma, preCopy, pri, value);
+    }
+
+    /**
+     * The canonical form the migration stream carries and checks (D8): everything that must be equal
+     * for a device's state to load into another device.
+     */
+    public byte[] canonicalBytes() {
+        return ("kind=" + kind + ";ndma=" + ndma + ";precopy=" + preCopy + ";pri=" + pri + ";memoryBytes=" + memoryBytes)
+                .getBytes(StandardCharsets.UTF_8);
+    }
+}

@@ -1,0 +1,152 @@
+package dev.ferry.device;
+
+import dev.ferry.device.memory.Pages;
+import dev.ferry.device.migration.StreamFormatException;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * A GPU: device memory (default 64 MiB) with an internal dirty log, so it pre-copies; compute jobs
+ * that DMA guest pages in, fold them into device memory and DMA results out; and P2P jobs that ring
+ * a peer's doorbell through the IOMMU. NDMA.
+ */
+final class GpuDevice extends Device {
+    /** Doorbell: run a compute job on the guest page the argument selects. */
+    static final int OP_COMPUTE = 1;
+    /** Doorbell: write a peer's doorbell through the IOMMU (P2P). */
+    static final int OP_P2P = 2;
+    private static final int RESULT_BYTES = 64;
+
+    private long ringBase;
+    private long ringSize;
+    private long fence;
+    private long checksum;
+    private long p2pCursor;
+    private long p2pSent;
+
+    private final byte[] input = new byte[Pages.PAGE_SIZE];
+    private final byte[] tile = new byte[Pages.PAGE_SIZE];
+    private final byte[] result = new byte[RESULT_BYTES];
+    private final byte[] register = new byte[8];
+
+    GpuDevice(DeviceConfig config, int slot) {
+        super(config, slot);
+    }
+
+    @Override
+    protected void execute(int reg, long value) throws IommuFault, InterruptedException {
+        switch (reg) {
+            case REG_RING_BASE -> ringBase = value;
+            case REG_RING_SIZE -> ringSize = value;
+            case REG_DOORBELL -> {
+                switch (Mix.op(value)) {
+                    case OP_COMPUTE -> compute(Mix.arg(value));
+                    case OP_P2P -> peerWrite(Mix.arg(value));
+                    default -> {
+                    }
+                }
+            }
+            default -> {
+            }
+        }
+    }
+
+    private void compute(long arg) throws IommuFault, InterruptedException {
+        long guestPages = bus().guestMemoryBytes() / Pages.PAGE_SIZE;
+        dmaRead(Mix.index(arg, guestPages) * Pages.PAGE_SIZE, input, 0, Pages.PAGE_SIZE);
+
+        long tilePages = deviceMemoryBytes() / Pages.PAGE_SIZE;
+        long tileAddress = Mix.index(Mix.mix(checksum, arg), tilePages) * Pages.PAGE_SIZE;
+        readDeviceMemory(tileAddress, tile, 0, Pages.PAGE_SIZE);
+        for (int i = 0; i < Pages.PAGE_SIZE; i += 8) {
+            Mix.putLong(tile, i, Mix.mix(Mix.getLong(tile, i) + fence, Mix.getLong(input, i)));
+        }
+        writeDeviceMemory(tileAddress, tile, 0, Pages.PAGE_SIZE);
+        checksum = Mix.mix(checksum, tile, 0, Pages.PAGE_SIZE);
+
+        long h = checksum;
+        for (int i = 0; i < RESULT_BYTES; i += 8) {
+            h = Mix.mix(h, fence);
+            Mix.putLong(result, i, h);
+        }
+        long out = Mix.index(Mix.mix(arg, fence), guestPages) * Pages.PAGE_SIZE + (fence % (Pages.PAGE_SIZE / RESULT_BYTES)) * RESULT_BYTES;
+        dmaWrite(out, result, 0, RESULT_BYTES);
+        fence++;
+        raiseInterrupt();
+    }
+
+    private void peerWrite(long arg) throws IommuFault {
+        List<Long> peers = bus().peerDoorbells(this);
+        if (peers.isEmpty()) {
+            countP2pUnavailable();
+            return;
+        }
+        long target = peers.get((int) Mix.index(p2pCursor, peers.size()));
+        p2pCursor++;
+        // Every kind's op 1 is its main job: a peer NIC receives a packet, a peer GPU computes.
+        Mix.putLong(register, 0, Mix.doorbell(1, Mix.mix(checksum, arg)));
+        dmaWrite(target, register, 0, 8);
+        p2pSent++;
+        checksum = Mix.mix(checksum, p2pSent);
+    }
+
+    @Override
+    protected int registerBytes() {
+        return 6 * 8;
+    }
+
+    @Override
+    protected void writeRegisters(DataOutputStream out) throws IOException {
+        out.writeLong(ringBase);
+        out.writeLong(ringSize);
+        out.writeLong(fence);
+        out.writeLong(checksum);
+        out.writeLong(p2pCursor);
+        out.writeLong(p2pSent);
+    }
+
+    @Override
+    protected void readRegisters(DataInputStream in) throws IOException, StreamFormatException {
+        long base = in.readLong();
+        long size = in.readLong();
+        if (base < 0 || size < 0) {
+            throw new StreamFormatException("gpu ring outside guest memory");
+        }
+        ringBase = base;
+        ringSize = size;
+        fence = in.readLong();
+        checksum = in.readLong();
+        p2pCursor = in.readLong();
+        p2pSent = in.readLong();
+    }
+
+    @Override
+    protected void resetRegisters() {
+        ringBase = ringSize = fence = checksum = p2pCursor = p2pSent = 0;
+    }
+
+    @Override
+    public long workloadDoorbell(SplittableRandom random) {
+        return Mix.doorbell(OP_COMPUTE, random.nextLong());
+    }
+
+    @Override
+    public boolean initiatesP2p() {
+        return true;
+    }
+
+    @Override
+    public long p2pDoorbell(SplittableRandom random) {
+        return Mix.doorbell(OP_P2P, random.nextLong());
+    }
+
+    @Override
+    public void describeRegisters(Map<String, Long> out) {
+        out.put("fence", fence);
+        out.put("p2pSent", p2pSent);
+    }
+}

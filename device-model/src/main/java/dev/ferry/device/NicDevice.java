@@ -1,0 +1,155 @@
+package dev.ferry.device;
+
+import dev.ferry.device.migration.StreamFormatException;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * A network adapter: receive and transmit rings in guest memory, reached by DMA, and a flow table
+ * in device memory that every packet updates. A P2P target: a peer ringing its doorbell delivers a
+ * packet. NDMA; no pre-copy by default (its flow table then moves whole in stop-and-copy).
+ */
+final class NicDevice extends Device {
+    /** Doorbell: a packet arrives from the wire and is written into the receive ring. */
+    static final int OP_RECEIVE = 1;
+    /** Doorbell: the guest queued a packet in the transmit ring. */
+    static final int OP_TRANSMIT = 2;
+    static final int SLOT_BYTES = 2048;
+    private static final int FLOW_ENTRY_BYTES = 16;
+    private static final int TX_BYTES = 256;
+
+    private long ringBase;
+    private long ringSize;
+    private long rxHead;
+    private long txHead;
+    private long rxPackets;
+    private long txPackets;
+    private long rxBytes;
+    private long txBytes;
+    private long checksum;
+
+    private final byte[] packet = new byte[SLOT_BYTES];
+    private final byte[] flowEntry = new byte[FLOW_ENTRY_BYTES];
+
+    NicDevice(DeviceConfig config, int slot) {
+        super(config, slot);
+    }
+
+    @Override
+    protected void execute(int register, long value) throws IommuFault, InterruptedException {
+        switch (register) {
+            case REG_RING_BASE -> ringBase = value;
+            case REG_RING_SIZE -> ringSize = value;
+            case REG_DOORBELL -> {
+                switch (Mix.op(value)) {
+                    case OP_RECEIVE -> receive(Mix.arg(value));
+                    case OP_TRANSMIT -> transmit();
+                    default -> {
+                        // An unknown doorbell is ignored, as a register write with no effect.
+                    }
+                }
+            }
+            default -> {
+            }
+        }
+    }
+
+    private long slots() {
+        return ringSize / 2 / SLOT_BYTES;
+    }
+
+    private void receive(long arg) throws IommuFault {
+        long slots = slots();
+        if (slots == 0) {
+            return;
+        }
+        int length = 64 + (int) Mix.index(Mix.mix(checksum, arg), SLOT_BYTES - 64);
+        new SplittableRandom(Mix.mix(checksum, rxPackets)).nextBytes(packet);
+        dmaWrite(ringBase + (rxHead % slots) * SLOT_BYTES, packet, 0, length);
+        rxHead++;
+        rxPackets++;
+        rxBytes += length;
+        checksum = Mix.mix(checksum, packet, 0, length);
+        updateFlow();
+        raiseInterrupt();
+    }
+
+    private void transmit() throws IommuFault, InterruptedException {
+        long slots = slots();
+        if (slots == 0) {
+            return;
+        }
+        dmaRead(ringBase + ringSize / 2 + (txHead % slots) * SLOT_BYTES, packet, 0, TX_BYTES);
+        txHead++;
+        txPackets++;
+        txBytes += TX_BYTES;
+        checksum = Mix.mix(checksum, packet, 0, TX_BYTES);
+        updateFlow();
+        raiseInterrupt();
+    }
+
+    private void updateFlow() {
+        long entries = deviceMemoryBytes() / FLOW_ENTRY_BYTES;
+        long entry = Mix.index(checksum, entries);
+        Mix.putLong(flowEntry, 0, checksum);
+        Mix.putLong(flowEntry, 8, rxPackets + txPackets);
+        writeDeviceMemory(entry * FLOW_ENTRY_BYTES, flowEntry, 0, FLOW_ENTRY_BYTES);
+    }
+
+    @Override
+    protected int registerBytes() {
+        return 9 * 8;
+    }
+
+    @Override
+    protected void writeRegisters(DataOutputStream out) throws IOException {
+        out.writeLong(ringBase);
+        out.writeLong(ringSize);
+        out.writeLong(rxHead);
+        out.writeLong(txHead);
+        out.writeLong(rxPackets);
+        out.writeLong(txPackets);
+        out.writeLong(rxBytes);
+        out.writeLong(txBytes);
+        out.writeLong(checksum);
+    }
+
+    @Override
+    protected void readRegisters(DataInputStream in) throws IOException, StreamFormatException {
+        long base = in.readLong();
+        long size = in.readLong();
+        if (base < 0 || size < 0) {
+            throw new StreamFormatException("nic ring outside guest memory");
+        }
+        ringBase = base;
+        ringSize = size;
+        rxHead = in.readLong();
+        txHead = in.readLong();
+        rxPackets = in.readLong();
+        txPackets = in.readLong();
+        rxBytes = in.readLong();
+        txBytes = in.readLong();
+        checksum = in.readLong();
+    }
+
+    @Override
+    protected void resetRegisters() {
+        ringBase = ringSize = rxHead = txHead = rxPackets = txPackets = rxBytes = txBytes = checksum = 0;
+    }
+
+    @Override
+    public long workloadDoorbell(SplittableRandom random) {
+        return Mix.doorbell(random.nextBoolean() ? OP_RECEIVE : OP_TRANSMIT, random.nextLong());
+    }
+
+    @Override
+    public void describeRegisters(Map<String, Long> out) {
+        out.put("rxPackets", rxPackets);
+        out.put("txPackets", txPackets);
+        out.put("rxBytes", rxBytes);
+        out.put("txBytes", txBytes);
+    }
+}

@@ -1,0 +1,228 @@
+package dev.ferry.device.memory;
+
+import java.nio.ByteBuffer;
+import java.util.concurrent.atomic.AtomicReferenceArray;
+
+/**
+ * Off-heap pages, in direct buffers of one chunk each, so that a store may exceed 2 GiB and the
+ * heap never holds guest data.
+ *
+ * <p>Chunks are allocated on the first write that touches them; a chunk never written reads as
+ * zeros. That makes an idle store cheap to create, to scan for zero pages, and to digest.
+ *
+ * <p>Every access uses absolute buffer positions, so any number of threads may read and write
+ * concurrently; what a racing reader sees of a racing writer's bytes is unspecified, exactly as
+ * with real memory. Callers that need a consistent view use the dirty logs.
+ */
+public final class PageStore {
+    /** Default chunk: 2 MiB, a huge page. */
+    public static final int DEFAULT_CHUNK_BYTES = 2 << 20;
+
+    private static final ByteBuffer ZERO_PAGE = ByteBuffer.allocateDirect(Pages.PAGE_SIZE).asReadOnlyBuffer();
+
+    private final long sizeBytes;
+    private final long pages;
+    private final int chunkBytes;
+    private final int chunkShift;
+    private final int pagesPerChunk;
+    private final AtomicReferenceArray<ByteBuffer> chunks;
+
+    public PageStore(long sizeBytes) {
+        this(sizeBytes, DEFAULT_CHUNK_BYTES);
+    }
+
+    public PageStore(long sizeBytes, int chunkBytes) {
+        Pages.requireAligned(sizeBytes, "memory size");
+        if (Integer.bitCount(chunkBytes) != 1 || chunkBytes < Pages.PAGE_SIZE) {
+            throw new IllegalArgumentException("chunk size must be a power of two >= one page: " + chunkBytes);
+        }
+        this.sizeBytes = sizeBytes;
+        this.pages = sizeBytes >>> Pages.PAGE_SHIFT;
+        this.chunkBytes = (int) Math.min(chunkBytes, Math.max(Pages.PAGE_SIZE, Long.highestOneBit(Math.max(1, sizeBytes))));
+        this.chunkShift = Integer.numberOfTrailingZeros(this.chunkBytes);
+        this.pagesPerChunk = this.chunkBytes >>> Pages.PAGE_SHIFT;
+        long chunkCount = (sizeBytes + this.chunkBytes - 1) >>> chunkShift;
+        if (chunkCount > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("memory too large: " + sizeBytes);
+        }
+        this.chunks = new AtomicReferenceArray<>((int) chunkCount);
+    }
+
+    public long sizeBytes() {
+        return sizeBytes;
+    }
+
+    public long pages() {
+        return pages;
+    }
+
+    public int pagesPerChunk() {
+        return pagesPerChunk;
+    }
+
+    /** Whether the chunk holding {@code page} was ever written; if not, the page is zero. */
+    public boolean isBacked(long page) {
+        checkPage(page);
+        return chunks.get((int) (page / pagesPerChunk)) != null;
+    }
+
+    /** Number of pages in chunks that were written at least once, within {@code [from, to)}. */
+    public long backedPagesIn(long from, long to) {
+        if (from >= to) {
+            return 0;
+        }
+        long count = 0;
+        long page = from;
+        while (page < to) {
+            int chunk = (int) (page / pagesPerChunk);
+            long chunkEnd = Math.min(to, (long) (chunk + 1) * pagesPerChunk);
+            if (chunks.get(chunk) != null) {
+                count += chunkEnd - page;
+            }
+            page = chunkEnd;
+        }
+        return count;
+    }
+
+    /** Whether every byte of the page is zero. */
+    public boolean isZeroPage(long page) {
+        ByteBuffer chunk = chunkOrNull(page);
+        if (chunk == null) {
+            return true;
+        }
+        int offset = offsetInChunk(page);
+        return chunk.slice(offset, Pages.PAGE_SIZE).mismatch(ZERO_PAGE.duplicate()) == -1;
+    }
+
+    /**
+     * A read-only view of one page without copying, or {@code null} for a page never written
+     * (which is zero). The view sees later writes.
+     */
+    public ByteBuffer pageView(long page) {
+        ByteBuffer chunk = chunkOrNull(page);
+        if (chunk == null) {
+            return null;
+        }
+        return chunk.slice(offsetInChunk(page), Pages.PAGE_SIZE).asReadOnlyBuffer();
+    }
+
+    /** Copies one page into {@code dst} at its position, advancing it by a page. */
+    public void readPage(long page, ByteBuffer dst) {
+        ByteBuffer chunk = chunkOrNull(page);
+        if (dst.remaining() < Pages.PAGE_SIZE) {
+            throw new IllegalArgumentException("destination has room for less than a page");
+        }
+        if (chunk == null) {
+            dst.put(ZERO_PAGE.duplicate());
+        } else {
+            dst.put(chunk.slice(offsetInChunk(page), Pages.PAGE_SIZE));
+        }
+    }
+
+    /** Replaces one page with the next page-size bytes of {@code src}, advancing it. */
+    public void writePage(long page, ByteBuffer src) {
+        if (src.remaining() < Pages.PAGE_SIZE) {
+            throw new IllegalArgumentException("source holds less than a page");
+        }
+        chunk(page).put(offsetInChunk(page), src, src.position(), Pages.PAGE_SIZE);
+        src.position(src.position() + Pages.PAGE_SIZE);
+    }
+
+    /** Sets one page to zeros; a page never written is zero already and stays unbacked. */
+    public void zeroPage(long page) {
+        ByteBuffer chunk = chunkOrNull(page);
+        if (chunk != null) {
+            chunk.put(offsetInChunk(page), ZERO_PAGE, 0, Pages.PAGE_SIZE);
+        }
+    }
+
+    /** Copies {@code length} bytes at {@code address} into {@code dst[off..]}. May cross pages. */
+    public void read(long address, byte[] dst, int off, int length) {
+        checkRange(address, length);
+        while (length > 0) {
+            int chunkIndex = (int) (address >>> chunkShift);
+            int inChunk = (int) (address & (chunkBytes - 1));
+            int n = Math.min(length, chunkBytes - inChunk);
+            ByteBuffer chunk = chunks.get(chunkIndex);
+            if (chunk == null) {
+                java.util.Arrays.fill(dst, off, off + n, (byte) 0);
+            } else {
+                chunk.get(inChunk, dst, off, n);
+            }
+            address += n;
+            off += n;
+            length -= n;
+        }
+    }
+
+    /** Writes {@code src[off..off+length)} at {@code address}. May cross pages. */
+    public void write(long address, byte[] src, int off, int length) {
+        checkRange(address, length);
+        while (length > 0) {
+            int chunkIndex = (int) (address >>> chunkShift);
+            int inChunk = (int) (address & (chunkBytes - 1));
+            int n = Math.min(length, chunkBytes - inChunk);
+            chunkAt(chunkIndex).put(inChunk, src, off, n);
+            address += n;
+            off += n;
+            length -= n;
+        }
+    }
+
+    /** Reads an 8-byte little-endian value; must not cross a page. */
+    public long readLong(long address) {
+        checkRange(address, 8);
+        ByteBuffer chunk = chunks.get((int) (address >>> chunkShift));
+        return chunk == null ? 0 : Long.reverseBytes(chunk.getLong((int) (address & (chunkBytes - 1))));
+    }
+
+    /** Writes an 8-byte little-endian value; must not cross a chunk. */
+    public void writeLong(long address, long value) {
+        checkRange(address, 8);
+        chunkAt((int) (address >>> chunkShift)).putLong((int) (address & (chunkBytes - 1)), Long.reverseBytes(value));
+    }
+
+    /** Drops every chunk: the whole store reads as zeros again. */
+    public void clear() {
+        for (int i = 0; i < chunks.length(); i++) {
+            chunks.set(i, null);
+        }
+    }
+
+    private ByteBuffer chunkOrNull(long page) {
+        checkPage(page);
+        return chunks.get((int) (page / pagesPerChunk));
+    }
+
+    private ByteBuffer chunk(long page) {
+        checkPage(page);
+        return chunkAt((int) (page / pagesPerChunk));
+    }
+
+    private ByteBuffer chunkAt(int index) {
+        ByteBuffer chunk = chunks.get(index);
+        if (chunk != null) {
+            return chunk;
+        }
+        long start = (long) index << chunkShift;
+        int length = (int) Math.min(chunkBytes, sizeBytes - start);
+        ByteBuffer fresh = ByteBuffer.allocateDirect(length);
+        return chunks.compareAndSet(index, null, fresh) ? fresh : chunks.get(index);
+    }
+
+    private int offsetInChunk(long page) {
+        return (int) ((page % pagesPerChunk) << Pages.PAGE_SHIFT);
+    }
+
+    private void checkPage(long page) {
+        if (page < 0 || page >= pages) {
+            throw new IndexOutOfBoundsException("page " + page + " outside [0, " + pages + ")");
+        }
+    }
+
+    private void checkRange(long address, int length) {
+        if (address < 0 || length < 0 || address + length > sizeBytes) {
+            throw new IndexOutOfBoundsException("range [" + address + ", +" + length + ") outside [0, " + sizeBytes + ")");
+        }
+    }
+}

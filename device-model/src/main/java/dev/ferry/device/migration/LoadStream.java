@@ -1,0 +1,245 @@
+package dev.ferry.device.migration;
+
+import dev.ferry.device.memory.PageStore;
+import dev.ferry.device.memory.Pages;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.zip.CRC32C;
+
+/**
+ * One resume session's side of the data window: takes a {@link StreamFormat} stream in any
+ * chunking (W5), checks it record by record, writes pages into device memory as they arrive (the
+ * device's internal state is undefined while RESUMING) and keeps the registers until
+ * {@link #finish()}, which runs when RESUMING is cleared (D8).
+ *
+ * <p>The first problem found is kept and everything after it is ignored, so a peer cannot make the
+ * device hold more than one record: memory use is bounded by the largest record.
+ */
+public final class LoadStream {
+    private final DeviceImage image;
+    private final PageStore memory;
+    private final ByteBuffer recordHeader = ByteBuffer.allocate(StreamFormat.RECORD_HEADER_BYTES);
+    private final CRC32C crc = new CRC32C();
+
+    private ByteBuffer payload;
+    private byte type;
+    private long consumed;
+    private long beforeEnd;
+    private boolean seenHeader;
+    private byte[] state;
+    private boolean seenEnd;
+    private String error;
+
+    public LoadStream(DeviceImage image) {
+        this.image = image;
+        this.memory = image.memory();
+    }
+
+    /** Bytes accepted so far. */
+    public long bytesWritten() {
+        return consumed;
+    }
+
+    /** Takes the next chunk of the stream; all of {@code src} is consumed. */
+    public void write(ByteBuffer src) {
+        while (src.hasRemaining()) {
+            if (error != null) {
+                consumed += src.remaining();
+                src.position(src.limit());
+                return;
+            }
+            if (seenEnd) {
+                fail("data after the end record at byte " + consumed);
+                continue;
+            }
+            if (payload == null) {
+                int n = Math.min(src.remaining(), recordHeader.remaining());
+                copy(src, recordHeader, n);
+                if (!recordHeader.hasRemaining()) {
+                    startRecord();
+                }
+            } else {
+                int n = Math.min(src.remaining(), payload.remaining());
+                copy(src, payload, n);
+                if (!payload.hasRemaining()) {
+                    finishRecord();
+                }
+            }
+        }
+    }
+
+    /**
+     * D8: checks that the stream was complete and valid and applies the registers.
+     *
+     * @return {@code null} on success, else why the load failed
+     */
+    public String finish() {
+        if (error != null) {
+            return error;
+        }
+        if (!seenEnd) {
+            return "incomplete stream: " + consumed + " bytes without an end record";
+        }
+        try {
+            image.loadState(state);
+            return null;
+        } catch (StreamFormatException e) {
+            return "invalid device state: " + e.getMessage();
+        } catch (RuntimeException e) {
+            return "invalid device state: " + e;
+        }
+    }
+
+    private void copy(ByteBuffer src, ByteBuffer dst, int n) {
+        int limit = src.limit();
+        src.limit(src.position() + n);
+        dst.put(src);
+        src.limit(limit);
+        consumed += n;
+    }
+
+    private void startRecord() {
+        recordHeader.flip();
+        type = recordHeader.get();
+        int length = recordHeader.getInt();
+        int max = StreamFormat.maxPayload(type);
+        if (max < 0) {
+            fail("unknown record type " + (type & 0xff) + " at byte " + (consumed - StreamFormat.RECORD_HEADER_BYTES));
+            return;
+        }
+        boolean exact = type == StreamFormat.PAGE || type == StreamFormat.ZERO || type == StreamFormat.END;
+        if (length < 0 || length > max || (exact && length != max)) {
+            fail(StreamFormat.typeName(type) + " record has a bad length " + Integer.toUnsignedString(length));
+            return;
+        }
+        if (type == StreamFormat.END) {
+            beforeEnd = consumed - StreamFormat.RECORD_HEADER_BYTES;
+        } else {
+            crc.update(recordHeader.array(), 0, StreamFormat.RECORD_HEADER_BYTES);
+        }
+        recordHeader.clear();
+        payload = ByteBuffer.allocate(length);
+        if (length == 0) {
+            finishRecord();
+        }
+    }
+
+    private void finishRecord() {
+        ByteBuffer body = payload.flip();
+        payload = null;
+        if (type != StreamFormat.END) {
+            crc.update(body.array(), 0, body.limit());
+        }
+        try {
+            switch (type) {
+                case StreamFormat.HEADER -> header(body);
+                case StreamFormat.PAGE -> page(body, false);
+                case StreamFormat.ZERO -> page(body, true);
+                case StreamFormat.STATE -> state(body);
+                case StreamFormat.END -> end(body);
+                default -> throw new StreamFormatException("unknown record type " + (type & 0xff));
+            }
+        } catch (StreamFormatException e) {
+            fail(e.getMessage());
+        }
+    }
+
+    private void header(ByteBuffer body) throws StreamFormatException {
+        if (seenHeader) {
+            throw new StreamFormatException("a second HEADER record");
+        }
+        seenHeader = true;
+        need(body, 4 + 2 + 1);
+        int magic = body.getInt();
+        if (magic != StreamFormat.MAGIC) {
+            throw new StreamFormatException(String.format("bad magic 0x%08x", magic));
+        }
+        int version = Short.toUnsignedInt(body.getShort());
+        if (version != StreamFormat.VERSION) {
+            throw new StreamFormatException("format version " + version + ", this device reads version " + StreamFormat.VERSION);
+        }
+        int kindLength = Byte.toUnsignedInt(body.get());
+        need(body, kindLength + 2);
+        byte[] kind = new byte[kindLength];
+        body.get(kind);
+        String streamKind = new String(kind, StandardCharsets.US_ASCII);
+        if (!streamKind.equals(image.kind())) {
+            throw new StreamFormatException("stream of a " + streamKind + " device, this device is a " + image.kind());
+        }
+        int configLength = Short.toUnsignedInt(body.getShort());
+        need(body, configLength + 8 + 4);
+        byte[] config = new byte[configLength];
+        body.get(config);
+        if (!Arrays.equals(config, image.configBytes())) {
+            throw new StreamFormatException("incompatible configuration: stream has '"
+                    + new String(config, StandardCharsets.UTF_8) + "', device has '"
+                    + new String(image.configBytes(), StandardCharsets.UTF_8) + "'");
+        }
+        long memoryBytes = body.getLong();
+        int pageSize = body.getInt();
+        if (memoryBytes != memory.sizeBytes() || pageSize != Pages.PAGE_SIZE) {
+            throw new StreamFormatException("device memory " + memoryBytes + " bytes in " + pageSize
+                    + "-byte pages, this device has " + memory.sizeBytes() + " in " + Pages.PAGE_SIZE);
+        }
+        if (body.hasRemaining()) {
+            throw new StreamFormatException("HEADER record has " + body.remaining() + " trailing bytes");
+        }
+    }
+
+    private void page(ByteBuffer body, boolean zero) throws StreamFormatException {
+        if (!seenHeader) {
+            throw new StreamFormatException("page before the HEADER record");
+        }
+        if (state != null) {
+            throw new StreamFormatException("page after the STATE record");
+        }
+        long index = Integer.toUnsignedLong(body.getInt());
+        if (index >= memory.pages()) {
+            throw new StreamFormatException("page " + index + " outside device memory of " + memory.pages() + " pages");
+        }
+        if (zero) {
+            memory.zeroPage(index);
+        } else {
+            memory.writePage(index, body);
+        }
+    }
+
+    private void state(ByteBuffer body) throws StreamFormatException {
+        if (!seenHeader) {
+            throw new StreamFormatException("STATE before the HEADER record");
+        }
+        if (state != null) {
+            throw new StreamFormatException("a second STATE record");
+        }
+        state = Arrays.copyOfRange(body.array(), 0, body.limit());
+    }
+
+    private void end(ByteBuffer body) throws StreamFormatException {
+        if (state == null) {
+            throw new StreamFormatException("end record before the STATE record");
+        }
+        long streamBytes = body.getLong();
+        int checksum = body.getInt();
+        if (streamBytes != beforeEnd) {
+            throw new StreamFormatException("end record counts " + streamBytes + " bytes, " + beforeEnd + " arrived");
+        }
+        if (checksum != (int) crc.getValue()) {
+            throw new StreamFormatException(String.format("checksum mismatch: stream says %08x, data gives %08x",
+                    checksum, (int) crc.getValue()));
+        }
+        seenEnd = true;
+    }
+
+    private static void need(ByteBuffer body, int bytes) throws StreamFormatException {
+        if (body.remaining() < bytes) {
+            throw new StreamFormatException("HEADER record too short");
+        }
+    }
+
+    private void fail(String message) {
+        if (error == null) {
+            error = message;
+        }
+    }
+}

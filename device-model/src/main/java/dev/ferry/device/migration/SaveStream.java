@@ -1,0 +1,255 @@
+package dev.ferry.device.migration;
+
+import dev.ferry.device.memory.DirtyBitmap;
+import dev.ferry.device.memory.PageStore;
+import dev.ferry.device.memory.Pages;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.zip.CRC32C;
+
+/**
+ * One save session's side of the data window (W1–W4): produces the device's migration data in
+ * {@link StreamFormat}, lazily, as it is read.
+ *
+ * <p>A device with internal dirty logging streams its header and bulk memory in pre-copy, then in
+ * stop-and-copy only the pages written since they were read, its registers and the end record (W4).
+ * A device without it streams nothing in pre-copy and everything in stop-and-copy (W3). The user may
+ * switch to stop-and-copy in the middle of a record: the rest of it is read first (W2).
+ *
+ * <p>Not thread-safe: the owning device serialises every call under its lock. The device's engine
+ * may write device memory concurrently during pre-copy; it marks the internal log after each write,
+ * and this stream clears a page's bit before copying the page, so a racing write is sent again.
+ */
+public final class SaveStream {
+    private static final ByteBuffer EMPTY = ByteBuffer.allocate(0);
+
+    private final DeviceImage image;
+    private final boolean preCopyCapable;
+    private final PageStore memory;
+    private final DirtyBitmap log;
+    private final long pages;
+    private final ByteBuffer pageRecord = ByteBuffer.allocate(StreamFormat.PAGE_RECORD_BYTES);
+    private final CRC32C crc = new CRC32C();
+
+    private boolean stopCopy;
+    private boolean headerSent;
+    private long cursor;
+    private long dirtyScan;
+    private byte[] state;
+    private boolean stateSent;
+    private boolean endSent;
+    private ByteBuffer current = EMPTY;
+    private long emitted;
+
+    /**
+     * @param preCopyCapable whether the device has internal dirty logging and streams in pre-copy
+     */
+    public SaveStream(DeviceImage image, boolean preCopyCapable) {
+        this.image = image;
+        this.preCopyCapable = preCopyCapable;
+        this.memory = image.memory();
+        this.log = image.memoryLog();
+        this.pages = memory.pages();
+    }
+
+    /** Step 7: pre-copy starts; internal dirty logging is on from here (W4). */
+    public void startPreCopy() {
+        if (preCopyCapable) {
+            log.start();
+        }
+    }
+
+    /**
+     * Step 3: the device is frozen; what remains is fixed. The internal log stops but keeps the pages
+     * it marked, which are streamed before the registers.
+     */
+    public void enterStopCopy() {
+        stopCopy = true;
+        log.stop();
+    }
+
+    public boolean inStopCopy() {
+        return stopCopy;
+    }
+
+    /** The end record has been read: in stop-and-copy, the end of the stream (W1). */
+    public boolean finished() {
+        return endSent && !current.hasRemaining();
+    }
+
+    /** W1: bytes ready to read now; in pre-copy 0 may be temporary, in stop-and-copy it is the end. */
+    public long pendingBytes() {
+        if (!streaming()) {
+            return 0;
+        }
+        long pending = initialBytes() + dirtyBytes();
+        if (stopCopy) {
+            pending += (stateSent ? 0 : stateRecordBytes()) + (endSent ? 0 : StreamFormat.END_RECORD_BYTES);
+        }
+        return pending;
+    }
+
+    /** W4: data not yet read once: the header and the pages the first pass has not reached. */
+    public long initialBytes() {
+        if (!streaming()) {
+            return 0;
+        }
+        long bytes = current.remaining();
+        if (!headerSent) {
+            bytes += headerRecordBytes();
+        }
+        return bytes + pageRecordBytes(memory, cursor, pages);
+    }
+
+    /** W4: pages read once and written again since. */
+    public long dirtyBytes() {
+        if (!streaming()) {
+            return 0;
+        }
+        return log.countBelow(cursor) * StreamFormat.PAGE_RECORD_BYTES;
+    }
+
+    /**
+     * Copies up to {@code dst.remaining()} bytes of the stream into {@code dst}.
+     *
+     * @return the number of bytes copied; 0 when nothing is pending
+     */
+    public int read(ByteBuffer dst) {
+        int copied = 0;
+        while (dst.hasRemaining()) {
+            if (!current.hasRemaining() && !produceNext()) {
+                break;
+            }
+            int n = Math.min(dst.remaining(), current.remaining());
+            int limit = current.limit();
+            current.limit(current.position() + n);
+            dst.put(current);
+            current.limit(limit);
+            copied += n;
+        }
+        return copied;
+    }
+
+    /** The size of a whole stream of this device, read in one stop-and-copy. */
+    public static long fullStreamBytes(DeviceImage image, long stateBytes) {
+        PageStore memory = image.memory();
+        return headerRecordBytes(image) + pageRecordBytes(memory, 0, memory.pages())
+                + StreamFormat.RECORD_HEADER_BYTES + stateBytes + StreamFormat.END_RECORD_BYTES;
+    }
+
+    private boolean streaming() {
+        return stopCopy || preCopyCapable;
+    }
+
+    private boolean produceNext() {
+        if (!streaming()) {
+            return false;
+        }
+        if (!headerSent) {
+            headerSent = true;
+            emit(header(image));
+            return true;
+        }
+        if (cursor < pages) {
+            long page = cursor++;
+            if (log.isDirty(page)) {
+                log.testAndClear(page);
+            }
+            emitPage(page);
+            return true;
+        }
+        long dirty = log.nextDirty(dirtyScan);
+        if (dirty < 0 && dirtyScan > 0) {
+            dirty = log.nextDirty(0);
+        }
+        if (dirty >= 0) {
+            log.testAndClear(dirty);
+            dirtyScan = dirty + 1;
+            emitPage(dirty);
+            return true;
+        }
+        if (!stopCopy) {
+            return false;
+        }
+        if (!stateSent) {
+            stateSent = true;
+            byte[] registers = capturedState();
+            ByteBuffer record = ByteBuffer.allocate(StreamFormat.RECORD_HEADER_BYTES + registers.length);
+            record.put(StreamFormat.STATE).putInt(registers.length).put(registers).flip();
+            emit(record);
+            return true;
+        }
+        if (!endSent) {
+            endSent = true;
+            ByteBuffer end = ByteBuffer.allocate(StreamFormat.END_RECORD_BYTES);
+            end.put(StreamFormat.END).putInt(StreamFormat.END_PAYLOAD_BYTES)
+                    .putLong(emitted).putInt((int) crc.getValue()).flip();
+            current = end;
+            return true;
+        }
+        return false;
+    }
+
+    private void emitPage(long page) {
+        pageRecord.clear();
+        if (!memory.isBacked(page)) {
+            pageRecord.put(StreamFormat.ZERO).putInt(4).putInt((int) page);
+        } else {
+            pageRecord.put(StreamFormat.PAGE).putInt(4 + Pages.PAGE_SIZE).putInt((int) page);
+            memory.readPage(page, pageRecord);
+        }
+        pageRecord.flip();
+        emit(pageRecord);
+    }
+
+    private void emit(ByteBuffer record) {
+        crc.update(record.duplicate());
+        emitted += record.remaining();
+        current = record;
+    }
+
+    private byte[] capturedState() {
+        if (state == null) {
+            state = image.captureState();
+        }
+        return state;
+    }
+
+    private long stateRecordBytes() {
+        return StreamFormat.RECORD_HEADER_BYTES + capturedState().length;
+    }
+
+    private long headerRecordBytes() {
+        return headerRecordBytes(image);
+    }
+
+    private static long headerRecordBytes(DeviceImage image) {
+        return StreamFormat.RECORD_HEADER_BYTES + headerPayloadBytes(image);
+    }
+
+    private static int headerPayloadBytes(DeviceImage image) {
+        return 4 + 2 + 1 + image.kind().length() + 2 + image.configBytes().length + 8 + 4;
+    }
+
+    private static long pageRecordBytes(PageStore memory, long from, long to) {
+        long backed = memory.backedPagesIn(from, to);
+        long zero = Math.max(0, to - from) - backed;
+        return backed * StreamFormat.PAGE_RECORD_BYTES + zero * StreamFormat.ZERO_RECORD_BYTES;
+    }
+
+    static ByteBuffer header(DeviceImage image) {
+        byte[] kind = image.kind().getBytes(StandardCharsets.US_ASCII);
+        byte[] config = image.configBytes();
+        if (kind.length > 255 || config.length > 1024) {
+            throw new IllegalStateException("device kind or configuration too long for the stream header");
+        }
+        int payload = headerPayloadBytes(image);
+        ByteBuffer header = ByteBuffer.allocate(StreamFormat.RECORD_HEADER_BYTES + payload);
+        header.put(StreamFormat.HEADER).putInt(payload)
+                .putInt(StreamFormat.MAGIC).putShort((short) StreamFormat.VERSION)
+                .put((byte) kind.length).put(kind)
+                .putShort((short) config.length).put(config)
+                .putLong(image.memory().sizeBytes()).putInt(Pages.PAGE_SIZE);
+        return header.flip();
+    }
+}

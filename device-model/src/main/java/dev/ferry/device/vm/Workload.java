@@ -1,0 +1,295 @@
+package dev.ferry.device.vm;
+
+import dev.ferry.device.Device;
+import dev.ferry.device.DeviceModelException;
+import dev.ferry.device.MmioSource;
+import dev.ferry.device.memory.GuestMemory;
+import dev.ferry.device.memory.Pages;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Supplier;
+
+/**
+ * The vCPUs: one thread each, running a seeded synthetic guest that dirties pages at a set rate and
+ * rings device doorbells, and that completes the devices' page requests.
+ *
+ * <p>A vCPU is in one of three modes. {@link Mode#RUNNING} is VCPU_RUNNING. {@link Mode#DRAINING}
+ * starts nothing new but still completes page requests, so devices can finish queued work (M5).
+ * {@link Mode#PARKED} does nothing at all. {@link #setMode} returns once every vCPU has seen the new
+ * mode and finished the action it was in.
+ */
+public final class Workload implements AutoCloseable {
+    /** What the vCPUs do. */
+    public enum Mode {
+        RUNNING, DRAINING, PARKED
+    }
+
+    private static final int WRITE_BYTES = 64;
+    private static final int MAX_BATCH = 64;
+    private static final long MAX_CREDIT_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
+    private static final long ACK_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(10);
+
+    private final WorkloadConfig config;
+    private final GuestMemory memory;
+    private final Supplier<List<Device>> devices;
+    private final PageRequests pageRequests;
+    private final Thread[] threads;
+    private final AtomicLongArray acked;
+
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition ackedChanged = lock.newCondition();
+    private volatile Mode mode = Mode.PARKED;
+    private volatile long epoch;
+    private volatile int throttlePercent;
+    private volatile boolean closed;
+
+    private final LongAdder pagesDirtied = new LongAdder();
+    private final LongAdder doorbells = new LongAdder();
+    private final LongAdder p2pDoorbells = new LongAdder();
+    private final LongAdder pageRequestsServed = new LongAdder();
+
+    Workload(String vmId, int vcpus, WorkloadConfig config, GuestMemory memory, Supplier<List<Device>> devices,
+             long pageRequestTimeoutMillis) {
+        this.config = config;
+        this.memory = memory;
+        this.devices = devices;
+        this.pageRequests = new PageRequests(memory, this::wakeAll, pageRequestTimeoutMillis, TimeUnit.MILLISECONDS);
+        this.threads = new Thread[vcpus];
+        this.acked = new AtomicLongArray(vcpus);
+        for (int i = 0; i < vcpus; i++) {
+            int index = i;
+            threads[i] = new Thread(() -> runVcpu(index), "ferry-vcpu-" + vmId + "-" + i);
+            threads[i].setDaemon(true);
+        }
+    }
+
+    void start() {
+        for (Thread thread : threads) {
+            thread.start();
+        }
+    }
+
+    PageRequests pageRequests() {
+        return pageRequests;
+    }
+
+    public WorkloadConfig config() {
+        return config;
+    }
+
+    public Mode mode() {
+        return mode;
+    }
+
+    /** Auto-converge: slows every rate by this percentage (0–99) (F3). */
+    public void setThrottle(int percent) {
+        if (percent < 0 || percent > 99) {
+            throw new IllegalArgumentException("throttle must be 0-99%: " + percent);
+        }
+        throttlePercent = percent;
+    }
+
+    public int throttle() {
+        return throttlePercent;
+    }
+
+    public long pagesDirtied() {
+        return pagesDirtied.sum();
+    }
+
+    public long doorbells() {
+        return doorbells.sum();
+    }
+
+    public long p2pDoorbells() {
+        return p2pDoorbells.sum();
+    }
+
+    public long pageRequestsServed() {
+        return pageRequestsServed.sum();
+    }
+
+    /**
+     * Switches every vCPU to {@code next} and waits until each has seen it: when this returns no
+     * vCPU is still inside an action of the previous mode.
+     */
+    public void setMode(Mode next) {
+        lock.lock();
+        try {
+            mode = next;
+            long target = ++epoch;
+            wakeAll();
+            long remaining = ACK_TIMEOUT_NANOS;
+            while (!allAcked(target)) {
+                if (remaining <= 0) {
+                    throw new DeviceModelException(DeviceModelException.TIMEOUT, "vCPUs did not switch to " + next + " in time");
+                }
+                remaining = ackedChanged.awaitNanos(remaining);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new DeviceModelException(DeviceModelException.TIMEOUT, "interrupted while switching vCPUs to " + next);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private boolean allAcked(long target) {
+        for (int i = 0; i < acked.length(); i++) {
+            if (acked.get(i) < target && threads[i].isAlive()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private void ack(int index, long seen) {
+        if (acked.get(index) >= seen) {
+            return;
+        }
+        acked.set(index, seen);
+        lock.lock();
+        try {
+            ackedChanged.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void wakeAll() {
+        for (Thread thread : threads) {
+            LockSupport.unpark(thread);
+        }
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        wakeAll();
+        for (Thread thread : threads) {
+            try {
+                thread.join(TimeUnit.SECONDS.toMillis(10));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+
+    private void runVcpu(int index) {
+        SplittableRandom random = new SplittableRandom(config.seed() * 0x9E3779B97F4A7C15L + index);
+        byte[] scratch = new byte[WRITE_BYTES];
+        int vcpus = threads.length;
+        double pageCredit = 0;
+        double bellCredit = 0;
+        double p2pCredit = 0;
+        long last = System.nanoTime();
+        while (!closed) {
+            long seen = epoch;
+            Mode now = mode;
+            if (now == Mode.PARKED) {
+                ack(index, seen);
+                if (epoch == seen && !closed) {
+                    LockSupport.park(this);
+                }
+                last = System.nanoTime();
+                continue;
+            }
+            pageRequestsServed.add(pageRequests.service());
+            if (now == Mode.DRAINING) {
+                ack(index, seen);
+                if (epoch == seen && !closed) {
+                    LockSupport.parkNanos(this, TimeUnit.MILLISECONDS.toNanos(1));
+                }
+                last = System.nanoTime();
+                continue;
+            }
+            long t = System.nanoTime();
+            long elapsed = Math.min(t - last, MAX_CREDIT_NANOS);
+            last = t;
+            double scale = (100 - throttlePercent) / 100.0 / vcpus / 1e9 * elapsed;
+            pageCredit += config.dirtyBytesPerSecond() / (double) Pages.PAGE_SIZE * scale;
+            bellCredit += config.doorbellsPerSecond() * scale;
+            p2pCredit += config.p2pOpsPerSecond() * scale;
+            int batch = 0;
+            while (pageCredit >= 1 && batch < MAX_BATCH) {
+                dirtyPage(random, scratch);
+                pageCredit--;
+                batch++;
+            }
+            while (bellCredit >= 1 && batch < MAX_BATCH) {
+                ringDoorbell(random);
+                bellCredit--;
+                batch++;
+            }
+            while (p2pCredit >= 1 && batch < MAX_BATCH) {
+                ringP2p(random);
+                p2pCredit--;
+                batch++;
+            }
+            ack(index, seen);
+            if (batch < MAX_BATCH && epoch == seen && !closed) {
+                LockSupport.parkNanos(this, nanosToNextAction(pageCredit, bellCredit, p2pCredit, vcpus));
+            }
+        }
+        ack(index, Long.MAX_VALUE);
+    }
+
+    private long nanosToNextAction(double pageCredit, double bellCredit, double p2pCredit, int vcpus) {
+        double factor = (100 - throttlePercent) / 100.0 / vcpus / 1e9;
+        double wait = Math.min(Math.min(
+                until(pageCredit, config.dirtyBytesPerSecond() / (double) Pages.PAGE_SIZE * factor),
+                until(bellCredit, config.doorbellsPerSecond() * factor)),
+                until(p2pCredit, config.p2pOpsPerSecond() * factor));
+        return (long) Math.max(20_000, Math.min(wait, TimeUnit.MILLISECONDS.toNanos(5)));
+    }
+
+    private static double until(double credit, double perNano) {
+        return perNano <= 0 ? Double.MAX_VALUE : (1 - credit) / perNano;
+    }
+
+    private void dirtyPage(SplittableRandom random, byte[] scratch) {
+        long page = random.nextLong(memory.pages());
+        int offset = random.nextInt(Pages.PAGE_SIZE / WRITE_BYTES) * WRITE_BYTES;
+        random.nextBytes(scratch);
+        memory.vcpuWrite(page * Pages.PAGE_SIZE + offset, scratch, 0, WRITE_BYTES);
+        pagesDirtied.increment();
+    }
+
+    private void ringDoorbell(SplittableRandom random) {
+        List<Device> all = devices.get();
+        if (all.isEmpty()) {
+            return;
+        }
+        Device device = all.get(random.nextInt(all.size()));
+        device.mmioWrite(Device.REG_DOORBELL, device.workloadDoorbell(random), MmioSource.CPU);
+        doorbells.increment();
+    }
+
+    private void ringP2p(SplittableRandom random) {
+        List<Device> all = devices.get();
+        int initiators = 0;
+        for (Device device : all) {
+            if (device.initiatesP2p()) {
+                initiators++;
+            }
+        }
+        if (initiators == 0) {
+            return;
+        }
+        int pick = random.nextInt(initiators);
+        for (Device device : all) {
+            if (device.initiatesP2p() && pick-- == 0) {
+                device.mmioWrite(Device.REG_DOORBELL, device.p2pDoorbell(random), MmioSource.CPU);
+                p2pDoorbells.increment();
+                return;
+            }
+        }
+    }
+}
