@@ -64,6 +64,9 @@ public abstract class Device implements AutoCloseable {
     /** Queued MMIO writes beyond this are dropped and counted. */
     public static final int MAX_QUEUED = 1024;
 
+    /** Device memory is allocated in 64 KiB pieces on first write; untouched pieces stream as zero records. */
+    private static final int DEVICE_MEMORY_CHUNK = 64 * 1024;
+
     private static final System.Logger LOG = System.getLogger(Device.class.getName());
 
     private final DeviceConfig config;
@@ -101,7 +104,7 @@ public abstract class Device implements AutoCloseable {
         this.config = config;
         this.slot = slot;
         this.configBytes = config.canonicalBytes();
-        this.memory = new PageStore(config.memoryBytes(), 1 << 20);
+        this.memory = new PageStore(config.memoryBytes(), DEVICE_MEMORY_CHUNK);
         this.memoryLog = new DirtyBitmap(memory.pages());
     }
 

@@ -1,6 +1,8 @@
 package dev.ferry.device.vm;
 
+import java.util.Collections;
 import java.util.Map;
+import java.util.TreeMap;
 
 /**
  * SHA-256 digests, hex: of the whole VM, of guest memory, and of each device's state by id.
@@ -9,6 +11,6 @@ import java.util.Map;
  */
 public record VmDigest(String vm, String memory, Map<String, String> devices) {
     public VmDigest {
-        devices = Map.copyOf(devices);
+        devices = Collections.unmodifiableMap(new TreeMap<>(devices));
     }
 }
