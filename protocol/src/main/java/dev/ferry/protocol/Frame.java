@@ -1,0 +1,447 @@
+package dev.ferry.protocol;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.DefaultByteBufHolder;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+
+/**
+ * A frame's meaning: one record or holder per {@link FrameType}. {@link FrameEncoder} writes them
+ * and {@link FrameDecoder} reads them; the layouts are in the protocol's README.
+ *
+ * <p>{@link Pages} and {@link DeviceData} hold buffers: whoever receives one must release it.
+ */
+public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, Frame.Accept, Frame.Refuse,
+        Frame.VmDescription, Frame.VmAccepted, Frame.DeviceData, Frame.DeviceEnd, Frame.Phase, Frame.IterationEnd,
+        Frame.Prepare, Frame.Prepared, Frame.Commit, Frame.Confirm, Frame.Abort, Frame.Keepalive,
+        Frame.KeepaliveAck, Frame.Pages, Frame.DataEnd, Frame.ChannelEnd {
+
+    /** "FERRYMIG". */
+    long MAGIC = 0x464552_52594D4947L;
+    int NONCE_BYTES = 32;
+    int PROOF_BYTES = 32;
+    int DIGEST_BYTES = 32;
+    /** Human messages in REFUSE and ABORT are cut to this many UTF-8 bytes. */
+    int MAX_MESSAGE_BYTES = 1024;
+
+    FrameType type();
+
+    /**
+     * Writes the payload, or for a buffer holder the part of it before its content; the encoder
+     * appends the content itself without copying it.
+     */
+    void writeHead(ByteBuf out);
+
+    // ---- handshake ---------------------------------------------------------------------------
+
+    /** Client → server, first frame of every channel. */
+    record Hello(long magic, int minVersion, int maxVersion, int role, int channelIndex, SessionId session,
+                 byte[] nonce) implements Frame {
+        public static final int BYTES = 8 + 2 + 2 + 1 + 1 + 16 + NONCE_BYTES;
+
+        @Override
+        public FrameType type() {
+            return FrameType.HELLO;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeLong(magic).writeShort(minVersion).writeShort(maxVersion).writeByte(role).writeByte(channelIndex);
+            session.write(out);
+            out.writeBytes(nonce);
+        }
+    }
+
+    /** Server → client: the version chosen, the server's nonce, and its proof of the token. */
+    record Challenge(int version, byte[] nonce, byte[] proof) implements Frame {
+        public static final int BYTES = 2 + NONCE_BYTES + PROOF_BYTES;
+
+        @Override
+        public FrameType type() {
+            return FrameType.CHALLENGE;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeShort(version).writeBytes(nonce).writeBytes(proof);
+        }
+    }
+
+    /** Client → server: the client's proof of the token. */
+    record Auth(byte[] proof) implements Frame {
+        public static final int BYTES = PROOF_BYTES;
+
+        @Override
+        public FrameType type() {
+            return FrameType.AUTH;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeBytes(proof);
+        }
+    }
+
+    /** Server → client: the channel is open; the limits the server enforces on it. */
+    record Accept(int maxPayload, int keepaliveTimeoutMillis) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.ACCEPT;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeInt(maxPayload).writeInt(keepaliveTimeoutMillis);
+        }
+    }
+
+    /** Server → client: the channel is refused, and why; the server closes it. */
+    record Refuse(ErrorCode code, String message) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.REFUSE;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            writeCodeAndMessage(out, code, message);
+        }
+    }
+
+    // ---- control channel ---------------------------------------------------------------------
+
+    /**
+     * Source → destination, first frame of a session: what the destination must host. The
+     * description itself is opaque to the protocol (the daemon sends JSON).
+     */
+    record VmDescription(long memoryBytes, int pageSize, int dataChannels, byte[] description) implements Frame {
+        public static final int MAX_DESCRIPTION_BYTES = 64 * 1024;
+
+        @Override
+        public FrameType type() {
+            return FrameType.VM_DESCRIPTION;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeLong(memoryBytes).writeInt(pageSize).writeShort(dataChannels).writeInt(description.length)
+                    .writeBytes(description);
+        }
+    }
+
+    /** Destination → source: the VM is compatible and its shell is built. */
+    record VmAccepted() implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.VM_ACCEPTED;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+        }
+    }
+
+    /**
+     * Source → destination: the next bytes of one device's migration data. {@code offset} is how many
+     * bytes of that device's stream came before; chunks arrive in order.
+     */
+    final class DeviceData extends DefaultByteBufHolder implements Frame {
+        public static final int MAX_CHUNK_BYTES = 256 * 1024;
+        private final int device;
+        private final long offset;
+
+        public DeviceData(int device, long offset, ByteBuf data) {
+            super(data);
+            this.device = device;
+            this.offset = offset;
+        }
+
+        public int device() {
+            return device;
+        }
+
+        public long offset() {
+            return offset;
+        }
+
+        @Override
+        public FrameType type() {
+            return FrameType.DEVICE_DATA;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeShort(device).writeLong(offset);
+        }
+
+        @Override
+        public String toString() {
+            return "DeviceData[device=" + device + ", offset=" + offset + ", bytes=" + content().readableBytes() + "]";
+        }
+    }
+
+    /** Source → destination: a device's stream is complete at {@code totalBytes}. */
+    record DeviceEnd(int device, long totalBytes) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.DEVICE_END;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeShort(device).writeLong(totalBytes);
+        }
+    }
+
+    /** Source → destination: the source's flow entered a phase ({@link MigrationPhase} code). */
+    record Phase(int phase, int iteration) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.PHASE;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeByte(phase).writeInt(iteration);
+        }
+    }
+
+    /** Source → destination: an iteration's pages are all queued on the data channels. */
+    record IterationEnd(int iteration, long pages, long bytes) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.ITERATION_END;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeInt(iteration).writeLong(pages).writeLong(bytes);
+        }
+    }
+
+    /**
+     * Source → destination: everything is sent; load every device and wait at the barrier. With
+     * {@code digest} (32 bytes) the destination compares its own digest and answers with it.
+     */
+    record Prepare(byte[] digest) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.PREPARE;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeByte(digest.length).writeBytes(digest);
+        }
+    }
+
+    /** Destination → source: every device loaded; the destination's digest if asked, its load time. */
+    record Prepared(byte[] digest, long loadMicros) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.PREPARED;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeByte(digest.length).writeBytes(digest).writeLong(loadMicros);
+        }
+    }
+
+    /** Source → destination: the switchover; from here the source never restarts the VM by itself. */
+    record Commit() implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.COMMIT;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+        }
+    }
+
+    /** Destination → source: devices RUNNING and vCPUs restarted. */
+    record Confirm(long resumeMicros) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.CONFIRM;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeLong(resumeMicros);
+        }
+    }
+
+    /** Either side: the session ends, and why. */
+    record Abort(ErrorCode code, String message) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.ABORT;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            writeCodeAndMessage(out, code, message);
+        }
+    }
+
+    /** Either side, any channel: liveness; the peer echoes the token in {@link KeepaliveAck}. */
+    record Keepalive(long token) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.KEEPALIVE;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeLong(token);
+        }
+    }
+
+    record KeepaliveAck(long token) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.KEEPALIVE_ACK;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeLong(token);
+        }
+    }
+
+    // ---- data channels -----------------------------------------------------------------------
+
+    /**
+     * Source → destination: up to {@link #MAX_PAGES} pages of one iteration. The content is the whole
+     * payload: {@code iteration:u32 count:u16}, then {@code count} entries {@code u64} (bit 63: a zero
+     * page, which has no bytes; bits 0–62: the page index), then the 4096 bytes of every non-zero page,
+     * in entry order. Built with {@link PagesBuilder}; read with {@link #forEach}.
+     */
+    final class Pages extends DefaultByteBufHolder implements Frame {
+        public static final int PAGE_SIZE = 4096;
+        public static final int MAX_PAGES = 64;
+        public static final long ZERO_FLAG = 1L << 63;
+        public static final int MAX_PAYLOAD_BYTES = 6 + MAX_PAGES * (8 + PAGE_SIZE);
+        private final int iteration;
+        private final int count;
+
+        Pages(int iteration, int count, ByteBuf content) {
+            super(content);
+            this.iteration = iteration;
+            this.count = count;
+        }
+
+        public int iteration() {
+            return iteration;
+        }
+
+        public int count() {
+            return count;
+        }
+
+        @Override
+        public FrameType type() {
+            return FrameType.PAGES;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+        }
+
+        /** Receives each page of a {@link Pages} frame. */
+        @FunctionalInterface
+        public interface PageVisitor {
+            /**
+             * {@code data} holds the page's 4096 bytes from its position, or is {@code null} for a zero
+             * page. It is a view, valid only during the call.
+             */
+            void page(long index, ByteBuffer data);
+        }
+
+        /**
+         * Visits every page in order. Reads the frame through NIO views of its buffers, not per-page
+         * buffer calls; a page that straddles two received buffers is gathered into one scratch page.
+         */
+        public void forEach(PageVisitor visitor) {
+            ByteBuf buf = content();
+            int start = buf.readerIndex();
+            ByteBuffer entries = buf.nioBuffer(start + 6, 8 * count);
+            int dataLength = buf.readableBytes() - 6 - 8 * count;
+            ByteBuffer[] parts = dataLength == 0 ? new ByteBuffer[0] : buf.nioBuffers(start + 6 + 8 * count, dataLength);
+            int part = 0;
+            ByteBuffer scratch = null;
+            for (int i = 0; i < count; i++) {
+                long entry = entries.getLong(entries.position() + 8 * i);
+                if ((entry & ZERO_FLAG) != 0) {
+                    visitor.page(entry & ~ZERO_FLAG, null);
+                    continue;
+                }
+                while (!parts[part].hasRemaining()) {
+                    part++;
+                }
+                ByteBuffer current = parts[part];
+                if (current.remaining() >= PAGE_SIZE) {
+                    ByteBuffer view = current.slice(current.position(), PAGE_SIZE);
+                    current.position(current.position() + PAGE_SIZE);
+                    visitor.page(entry, view);
+                    continue;
+                }
+                if (scratch == null) {
+                    scratch = ByteBuffer.allocateDirect(PAGE_SIZE);
+                }
+                scratch.clear();
+                while (scratch.hasRemaining()) {
+                    ByteBuffer from = parts[part];
+                    int n = Math.min(from.remaining(), scratch.remaining());
+                    scratch.put(from.slice(from.position(), n));
+                    from.position(from.position() + n);
+                    if (!from.hasRemaining() && scratch.hasRemaining()) {
+                        part++;
+                    }
+                }
+                visitor.page(entry, scratch.flip());
+            }
+        }
+
+        @Override
+        public String toString() {
+            return "Pages[iteration=" + iteration + ", count=" + count + ", bytes=" + content().readableBytes() + "]";
+        }
+    }
+
+    /** Source → destination, data channel: this channel's pages of {@code iteration} are all sent. */
+    record DataEnd(int iteration, long pages) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.DATA_END;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeInt(iteration).writeLong(pages);
+        }
+    }
+
+    /** Source → destination, data channel: nothing more will come on this channel. */
+    record ChannelEnd(long pages) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.CHANNEL_END;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeLong(pages);
+        }
+    }
+
+    // ---- helpers -----------------------------------------------------------------------------
+
+    private static void writeCodeAndMessage(ByteBuf out, ErrorCode code, String message) {
+        byte[] text = message == null ? new byte[0] : message.getBytes(StandardCharsets.UTF_8);
+        int length = Math.min(text.length, MAX_MESSAGE_BYTES);
+        out.writeShort(code.code()).writeShort(length).writeBytes(text, 0, length);
+    }
+}

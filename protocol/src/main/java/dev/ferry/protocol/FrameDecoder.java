@@ -1,0 +1,238 @@
+package dev.ferry.protocol;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.handler.codec.ByteToMessageDecoder;
+import io.netty.handler.codec.DecoderException;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+
+/**
+ * Reads frames, strictly. The header is checked as soon as its 16 bytes are in (type, length
+ * against the type's limits, flags, sequence), so garbage or an oversize length fails before any
+ * payload is buffered; a peer can make this decoder hold at most one frame of its type's maximum.
+ * The CRC is then checked over the bytes exactly as received, and the payload's structure before
+ * the frame is passed on. After the first error every further byte is discarded: nothing a peer
+ * sends past the point of failure is delivered.
+ *
+ * <p>Page runs and device data are delivered as slices of the received buffers, not copies.
+ */
+public final class FrameDecoder extends ByteToMessageDecoder {
+    /** A decoding failure; its cause is the {@link ProtocolException}. */
+    public static final class FrameException extends DecoderException {
+        FrameException(ProtocolException cause) {
+            super(cause.toString(), cause);
+        }
+
+        public ProtocolException protocolException() {
+            return (ProtocolException) getCause();
+        }
+    }
+
+    private final int maxPayload;
+    private int expectedSequence;
+    private boolean failed;
+
+    public FrameDecoder() {
+        this(FrameType.MAX_PAYLOAD);
+    }
+
+    public FrameDecoder(int maxPayload) {
+        this.maxPayload = maxPayload;
+        // Large frames arrive in many reads; composing them avoids a copy per read.
+        setCumulator(COMPOSITE_CUMULATOR);
+    }
+
+    @Override
+    protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out) {
+        if (failed) {
+            in.skipBytes(in.readableBytes());
+            return;
+        }
+        try {
+            Frame frame = next(in);
+            if (frame != null) {
+                out.add(frame);
+            }
+        } catch (ProtocolException e) {
+            failed = true;
+            in.skipBytes(in.readableBytes());
+            throw new FrameException(e);
+        }
+    }
+
+    @Override
+    protected void decodeLast(ChannelHandlerContext ctx, ByteBuf in, List<Object> out) {
+        decode(ctx, in, out);
+        if (!failed && in.isReadable()) {
+            int partial = in.readableBytes();
+            failed = true;
+            in.skipBytes(partial);
+            throw new FrameException(new ProtocolException(ErrorCode.TRUNCATED,
+                    "connection closed inside a frame, " + partial + " bytes into it"));
+        }
+    }
+
+    private Frame next(ByteBuf in) throws ProtocolException {
+        if (in.readableBytes() < FrameHeader.BYTES) {
+            return null;
+        }
+        int start = in.readerIndex();
+        long length = in.getUnsignedInt(start);
+        int code = in.getUnsignedByte(start + 4);
+        FrameType type = FrameType.of(code);
+        if (type == null) {
+            throw new ProtocolException(ErrorCode.UNKNOWN_TYPE, String.format("unknown frame type 0x%02x", code));
+        }
+        if (length > type.maxPayload() || length > maxPayload) {
+            throw new ProtocolException(ErrorCode.OVERSIZE, type + " frame of " + length + " bytes exceeds its limit of "
+                    + Math.min(type.maxPayload(), maxPayload));
+        }
+        if (length < type.minPayload()) {
+            throw new ProtocolException(ErrorCode.MALFORMED, type + " frame of " + length + " bytes is shorter than "
+                    + type.minPayload());
+        }
+        if (in.getUnsignedByte(start + 5) != 0 || in.getUnsignedShort(start + 6) != 0) {
+            throw new ProtocolException(ErrorCode.MALFORMED, type + " frame has flags or reserved bits set");
+        }
+        int sequence = in.getInt(start + 8);
+        if (sequence != expectedSequence) {
+            throw new ProtocolException(ErrorCode.OUT_OF_SEQUENCE, type + " frame has sequence "
+                    + Integer.toUnsignedString(sequence) + ", expected " + Integer.toUnsignedString(expectedSequence));
+        }
+        int total = FrameHeader.BYTES + (int) length;
+        if (in.readableBytes() < total) {
+            return null;
+        }
+        int declared = in.getInt(start + FrameHeader.CRC_OFFSET);
+        int actual = FrameHeader.crc(in, start, in, start + FrameHeader.BYTES, (int) length);
+        if (declared != actual) {
+            throw new ProtocolException(ErrorCode.CHECKSUM, String.format("%s frame %d: CRC32C %08x, computed %08x",
+                    type, sequence, declared, actual));
+        }
+        Frame frame = parse(type, in, start + FrameHeader.BYTES, (int) length);
+        expectedSequence++;
+        in.readerIndex(start + total);
+        return frame;
+    }
+
+    private static Frame parse(FrameType type, ByteBuf in, int index, int length) throws ProtocolException {
+        ByteBuf p = in.slice(index, length);
+        Frame frame = switch (type) {
+            case HELLO -> new Frame.Hello(p.readLong(), p.readUnsignedShort(), p.readUnsignedShort(), p.readUnsignedByte(),
+                    p.readUnsignedByte(), new SessionId(p.readLong(), p.readLong()), bytes(p, Frame.NONCE_BYTES));
+            case CHALLENGE -> new Frame.Challenge(p.readUnsignedShort(), bytes(p, Frame.NONCE_BYTES), bytes(p, Frame.PROOF_BYTES));
+            case AUTH -> new Frame.Auth(bytes(p, Frame.PROOF_BYTES));
+            case ACCEPT -> new Frame.Accept(p.readInt(), p.readInt());
+            case REFUSE -> {
+                ErrorCode code = ErrorCode.of(p.readUnsignedShort());
+                yield new Frame.Refuse(code, message(type, p));
+            }
+            case ABORT -> {
+                ErrorCode code = ErrorCode.of(p.readUnsignedShort());
+                yield new Frame.Abort(code, message(type, p));
+            }
+            case VM_DESCRIPTION -> {
+                long memory = p.readLong();
+                int pageSize = p.readInt();
+                int channels = p.readUnsignedShort();
+                long size = p.readUnsignedInt();
+                if (memory < 0 || size != p.readableBytes()) {
+                    throw malformed(type, "memory size or description length does not match the frame");
+                }
+                yield new Frame.VmDescription(memory, pageSize, channels, bytes(p, (int) size));
+            }
+            case VM_ACCEPTED -> new Frame.VmAccepted();
+            case DEVICE_DATA -> {
+                int device = p.readUnsignedShort();
+                long offset = p.readLong();
+                if (offset < 0) {
+                    throw malformed(type, "negative offset");
+                }
+                yield new Frame.DeviceData(device, offset, in.retainedSlice(index + 10, length - 10));
+            }
+            case DEVICE_END -> new Frame.DeviceEnd(p.readUnsignedShort(), nonNegative(type, p.readLong()));
+            case PHASE -> new Frame.Phase(p.readUnsignedByte(), p.readInt());
+            case ITERATION_END -> new Frame.IterationEnd(p.readInt(), nonNegative(type, p.readLong()), nonNegative(type, p.readLong()));
+            case PREPARE -> new Frame.Prepare(digest(type, p));
+            case PREPARED -> new Frame.Prepared(digest(type, p), nonNegative(type, p.readLong()));
+            case COMMIT -> new Frame.Commit();
+            case CONFIRM -> new Frame.Confirm(nonNegative(type, p.readLong()));
+            case KEEPALIVE -> new Frame.Keepalive(p.readLong());
+            case KEEPALIVE_ACK -> new Frame.KeepaliveAck(p.readLong());
+            case PAGES -> pages(in, index, length);
+            case DATA_END -> new Frame.DataEnd(p.readInt(), nonNegative(type, p.readLong()));
+            case CHANNEL_END -> new Frame.ChannelEnd(nonNegative(type, p.readLong()));
+        };
+        if (p.isReadable() && !(frame instanceof Frame.DeviceData) && !(frame instanceof Frame.Pages)) {
+            releaseIfHolder(frame);
+            throw malformed(type, p.readableBytes() + " bytes left after the payload");
+        }
+        return frame;
+    }
+
+    /** Checks the entries' structure and hands out the payload without copying it. */
+    private static Frame.Pages pages(ByteBuf in, int index, int length) throws ProtocolException {
+        int iteration = in.getInt(index);
+        int count = in.getUnsignedShort(index + 4);
+        if (count == 0 || count > Frame.Pages.MAX_PAGES) {
+            throw malformed(FrameType.PAGES, "page count " + count + " outside [1, " + Frame.Pages.MAX_PAGES + "]");
+        }
+        if (6 + 8 * count > length) {
+            throw malformed(FrameType.PAGES, count + " entries run past the frame");
+        }
+        long expected = 6 + 8L * count;
+        java.nio.ByteBuffer entries = in.nioBuffer(index + 6, 8 * count);
+        for (int i = 0; i < count; i++) {
+            if ((entries.getLong(entries.position() + 8 * i) & Frame.Pages.ZERO_FLAG) == 0) {
+                expected += Frame.Pages.PAGE_SIZE;
+            }
+        }
+        if (expected != length) {
+            throw malformed(FrameType.PAGES, count + " entries need " + expected + " bytes, the frame has " + length);
+        }
+        return new Frame.Pages(iteration, count, in.retainedSlice(index, length));
+    }
+
+    private static String message(FrameType type, ByteBuf p) throws ProtocolException {
+        int length = p.readUnsignedShort();
+        if (length > Frame.MAX_MESSAGE_BYTES || length != p.readableBytes()) {
+            throw malformed(type, "message length " + length + " does not match the frame");
+        }
+        return p.readCharSequence(length, StandardCharsets.UTF_8).toString();
+    }
+
+    private static byte[] digest(FrameType type, ByteBuf p) throws ProtocolException {
+        int length = p.readUnsignedByte();
+        if (length != 0 && length != Frame.DIGEST_BYTES) {
+            throw malformed(type, "digest of " + length + " bytes; 0 or " + Frame.DIGEST_BYTES + " expected");
+        }
+        if (p.readableBytes() < length) {
+            throw malformed(type, "digest runs past the frame");
+        }
+        return bytes(p, length);
+    }
+
+    private static long nonNegative(FrameType type, long value) throws ProtocolException {
+        if (value < 0) {
+            throw malformed(type, "negative count " + value);
+        }
+        return value;
+    }
+
+    private static byte[] bytes(ByteBuf p, int n) {
+        byte[] out = new byte[n];
+        p.readBytes(out);
+        return out;
+    }
+
+    private static ProtocolException malformed(FrameType type, String what) {
+        return new ProtocolException(ErrorCode.MALFORMED, type + " frame: " + what);
+    }
+
+    private static void releaseIfHolder(Frame frame) {
+        if (frame instanceof io.netty.util.ReferenceCounted counted) {
+            counted.release();
+        }
+    }
+}

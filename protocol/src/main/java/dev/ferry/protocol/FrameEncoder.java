@@ -1,0 +1,54 @@
+package dev.ferry.protocol;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufHolder;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.handler.codec.MessageToMessageEncoder;
+import java.util.List;
+import java.util.zip.CRC32C;
+
+/**
+ * Writes frames: a header and the payload. A buffer holder's content (page runs, device data) is
+ * passed on as it is, never copied; the CRC is computed over exactly the bytes that are written, so
+ * callers hand over only bytes that stay unchanged until written (see {@link PagesBuilder}).
+ */
+public final class FrameEncoder extends MessageToMessageEncoder<Frame> {
+    private int sequence;
+
+    public FrameEncoder() {
+        super(Frame.class);
+    }
+
+    @Override
+    protected void encode(ChannelHandlerContext ctx, Frame frame, List<Object> out) {
+        ByteBuf head = ctx.alloc().buffer(FrameHeader.BYTES + 64);
+        head.writerIndex(FrameHeader.BYTES);
+        frame.writeHead(head);
+        ByteBuf content = frame instanceof ByteBufHolder holder ? holder.content() : null;
+        int headPayload = head.readableBytes() - FrameHeader.BYTES;
+        int contentLength = content == null ? 0 : content.readableBytes();
+        int length = headPayload + contentLength;
+        if (length > frame.type().maxPayload() || length < frame.type().minPayload()) {
+            head.release();
+            throw new IllegalArgumentException(frame.type() + " payload of " + length + " bytes is outside ["
+                    + frame.type().minPayload() + ", " + frame.type().maxPayload() + "]");
+        }
+        head.setInt(0, length);
+        head.setByte(4, frame.type().code());
+        head.setByte(5, 0);
+        head.setShort(6, 0);
+        head.setInt(8, sequence++);
+
+        CRC32C crc = new CRC32C();
+        FrameHeader.update(crc, head, 0, FrameHeader.CRC_OFFSET);
+        FrameHeader.update(crc, head, FrameHeader.BYTES, headPayload);
+        if (contentLength > 0) {
+            FrameHeader.update(crc, content, content.readerIndex(), contentLength);
+        }
+        head.setInt(FrameHeader.CRC_OFFSET, (int) crc.getValue());
+        out.add(head);
+        if (content != null && contentLength > 0) {
+            out.add(content.retainedDuplicate());
+        }
+    }
+}

@@ -1,0 +1,100 @@
+package dev.ferry.protocol.net;
+
+import dev.ferry.protocol.ErrorCode;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.Role;
+import dev.ferry.protocol.SessionId;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.util.ReferenceCountUtil;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The client's half of the handshake: sends HELLO, checks the server's proof of the token before
+ * proving its own (the source must know it talks to a token holder before it sends a VM), then
+ * waits for ACCEPT or REFUSE.
+ */
+final class ClientHandshake extends ChannelInboundHandlerAdapter {
+    private final ProtocolConfig config;
+    private final TokenAuth auth;
+    private final Frame.Hello hello;
+    private final FrameHandler handler;
+    private final CompletableFuture<FrameChannel> result;
+    private ScheduledFuture<?> timeout;
+    private boolean challenged;
+
+    ClientHandshake(ProtocolConfig config, TokenAuth auth, SessionId session, Role role, int index, FrameHandler handler,
+                    CompletableFuture<FrameChannel> result) {
+        this.config = config;
+        this.auth = auth;
+        this.hello = new Frame.Hello(Frame.MAGIC, config.minVersion(), config.maxVersion(), role.code(), index, session,
+                TokenAuth.nonce());
+        this.handler = handler;
+        this.result = result;
+    }
+
+    @Override
+    public void channelActive(ChannelHandlerContext ctx) {
+        long nanos = config.limits().handshakeTimeout().toNanos();
+        timeout = ctx.executor().schedule(() -> fail(ctx, new ProtocolException(ErrorCode.TIMEOUT,
+                "handshake not completed within " + TimeUnit.NANOSECONDS.toMillis(nanos) + " ms")), nanos, TimeUnit.NANOSECONDS);
+        ctx.writeAndFlush(hello);
+        ctx.fireChannelActive();
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        if (result.isDone()) {
+            ReferenceCountUtil.release(msg);
+            return;
+        }
+        if (msg instanceof Frame.Refuse refuse) {
+            fail(ctx, new ProtocolException(refuse.code(), "refused by " + ctx.channel().remoteAddress() + ": " + refuse.message()));
+        } else if (!challenged && msg instanceof Frame.Challenge challenge) {
+            challenged = true;
+            if (challenge.version() < config.minVersion() || challenge.version() > config.maxVersion()) {
+                fail(ctx, new ProtocolException(ErrorCode.UNSUPPORTED_VERSION, "server chose version " + challenge.version()));
+                return;
+            }
+            if (!TokenAuth.same(auth.serverProof(hello, challenge.version(), challenge.nonce()), challenge.proof())) {
+                fail(ctx, new ProtocolException(ErrorCode.AUTH_FAILED, "the server at " + ctx.channel().remoteAddress()
+                        + " could not prove it holds the token"));
+                return;
+            }
+            ctx.writeAndFlush(new Frame.Auth(auth.clientProof(hello, challenge.version(), challenge.nonce())));
+        } else if (challenged && msg instanceof Frame.Accept) {
+            timeout.cancel(false);
+            FrameChannel channel = new FrameChannel(ctx.channel(), Role.of(hello.role()), hello.channelIndex(), hello.session(), false);
+            channel.setHandler(handler);
+            ctx.pipeline().replace(this, "session", new SessionHandler(channel, config.limits()));
+            result.complete(channel);
+        } else {
+            ReferenceCountUtil.release(msg);
+            String got = msg instanceof Frame frame ? frame.type().name() : msg.getClass().getSimpleName();
+            fail(ctx, new ProtocolException(ErrorCode.OUT_OF_ORDER, "unexpected " + got + " during the handshake"));
+        }
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        fail(ctx, SessionHandler.toProtocolException(cause));
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        fail(ctx, new ProtocolException(ErrorCode.CONNECTION_LOST, "connection closed during the handshake"));
+        ctx.fireChannelInactive();
+    }
+
+    private void fail(ChannelHandlerContext ctx, ProtocolException cause) {
+        if (timeout != null) {
+            timeout.cancel(false);
+        }
+        if (result.completeExceptionally(cause)) {
+            ctx.close();
+        }
+    }
+}

@@ -1,0 +1,198 @@
+package dev.ferry.protocol.net;
+
+import dev.ferry.protocol.ErrorCode;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.PageRouting;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.Role;
+import dev.ferry.protocol.SessionId;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelFutureListener;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One authenticated channel of a session, as the application sees it: send frames (waiting for
+ * writability when the peer is slower), pause and resume reading, measure round trips, abort.
+ */
+public final class FrameChannel {
+    private final Channel channel;
+    private final Role role;
+    private final int index;
+    private final SessionId session;
+    private final FrameRules rules;
+    private final Object writable = new Object();
+    private volatile FrameHandler handler;
+    private volatile long rttNanos = -1;
+    private volatile boolean orderlyEnd;
+    private volatile ProtocolException closeCause;
+
+    FrameChannel(Channel channel, Role role, int index, SessionId session, boolean destination) {
+        this.channel = channel;
+        this.role = role;
+        this.index = index;
+        this.session = session;
+        this.rules = new FrameRules(role, destination);
+    }
+
+    public Role role() {
+        return role;
+    }
+
+    /** The data channel's index; 0 for the control channel. */
+    public int index() {
+        return index;
+    }
+
+    public SessionId session() {
+        return session;
+    }
+
+    public InetSocketAddress remoteAddress() {
+        return (InetSocketAddress) channel.remoteAddress();
+    }
+
+    /** The underlying Netty channel, for its allocator and event loop. */
+    public Channel channel() {
+        return channel;
+    }
+
+    /** Replaces the handler of received frames. */
+    public void setHandler(FrameHandler handler) {
+        this.handler = handler;
+    }
+
+    FrameHandler handler() {
+        return handler;
+    }
+
+    FrameRules rules() {
+        return rules;
+    }
+
+    /** Destination side of a data channel: which pages may arrive here. */
+    public void setPageRouting(PageRouting routing) {
+        if (channel.eventLoop().inEventLoop()) {
+            rules.setRouting(routing);
+        } else {
+            channel.eventLoop().execute(() -> rules.setRouting(routing));
+        }
+    }
+
+    /** Writes and flushes a frame; completes when it is written. */
+    public ChannelFuture send(Frame frame) {
+        return channel.writeAndFlush(frame);
+    }
+
+    /**
+     * Waits until the channel is writable (its outbound buffer below the low watermark), then sends.
+     * This is the sending side of backpressure: a sender never queues more than the high watermark.
+     *
+     * @throws ProtocolException when the channel closed, or stayed unwritable past the timeout
+     */
+    public ChannelFuture sendWhenWritable(Frame frame, Duration timeout) throws ProtocolException, InterruptedException {
+        if (!awaitWritable(timeout)) {
+            io.netty.util.ReferenceCountUtil.release(frame);
+            ProtocolException cause = closeCause;
+            if (cause != null) {
+                throw cause;
+            }
+            throw new ProtocolException(channel.isActive() ? ErrorCode.TIMEOUT : ErrorCode.CONNECTION_LOST,
+                    channel.isActive() ? "peer did not read for " + timeout.toMillis() + " ms" : "channel closed");
+        }
+        return send(frame);
+    }
+
+    /** Waits until writable; false if the channel closed or the timeout passed. */
+    public boolean awaitWritable(Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        synchronized (writable) {
+            while (channel.isActive() && !channel.isWritable()) {
+                long remaining = deadline - System.nanoTime();
+                if (remaining <= 0) {
+                    return false;
+                }
+                TimeUnit.NANOSECONDS.timedWait(writable, remaining);
+            }
+        }
+        return channel.isActive();
+    }
+
+    void writabilityChanged() {
+        synchronized (writable) {
+            writable.notifyAll();
+        }
+    }
+
+    public boolean isWritable() {
+        return channel.isWritable();
+    }
+
+    public boolean isOpen() {
+        return channel.isActive();
+    }
+
+    /** Stops reading from the socket: the peer's sends back up into TCP flow control. */
+    public void pauseReading() {
+        channel.config().setAutoRead(false);
+    }
+
+    public void resumeReading() {
+        channel.config().setAutoRead(true);
+    }
+
+    /** The last measured keepalive round trip, or -1 before the first. */
+    public long rttNanos() {
+        return rttNanos;
+    }
+
+    void setRttNanos(long nanos) {
+        rttNanos = nanos;
+    }
+
+    /** Ends the session on this channel: sends ABORT, then closes. */
+    public ChannelFuture abort(ErrorCode code, String message) {
+        orderlyEnd = true;
+        if (!channel.isActive()) {
+            return channel.newSucceededFuture();
+        }
+        return channel.writeAndFlush(new Frame.Abort(code, message)).addListener(ChannelFutureListener.CLOSE);
+    }
+
+    /** Closes after what was sent so far is flushed. */
+    public ChannelFuture close() {
+        orderlyEnd = true;
+        return channel.writeAndFlush(io.netty.buffer.Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
+    }
+
+    public ChannelFuture closeFuture() {
+        return channel.closeFuture();
+    }
+
+    void markOrderlyEnd() {
+        orderlyEnd = true;
+    }
+
+    boolean orderlyEnd() {
+        return orderlyEnd;
+    }
+
+    /** Why the channel closed, once it has; {@code null} for an orderly end. */
+    public ProtocolException closeCause() {
+        return closeCause;
+    }
+
+    void setCloseCause(ProtocolException cause) {
+        if (closeCause == null) {
+            closeCause = cause;
+        }
+    }
+
+    @Override
+    public String toString() {
+        return role.name().toLowerCase(java.util.Locale.ROOT) + (role == Role.DATA ? "#" + index : "") + " channel of session "
+                + session + " with " + channel.remoteAddress();
+    }
+}

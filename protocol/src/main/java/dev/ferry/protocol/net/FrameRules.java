@@ -1,0 +1,188 @@
+package dev.ferry.protocol.net;
+
+import dev.ferry.protocol.ErrorCode;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.PageRouting;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.Role;
+
+/**
+ * What a peer may send on an open channel, and when. The source dials, so the client side of a
+ * channel is the source and the server side the destination. Keepalives and ABORT are allowed at
+ * any time on any channel; everything else follows the session's order:
+ *
+ * <pre>
+ * control, source to destination:  VM_DESCRIPTION, then DEVICE_DATA | DEVICE_END | PHASE | ITERATION_END,
+ *                                  then PREPARE, then (after PREPARED) COMMIT
+ * control, destination to source:  VM_ACCEPTED, then (after PREPARE) PREPARED, then (after COMMIT) CONFIRM
+ * data, source to destination:     per iteration i = 0, 1, ...: PAGES(i)..., DATA_END(i, pages); then CHANNEL_END(total)
+ * data, destination to source:     nothing else
+ * </pre>
+ */
+final class FrameRules {
+    private final Role role;
+    private final boolean destination;
+
+    // Control, destination side.
+    private boolean described;
+    private boolean prepareReceived;
+    private boolean preparedSent;
+    private boolean commitReceived;
+    // Control, source side.
+    private boolean accepted;
+    private boolean prepareSent;
+    private boolean preparedReceived;
+    private boolean commitSent;
+    private boolean confirmed;
+    // Data, destination side.
+    private PageRouting routing;
+    private int iteration;
+    private long iterationPages;
+    private long totalPages;
+    private boolean channelEnded;
+
+    FrameRules(Role role, boolean destination) {
+        this.role = role;
+        this.destination = destination;
+    }
+
+    void setRouting(PageRouting routing) {
+        this.routing = routing;
+    }
+
+    /** Checks a frame the peer sent. */
+    void inbound(Frame frame) throws ProtocolException {
+        if (frame instanceof Frame.Keepalive || frame instanceof Frame.KeepaliveAck || frame instanceof Frame.Abort) {
+            return;
+        }
+        if (role == Role.CONTROL) {
+            if (destination) {
+                controlAtDestination(frame);
+            } else {
+                controlAtSource(frame);
+            }
+        } else if (destination) {
+            dataAtDestination(frame);
+        } else {
+            throw unexpected(frame, "a data channel carries nothing back to the source");
+        }
+    }
+
+    /** Notes a frame this side sent. */
+    void outbound(Frame frame) {
+        if (frame instanceof Frame.Prepared) {
+            preparedSent = true;
+        } else if (frame instanceof Frame.Prepare) {
+            prepareSent = true;
+        } else if (frame instanceof Frame.Commit) {
+            commitSent = true;
+        }
+    }
+
+    /** Whether the peer has said this channel is done: CHANNEL_END on a data channel. */
+    boolean ended() {
+        return channelEnded;
+    }
+
+    private void controlAtDestination(Frame frame) throws ProtocolException {
+        if (frame instanceof Frame.VmDescription) {
+            if (described) {
+                throw unexpected(frame, "the VM was already described");
+            }
+            described = true;
+            return;
+        }
+        if (!described) {
+            throw unexpected(frame, "the session starts with VM_DESCRIPTION");
+        }
+        if (frame instanceof Frame.DeviceData || frame instanceof Frame.DeviceEnd || frame instanceof Frame.IterationEnd) {
+            if (prepareReceived) {
+                throw unexpected(frame, "everything was sent already (PREPARE)");
+            }
+        } else if (frame instanceof Frame.Phase phase) {
+            if (MigrationPhase.of(phase.phase()) == null) {
+                throw new ProtocolException(ErrorCode.MALFORMED, "unknown phase " + phase.phase());
+            }
+        } else if (frame instanceof Frame.Prepare) {
+            if (prepareReceived) {
+                throw unexpected(frame, "PREPARE was already received");
+            }
+            prepareReceived = true;
+        } else if (frame instanceof Frame.Commit) {
+            if (!preparedSent || commitReceived) {
+                throw unexpected(frame, "COMMIT comes once, after PREPARED");
+            }
+            commitReceived = true;
+        } else {
+            throw unexpected(frame, "not a frame a source sends");
+        }
+    }
+
+    private void controlAtSource(Frame frame) throws ProtocolException {
+        if (frame instanceof Frame.VmAccepted) {
+            if (accepted) {
+                throw unexpected(frame, "the VM was already accepted");
+            }
+            accepted = true;
+        } else if (frame instanceof Frame.Prepared) {
+            if (!accepted || !prepareSent || preparedReceived) {
+                throw unexpected(frame, "PREPARED answers PREPARE, once");
+            }
+            preparedReceived = true;
+        } else if (frame instanceof Frame.Confirm) {
+            if (!commitSent || confirmed) {
+                throw unexpected(frame, "CONFIRM answers COMMIT, once");
+            }
+            confirmed = true;
+        } else {
+            throw unexpected(frame, "not a frame a destination sends");
+        }
+    }
+
+    private void dataAtDestination(Frame frame) throws ProtocolException {
+        if (channelEnded) {
+            throw unexpected(frame, "the channel already ended");
+        }
+        if (frame instanceof Frame.Pages pages) {
+            if (routing == null) {
+                throw unexpected(frame, "no page routing: the session has not described its VM");
+            }
+            if (pages.iteration() != iteration) {
+                throw new ProtocolException(ErrorCode.OUT_OF_ORDER, "pages of iteration " + pages.iteration()
+                        + " while iteration " + iteration + " is open on data channel " + routing.channelIndex());
+            }
+            ProtocolException[] bad = new ProtocolException[1];
+            pages.forEach((index, data) -> {
+                if (bad[0] == null && !routing.accepts(index)) {
+                    bad[0] = new ProtocolException(ErrorCode.OUT_OF_ORDER, "page " + index + " does not belong on data channel "
+                            + routing.channelIndex() + " of " + routing.channels() + " (memory of " + routing.pages() + " pages)");
+                }
+            });
+            if (bad[0] != null) {
+                throw bad[0];
+            }
+            iterationPages += pages.count();
+            totalPages += pages.count();
+        } else if (frame instanceof Frame.DataEnd end) {
+            if (end.iteration() != iteration || end.pages() != iterationPages) {
+                throw new ProtocolException(ErrorCode.OUT_OF_ORDER, "DATA_END(" + end.iteration() + ", " + end.pages()
+                        + ") but iteration " + iteration + " delivered " + iterationPages + " pages");
+            }
+            iteration++;
+            iterationPages = 0;
+        } else if (frame instanceof Frame.ChannelEnd end) {
+            if (iterationPages != 0 || end.pages() != totalPages) {
+                throw new ProtocolException(ErrorCode.OUT_OF_ORDER, "CHANNEL_END(" + end.pages() + ") after "
+                        + totalPages + " pages, " + iterationPages + " of them in an iteration not ended");
+            }
+            channelEnded = true;
+        } else {
+            throw unexpected(frame, "not a frame of a data channel");
+        }
+    }
+
+    private static ProtocolException unexpected(Frame frame, String why) {
+        return new ProtocolException(ErrorCode.OUT_OF_ORDER, frame.type() + " not allowed here: " + why);
+    }
+}

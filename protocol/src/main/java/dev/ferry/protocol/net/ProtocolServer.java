@@ -1,0 +1,102 @@
+package dev.ferry.protocol.net;
+
+import dev.ferry.protocol.ErrorCode;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameDecoder;
+import dev.ferry.protocol.FrameEncoder;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.AdaptiveRecvByteBufAllocator;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.WriteBufferWaterMark;
+import io.netty.channel.group.ChannelGroup;
+import io.netty.channel.group.DefaultChannelGroup;
+import io.netty.util.concurrent.GlobalEventExecutor;
+import java.net.InetSocketAddress;
+
+/**
+ * The destination's listener: every accepted connection runs the handshake (behind TLS if
+ * configured) and, once authenticated, is handed to the {@link SessionAcceptor}. At most
+ * {@link Limits#maxConnections()} connections are held; more are refused as BUSY.
+ */
+public final class ProtocolServer implements AutoCloseable {
+    private final ProtocolConfig config;
+    private final TokenAuth auth;
+    private final EventLoopGroup group;
+    private final SessionAcceptor acceptor;
+    private final ChannelGroup channels = new DefaultChannelGroup("ferry-migration", GlobalEventExecutor.INSTANCE);
+    private Channel listener;
+
+    public ProtocolServer(ProtocolConfig config, EventLoopGroup group, SessionAcceptor acceptor) {
+        this.config = config;
+        this.auth = new TokenAuth(config.token());
+        this.group = group;
+        this.acceptor = acceptor;
+    }
+
+    /** Binds and starts accepting; returns the address actually bound (port 0 picks one). */
+    public InetSocketAddress bind(InetSocketAddress address) throws InterruptedException {
+        ServerBootstrap bootstrap = new ServerBootstrap()
+                .group(group)
+                .channel(Transport.serverChannel())
+                .option(ChannelOption.SO_BACKLOG, 128)
+                .childOption(ChannelOption.TCP_NODELAY, true)
+                // Page runs are 256 KiB: read in large pieces, fewer system calls and fewer pieces per frame.
+                .childOption(ChannelOption.RCVBUF_ALLOCATOR, new AdaptiveRecvByteBufAllocator(64 << 10, 256 << 10, 1 << 20))
+                .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK,
+                        new WriteBufferWaterMark(config.limits().writeBufferLow(), config.limits().writeBufferHigh()))
+                .childHandler(new ChannelInitializer<Channel>() {
+                    @Override
+                    protected void initChannel(Channel ch) {
+                        boolean full = channels.size() >= config.limits().maxConnections();
+                        channels.add(ch);
+                        if (config.tls() != null) {
+                            ch.pipeline().addLast("tls", config.tls().serverHandler(ch.alloc()));
+                        }
+                        ch.pipeline().addLast("decoder", new FrameDecoder());
+                        ch.pipeline().addLast("encoder", new FrameEncoder());
+                        ch.pipeline().addLast("handshake", full ? new Busy() : new ServerHandshake(config, auth, acceptor));
+                    }
+                });
+        listener = bootstrap.bind(address).sync().channel();
+        return (InetSocketAddress) listener.localAddress();
+    }
+
+    /** Open connections, handshaking or not. */
+    public int connections() {
+        return channels.size();
+    }
+
+    /** Stops listening and closes every connection. */
+    @Override
+    public void close() {
+        if (listener != null) {
+            listener.close().syncUninterruptibly();
+        }
+        channels.close().awaitUninterruptibly();
+    }
+
+    /** Refuses a connection over the limit as soon as it is up. */
+    private static final class Busy extends ChannelInboundHandlerAdapter {
+        @Override
+        public void channelActive(ChannelHandlerContext ctx) {
+            ctx.writeAndFlush(new Frame.Refuse(ErrorCode.BUSY, "too many migration connections"))
+                    .addListener(ChannelFutureListener.CLOSE);
+        }
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            io.netty.util.ReferenceCountUtil.release(msg);
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            ctx.close();
+        }
+    }
+}

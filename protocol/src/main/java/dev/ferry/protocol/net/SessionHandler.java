@@ -1,0 +1,158 @@
+package dev.ferry.protocol.net;
+
+import dev.ferry.protocol.ErrorCode;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameDecoder;
+import dev.ferry.protocol.ProtocolException;
+import io.netty.channel.ChannelDuplexHandler;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelPromise;
+import io.netty.util.ReferenceCountUtil;
+import java.io.IOException;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLException;
+
+/**
+ * An open channel's pipeline end: checks each frame against the session's order ({@link FrameRules}),
+ * answers keepalives and measures round trips, drops a channel whose peer went silent, turns any
+ * failure into an ABORT with its code, and tells the application how the channel ended.
+ */
+final class SessionHandler extends ChannelDuplexHandler {
+    private static final System.Logger LOG = System.getLogger(SessionHandler.class.getName());
+
+    private final FrameChannel channel;
+    private final Limits limits;
+    private long lastRead;
+    private ScheduledFuture<?> tick;
+
+    SessionHandler(FrameChannel channel, Limits limits) {
+        this.channel = channel;
+        this.limits = limits;
+    }
+
+    @Override
+    public void handlerAdded(ChannelHandlerContext ctx) {
+        lastRead = System.nanoTime();
+        long interval = limits.keepaliveInterval().toNanos();
+        tick = ctx.executor().scheduleAtFixedRate(() -> tick(ctx), interval, interval, TimeUnit.NANOSECONDS);
+    }
+
+    private void tick(ChannelHandlerContext ctx) {
+        long silent = System.nanoTime() - lastRead;
+        if (silent > limits.keepaliveTimeout().toNanos()) {
+            fail(ctx, new ProtocolException(ErrorCode.TIMEOUT, "no frame from the peer for "
+                    + TimeUnit.NANOSECONDS.toMillis(silent) + " ms"));
+            return;
+        }
+        if (ctx.channel().isActive()) {
+            ctx.writeAndFlush(new Frame.Keepalive(System.nanoTime()));
+        }
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        if (!(msg instanceof Frame frame)) {
+            ReferenceCountUtil.release(msg);
+            return;
+        }
+        lastRead = System.nanoTime();
+        try {
+            channel.rules().inbound(frame);
+        } catch (ProtocolException e) {
+            ReferenceCountUtil.release(frame);
+            fail(ctx, e);
+            return;
+        }
+        if (frame instanceof Frame.Keepalive keepalive) {
+            ctx.writeAndFlush(new Frame.KeepaliveAck(keepalive.token()));
+            return;
+        }
+        if (frame instanceof Frame.KeepaliveAck ack) {
+            long rtt = System.nanoTime() - ack.token();
+            if (rtt >= 0 && rtt < TimeUnit.MINUTES.toNanos(1)) {
+                channel.setRttNanos(rtt);
+            }
+            return;
+        }
+        if (frame instanceof Frame.Abort || channel.rules().ended()) {
+            channel.markOrderlyEnd();
+        }
+        FrameHandler handler = channel.handler();
+        if (handler == null) {
+            ReferenceCountUtil.release(frame);
+            return;
+        }
+        try {
+            handler.frameReceived(channel, frame);
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.ERROR, "frame handler failed on " + channel, e);
+            fail(ctx, new ProtocolException(ErrorCode.INTERNAL, "receiver failed: " + e));
+        }
+    }
+
+    @Override
+    public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
+        if (msg instanceof Frame frame) {
+            channel.rules().outbound(frame);
+        }
+        ctx.write(msg, promise);
+    }
+
+    @Override
+    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+        channel.writabilityChanged();
+        ctx.fireChannelWritabilityChanged();
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        fail(ctx, toProtocolException(cause));
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        if (tick != null) {
+            tick.cancel(false);
+        }
+        channel.writabilityChanged();
+        if (!channel.orderlyEnd()) {
+            channel.setCloseCause(new ProtocolException(ErrorCode.CONNECTION_LOST, "the peer closed the connection"));
+        }
+        FrameHandler handler = channel.handler();
+        if (handler != null) {
+            handler.channelClosed(channel, channel.closeCause());
+        }
+        ctx.fireChannelInactive();
+    }
+
+    private void fail(ChannelHandlerContext ctx, ProtocolException cause) {
+        if (channel.closeCause() == null) {
+            LOG.log(System.Logger.Level.WARNING, channel + ": " + cause);
+        }
+        channel.setCloseCause(cause);
+        if (ctx.channel().isActive()) {
+            ctx.writeAndFlush(new Frame.Abort(cause.code(), cause.getMessage())).addListener(ChannelFutureListener.CLOSE);
+        } else {
+            ctx.close();
+        }
+    }
+
+    static ProtocolException toProtocolException(Throwable cause) {
+        if (cause instanceof FrameDecoder.FrameException frame) {
+            return frame.protocolException();
+        }
+        if (cause instanceof ProtocolException protocol) {
+            return protocol;
+        }
+        Throwable root = cause.getCause() != null && cause instanceof io.netty.handler.codec.DecoderException ? cause.getCause() : cause;
+        if (root instanceof SSLException) {
+            return new ProtocolException(ErrorCode.AUTH_FAILED, "TLS: " + root.getMessage());
+        }
+        if (root instanceof IOException) {
+            return new ProtocolException(ErrorCode.CONNECTION_LOST, root.getMessage() == null ? root.toString() : root.getMessage());
+        }
+        return new ProtocolException(ErrorCode.INTERNAL, root.toString());
+    }
+}

@@ -1,0 +1,203 @@
+package dev.ferry.protocol.transfer;
+
+import dev.ferry.protocol.ErrorCode;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameHeader;
+import dev.ferry.protocol.PageRouting;
+import dev.ferry.protocol.PagesBuilder;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.net.FrameChannel;
+import io.netty.channel.ChannelFuture;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * Sends iterations of pages over a session's data channels. Each page goes on the channel
+ * {@link PageRouting} gives it, so a later copy of a page never overtakes an older one; one sender
+ * task per channel, each waiting for its channel to be writable before it queues a frame
+ * (backpressure), all sharing one {@link RateLimiter}. Each iteration ends with DATA_END on every
+ * channel, and {@link #finish} ends the channels.
+ */
+public final class PageSender {
+    /** What one iteration sent. */
+    public record Result(long pages, long zeroPages, long wireBytes) {
+        Result plus(Result other) {
+            return new Result(pages + other.pages, zeroPages + other.zeroPages, wireBytes + other.wireBytes);
+        }
+    }
+
+    private final List<FrameChannel> channels;
+    private final Executor executor;
+    private final RateLimiter limiter;
+    private final Duration stallTimeout;
+    private final long[] channelPages;
+
+    /**
+     * @param channels     the session's data channels, in index order
+     * @param executor     runs the senders of channels 1..n-1; channel 0 is sent from the caller's thread
+     * @param stallTimeout how long a channel may stay unwritable before the send fails
+     */
+    public PageSender(List<FrameChannel> channels, Executor executor, RateLimiter limiter, Duration stallTimeout) {
+        if (channels.isEmpty()) {
+            throw new IllegalArgumentException("at least one data channel");
+        }
+        this.channels = List.copyOf(channels);
+        this.executor = executor;
+        this.limiter = limiter;
+        this.stallTimeout = stallTimeout;
+        this.channelPages = new long[channels.size()];
+    }
+
+    public int channels() {
+        return channels.size();
+    }
+
+    /**
+     * Sends every page of {@code pages} as iteration {@code iteration} and returns once all of it is
+     * written to the sockets.
+     *
+     * @param stable whether the source's memory cannot change until the frames are written: then pages
+     *               go out without a copy; otherwise each is copied as its frame is built
+     */
+    public Result send(int iteration, PageSet pages, PageSource source, boolean stable)
+            throws ProtocolException, InterruptedException {
+        int n = channels.size();
+        List<CompletableFuture<Result>> others = new ArrayList<>(n - 1);
+        for (int c = 1; c < n; c++) {
+            int channel = c;
+            others.add(CompletableFuture.supplyAsync(() -> {
+                try {
+                    return sendChannel(channel, iteration, pages, source, stable);
+                } catch (ProtocolException | InterruptedException e) {
+                    throw new CompletionException(e);
+                }
+            }, executor));
+        }
+        Result total;
+        try {
+            total = sendChannel(0, iteration, pages, source, stable);
+        } catch (ProtocolException | InterruptedException e) {
+            others.forEach(f -> f.cancel(true));
+            throw e;
+        }
+        for (CompletableFuture<Result> other : others) {
+            total = total.plus(join(other));
+        }
+        return total;
+    }
+
+    /** Ends every data channel: CHANNEL_END with its page count, and waits until it is written. */
+    public void finish() throws ProtocolException, InterruptedException {
+        List<ChannelFuture> writes = new ArrayList<>();
+        for (int c = 0; c < channels.size(); c++) {
+            writes.add(channels.get(c).sendWhenWritable(new Frame.ChannelEnd(channelPages[c]), stallTimeout));
+        }
+        for (int c = 0; c < writes.size(); c++) {
+            await(channels.get(c), writes.get(c));
+        }
+    }
+
+    private Result sendChannel(int channel, int iteration, PageSet pages, PageSource source, boolean stable)
+            throws ProtocolException, InterruptedException {
+        FrameChannel out = channels.get(channel);
+        int n = channels.size();
+        PagesBuilder builder = new PagesBuilder(out.channel().alloc(), iteration);
+        long sent = 0;
+        long zero = 0;
+        long wire = 0;
+        ChannelFuture last = null;
+        try {
+            long page = nextOnChannel(pages, 0, channel, n);
+            while (page >= 0) {
+                if (Thread.interrupted()) {
+                    throw new InterruptedException("page sender interrupted");
+                }
+                ByteBuffer data = source.page(page);
+                if (data == null) {
+                    builder.addZero(page);
+                    zero++;
+                } else if (stable) {
+                    builder.addStable(page, data);
+                } else {
+                    builder.addCopy(page, data);
+                }
+                sent++;
+                if (builder.isFull()) {
+                    wire += frameBytes(builder);
+                    last = ship(out, builder);
+                }
+                page = nextOnChannel(pages, page + 1, channel, n);
+            }
+            if (!builder.isEmpty()) {
+                wire += frameBytes(builder);
+                last = ship(out, builder);
+            }
+        } finally {
+            builder.discard();
+        }
+        channelPages[channel] += sent;
+        ChannelFuture end = out.sendWhenWritable(new Frame.DataEnd(iteration, sent), stallTimeout);
+        await(out, last == null ? end : last);
+        await(out, end);
+        return new Result(sent, zero, wire + FrameHeader.BYTES + 12);
+    }
+
+    private ChannelFuture ship(FrameChannel out, PagesBuilder builder) throws ProtocolException, InterruptedException {
+        limiter.acquire(frameBytes(builder));
+        return out.sendWhenWritable(builder.build(), stallTimeout);
+    }
+
+    private static long frameBytes(PagesBuilder builder) {
+        return FrameHeader.BYTES + 6 + 8L * builder.count() + builder.pageBytes();
+    }
+
+    /** The first page at or after {@code from} that {@link PageRouting} puts on {@code channel}. */
+    private static long nextOnChannel(PageSet pages, long from, int channel, int channels) {
+        long page = pages.next(from);
+        while (page >= 0) {
+            long run = page / PageRouting.RUN_PAGES;
+            int owner = (int) (run % channels);
+            if (owner == channel) {
+                return page;
+            }
+            long target = run + ((channel - owner) + channels) % channels;
+            page = pages.next(target * PageRouting.RUN_PAGES);
+        }
+        return -1;
+    }
+
+    private void await(FrameChannel channel, ChannelFuture write) throws ProtocolException, InterruptedException {
+        try {
+            write.get(stallTimeout.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (ExecutionException e) {
+            ProtocolException cause = channel.closeCause();
+            throw cause != null ? cause : new ProtocolException(ErrorCode.CONNECTION_LOST, "write failed: " + e.getCause());
+        } catch (TimeoutException e) {
+            throw new ProtocolException(ErrorCode.TIMEOUT, "write not completed within " + stallTimeout.toMillis() + " ms");
+        }
+    }
+
+    private static Result join(Future<Result> future) throws ProtocolException, InterruptedException {
+        try {
+            return future.get();
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause() instanceof CompletionException c ? c.getCause() : e.getCause();
+            if (cause instanceof ProtocolException p) {
+                throw p;
+            }
+            if (cause instanceof InterruptedException i) {
+                throw i;
+            }
+            throw new ProtocolException(ErrorCode.INTERNAL, "page sender failed: " + cause);
+        }
+    }
+}

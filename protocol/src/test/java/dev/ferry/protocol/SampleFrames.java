@@ -1,0 +1,129 @@
+package dev.ferry.protocol;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.embedded.EmbeddedChannel;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/** One frame of every type, and helpers to turn frames into bytes and compare them. */
+final class SampleFrames {
+    private SampleFrames() {
+    }
+
+    static List<Frame> all(SplittableRandom random) {
+        List<Frame> frames = new ArrayList<>();
+        frames.add(new Frame.Hello(Frame.MAGIC, 1, 1, Role.DATA.code(), 3, SessionId.random(), bytes(random, 32)));
+        frames.add(new Frame.Challenge(1, bytes(random, 32), bytes(random, 32)));
+        frames.add(new Frame.Auth(bytes(random, 32)));
+        frames.add(new Frame.Accept(FrameType.MAX_PAYLOAD, 10_000));
+        frames.add(new Frame.Refuse(ErrorCode.AUTH_FAILED, "wrong token"));
+        frames.add(new Frame.VmDescription(1L << 30, 4096, 4, "{\"id\":\"vm1\"}".getBytes()));
+        frames.add(new Frame.VmAccepted());
+        frames.add(new Frame.DeviceData(2, 12345, Unpooled.wrappedBuffer(bytes(random, 1000))));
+        frames.add(new Frame.DeviceEnd(2, 13345));
+        frames.add(new Frame.Phase(MigrationPhase.PRECOPY.code(), 3));
+        frames.add(new Frame.IterationEnd(3, 1000, 4_100_000));
+        frames.add(new Frame.Prepare(bytes(random, 32)));
+        frames.add(new Frame.Prepare(new byte[0]));
+        frames.add(new Frame.Prepared(bytes(random, 32), 1500));
+        frames.add(new Frame.Commit());
+        frames.add(new Frame.Confirm(2500));
+        frames.add(new Frame.Abort(ErrorCode.CANCELLED, "cancelled by the operator — ünïcödé"));
+        frames.add(new Frame.Keepalive(random.nextLong()));
+        frames.add(new Frame.KeepaliveAck(random.nextLong()));
+        frames.add(pages(random, 5, 0, 3));
+        frames.add(new Frame.DataEnd(5, 3));
+        frames.add(new Frame.ChannelEnd(3));
+        return frames;
+    }
+
+    /** A PAGES frame of {@code count} pages starting at {@code first}, every third one zero, the rest random. */
+    static Frame.Pages pages(SplittableRandom random, int iteration, long first, int count) {
+        PagesBuilder builder = new PagesBuilder(ByteBufAllocator.DEFAULT, iteration);
+        for (int i = 0; i < count; i++) {
+            if (i % 3 == 1) {
+                builder.addZero(first + i);
+            } else {
+                ByteBuffer page = ByteBuffer.allocateDirect(4096);
+                page.put(bytes(random, 4096)).flip();
+                if (i % 2 == 0) {
+                    builder.addStable(first + i, page);
+                } else {
+                    builder.addCopy(first + i, page);
+                }
+            }
+        }
+        return builder.build();
+    }
+
+    static byte[] bytes(SplittableRandom random, int n) {
+        byte[] b = new byte[n];
+        random.nextBytes(b);
+        return b;
+    }
+
+    /** Encodes frames through a fresh encoder (sequence from 0) and returns the bytes. */
+    static byte[] encode(List<Frame> frames) {
+        EmbeddedChannel channel = new EmbeddedChannel(new FrameEncoder());
+        for (Frame frame : frames) {
+            if (frame instanceof io.netty.buffer.ByteBufHolder holder) {
+                holder.retain();
+            }
+            channel.writeOutbound(frame);
+        }
+        ByteBuf all = Unpooled.buffer();
+        ByteBuf part;
+        while ((part = channel.readOutbound()) != null) {
+            all.writeBytes(part);
+            part.release();
+        }
+        channel.finishAndReleaseAll();
+        byte[] out = new byte[all.readableBytes()];
+        all.readBytes(out);
+        all.release();
+        return out;
+    }
+
+    /** A comparable description of a frame, contents included. */
+    static String describe(Frame frame) {
+        if (frame instanceof Frame.Pages pages) {
+            StringBuilder sb = new StringBuilder("Pages " + pages.iteration() + " " + pages.count());
+            pages.forEach((index, data) -> sb.append(' ').append(index).append(data == null ? ":zero"
+                    : ":" + data.hashCode()));
+            return sb.toString();
+        }
+        if (frame instanceof Frame.DeviceData data) {
+            return "DeviceData " + data.device() + " " + data.offset() + " "
+                    + Arrays.hashCode(io.netty.buffer.ByteBufUtil.getBytes(data.content()));
+        }
+        if (frame instanceof Frame.Hello h) {
+            return "Hello " + h.magic() + " " + h.minVersion() + " " + h.maxVersion() + " " + h.role() + " "
+                    + h.channelIndex() + " " + h.session() + " " + Arrays.toString(h.nonce());
+        }
+        if (frame instanceof Frame.Challenge c) {
+            return "Challenge " + c.version() + " " + Arrays.toString(c.nonce()) + Arrays.toString(c.proof());
+        }
+        if (frame instanceof Frame.Auth a) {
+            return "Auth " + Arrays.toString(a.proof());
+        }
+        if (frame instanceof Frame.VmDescription d) {
+            return "VmDescription " + d.memoryBytes() + " " + d.pageSize() + " " + d.dataChannels() + " " + new String(d.description());
+        }
+        if (frame instanceof Frame.Prepare p) {
+            return "Prepare " + Arrays.toString(p.digest());
+        }
+        if (frame instanceof Frame.Prepared p) {
+            return "Prepared " + Arrays.toString(p.digest()) + " " + p.loadMicros();
+        }
+        return frame.toString();
+    }
+
+    static void release(Object frame) {
+        io.netty.util.ReferenceCountUtil.release(frame);
+    }
+}

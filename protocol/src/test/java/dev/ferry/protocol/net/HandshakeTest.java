@@ -1,0 +1,200 @@
+package dev.ferry.protocol.net;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.ferry.protocol.ErrorCode;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.Role;
+import dev.ferry.protocol.SessionId;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/** The versioned handshake with challenge and response on the token, and what the server refuses. */
+class HandshakeTest {
+    private Loopback loopback;
+
+    @AfterEach
+    void close() {
+        if (loopback != null) {
+            loopback.close();
+        }
+    }
+
+    private TestAcceptor start(ProtocolConfig server, ProtocolConfig client) throws InterruptedException {
+        TestAcceptor acceptor = new TestAcceptor();
+        loopback = new Loopback(server, client, acceptor);
+        return acceptor;
+    }
+
+    private static Frame.Hello hello(long magic, int role, int index, int minVersion, int maxVersion) {
+        return new Frame.Hello(magic, minVersion, maxVersion, role, index, SessionId.random(), TokenAuth.nonce());
+    }
+
+    private Frame.Refuse refusal(Frame... frames) throws Exception {
+        try (RawPeer peer = new RawPeer(loopback.address)) {
+            for (Frame frame : frames) {
+                peer.send(frame);
+            }
+            Frame.Refuse refuse = peer.readUntil(Frame.Refuse.class);
+            assertThat(refuse).as("a REFUSE frame").isNotNull();
+            assertThat(peer.read()).as("then the server closes").isNull();
+            return refuse;
+        }
+    }
+
+    @Test
+    void controlAndDataChannelsOpenAndMeasureRoundTrips() throws Exception {
+        TestAcceptor acceptor = start(Loopback.config("secret"), Loopback.config("secret"));
+        SessionId session = SessionId.random();
+        FrameChannel control = loopback.connect(session, Role.CONTROL, 0, null);
+        control.send(new Frame.VmDescription(1 << 20, 4096, 2, new byte[0]));
+        FrameChannel data0 = loopback.connect(session, Role.DATA, 0, null);
+        FrameChannel data1 = loopback.connect(session, Role.DATA, 1, null);
+        assertThat(acceptor.calls.get()).isEqualTo(3);
+        await().atMost(Duration.ofSeconds(10)).until(() -> control.rttNanos() > 0 && data1.rttNanos() > 0);
+        assertThat(control.isOpen() && data0.isOpen() && data1.isOpen()).isTrue();
+        control.close().sync();
+    }
+
+    @Test
+    void wrongMagicIsRefusedBeforeAnythingIsAllocated() throws Exception {
+        TestAcceptor acceptor = start(Loopback.config("secret"), Loopback.config("secret"));
+        Frame.Refuse refuse = refusal(hello(0x1234L, Role.CONTROL.code(), 0, 1, 1));
+        assertThat(refuse.code()).isEqualTo(ErrorCode.BAD_MAGIC);
+        assertThat(refuse.message()).contains("not a Ferry migration peer");
+        assertThat(acceptor.calls.get()).isZero();
+    }
+
+    @Test
+    void wrongVersionIsRefusedNamingBothRanges() throws Exception {
+        TestAcceptor acceptor = start(Loopback.config("secret"), Loopback.config("secret").withVersions(2, 3));
+        ProtocolException refused = loopback.refusal(SessionId.random(), Role.CONTROL, 0);
+        assertThat(refused.code()).isEqualTo(ErrorCode.UNSUPPORTED_VERSION);
+        assertThat(refused.getMessage()).contains("versions 1..1").contains("offered 2..3");
+        assertThat(acceptor.calls.get()).isZero();
+    }
+
+    @Test
+    void wrongTokenFailsOnBothSides() throws Exception {
+        TestAcceptor acceptor = start(Loopback.config("secret"), Loopback.config("guess"));
+        // The client checks the server's proof first and will not prove itself to a stranger.
+        ProtocolException refused = loopback.refusal(SessionId.random(), Role.CONTROL, 0);
+        assertThat(refused.code()).isEqualTo(ErrorCode.AUTH_FAILED);
+        assertThat(refused.getMessage()).contains("could not prove it holds the token");
+        // A client that answers anyway is refused by the server.
+        try (RawPeer peer = new RawPeer(loopback.address)) {
+            peer.send(hello(Frame.MAGIC, Role.CONTROL.code(), 0, 1, 1));
+            assertThat(peer.readUntil(Frame.Challenge.class)).isNotNull();
+            peer.send(new Frame.Auth(new byte[32]));
+            Frame.Refuse refuse = peer.readUntil(Frame.Refuse.class);
+            assertThat(refuse.code()).isEqualTo(ErrorCode.AUTH_FAILED);
+        }
+        assertThat(acceptor.calls.get()).isZero();
+    }
+
+    @Test
+    void theTokenNeverCrossesTheWire() throws Exception {
+        String token = "a-very-recognisable-token";
+        start(Loopback.config(token), Loopback.config(token));
+        try (RawPeer peer = new RawPeer(loopback.address)) {
+            Frame.Hello hello = hello(Frame.MAGIC, Role.CONTROL.code(), 0, 1, 1);
+            peer.send(hello);
+            Frame.Challenge challenge = peer.readUntil(Frame.Challenge.class);
+            String everything = new String(challenge.nonce(), StandardCharsets.ISO_8859_1)
+                    + new String(challenge.proof(), StandardCharsets.ISO_8859_1);
+            assertThat(everything).doesNotContain(token);
+            TokenAuth auth = new TokenAuth(token.getBytes(StandardCharsets.UTF_8));
+            assertThat(challenge.proof()).isEqualTo(auth.serverProof(hello, challenge.version(), challenge.nonce()));
+            peer.send(new Frame.Auth(auth.clientProof(hello, challenge.version(), challenge.nonce())));
+            assertThat(peer.readUntil(Frame.Accept.class)).isNotNull();
+        }
+    }
+
+    @Test
+    void wrongRoleIsRefused() throws Exception {
+        TestAcceptor acceptor = start(Loopback.config(""), Loopback.config(""));
+        assertThat(refusal(hello(Frame.MAGIC, 7, 0, 1, 1)).code()).isEqualTo(ErrorCode.BAD_ROLE);
+        assertThat(refusal(hello(Frame.MAGIC, Role.CONTROL.code(), 1, 1, 1)).code()).isEqualTo(ErrorCode.BAD_ROLE);
+        assertThat(refusal(hello(Frame.MAGIC, Role.DATA.code(), 200, 1, 1)).code()).isEqualTo(ErrorCode.BAD_ROLE);
+        assertThat(acceptor.calls.get()).isZero();
+    }
+
+    @Test
+    void dataChannelOfAnUnknownSessionIsRefused() throws Exception {
+        start(Loopback.config(""), Loopback.config(""));
+        ProtocolException refused = loopback.refusal(SessionId.random(), Role.DATA, 0);
+        assertThat(refused.code()).isEqualTo(ErrorCode.UNKNOWN_SESSION);
+    }
+
+    @Test
+    void framesOtherThanTheHandshakeAreRefused() throws Exception {
+        start(Loopback.config(""), Loopback.config(""));
+        assertThat(refusal(new Frame.Commit()).code()).isEqualTo(ErrorCode.OUT_OF_ORDER);
+    }
+
+    @Test
+    void slowPeerIsDroppedAtTheHandshakeTimeout() throws Exception {
+        ProtocolConfig server = Loopback.config("").withLimits(Limits.DEFAULT.withHandshakeTimeout(Duration.ofMillis(300)));
+        TestAcceptor acceptor = start(server, Loopback.config(""));
+        try (RawPeer peer = new RawPeer(loopback.address)) {
+            byte[] partial = new byte[5];
+            peer.sendBytes(partial);
+            Frame.Refuse refuse = peer.readUntil(Frame.Refuse.class);
+            assertThat(refuse.code()).isEqualTo(ErrorCode.TIMEOUT);
+        }
+        assertThat(acceptor.calls.get()).isZero();
+    }
+
+    @Test
+    void silentPeerIsDroppedAtTheKeepaliveTimeout() throws Exception {
+        ProtocolConfig server = Loopback.config("t").withLimits(
+                Limits.DEFAULT.withKeepalive(Duration.ofMillis(50), Duration.ofMillis(400)));
+        start(server, Loopback.config("t"));
+        try (RawPeer peer = new RawPeer(loopback.address)) {
+            TokenAuth auth = new TokenAuth("t".getBytes(StandardCharsets.UTF_8));
+            Frame.Hello hello = hello(Frame.MAGIC, Role.CONTROL.code(), 0, 1, 1);
+            peer.send(hello);
+            Frame.Challenge challenge = peer.readUntil(Frame.Challenge.class);
+            peer.send(new Frame.Auth(auth.clientProof(hello, challenge.version(), challenge.nonce())));
+            assertThat(peer.readUntil(Frame.Accept.class)).isNotNull();
+            Frame.Abort abort = peer.readUntil(Frame.Abort.class);
+            assertThat(abort.code()).isEqualTo(ErrorCode.TIMEOUT);
+            assertThat(abort.message()).contains("no frame from the peer");
+        }
+    }
+
+    @Test
+    void garbageOnThePortIsRefusedAndTheServerKeepsServing() throws Exception {
+        start(Loopback.config("s"), Loopback.config("s"));
+        SplittableRandom random = new SplittableRandom(3);
+        for (int round = 0; round < 5; round++) {
+            try (RawPeer peer = new RawPeer(loopback.address)) {
+                byte[] garbage = new byte[64 + random.nextInt(1000)];
+                random.nextBytes(garbage);
+                garbage[4] = (byte) 0xee;
+                peer.sendBytes(garbage);
+                Frame.Refuse refuse = peer.readUntil(Frame.Refuse.class);
+                assertThat(refuse.code()).isEqualTo(ErrorCode.UNKNOWN_TYPE);
+            }
+        }
+        FrameChannel fine = loopback.connect(SessionId.random(), Role.CONTROL, 0, null);
+        assertThat(fine.isOpen()).isTrue();
+        fine.close().sync();
+    }
+
+    @Test
+    void connectionsBeyondTheLimitAreRefusedAsBusy() throws Exception {
+        start(Loopback.config("").withLimits(Limits.DEFAULT.withMaxConnections(2)), Loopback.config(""));
+        FrameChannel first = loopback.connect(SessionId.random(), Role.CONTROL, 0, null);
+        FrameChannel second = loopback.connect(SessionId.random(), Role.CONTROL, 0, null);
+        ProtocolException refused = loopback.refusal(SessionId.random(), Role.CONTROL, 0);
+        assertThat(refused.code()).isEqualTo(ErrorCode.BUSY);
+        first.close().sync();
+        second.close().sync();
+    }
+}

@@ -1,0 +1,138 @@
+package dev.ferry.protocol.net;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.ferry.protocol.ErrorCode;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.PagesBuilder;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.Role;
+import dev.ferry.protocol.SessionId;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** The order of a session's frames (FrameRules), enforced on real channels. */
+class SessionOrderTest {
+    private Loopback loopback;
+    private TestAcceptor acceptor;
+
+    @BeforeEach
+    void start() throws InterruptedException {
+        acceptor = new TestAcceptor();
+        loopback = new Loopback(Loopback.config("o"), Loopback.config("o"), acceptor);
+    }
+
+    @AfterEach
+    void close() {
+        loopback.close();
+    }
+
+    /** A client-side handler that records frames and how the channel closed. */
+    private static final class Recorder implements FrameHandler {
+        final BlockingQueue<Frame> frames = new LinkedBlockingQueue<>();
+        final CompletableFuture<ProtocolException> closed = new CompletableFuture<>();
+
+        @Override
+        public void frameReceived(FrameChannel channel, Frame frame) {
+            frames.add(frame);
+        }
+
+        @Override
+        public void channelClosed(FrameChannel channel, ProtocolException cause) {
+            closed.complete(cause);
+        }
+
+        Frame.Abort abort() throws InterruptedException {
+            while (true) {
+                Frame frame = frames.poll(30, TimeUnit.SECONDS);
+                if (frame == null || frame instanceof Frame.Abort) {
+                    return (Frame.Abort) frame;
+                }
+            }
+        }
+    }
+
+    private void expectAbort(List<Frame> frames, String because) throws Exception {
+        Recorder recorder = new Recorder();
+        FrameChannel control = loopback.connect(SessionId.random(), Role.CONTROL, 0, recorder);
+        for (Frame frame : frames) {
+            control.send(frame);
+        }
+        Frame.Abort abort = recorder.abort();
+        assertThat(abort).as("ABORT from the destination").isNotNull();
+        assertThat(abort.code()).isEqualTo(ErrorCode.OUT_OF_ORDER);
+        assertThat(abort.message()).contains(because);
+        assertThat(recorder.closed.get(30, TimeUnit.SECONDS)).as("an ABORT is an orderly end").isNull();
+    }
+
+    private static Frame.VmDescription description() {
+        return new Frame.VmDescription(1 << 20, 4096, 1, new byte[0]);
+    }
+
+    @Test
+    void aSessionStartsWithTheVmDescription() throws Exception {
+        expectAbort(List.of(new Frame.Phase(MigrationPhase.PRECOPY.code(), 0)), "starts with VM_DESCRIPTION");
+    }
+
+    @Test
+    void theVmIsDescribedOnce() throws Exception {
+        expectAbort(List.of(description(), description()), "already described");
+    }
+
+    @Test
+    void commitComesOnlyAfterPrepared() throws Exception {
+        expectAbort(List.of(description(), new Frame.Commit()), "after PREPARED");
+    }
+
+    @Test
+    void nothingIsStreamedAfterPrepare() throws Exception {
+        expectAbort(List.of(description(), new Frame.Prepare(new byte[0]), new Frame.DeviceEnd(0, 0)), "PREPARE");
+    }
+
+    @Test
+    void dataChannelIterationsEndWithTheirPageCounts() throws Exception {
+        FrameChannel control = loopback.connect(SessionId.random(), Role.CONTROL, 0, new Recorder());
+        control.send(description()).sync();
+        await().atMost(Duration.ofSeconds(10)).until(() -> acceptor.sessions.get(control.session()).memory != null);
+        Recorder recorder = new Recorder();
+        FrameChannel data = loopback.connect(control.session(), Role.DATA, 0, recorder);
+        data.send(new PagesBuilder(data.channel().alloc(), 0).addCopy(3, ByteBuffer.allocate(4096)).build());
+        data.send(new Frame.DataEnd(0, 2));
+        Frame.Abort abort = recorder.abort();
+        assertThat(abort.code()).isEqualTo(ErrorCode.OUT_OF_ORDER);
+        assertThat(abort.message()).contains("delivered 1 pages");
+    }
+
+    @Test
+    void pagesOfALaterIterationWaitForTheEndOfTheCurrentOne() throws Exception {
+        FrameChannel control = loopback.connect(SessionId.random(), Role.CONTROL, 0, new Recorder());
+        control.send(description()).sync();
+        await().atMost(Duration.ofSeconds(10)).until(() -> acceptor.sessions.get(control.session()).memory != null);
+        Recorder recorder = new Recorder();
+        FrameChannel data = loopback.connect(control.session(), Role.DATA, 0, recorder);
+        data.send(new PagesBuilder(data.channel().alloc(), 1).addZero(3).build());
+        assertThat(recorder.abort().message()).contains("pages of iteration 1 while iteration 0 is open");
+    }
+
+    @Test
+    void aDroppedConnectionIsReportedAsLost() throws Exception {
+        Recorder recorder = new Recorder();
+        FrameChannel control = loopback.connect(SessionId.random(), Role.CONTROL, 0, recorder);
+        control.send(description()).sync();
+        await().atMost(Duration.ofSeconds(10)).until(() -> acceptor.sessions.get(control.session()) != null);
+        acceptor.sessions.get(control.session()).control.channel().close().sync();
+        ProtocolException cause = recorder.closed.get(30, TimeUnit.SECONDS);
+        assertThat(cause).isNotNull();
+        assertThat(cause.code()).isEqualTo(ErrorCode.CONNECTION_LOST);
+    }
+}
