@@ -101,6 +101,18 @@ public final class DirtyBitmap {
         return count;
     }
 
+    /** Number of pages dirty in this log or in {@code other} (of the same size), without clearing. */
+    public long countUnion(DirtyBitmap other) {
+        if (other.pages != pages) {
+            throw new IllegalArgumentException("dirty logs of different sizes");
+        }
+        long count = 0;
+        for (int i = 0; i < words.length; i++) {
+            count += Long.bitCount((long) WORDS.getVolatile(words, i) | (long) WORDS.getVolatile(other.words, i));
+        }
+        return count;
+    }
+
     /** Number of dirty pages below {@code limit}, without clearing. */
     public long countBelow(long limit) {
         long count = 0;

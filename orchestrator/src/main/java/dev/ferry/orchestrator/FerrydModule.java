@@ -1,0 +1,175 @@
+package dev.ferry.orchestrator;
+
+import com.google.inject.AbstractModule;
+import com.google.inject.Provides;
+import com.google.inject.Singleton;
+import com.google.inject.name.Named;
+import dev.ferry.orchestrator.api.ApiServer;
+import dev.ferry.orchestrator.api.MigrationResource;
+import dev.ferry.orchestrator.api.Router;
+import dev.ferry.orchestrator.api.SystemResource;
+import dev.ferry.orchestrator.api.VmResource;
+import dev.ferry.orchestrator.config.FerrydConfig;
+import dev.ferry.orchestrator.metrics.FerryMetrics;
+import dev.ferry.orchestrator.migration.FaultInjector;
+import dev.ferry.orchestrator.migration.MigrationManager;
+import dev.ferry.orchestrator.transport.MigrationTransport;
+import dev.ferry.orchestrator.vm.VmManager;
+import dev.ferry.protocol.net.ProtocolClient;
+import dev.ferry.protocol.net.ProtocolConfig;
+import dev.ferry.protocol.net.TlsConfig;
+import dev.ferry.protocol.net.Transport;
+import io.netty.channel.EventLoopGroup;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The daemon's object graph, every binding explicit: a provider per part, built once (production
+ * stage), nothing resolved by classpath scanning or just-in-time bindings.
+ */
+public final class FerrydModule extends AbstractModule {
+    private final FerrydConfig config;
+
+    public FerrydModule(FerrydConfig config) {
+        this.config = config;
+    }
+
+    @Override
+    protected void configure() {
+        binder().requireExplicitBindings();
+        binder().requireAtInjectOnConstructors();
+        bind(FerrydConfig.class).toInstance(config);
+    }
+
+    @Provides
+    @Singleton
+    @Named("version")
+    String version() {
+        return Version.current();
+    }
+
+    @Provides
+    @Singleton
+    FerryMetrics metrics(@Named("version") String version, @Named("migration") EventLoopGroup migration) {
+        FerryMetrics metrics = new FerryMetrics(version);
+        // Pending tasks per event loop of the migration transport, where a backlog slows migrations.
+        metrics.bindEventLoops(migration);
+        return metrics;
+    }
+
+    @Provides
+    @Singleton
+    @Named("http")
+    EventLoopGroup httpLoops() {
+        return Transport.newGroup(2, "ferry-http");
+    }
+
+    @Provides
+    @Singleton
+    @Named("migration")
+    EventLoopGroup migrationLoops() {
+        return Transport.newGroup(Math.max(2, Runtime.getRuntime().availableProcessors()), "ferry-migration-io");
+    }
+
+    @Provides
+    @Singleton
+    @Named("api")
+    ExecutorService apiWorkers(FerrydConfig config) {
+        AtomicInteger next = new AtomicInteger();
+        return Executors.newFixedThreadPool(config.apiThreads(), runnable -> {
+            Thread thread = new Thread(runnable, "ferry-api-" + next.incrementAndGet());
+            thread.setDaemon(true);
+            return thread;
+        });
+    }
+
+    @Provides
+    @Singleton
+    ProtocolConfig protocol(FerrydConfig config) {
+        try {
+            TlsConfig tls = config.tlsDir() == null ? null : TlsConfig.fromDirectory(config.tlsDir());
+            return ProtocolConfig.of(config.token(), tls);
+        } catch (IOException e) {
+            throw new UncheckedIOException("TLS: " + e.getMessage(), e);
+        }
+    }
+
+    @Provides
+    @Singleton
+    ProtocolClient client(ProtocolConfig protocol, @Named("migration") EventLoopGroup group) {
+        return new ProtocolClient(protocol, group);
+    }
+
+    @Provides
+    @Singleton
+    FaultInjector faults() {
+        return new FaultInjector();
+    }
+
+    @Provides
+    @Singleton
+    VmManager vms(FerrydConfig config, FerryMetrics metrics) {
+        return new VmManager(config, metrics);
+    }
+
+    @Provides
+    @Singleton
+    MigrationManager migrations(FerrydConfig config, VmManager vms, ProtocolClient client, FerryMetrics metrics, FaultInjector faults) {
+        return new MigrationManager(config, vms, client, metrics, faults);
+    }
+
+    @Provides
+    @Singleton
+    MigrationTransport transport(FerrydConfig config, ProtocolConfig protocol, @Named("migration") EventLoopGroup group,
+                                 MigrationManager migrations) {
+        return new MigrationTransport(config.migration(), protocol, group, migrations);
+    }
+
+    @Provides
+    @Singleton
+    Router router(@Named("version") String version, FerryMetrics metrics, VmManager vms, MigrationManager migrations) {
+        Router router = new Router();
+        new SystemResource(version, metrics).register(router);
+        new VmResource(vms).register(router);
+        new MigrationResource(migrations).register(router);
+        return router;
+    }
+
+    @Provides
+    @Singleton
+    ApiServer api(FerrydConfig config, Router router, @Named("http") EventLoopGroup group, @Named("api") ExecutorService workers,
+                  FerryMetrics metrics) {
+        return new ApiServer(config.http(), config.token(), router, group, workers, metrics.registry());
+    }
+
+    /**
+     * Start order: VMs, the migration listener, the migrations, the API. Stopped in reverse: the API
+     * stops taking requests, running migrations are cancelled and rolled back while the listener can
+     * still tell their peers, then the listener closes, the VMs stop, and the threads end.
+     */
+    @Provides
+    @Singleton
+    Lifecycle lifecycle(VmManager vms, MigrationTransport transport, MigrationManager migrations, ApiServer api,
+                        @Named("http") EventLoopGroup http, @Named("migration") EventLoopGroup migrationLoops,
+                        @Named("api") ExecutorService workers, FerryMetrics metrics) {
+        Managed threads = new Managed() {
+            @Override
+            public void start() {
+            }
+
+            @Override
+            public void stop() {
+                workers.shutdown();
+                http.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+                migrationLoops.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+                metrics.close();
+            }
+        };
+        return new Lifecycle(List.of(threads, vms, transport, migrations, api));
+    }
+}

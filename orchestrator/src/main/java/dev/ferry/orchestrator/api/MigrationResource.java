@@ -1,0 +1,94 @@
+package dev.ferry.orchestrator.api;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import dev.ferry.orchestrator.migration.Migration;
+import dev.ferry.orchestrator.migration.MigrationManager;
+import dev.ferry.orchestrator.migration.MigrationPolicy;
+import dev.ferry.orchestrator.migration.MigrationTrace;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.handler.codec.http.DefaultHttpContent;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.LastHttpContent;
+import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+
+/** {@code /v1/migrations}: start, list, show, cancel, the event stream and the trace. */
+public final class MigrationResource {
+    private final MigrationManager migrations;
+
+    public MigrationResource(MigrationManager migrations) {
+        this.migrations = migrations;
+    }
+
+    public void register(Router router) {
+        router.addBlocking(HttpMethod.POST, "/v1/migrations", request -> {
+            MigrationPolicy policy = MigrationPolicy.from(request.body(Requests.StartMigration.class));
+            return ApiResponse.accepted(migrations.start(policy).view());
+        });
+        router.add(HttpMethod.GET, "/v1/migrations",
+                request -> ApiResponse.ok(Map.of("migrations", migrations.list().stream().map(Migration::view).toList())));
+        router.add(HttpMethod.GET, "/v1/migrations/{id}", request -> ApiResponse.ok(migrations.get(request.parameter("id")).view()));
+        router.addBlocking(HttpMethod.DELETE, "/v1/migrations/{id}",
+                request -> ApiResponse.accepted(migrations.cancel(request.parameter("id")).view()));
+        router.add(HttpMethod.GET, "/v1/migrations/{id}/events", this::events);
+        router.add(HttpMethod.GET, "/v1/migrations/{id}/trace", this::trace);
+    }
+
+    private ApiResponse trace(ApiRequest request) {
+        Migration migration = migrations.get(request.parameter("id"));
+        MigrationTrace trace = migration.trace();
+        String format = request.query("format");
+        if (format == null || format.equals("json")) {
+            return ApiResponse.ok(Map.of("events", trace.events(), "phases", trace.phases()));
+        }
+        if (format.equals("chrome")) {
+            long now = TimeUnit.NANOSECONDS.toMicros(migration.view().totalTimeMs() * 1_000_000L);
+            return ApiResponse.ok(trace.chrome(migration.id(), now));
+        }
+        throw ApiException.invalid("format is json or chrome, not '" + format + "'");
+    }
+
+    /**
+     * Server-sent events: the migration's current state at once, then {@code phase} at each phase
+     * change, {@code progress} four times a second, and {@code end} with the final state, after which
+     * the stream closes.
+     */
+    private ApiResponse events(ApiRequest request) {
+        Migration migration = migrations.get(request.parameter("id"));
+        return new ApiResponse.Stream(HttpResponseStatus.OK, "text/event-stream; charset=utf-8", ctx -> stream(ctx, migration));
+    }
+
+    private static void stream(ChannelHandlerContext ctx, Migration migration) {
+        Consumer<Migration.Event> subscriber = new Consumer<>() {
+            @Override
+            public void accept(Migration.Event event) {
+                if (!ctx.channel().isActive()) {
+                    migration.unsubscribe(this);
+                    return;
+                }
+                ctx.writeAndFlush(new DefaultHttpContent(Unpooled.copiedBuffer(sse(event), StandardCharsets.UTF_8)));
+                if (event.type().equals("end")) {
+                    ctx.writeAndFlush(LastHttpContent.EMPTY_LAST_CONTENT).addListener(ChannelFutureListener.CLOSE);
+                }
+            }
+        };
+        ctx.channel().closeFuture().addListener(f -> migration.unsubscribe(subscriber));
+        if (!migration.finished()) {
+            subscriber.accept(new Migration.Event("progress", migration.view()));
+        }
+        migration.subscribe(subscriber);
+    }
+
+    private static String sse(Migration.Event event) {
+        try {
+            return "event: " + event.type() + "\ndata: " + Json.mapper().writeValueAsString(event.data()) + "\n\n";
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

@@ -1,0 +1,107 @@
+package dev.ferry.orchestrator.api;
+
+import io.netty.handler.codec.http.HttpMethod;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Routes by method and path template ({@code /v1/vms/{vm}/devices/{dev}}). A path that matches a
+ * template under another method is a 405 with the methods it has; no match at all is a 404.
+ */
+public final class Router {
+    /** Handles a request. */
+    @FunctionalInterface
+    public interface Handler {
+        ApiResponse handle(ApiRequest request);
+    }
+
+    /**
+     * @param blocking whether the handler may block (device quiescence, digests): it then runs on the
+     *                 API's worker threads, never on an event loop
+     * @param open     whether it is served without a token ({@code /v1/health}, {@code /metrics})
+     */
+    public record Route(HttpMethod method, String template, Handler handler, boolean blocking, boolean open) {
+        String[] segments() {
+            return template.substring(1).split("/", -1);
+        }
+    }
+
+    /** The outcome of matching. */
+    public sealed interface Match {
+    }
+
+    public record Found(Route route, Map<String, String> parameters) implements Match {
+    }
+
+    public record WrongMethod(Set<HttpMethod> allowed) implements Match {
+    }
+
+    public record NotFound() implements Match {
+    }
+
+    private final List<Route> routes = new ArrayList<>();
+
+    public Router add(HttpMethod method, String template, Handler handler) {
+        return add(new Route(method, template, handler, false, false));
+    }
+
+    public Router addBlocking(HttpMethod method, String template, Handler handler) {
+        return add(new Route(method, template, handler, true, false));
+    }
+
+    public Router add(Route route) {
+        for (Route existing : routes) {
+            if (existing.method().equals(route.method()) && existing.template().equals(route.template())) {
+                throw new IllegalArgumentException("route " + route.method() + " " + route.template() + " defined twice");
+            }
+        }
+        routes.add(route);
+        return this;
+    }
+
+    public List<Route> routes() {
+        return List.copyOf(routes);
+    }
+
+    public Match match(HttpMethod method, String path) {
+        if (!path.startsWith("/")) {
+            return new NotFound();
+        }
+        String[] parts = path.substring(1).split("/", -1);
+        Set<HttpMethod> allowed = new LinkedHashSet<>();
+        for (Route route : routes) {
+            Map<String, String> parameters = bind(route.segments(), parts);
+            if (parameters == null) {
+                continue;
+            }
+            if (route.method().equals(method)) {
+                return new Found(route, parameters);
+            }
+            allowed.add(route.method());
+        }
+        return allowed.isEmpty() ? new NotFound() : new WrongMethod(allowed);
+    }
+
+    private static Map<String, String> bind(String[] template, String[] parts) {
+        if (template.length != parts.length) {
+            return null;
+        }
+        Map<String, String> parameters = new HashMap<>();
+        for (int i = 0; i < template.length; i++) {
+            String segment = template[i];
+            if (segment.startsWith("{") && segment.endsWith("}")) {
+                if (parts[i].isEmpty()) {
+                    return null;
+                }
+                parameters.put(segment.substring(1, segment.length() - 1), parts[i]);
+            } else if (!segment.equals(parts[i])) {
+                return null;
+            }
+        }
+        return parameters;
+    }
+}

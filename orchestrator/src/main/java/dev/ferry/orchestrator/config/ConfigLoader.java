@@ -1,0 +1,146 @@
+package dev.ferry.orchestrator.config;
+
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import dev.ferry.orchestrator.api.Json;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Reads {@code ferryd}'s flags and optional config file (JSON, or YAML for {@code .yaml}/{@code .yml}),
+ * with the same strictness as the API: an unknown key or a wrong type is an error. Flags win over the
+ * file, the file over the defaults.
+ */
+public final class ConfigLoader {
+
+    /** The config file's keys: the flags' settings plus the limits. */
+    record FileSettings(@JsonProperty("http") String http, @JsonProperty("migration") String migration,
+                        @JsonProperty("tokenFile") String tokenFile, @JsonProperty("tlsDir") String tlsDir,
+                        @JsonProperty("insecure") Boolean insecure, @JsonProperty("maxVms") Integer maxVms,
+                        @JsonProperty("maxVmMemoryBytes") Long maxVmMemoryBytes,
+                        @JsonProperty("maxIncomingMigrations") Integer maxIncomingMigrations,
+                        @JsonProperty("migrationHistory") Integer migrationHistory,
+                        @JsonProperty("apiThreads") Integer apiThreads) {
+    }
+
+    /** A usage or configuration error, with the sentence to print. */
+    public static final class ConfigException extends Exception {
+        public ConfigException(String message) {
+            super(message);
+        }
+    }
+
+    private ConfigLoader() {
+    }
+
+    public static final String USAGE = """
+            usage: ferryd [--http HOST:PORT] [--migration HOST:PORT] [--token-file FILE] [--tls-dir DIR]
+                          [--config FILE] [--insecure]
+                   ferryd ctl [--api HOST:PORT] [--token-file FILE] COMMAND ...
+                   ferryd demo
+              --http HOST:PORT       control API (default 127.0.0.1:7070; port 0 picks a free port)
+              --migration HOST:PORT  migration listener (default 127.0.0.1:7071)
+              --token-file FILE      bearer token for the API and the migration handshake
+              --tls-dir DIR          mutual TLS on migration channels: ca.pem, cert.pem, key.pem
+              --config FILE          the same settings as JSON or YAML; flags win over the file
+              --insecure             allow a non-loopback listener without a token
+            """;
+
+    public static FerrydConfig load(List<String> args) throws ConfigException {
+        String http = null;
+        String migration = null;
+        String tokenFile = null;
+        String tlsDir = null;
+        String configFile = null;
+        boolean insecure = false;
+        List<String> rest = new ArrayList<>(args);
+        while (!rest.isEmpty()) {
+            String flag = rest.remove(0);
+            switch (flag) {
+                case "--http" -> http = value(flag, rest);
+                case "--migration" -> migration = value(flag, rest);
+                case "--token-file" -> tokenFile = value(flag, rest);
+                case "--tls-dir" -> tlsDir = value(flag, rest);
+                case "--config" -> configFile = value(flag, rest);
+                case "--insecure" -> insecure = true;
+                default -> throw new ConfigException("unknown argument '" + flag + "'\n" + USAGE);
+            }
+        }
+        FileSettings file = configFile == null ? new FileSettings(null, null, null, null, null, null, null, null, null, null)
+                : readFile(Path.of(configFile));
+        FerrydConfig defaults = FerrydConfig.defaults();
+        try {
+            Endpoint httpEndpoint = endpoint("--http", first(http, file.http()), defaults.http());
+            Endpoint migrationEndpoint = endpoint("--migration", first(migration, file.migration()), defaults.migration());
+            String tokenPath = first(tokenFile, file.tokenFile());
+            byte[] token = tokenPath == null ? new byte[0] : readToken(Path.of(tokenPath));
+            String tls = first(tlsDir, file.tlsDir());
+            return new FerrydConfig(httpEndpoint, migrationEndpoint, token, tls == null ? null : Path.of(tls),
+                    insecure || Boolean.TRUE.equals(file.insecure()),
+                    or(file.maxVms(), defaults.maxVms()), or(file.maxVmMemoryBytes(), defaults.maxVmMemoryBytes()),
+                    or(file.maxIncomingMigrations(), defaults.maxIncomingMigrations()),
+                    or(file.migrationHistory(), defaults.migrationHistory()), or(file.apiThreads(), defaults.apiThreads()));
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(e.getMessage());
+        }
+    }
+
+    /** Reads a token file: its content without surrounding white space, which must not be empty. */
+    public static byte[] readToken(Path path) throws ConfigException {
+        try {
+            String token = Files.readString(path, StandardCharsets.UTF_8).strip();
+            if (token.isEmpty()) {
+                throw new ConfigException("token file " + path + " is empty");
+            }
+            return token.getBytes(StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new ConfigException("cannot read token file " + path + ": " + e.getMessage());
+        }
+    }
+
+    private static FileSettings readFile(Path path) throws ConfigException {
+        String name = path.getFileName().toString();
+        ObjectMapper mapper = name.endsWith(".yaml") || name.endsWith(".yml") ? Json.strict(new ObjectMapper(new YAMLFactory()))
+                : Json.mapper();
+        try {
+            FileSettings settings = mapper.readValue(path.toFile(), FileSettings.class);
+            if (settings == null) {
+                throw new ConfigException("config file " + path + " is empty");
+            }
+            return settings;
+        } catch (IOException e) {
+            throw new ConfigException("config file " + path + ": " + Json.describe(e));
+        }
+    }
+
+    private static String value(String flag, List<String> rest) throws ConfigException {
+        if (rest.isEmpty() || rest.get(0).startsWith("--")) {
+            throw new ConfigException(flag + " needs a value\n" + USAGE);
+        }
+        return rest.remove(0);
+    }
+
+    private static Endpoint endpoint(String flag, String value, Endpoint fallback) {
+        if (value == null) {
+            return fallback;
+        }
+        try {
+            return Endpoint.parse(value);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(flag + ": " + e.getMessage());
+        }
+    }
+
+    private static String first(String flag, String file) {
+        return flag != null ? flag : file;
+    }
+
+    private static <T> T or(T value, T fallback) {
+        return value != null ? value : fallback;
+    }
+}

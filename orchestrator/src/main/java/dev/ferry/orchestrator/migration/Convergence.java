@@ -1,0 +1,61 @@
+package dev.ferry.orchestrator.migration;
+
+/**
+ * F3: when pre-copy may stop. After each pass the source measures its bandwidth and estimates the
+ * downtime stopping now would cost: what remains (dirty pages, device data not sent, device state
+ * that only stop-and-copy sends) at the measured bandwidth, plus the measured fixed cost of S3–S6.
+ * It stops iterating when that fits {@code downtimeLimitMs}; otherwise, with auto-converge, it
+ * throttles the vCPUs: 20%, then 10% more each iteration, up to 99%.
+ *
+ * <p><b>(Ferry)</b> The fixed cost is measured, not configured: four times the time the last
+ * all-device barrier took on the source (the destination's load and restart are taken to cost as
+ * much as the source's freeze and restart), plus two control-channel round trips (prepare and commit).
+ */
+final class Convergence {
+    private static final double WEIGHT = 0.5;
+
+    private final MigrationPolicy policy;
+    private double bandwidth;
+    private int throttle;
+
+    Convergence(MigrationPolicy policy) {
+        this.policy = policy;
+    }
+
+    /** A pass moved {@code bytes} in {@code nanos}. */
+    void measured(long bytes, long nanos) {
+        if (nanos <= 0 || bytes < 64 * 1024) {
+            return;
+        }
+        double rate = bytes * 1e9 / nanos;
+        bandwidth = bandwidth == 0 ? rate : WEIGHT * rate + (1 - WEIGHT) * bandwidth;
+    }
+
+    /** Bytes per second, as measured so far. */
+    long bandwidth() {
+        return (long) bandwidth;
+    }
+
+    static long fixedCostNanos(long barrierNanos, long rttNanos) {
+        return 4 * barrierNanos + 2 * Math.max(rttNanos, 0);
+    }
+
+    /** The downtime if pre-copy stopped now. */
+    long expectedDowntimeMillis(long remainingBytes, long fixedCostNanos) {
+        double transfer = bandwidth <= 0 ? (remainingBytes == 0 ? 0 : Double.MAX_VALUE) : remainingBytes * 1000.0 / bandwidth;
+        return (long) Math.min(Long.MAX_VALUE / 2, Math.ceil(transfer + fixedCostNanos / 1e6));
+    }
+
+    boolean fits(long expectedDowntimeMillis) {
+        return expectedDowntimeMillis <= policy.downtimeLimitMs();
+    }
+
+    /** The next throttle after a pass that did not converge, or 0 without auto-converge. */
+    int nextThrottle() {
+        if (!policy.autoConverge()) {
+            return 0;
+        }
+        throttle = throttle == 0 ? 20 : Math.min(99, throttle + 10);
+        return throttle;
+    }
+}

@@ -1,0 +1,247 @@
+package dev.ferry.orchestrator.migration;
+
+import dev.ferry.orchestrator.Managed;
+import dev.ferry.orchestrator.api.ApiException;
+import dev.ferry.orchestrator.config.FerrydConfig;
+import dev.ferry.orchestrator.metrics.FerryMetrics;
+import dev.ferry.orchestrator.vm.ManagedVm;
+import dev.ferry.orchestrator.vm.VmManager;
+import dev.ferry.protocol.ErrorCode;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.SessionId;
+import dev.ferry.protocol.net.FrameChannel;
+import dev.ferry.protocol.net.FrameHandler;
+import dev.ferry.protocol.net.ProtocolClient;
+import dev.ferry.protocol.net.SessionAcceptor;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.Deque;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.ToDoubleFunction;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The daemon's migrations, outgoing and incoming: starts source flows, accepts destination sessions
+ * from the migration listener, cancels, and keeps the running ones and the last finished ones for the
+ * API. On stop it cancels every running migration and waits for the rollbacks.
+ */
+public final class MigrationManager implements Managed, SessionAcceptor {
+    private static final Logger LOG = LoggerFactory.getLogger(MigrationManager.class);
+    private static final long STOP_WAIT_SECONDS = 30;
+
+    private final FerrydConfig config;
+    private final VmManager vms;
+    private final ProtocolClient client;
+    private final FerryMetrics metrics;
+    private final FaultInjector faults;
+    private final ConcurrentMap<String, Migration> running = new ConcurrentHashMap<>();
+    private final Deque<Migration> finished = new ArrayDeque<>();
+    private final ConcurrentMap<SessionId, DestinationFlow> incoming = new ConcurrentHashMap<>();
+    private final ExecutorService flows = Executors.newCachedThreadPool(named("ferry-migration"));
+    private final ExecutorService senders = Executors.newCachedThreadPool(named("ferry-page-sender"));
+    private final ScheduledExecutorService ticker = Executors.newSingleThreadScheduledExecutor(named("ferry-progress"));
+    private volatile boolean stopping;
+
+    public MigrationManager(FerrydConfig config, VmManager vms, ProtocolClient client, FerryMetrics metrics, FaultInjector faults) {
+        this.config = config;
+        this.vms = vms;
+        this.client = client;
+        this.metrics = metrics;
+        this.faults = faults;
+        for (Role role : Role.values()) {
+            metrics.gauge("ferry.migrations.active", "Migrations running", this, m -> m.count(role), "role", role.label());
+        }
+        metrics.gauge("ferry.migration.remaining.bytes", "Bytes the running migrations still have to send", this,
+                sum(Migration::remainingBytes));
+        metrics.gauge("ferry.migration.dirty.rate.bytes.per.second", "Guest memory dirtied per second, running migrations", this,
+                sum(Migration::dirtyRate));
+        metrics.gauge("ferry.migration.throughput.bytes.per.second", "Measured bandwidth of the running migrations", this,
+                sum(Migration::throughput));
+    }
+
+    @Override
+    public void start() {
+        ticker.scheduleAtFixedRate(() -> running.values().forEach(Migration::tick), 250, 250, TimeUnit.MILLISECONDS);
+    }
+
+    /** Cancels every running migration (sources roll back, destinations discard) and waits for them. */
+    @Override
+    public void stop() {
+        stopping = true;
+        List<Migration> all = new ArrayList<>(running.values());
+        for (Migration migration : all) {
+            Migration.Control control = migration.control();
+            if (control != null && control.cancel()) {
+                LOG.info("shutting down: cancelled migration {}", migration.id());
+            }
+        }
+        flows.shutdown();
+        try {
+            if (!flows.awaitTermination(STOP_WAIT_SECONDS, TimeUnit.SECONDS)) {
+                LOG.warn("migrations still running after {} s", STOP_WAIT_SECONDS);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        senders.shutdownNow();
+        ticker.shutdownNow();
+    }
+
+    // ---- outgoing ------------------------------------------------------------------------------
+
+    /** Starts migrating a VM; the flow runs on its own thread. */
+    public Migration start(MigrationPolicy policy) {
+        if (stopping) {
+            throw new ApiException(HttpResponseStatus.SERVICE_UNAVAILABLE, "shutting_down", "ferryd is shutting down");
+        }
+        ManagedVm vm = vms.get(policy.vm());
+        SessionId session = SessionId.random();
+        Migration migration = new Migration(idOf(session), Role.SOURCE, vm.id(), policy.destination().toString(),
+                Migration.policyView(policy));
+        boolean vcpusRunning = vms.claimForMigration(vm, migration.id());
+        SourceFlow flow = new SourceFlow(migration, vm, policy, session, vcpusRunning, client, senders, metrics, faults);
+        migration.setControl(flow);
+        running.put(migration.id(), migration);
+        metrics.migrationStarted(Role.SOURCE.label());
+        LOG.info("migration {}: VM {} to {}", migration.id(), vm.id(), policy.destination());
+        flows.execute(() -> {
+            try {
+                flow.run();
+            } finally {
+                finish(migration);
+            }
+        });
+        return migration;
+    }
+
+    // ---- incoming ------------------------------------------------------------------------------
+
+    @Override
+    public FrameHandler acceptControl(FrameChannel channel) throws ProtocolException {
+        if (stopping) {
+            throw new ProtocolException(ErrorCode.SHUTDOWN, "ferryd is shutting down");
+        }
+        if (incoming.size() >= config.maxIncomingMigrations()) {
+            throw new ProtocolException(ErrorCode.BUSY, "this daemon takes " + config.maxIncomingMigrations()
+                    + " incoming migrations at once");
+        }
+        Migration migration = new Migration(idOf(channel.session()), Role.DESTINATION, null,
+                channel.remoteAddress().getAddress().getHostAddress() + ":" + channel.remoteAddress().getPort(), Map.of());
+        DestinationFlow flow = new DestinationFlow(migration, channel, vms, metrics, faults);
+        if (incoming.putIfAbsent(channel.session(), flow) != null) {
+            throw new ProtocolException(ErrorCode.DUPLICATE_CHANNEL, "session " + channel.session() + " has a control channel");
+        }
+        migration.setControl(flow);
+        running.put(migration.id(), migration);
+        metrics.migrationStarted(Role.DESTINATION.label());
+        flows.execute(() -> {
+            try {
+                flow.run();
+            } finally {
+                incoming.remove(channel.session(), flow);
+                finish(migration);
+            }
+        });
+        return flow;
+    }
+
+    @Override
+    public FrameHandler acceptData(FrameChannel channel) throws ProtocolException {
+        DestinationFlow flow = incoming.get(channel.session());
+        if (flow == null) {
+            throw new ProtocolException(ErrorCode.UNKNOWN_SESSION, "no migration with session " + channel.session());
+        }
+        return flow.acceptData(channel);
+    }
+
+    // ---- the API's view ------------------------------------------------------------------------
+
+    public Migration get(String id) {
+        Migration migration = running.get(id);
+        if (migration != null) {
+            return migration;
+        }
+        synchronized (finished) {
+            for (Migration done : finished) {
+                if (done.id().equals(id)) {
+                    return done;
+                }
+            }
+        }
+        throw ApiException.notFound("migration_not_found", "no migration " + id);
+    }
+
+    /** Running migrations, then finished ones, newest first. */
+    public List<Migration> list() {
+        List<Migration> all = new ArrayList<>(running.values());
+        all.sort(Comparator.comparing(Migration::startNanos).reversed());
+        synchronized (finished) {
+            all.addAll(finished);
+        }
+        return all;
+    }
+
+    /** Cancels a migration; too late once the commit is sent (409 {@code too_late}). */
+    public Migration cancel(String id) {
+        Migration migration = get(id);
+        if (migration.finished()) {
+            throw ApiException.conflict("migration_finished", "migration " + id + " already ended: " + migration.phase().label());
+        }
+        Migration.Control control = migration.control();
+        if (control == null || !control.cancel()) {
+            throw ApiException.conflict("too_late", "migration " + id + " is past its commit: the VM runs on the destination");
+        }
+        return migration;
+    }
+
+    private void finish(Migration migration) {
+        running.remove(migration.id());
+        synchronized (finished) {
+            finished.addFirst(migration);
+            while (finished.size() > config.migrationHistory()) {
+                finished.removeLast();
+            }
+        }
+        metrics.migrationFinished(migration.role().label(), migration.phase().label(),
+                System.nanoTime() - migration.startNanos());
+    }
+
+    private int count(Role role) {
+        int n = 0;
+        for (Migration migration : running.values()) {
+            if (migration.role() == role) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    private static ToDoubleFunction<MigrationManager> sum(ToDoubleFunction<Migration> value) {
+        return manager -> manager.running.values().stream().mapToDouble(value).sum();
+    }
+
+    /** Both ends derive the same id from the session, so a migration has one id on both daemons. */
+    static String idOf(SessionId session) {
+        return "mig-" + session.toString().substring(0, 12);
+    }
+
+    private static java.util.concurrent.ThreadFactory named(String prefix) {
+        AtomicInteger next = new AtomicInteger();
+        return runnable -> {
+            Thread thread = new Thread(runnable, prefix + "-" + next.incrementAndGet());
+            thread.setDaemon(true);
+            return thread;
+        };
+    }
+}

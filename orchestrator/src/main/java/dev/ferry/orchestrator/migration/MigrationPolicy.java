@@ -1,0 +1,64 @@
+package dev.ferry.orchestrator.migration;
+
+import dev.ferry.orchestrator.api.ApiException;
+import dev.ferry.orchestrator.api.Requests;
+import dev.ferry.orchestrator.config.Endpoint;
+
+/**
+ * A migration's settings: the request's, with defaults filled in.
+ *
+ * @param downtimeLimitMs            converge when the expected downtime fits this (F3)
+ * @param maxBandwidthBytesPerSecond cap on page data sent per second, 0 for none
+ * @param channels                   data channels (1–16)
+ * @param maxIterations              pre-copy passes before giving up with {@code timeout}
+ * @param timeoutMs                  the whole migration's time before giving up with {@code timeout}
+ * @param autoConverge               throttle the vCPUs while not converging: 20%, +10% per iteration, up to 99%
+ * @param verify                     both sides digest the frozen VM; a mismatch fails before commit
+ */
+public record MigrationPolicy(String vm, Endpoint destination, long downtimeLimitMs, long maxBandwidthBytesPerSecond,
+                              int channels, int maxIterations, long timeoutMs, boolean autoConverge, boolean verify) {
+    public static final long DEFAULT_DOWNTIME_LIMIT_MS = 300;
+    public static final int DEFAULT_MAX_ITERATIONS = 30;
+    public static final long DEFAULT_TIMEOUT_MS = 600_000;
+    public static final int MAX_CHANNELS = 16;
+
+    public static MigrationPolicy from(Requests.StartMigration request) {
+        if (request.vm() == null || request.vm().isBlank()) {
+            throw ApiException.invalid("vm is required");
+        }
+        if (request.destination() == null) {
+            throw ApiException.invalid("destination is required, as HOST:PORT of the destination's migration listener");
+        }
+        Endpoint destination;
+        try {
+            destination = Endpoint.parse(request.destination());
+        } catch (IllegalArgumentException e) {
+            throw ApiException.invalid("destination: " + e.getMessage());
+        }
+        if (destination.port() == 0) {
+            throw ApiException.invalid("destination needs a port");
+        }
+        long downtime = or(request.downtimeLimitMs(), DEFAULT_DOWNTIME_LIMIT_MS);
+        long bandwidth = or(request.maxBandwidthBytesPerSecond(), 0L);
+        int channels = or(request.channels(), 1);
+        int iterations = or(request.maxIterations(), DEFAULT_MAX_ITERATIONS);
+        long timeout = or(request.timeoutMs(), DEFAULT_TIMEOUT_MS);
+        check(downtime >= 1 && downtime <= 3_600_000, "downtimeLimitMs must be between 1 and 3600000");
+        check(bandwidth >= 0, "maxBandwidthBytesPerSecond must not be negative (0 is unlimited)");
+        check(channels >= 1 && channels <= MAX_CHANNELS, "channels must be between 1 and " + MAX_CHANNELS);
+        check(iterations >= 1 && iterations <= 10_000, "maxIterations must be between 1 and 10000");
+        check(timeout >= 100 && timeout <= 86_400_000, "timeoutMs must be between 100 and 86400000");
+        return new MigrationPolicy(request.vm(), destination, downtime, bandwidth, channels, iterations, timeout,
+                or(request.autoConverge(), true), or(request.verify(), false));
+    }
+
+    private static void check(boolean ok, String message) {
+        if (!ok) {
+            throw ApiException.invalid(message);
+        }
+    }
+
+    private static <T> T or(T value, T fallback) {
+        return value != null ? value : fallback;
+    }
+}

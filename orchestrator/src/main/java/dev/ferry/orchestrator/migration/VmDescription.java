@@ -1,0 +1,92 @@
+package dev.ferry.orchestrator.migration;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import dev.ferry.device.Device;
+import dev.ferry.device.DeviceConfig;
+import dev.ferry.device.DeviceKind;
+import dev.ferry.device.DeviceModelException;
+import dev.ferry.device.P2pPolicy;
+import dev.ferry.device.vm.InitialMemory;
+import dev.ferry.device.vm.Vm;
+import dev.ferry.device.vm.VmConfig;
+import dev.ferry.device.vm.WorkloadConfig;
+import dev.ferry.orchestrator.api.Json;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What the source tells the destination about the VM (the VM_DESCRIPTION frame's JSON): enough to
+ * check compatibility and build the empty VM before anything else is sent. Device order is the
+ * device index of DEVICE_DATA frames.
+ */
+record VmDescription(String id, long memoryBytes, int vcpus, String initialMemory, Workload workload, String p2p,
+                     List<DeviceEntry> devices, boolean vcpusRunning, String migration) {
+
+    record Workload(long dirtyBytesPerSecond, long p2pOpsPerSecond, long doorbellsPerSecond, long seed) {
+    }
+
+    record DeviceEntry(String id, String kind, boolean ndma, boolean precopy, boolean pri, long memoryBytes, int slot) {
+    }
+
+    static VmDescription of(Vm vm, boolean vcpusRunning, String migrationId) {
+        VmConfig config = vm.config();
+        List<DeviceEntry> devices = new ArrayList<>();
+        for (Device device : vm.devices()) {
+            DeviceConfig d = device.config();
+            devices.add(new DeviceEntry(d.id(), d.kind().label(), d.ndma(), d.preCopy(), d.pri(), d.memoryBytes(), device.slot()));
+        }
+        WorkloadConfig w = config.workload();
+        return new VmDescription(config.id(), config.memoryBytes(), config.vcpus(), config.initialMemory().label(),
+                new Workload(w.dirtyBytesPerSecond(), w.p2pOpsPerSecond(), w.doorbellsPerSecond(), w.seed()),
+                config.p2p().label(), devices, vcpusRunning, migrationId);
+    }
+
+    byte[] toJson() {
+        try {
+            return Json.mapper().writeValueAsBytes(this);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("VM description not serializable", e);
+        }
+    }
+
+    /** Parses and validates: a description the device model would not build is {@code incompatible}. */
+    static VmDescription parse(byte[] json) throws MigrationFailure {
+        VmDescription description;
+        try {
+            description = Json.mapper().readValue(json, VmDescription.class);
+        } catch (IOException e) {
+            throw new MigrationFailure(MigrationFailure.INCOMPATIBLE, "unreadable VM description: " + Json.describe(e));
+        }
+        if (description == null || description.devices() == null || description.workload() == null) {
+            throw new MigrationFailure(MigrationFailure.INCOMPATIBLE, "incomplete VM description");
+        }
+        description.config();
+        return description;
+    }
+
+    VmConfig config() throws MigrationFailure {
+        try {
+            List<DeviceConfig> configs = new ArrayList<>();
+            for (DeviceEntry entry : devices) {
+                configs.add(new DeviceConfig(entry.id(), DeviceKind.of(entry.kind()), entry.ndma(), entry.precopy(), entry.pri(),
+                        entry.memoryBytes()));
+            }
+            return new VmConfig(id, memoryBytes, vcpus, InitialMemory.of(initialMemory),
+                    new WorkloadConfig(workload.dirtyBytesPerSecond(), workload.p2pOpsPerSecond(), workload.doorbellsPerSecond(),
+                            workload.seed()), P2pPolicy.of(p2p), configs);
+        } catch (DeviceModelException e) {
+            throw new MigrationFailure(MigrationFailure.INCOMPATIBLE, "this daemon cannot host the VM: " + e.getMessage());
+        }
+    }
+
+    Map<String, Integer> slots() {
+        Map<String, Integer> slots = new LinkedHashMap<>();
+        for (DeviceEntry entry : devices) {
+            slots.put(entry.id(), entry.slot());
+        }
+        return slots;
+    }
+}

@@ -1,0 +1,364 @@
+package dev.ferry.orchestrator.vm;
+
+import dev.ferry.device.Device;
+import dev.ferry.device.DeviceConfig;
+import dev.ferry.device.DeviceModelException;
+import dev.ferry.device.TransitionListener;
+import dev.ferry.device.migration.DeviceState;
+import dev.ferry.device.migration.MigrationState;
+import dev.ferry.device.migration.TransitionResult;
+import dev.ferry.device.vm.Vm;
+import dev.ferry.device.vm.VmConfig;
+import dev.ferry.device.vm.VmDigest;
+import dev.ferry.orchestrator.Managed;
+import dev.ferry.orchestrator.api.ApiException;
+import dev.ferry.orchestrator.config.FerrydConfig;
+import dev.ferry.orchestrator.metrics.FerryMetrics;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentMap;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The VMs this daemon hosts, and every operation on them and their devices that the API offers. Each
+ * operation takes the VM's lock and checks its state: a VM that is migrating takes no changes
+ * ({@code migration_in_progress}).
+ */
+public final class VmManager implements Managed {
+    private static final Logger LOG = LoggerFactory.getLogger(VmManager.class);
+
+    private final FerrydConfig config;
+    private final FerryMetrics metrics;
+    private final ConcurrentMap<String, ManagedVm> vms = new ConcurrentHashMap<>();
+    private final AtomicLong retiredMmioWhileStopped = new AtomicLong();
+    private final TransitionListener counting;
+
+    public VmManager(FerrydConfig config, FerryMetrics metrics) {
+        this.config = config;
+        this.metrics = metrics;
+        this.counting = new TransitionListener() {
+            @Override
+            public void transitioned(Device device, DeviceState requested, TransitionResult result, long start, long duration) {
+                metrics.deviceTransition(device.kind().label(), result.succeeded());
+            }
+        };
+        metrics.gauge("ferry.vms", "VMs hosted, incoming and migrated ones included", vms, Map::size);
+        metrics.monotonic("ferry.device.mmio.while.stopped",
+                "MMIO writes that reached a stopped device and were not applied (D12)", this, VmManager::mmioWhileStoppedTotal);
+    }
+
+    @Override
+    public void start() {
+    }
+
+    /** Closes every VM: vCPUs and device engines stop. */
+    @Override
+    public void stop() {
+        for (ManagedVm managed : vms.values()) {
+            managed.vm().close();
+        }
+        vms.clear();
+    }
+
+    // ---- VMs -----------------------------------------------------------------------------------
+
+    /** Boots a VM; its vCPUs run when {@code running}. */
+    public ManagedVm create(VmConfig vmConfig, boolean running) {
+        checkLimits(vmConfig);
+        Vm vm = deviceModel(() -> Vm.boot(vmConfig));
+        ManagedVm managed = new ManagedVm(vm, running ? VmState.RUNNING : VmState.PAUSED);
+        if (vms.putIfAbsent(vm.id(), managed) != null) {
+            vm.close();
+            throw ApiException.conflict("duplicate_id", "a VM with id " + vmConfig.id() + " exists already");
+        }
+        vm.devices().forEach(d -> d.addListener(counting));
+        if (running) {
+            vm.startVcpus();
+        }
+        LOG.info("created VM {} ({} MiB, {} devices, {})", vm.id(), vmConfig.memoryBytes() >> 20, vmConfig.devices().size(),
+                managed.state().label());
+        return managed;
+    }
+
+    /** Registers the shell of an incoming migration's VM (R1); it shows as {@code incoming}. */
+    public ManagedVm adoptIncoming(Vm vm, String migrationId) {
+        ManagedVm managed = new ManagedVm(vm, VmState.INCOMING);
+        managed.beginMigration(migrationId, VmState.INCOMING);
+        if (vms.putIfAbsent(vm.id(), managed) != null) {
+            vm.close();
+            throw ApiException.conflict("duplicate_id", "a VM with id " + vm.id() + " exists already");
+        }
+        vm.devices().forEach(d -> d.addListener(counting));
+        return managed;
+    }
+
+    /** Whether another VM of this size and id may come: for the destination's compatibility check. */
+    public void checkLimits(VmConfig vmConfig) {
+        if (vmConfig.memoryBytes() > config.maxVmMemoryBytes()) {
+            throw ApiException.invalid("memoryBytes " + vmConfig.memoryBytes() + " exceeds this daemon's limit of "
+                    + config.maxVmMemoryBytes());
+        }
+        if (vms.containsKey(vmConfig.id())) {
+            throw ApiException.conflict("duplicate_id", "a VM with id " + vmConfig.id() + " exists already");
+        }
+        if (vms.size() >= config.maxVms()) {
+            throw ApiException.conflict("too_many_vms", "this daemon hosts at most " + config.maxVms() + " VMs");
+        }
+    }
+
+    public ManagedVm get(String id) {
+        ManagedVm managed = vms.get(id);
+        if (managed == null) {
+            throw ApiException.notFound("vm_not_found", "no VM " + id);
+        }
+        return managed;
+    }
+
+    public List<ManagedVm> list() {
+        List<ManagedVm> all = new ArrayList<>(vms.values());
+        all.sort(Comparator.comparing(ManagedVm::id));
+        return all;
+    }
+
+    public int count() {
+        return vms.size();
+    }
+
+    public void delete(String id) {
+        ManagedVm managed = get(id);
+        managed.lock().lock();
+        try {
+            requireNotMigrating(managed);
+            vms.remove(id, managed);
+        } finally {
+            managed.lock().unlock();
+        }
+        retire(managed);
+        LOG.info("deleted VM {}", id);
+    }
+
+    /** Removes an incoming VM whose migration failed: the destination discards its copy (F4). */
+    public void discard(ManagedVm managed) {
+        if (vms.remove(managed.id(), managed)) {
+            retire(managed);
+        }
+    }
+
+    private void retire(ManagedVm managed) {
+        for (Device device : managed.vm().devices()) {
+            retiredMmioWhileStopped.addAndGet(device.stats().mmioWhileStopped());
+        }
+        managed.vm().close();
+    }
+
+    /** M5: vCPUs stop, devices finish their work. */
+    public ManagedVm pause(String id) {
+        ManagedVm managed = get(id);
+        withVm(managed, () -> {
+            deviceModel(() -> {
+                managed.vm().pause();
+                return null;
+            });
+            managed.setState(VmState.PAUSED);
+        });
+        return managed;
+    }
+
+    /**
+     * vCPUs run again. Devices that a failed switchover left stopped are brought back to RUNNING first
+     * (reset if in ERROR): resuming is the operator's decision that the destination never ran (F5).
+     */
+    public ManagedVm resume(String id) {
+        ManagedVm managed = get(id);
+        withVm(managed, () -> {
+            for (Device device : managed.vm().devices()) {
+                DeviceState state = device.state();
+                if (state.isError()) {
+                    managed.vm().resetDevice(device.id());
+                } else if (!state.equals(DeviceState.RUNNING)) {
+                    TransitionResult result = device.setState(DeviceState.RUNNING);
+                    if (!result.succeeded()) {
+                        managed.vm().resetDevice(device.id());
+                    }
+                }
+            }
+            managed.vm().resume();
+            managed.setState(VmState.RUNNING);
+        });
+        return managed;
+    }
+
+    /** The digest of a paused, idle VM (M5). */
+    public VmDigest digest(String id) {
+        ManagedVm managed = get(id);
+        managed.lock().lock();
+        try {
+            if (managed.state() == VmState.MIGRATING || managed.state() == VmState.INCOMING) {
+                throw ApiException.conflict("migration_in_progress", "VM " + id + " is being migrated");
+            }
+            if (managed.vm().vcpusRunning()) {
+                throw ApiException.conflict("vm_running", "VM " + id + " is running; pause it to take its digest");
+            }
+            return deviceModel(() -> managed.vm().digest());
+        } finally {
+            managed.lock().unlock();
+        }
+    }
+
+    // ---- devices -------------------------------------------------------------------------------
+
+    public Device device(String vmId, String deviceId) {
+        return get(vmId).vm().device(deviceId)
+                .orElseThrow(() -> ApiException.notFound("device_not_found", "VM " + vmId + " has no device " + deviceId));
+    }
+
+    /** Hot-plug (M3: {@code ndma_required} when the device lacks NDMA while P2P is active). */
+    public Device hotPlug(String vmId, DeviceConfig deviceConfig) {
+        ManagedVm managed = get(vmId);
+        Device[] added = new Device[1];
+        withVm(managed, () -> added[0] = deviceModel(() -> managed.vm().hotPlug(deviceConfig)));
+        added[0].addListener(counting);
+        return added[0];
+    }
+
+    public void unplug(String vmId, String deviceId) {
+        ManagedVm managed = get(vmId);
+        Device device = device(vmId, deviceId);
+        withVm(managed, () -> {
+            retiredMmioWhileStopped.addAndGet(device.stats().mmioWhileStopped());
+            deviceModel(() -> {
+                managed.vm().unplug(deviceId);
+                return null;
+            });
+        });
+    }
+
+    /** A v1 state write; a failure is 409 {@code transition_failed} with the state the device is in now. */
+    public Device setDeviceState(String vmId, String deviceId, DeviceState requested) {
+        ManagedVm managed = get(vmId);
+        Device device = device(vmId, deviceId);
+        withVm(managed, () -> requireSuccess(device, device.setState(requested)));
+        return device;
+    }
+
+    /** A v2 request: the path walked, or 409 with where the device stopped. */
+    public Device.V2Result setMigrationState(String vmId, String deviceId, MigrationState target) {
+        ManagedVm managed = get(vmId);
+        Device device = device(vmId, deviceId);
+        Device.V2Result[] result = new Device.V2Result[1];
+        withVm(managed, () -> {
+            result[0] = device.setMigrationState(target);
+            if (!result[0].succeeded()) {
+                requireSuccess(device, result[0].last(), Map.of("path", result[0].path().stream().map(Enum::name).toList()));
+            }
+        });
+        return result[0];
+    }
+
+    /** D5, and the guest driver programs the device again. */
+    public Device reset(String vmId, String deviceId) {
+        ManagedVm managed = get(vmId);
+        Device device = device(vmId, deviceId);
+        withVm(managed, () -> managed.vm().resetDevice(deviceId));
+        return device;
+    }
+
+    private static void requireSuccess(Device device, TransitionResult result) {
+        requireSuccess(device, result, Map.of());
+    }
+
+    private static void requireSuccess(Device device, TransitionResult result, Map<String, Object> extra) {
+        if (result.succeeded()) {
+            return;
+        }
+        Map<String, Object> details = new java.util.LinkedHashMap<>();
+        details.put("deviceState", device.state().label());
+        details.put("deviceStateBits", device.state().bits());
+        if (result instanceof TransitionResult.Rejected rejected) {
+            details.put("rule", rejected.failure().rule());
+        } else if (result instanceof TransitionResult.Failed failed) {
+            details.put("rule", failed.failure().rule());
+        }
+        details.putAll(extra);
+        throw ApiException.conflict("transition_failed", result.describe(), details);
+    }
+
+    // ---- migrations' view ----------------------------------------------------------------------
+
+    /**
+     * Hands a running or paused VM to a migration. Returns whether its vCPUs were running, which
+     * decides how a rollback leaves it and whether the destination starts them.
+     */
+    public boolean claimForMigration(ManagedVm managed, String migrationId) {
+        managed.lock().lock();
+        try {
+            requireNotMigrating(managed);
+            if (managed.state() == VmState.MIGRATED) {
+                throw ApiException.conflict("vm_migrated", "VM " + managed.id() + " was migrated away already");
+            }
+            boolean running = managed.state() == VmState.RUNNING;
+            managed.beginMigration(migrationId, VmState.MIGRATING);
+            return running;
+        } finally {
+            managed.lock().unlock();
+        }
+    }
+
+    /** MMIO that reached stopped devices, over every device this daemon ever hosted. */
+    public long mmioWhileStoppedTotal() {
+        long total = retiredMmioWhileStopped.get();
+        for (ManagedVm managed : vms.values()) {
+            for (Device device : managed.vm().devices()) {
+                total += device.stats().mmioWhileStopped();
+            }
+        }
+        return total;
+    }
+
+    private void withVm(ManagedVm managed, Runnable action) {
+        managed.lock().lock();
+        try {
+            requireNotMigrating(managed);
+            if (managed.state() == VmState.MIGRATED) {
+                throw ApiException.conflict("vm_migrated", "VM " + managed.id() + " was migrated away; delete it");
+            }
+            action.run();
+        } finally {
+            managed.lock().unlock();
+        }
+    }
+
+    private static void requireNotMigrating(ManagedVm managed) {
+        if (managed.state() == VmState.MIGRATING || managed.state() == VmState.INCOMING) {
+            throw ApiException.conflict("migration_in_progress", "VM " + managed.id() + " is being migrated by "
+                    + managed.migrationId(), Map.of("migration", String.valueOf(managed.migrationId())));
+        }
+    }
+
+    /** Runs a device-model operation, turning its refusals into API errors. */
+    public static <T> T deviceModel(Supplier<T> operation) {
+        try {
+            return operation.get();
+        } catch (DeviceModelException e) {
+            throw translate(e);
+        }
+    }
+
+    public static ApiException translate(DeviceModelException e) {
+        return switch (e.code()) {
+            case DeviceModelException.NDMA_REQUIRED -> ApiException.conflict("ndma_required", e.getMessage());
+            case DeviceModelException.DUPLICATE_ID -> ApiException.conflict("duplicate_id", e.getMessage());
+            case DeviceModelException.NOT_FOUND -> ApiException.notFound("not_found", e.getMessage());
+            case DeviceModelException.NOT_IDLE -> ApiException.conflict("vm_running", e.getMessage());
+            case DeviceModelException.TIMEOUT -> new ApiException(HttpResponseStatus.CONFLICT, "timeout", e.getMessage());
+            default -> ApiException.invalid(e.getMessage());
+        };
+    }
+}

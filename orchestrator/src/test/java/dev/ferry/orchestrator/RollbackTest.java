@@ -1,0 +1,157 @@
+package dev.ferry.orchestrator;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.ferry.orchestrator.cli.ApiClient;
+import dev.ferry.orchestrator.migration.FaultInjector;
+import dev.ferry.orchestrator.migration.Phase;
+import dev.ferry.orchestrator.transport.MigrationTransport;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * F4 and F5: before the commit every failure or cancel rolls the source back with nothing lost and
+ * the destination discards its copy; after it, cancel is too late.
+ */
+class RollbackTest {
+    private TestDaemons daemons;
+
+    @BeforeEach
+    void start() throws Exception {
+        daemons = new TestDaemons();
+    }
+
+    @AfterEach
+    void stop() {
+        daemons.close();
+    }
+
+    private JsonNode pausedVm(String id) throws Exception {
+        daemons.sourceApi.post("/v1/vms", TestDaemons.vm(id, false, 0, 0, TestDaemons.p2pDevices()));
+        return daemons.sourceApi.get("/v1/vms/" + id + "/digest");
+    }
+
+    private void assertRolledBack(String vm, JsonNode digest, String state) throws Exception {
+        JsonNode view = daemons.sourceApi.get("/v1/vms/" + vm);
+        assertThat(view.path("state").asText()).isEqualTo(state);
+        assertThat(view.path("migration").isNull()).isTrue();
+        for (JsonNode device : view.path("devices")) {
+            assertThat(device.path("deviceState").asText()).as("device %s", device.path("id")).isEqualTo("RUNNING");
+            assertThat(device.path("stats").path("mmioWhileStopped").asLong()).isZero();
+        }
+        if (digest != null) {
+            assertThat(daemons.sourceApi.get("/v1/vms/" + vm + "/digest")).isEqualTo(digest);
+        }
+        // The destination discarded its copy.
+        await().atMost(Duration.ofSeconds(10)).until(() -> daemons.destinationApi.get("/v1/vms").path("vms").isEmpty());
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = Phase.class, names = {"SETUP", "PRECOPY", "VIOMMU_GRACE", "P2P_GRACE", "STOP_COPY", "SWITCHOVER"})
+    void cancelInEverySourcePhaseRollsBackWithTheDigestUnchanged(Phase phase) throws Exception {
+        JsonNode digest = pausedVm("vm1");
+        FaultInjector.Hold hold = daemons.sourceFaults().holdAt(phase);
+        String id = daemons.migrate("vm1", Map.of("channels", 2)).path("id").asText();
+        assertThat(hold.awaitReached(30, TimeUnit.SECONDS)).isTrue();
+        assertThat(daemons.sourceApi.get("/v1/migrations/" + id).path("phase").asText()).isEqualTo(phase.label());
+
+        JsonNode cancelled = daemons.sourceApi.delete("/v1/migrations/" + id);
+        assertThat(cancelled.path("id").asText()).isEqualTo(id);
+        hold.release();
+
+        JsonNode end = daemons.awaitEnd(id);
+        assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("cancelled");
+        assertThat(end.path("error").path("code").asText()).isEqualTo("cancelled");
+        assertRolledBack("vm1", digest, "paused");
+    }
+
+    @Test
+    void cancelOfARunningVmRestartsItsVcpus() throws Exception {
+        daemons.sourceApi.post("/v1/vms", TestDaemons.vm("live", true, 4L << 20, 100, TestDaemons.p2pDevices()));
+        FaultInjector.Hold hold = daemons.sourceFaults().holdAt(Phase.STOP_COPY);
+        String id = daemons.migrate("live", Map.of()).path("id").asText();
+        assertThat(hold.awaitReached(30, TimeUnit.SECONDS)).isTrue();
+        daemons.sourceApi.delete("/v1/migrations/" + id);
+        hold.release();
+        assertThat(daemons.awaitEnd(id).path("phase").asText()).isEqualTo("cancelled");
+        assertRolledBack("live", null, "running");
+        long before = MigrationEndToEndTest.stat(daemons.sourceApi.get("/v1/vms/live"), "gpu0", "operations");
+        await().atMost(Duration.ofSeconds(10)).until(() ->
+                MigrationEndToEndTest.stat(daemons.sourceApi.get("/v1/vms/live"), "gpu0", "operations") > before);
+    }
+
+    @Test
+    void cancelAfterTheCommitIsTooLate() throws Exception {
+        pausedVm("vm1");
+        FaultInjector.Hold committed = daemons.destinationFaults().holdAt(Phase.SWITCHOVER);
+        String id = daemons.migrate("vm1", Map.of()).path("id").asText();
+        assertThat(committed.awaitReached(30, TimeUnit.SECONDS)).isTrue();
+        assertThatThrownBy(() -> daemons.sourceApi.delete("/v1/migrations/" + id))
+                .isInstanceOfSatisfying(ApiClient.ApiError.class, e -> {
+                    assertThat(e.status()).isEqualTo(409);
+                    assertThat(e.code()).isEqualTo("too_late");
+                });
+        committed.release();
+        assertThat(daemons.awaitEnd(id).path("phase").asText()).isEqualTo("completed");
+        assertThatThrownBy(() -> daemons.sourceApi.delete("/v1/migrations/" + id))
+                .isInstanceOfSatisfying(ApiClient.ApiError.class, e -> assertThat(e.code()).isEqualTo("migration_finished"));
+    }
+
+    @Test
+    void aDestinationDeviceThatFailsToLoadRollsTheSourceBack() throws Exception {
+        daemons.sourceApi.post("/v1/vms", TestDaemons.vm("vm1", true, 4L << 20, 50, TestDaemons.p2pDevices()));
+        daemons.destinationFaults().corruptDeviceData("gpu0");
+        String id = daemons.migrate("vm1", Map.of()).path("id").asText();
+        JsonNode end = daemons.awaitEnd(id);
+        assertThat(end.path("phase").asText()).isEqualTo("failed");
+        assertThat(end.path("error").path("code").asText()).isEqualTo("device_load_failed");
+        assertThat(end.path("error").path("message").asText()).contains("gpu0");
+        assertRolledBack("vm1", null, "running");
+        JsonNode destinationSide = daemons.awaitDestinationEnd(id);
+        assertThat(destinationSide.path("error").path("code").asText()).isEqualTo("device_load_failed");
+    }
+
+    @Test
+    void aDestinationKilledMidStreamRollsTheSourceBack() throws Exception {
+        JsonNode digest = pausedVm("vm1");
+        FaultInjector.Hold hold = daemons.sourceFaults().holdAt(Phase.PRECOPY);
+        String id = daemons.migrate("vm1", Map.of("channels", 2)).path("id").asText();
+        assertThat(hold.awaitReached(30, TimeUnit.SECONDS)).isTrue();
+        // The destination's listener goes away with every migration connection to it.
+        daemons.destination.get(MigrationTransport.class).stop();
+        hold.release();
+        JsonNode end = daemons.awaitEnd(id);
+        assertThat(end.path("phase").asText()).isEqualTo("failed");
+        assertThat(end.path("error").path("code").asText()).isIn("connection_lost", "destination_failed", "peer_failed");
+        assertRolledBack("vm1", digest, "paused");
+    }
+
+    @Test
+    void sourceShutdownCancelsAndRollsBackTheMigration() throws Exception {
+        pausedVm("vm1");
+        FaultInjector.Hold hold = daemons.sourceFaults().holdAt(Phase.PRECOPY);
+        String id = daemons.migrate("vm1", Map.of()).path("id").asText();
+        assertThat(hold.awaitReached(30, TimeUnit.SECONDS)).isTrue();
+        dev.ferry.orchestrator.migration.MigrationManager migrations =
+                daemons.source.get(dev.ferry.orchestrator.migration.MigrationManager.class);
+        CompletableFuture<Void> stopping = CompletableFuture.runAsync(daemons.source::stop);
+        await().atMost(Duration.ofSeconds(10)).until(() -> migrations.get(id).phase() != Phase.PRECOPY
+                || daemons.destinationApi.get("/v1/migrations/" + id).path("phase").asText().equals("failed"));
+        hold.release();
+        stopping.get(60, TimeUnit.SECONDS);
+        assertThat(migrations.get(id).phase()).isEqualTo(Phase.CANCELLED);
+        JsonNode destinationSide = daemons.awaitDestinationEnd(id);
+        assertThat(destinationSide.path("phase").asText()).isIn("failed", "cancelled");
+        assertThat(daemons.destinationApi.get("/v1/vms").path("vms")).isEmpty();
+    }
+}

@@ -1,0 +1,105 @@
+package dev.ferry.orchestrator;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.ferry.orchestrator.cli.ApiClient;
+import dev.ferry.orchestrator.config.Endpoint;
+import dev.ferry.orchestrator.config.FerrydConfig;
+import dev.ferry.orchestrator.migration.FaultInjector;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import org.awaitility.Awaitility;
+
+/** Two real daemons in this JVM, on 127.0.0.1 with ephemeral ports and a shared token. */
+public final class TestDaemons implements AutoCloseable {
+    public static final String TOKEN = "test-token-0123456789";
+
+    public final Ferryd source;
+    public final Ferryd destination;
+    public final ApiClient sourceApi;
+    public final ApiClient destinationApi;
+
+    public TestDaemons() throws Exception {
+        this(base());
+    }
+
+    public TestDaemons(FerrydConfig config) throws Exception {
+        source = Ferryd.start(config);
+        Ferryd started;
+        try {
+            started = Ferryd.start(config);
+        } catch (Exception e) {
+            source.close();
+            throw e;
+        }
+        destination = started;
+        sourceApi = new ApiClient(source.http().toString(), TOKEN);
+        destinationApi = new ApiClient(destination.http().toString(), TOKEN);
+    }
+
+    public static FerrydConfig base() {
+        Endpoint any = new Endpoint("127.0.0.1", 0);
+        return FerrydConfig.defaults().withListeners(any, any).withToken(TOKEN.getBytes(StandardCharsets.UTF_8));
+    }
+
+    public FaultInjector sourceFaults() {
+        return source.get(FaultInjector.class);
+    }
+
+    public FaultInjector destinationFaults() {
+        return destination.get(FaultInjector.class);
+    }
+
+    /** A VM description with the usual devices and small sizes. */
+    public static Map<String, Object> vm(String id, boolean running, long dirtyBytesPerSecond, long p2pOps, List<Map<String, Object>> devices) {
+        return Map.of("id", id, "memoryBytes", 32L << 20, "vcpus", 2, "initialMemory", "random", "running", running,
+                "workload", Map.of("dirtyBytesPerSecond", dirtyBytesPerSecond, "p2pOpsPerSecond", p2pOps, "seed", 17),
+                "p2p", "auto", "devices", devices);
+    }
+
+    public static List<Map<String, Object>> p2pDevices() {
+        return List.of(Map.of("id", "nic0", "kind", "nic"),
+                Map.of("id", "gpu0", "kind", "gpu", "memoryBytes", 4L << 20),
+                Map.of("id", "serial0", "kind", "serial"));
+    }
+
+    public JsonNode migrate(String vm, Map<String, Object> extra) throws Exception {
+        Map<String, Object> request = new java.util.HashMap<>(extra);
+        request.put("vm", vm);
+        request.put("destination", destination.migration().toString());
+        return sourceApi.post("/v1/migrations", request);
+    }
+
+    /** Waits until the migration has ended on the source, and returns its final view. */
+    public JsonNode awaitEnd(String id) {
+        JsonNode[] last = new JsonNode[1];
+        Awaitility.await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(20)).until(() -> {
+            last[0] = sourceApi.get("/v1/migrations/" + id);
+            String phase = last[0].path("phase").asText();
+            return phase.equals("completed") || phase.equals("failed") || phase.equals("cancelled");
+        });
+        return last[0];
+    }
+
+    /** Waits until the destination's side of a migration has ended too. */
+    public JsonNode awaitDestinationEnd(String id) {
+        JsonNode[] last = new JsonNode[1];
+        Awaitility.await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(20)).until(() -> {
+            try {
+                last[0] = destinationApi.get("/v1/migrations/" + id);
+            } catch (ApiClient.ApiError e) {
+                return false;
+            }
+            String phase = last[0].path("phase").asText();
+            return phase.equals("completed") || phase.equals("failed") || phase.equals("cancelled");
+        });
+        return last[0];
+    }
+
+    @Override
+    public void close() {
+        source.close();
+        destination.close();
+    }
+}
