@@ -221,9 +221,10 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
 
     /**
      * Source → destination: everything is sent; load every device and wait at the barrier. With
-     * {@code digest} (32 bytes) the destination compares its own digest and answers with it.
+     * {@code verify} the destination digests the loaded VM and answers with the digest, which the
+     * source compares with its own (computed meanwhile).
      */
-    record Prepare(byte[] digest) implements Frame {
+    record Prepare(boolean verify) implements Frame {
         @Override
         public FrameType type() {
             return FrameType.PREPARE;
@@ -231,7 +232,7 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
 
         @Override
         public void writeHead(ByteBuf out) {
-            out.writeByte(digest.length).writeBytes(digest);
+            out.writeByte(verify ? 1 : 0);
         }
     }
 

@@ -154,7 +154,13 @@ public final class FrameDecoder extends ByteToMessageDecoder {
             case DEVICE_END -> new Frame.DeviceEnd(p.readUnsignedShort(), nonNegative(type, p.readLong()));
             case PHASE -> new Frame.Phase(p.readUnsignedByte(), p.readInt());
             case ITERATION_END -> new Frame.IterationEnd(p.readInt(), nonNegative(type, p.readLong()), nonNegative(type, p.readLong()));
-            case PREPARE -> new Frame.Prepare(digest(type, p));
+            case PREPARE -> {
+                int verify = p.readUnsignedByte();
+                if (verify > 1) {
+                    throw malformed(type, "verify flag " + verify);
+                }
+                yield new Frame.Prepare(verify == 1);
+            }
             case PREPARED -> new Frame.Prepared(digest(type, p), nonNegative(type, p.readLong()));
             case COMMIT -> new Frame.Commit();
             case CONFIRM -> new Frame.Confirm(nonNegative(type, p.readLong()));

@@ -17,7 +17,7 @@ public enum FrameType {
     DEVICE_END(0x13, 10, 10),
     PHASE(0x14, 5, 5),
     ITERATION_END(0x15, 20, 20),
-    PREPARE(0x16, 1, 1 + Frame.DIGEST_BYTES),
+    PREPARE(0x16, 1, 1),
     PREPARED(0x17, 9, 9 + Frame.DIGEST_BYTES),
     COMMIT(0x18, 0, 0),
     CONFIRM(0x19, 8, 8),

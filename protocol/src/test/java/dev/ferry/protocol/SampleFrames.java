@@ -28,8 +28,8 @@ final class SampleFrames {
         frames.add(new Frame.DeviceEnd(2, 13345));
         frames.add(new Frame.Phase(MigrationPhase.PRECOPY.code(), 3));
         frames.add(new Frame.IterationEnd(3, 1000, 4_100_000));
-        frames.add(new Frame.Prepare(bytes(random, 32)));
-        frames.add(new Frame.Prepare(new byte[0]));
+        frames.add(new Frame.Prepare(true));
+        frames.add(new Frame.Prepare(false));
         frames.add(new Frame.Prepared(bytes(random, 32), 1500));
         frames.add(new Frame.Commit());
         frames.add(new Frame.Confirm(2500));
@@ -113,9 +113,6 @@ final class SampleFrames {
         }
         if (frame instanceof Frame.VmDescription d) {
             return "VmDescription " + d.memoryBytes() + " " + d.pageSize() + " " + d.dataChannels() + " " + new String(d.description());
-        }
-        if (frame instanceof Frame.Prepare p) {
-            return "Prepare " + Arrays.toString(p.digest());
         }
         if (frame instanceof Frame.Prepared p) {
             return "Prepared " + Arrays.toString(p.digest()) + " " + p.loadMicros();

@@ -31,7 +31,7 @@ public final class Workload implements AutoCloseable {
     }
 
     private static final int WRITE_BYTES = 64;
-    private static final int MAX_BATCH = 64;
+    private static final int MAX_BATCH = 256;
     private static final long MAX_CREDIT_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
     private static final long ACK_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(10);
 
@@ -247,7 +247,9 @@ public final class Workload implements AutoCloseable {
                 until(pageCredit, config.dirtyBytesPerSecond() / (double) Pages.PAGE_SIZE * factor),
                 until(bellCredit, config.doorbellsPerSecond() * factor)),
                 until(p2pCredit, config.p2pOpsPerSecond() * factor));
-        return (long) Math.max(20_000, Math.min(wait, TimeUnit.MILLISECONDS.toNanos(5)));
+        // At least a millisecond: a vCPU does its actions in batches rather than waking for each one,
+        // which would cost more in context switches than the actions themselves.
+        return (long) Math.max(TimeUnit.MILLISECONDS.toNanos(1), Math.min(wait, TimeUnit.MILLISECONDS.toNanos(5)));
     }
 
     private static double until(double credit, double perNano) {

@@ -74,6 +74,9 @@ public final class ApiRequest {
             throw new ApiException(io.netty.handler.codec.http.HttpResponseStatus.BAD_REQUEST, "unknown_field",
                     Json.describe(e), Map.of("field", Json.fieldOf(e)));
         } catch (MismatchedInputException e) {
+            if (e.getOriginalMessage() != null && e.getOriginalMessage().startsWith("Trailing token")) {
+                throw ApiException.badRequest("malformed_json", "malformed JSON: something follows the value");
+            }
             throw new ApiException(io.netty.handler.codec.http.HttpResponseStatus.BAD_REQUEST, "invalid_field",
                     Json.describe(e), Map.of("field", Json.fieldOf(e)));
         } catch (IOException e) {

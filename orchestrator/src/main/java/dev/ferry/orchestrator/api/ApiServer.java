@@ -63,7 +63,8 @@ public final class ApiServer implements Managed {
     private static final Logger LOG = LoggerFactory.getLogger(ApiServer.class);
     public static final int MAX_BODY_BYTES = 1 << 20;
     private static final int MAX_CONNECTIONS = 1024;
-    private static final long REQUEST_TIMEOUT_SECONDS = 10;
+    /** A request must arrive whole within this, by default. */
+    public static final java.time.Duration REQUEST_TIMEOUT = java.time.Duration.ofSeconds(10);
     private static final long IDLE_SECONDS = 120;
     private static final String JSON = "application/json; charset=utf-8";
 
@@ -73,13 +74,15 @@ public final class ApiServer implements Managed {
     private final EventLoopGroup group;
     private final ExecutorService workers;
     private final MeterRegistry registry;
+    private final long requestTimeoutNanos;
     private final ChannelGroup connections = new DefaultChannelGroup("ferry-api", GlobalEventExecutor.INSTANCE);
     private final java.util.concurrent.ConcurrentMap<String, Timer> timers = new java.util.concurrent.ConcurrentHashMap<>();
     private Channel listener;
     private volatile InetSocketAddress bound;
 
     public ApiServer(Endpoint endpoint, byte[] token, Router router, EventLoopGroup group, ExecutorService workers,
-                     MeterRegistry registry) {
+                     MeterRegistry registry, java.time.Duration requestTimeout) {
+        this.requestTimeoutNanos = requestTimeout.toNanos();
         this.endpoint = endpoint;
         this.token = token.clone();
         this.router = router;
@@ -112,7 +115,7 @@ public final class ApiServer implements Managed {
                                 .addLast("idle", new IdleStateHandler(0, 0, IDLE_SECONDS, TimeUnit.SECONDS))
                                 .addLast("http", new HttpServerCodec(4096, 8192, 8192))
                                 .addLast("keepalive", new HttpServerKeepAliveHandler())
-                                .addLast("deadline", new RequestDeadline())
+                                .addLast("deadline", new RequestDeadline(requestTimeoutNanos))
                                 .addLast("aggregator", new BodyLimit())
                                 .addLast("api", new Dispatcher());
                     }
@@ -133,15 +136,20 @@ public final class ApiServer implements Managed {
 
     /** A request must arrive whole within a deadline: slow clients cannot hold a connection forever. */
     private static final class RequestDeadline extends ChannelInboundHandlerAdapter {
+        private final long timeoutNanos;
         private ScheduledFuture<?> deadline;
+
+        RequestDeadline(long timeoutNanos) {
+            this.timeoutNanos = timeoutNanos;
+        }
 
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
             if (msg instanceof HttpRequest && deadline == null) {
                 deadline = ctx.executor().schedule(() -> {
                     writeError(ctx, new ApiException(HttpResponseStatus.REQUEST_TIMEOUT, "request_timeout",
-                            "the request did not arrive within " + REQUEST_TIMEOUT_SECONDS + " s"), true);
-                }, REQUEST_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+                            "the request did not arrive within " + TimeUnit.NANOSECONDS.toMillis(timeoutNanos) + " ms"), true);
+                }, timeoutNanos, TimeUnit.NANOSECONDS);
             }
             if (msg instanceof LastHttpContent && deadline != null) {
                 deadline.cancel(false);
@@ -174,10 +182,14 @@ public final class ApiServer implements Managed {
             super(MAX_BODY_BYTES, true);
         }
 
+        /**
+         * Answers at once. On a keep-alive connection the rest of the body is read and dropped (closing
+         * while the client still sends would reset the connection before it reads the answer).
+         */
         @Override
         protected void handleOversizedMessage(ChannelHandlerContext ctx, HttpMessage oversized) {
             writeError(ctx, new ApiException(HttpResponseStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large",
-                    "request bodies are limited to " + MAX_BODY_BYTES + " bytes"), true);
+                    "request bodies are limited to " + MAX_BODY_BYTES + " bytes"), !HttpUtil.isKeepAlive(oversized));
         }
 
         @Override

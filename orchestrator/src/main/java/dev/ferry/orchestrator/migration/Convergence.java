@@ -13,6 +13,7 @@ package dev.ferry.orchestrator.migration;
  */
 final class Convergence {
     private static final double WEIGHT = 0.5;
+    private static final long MEANINGFUL_PASS_BYTES = 4L << 20;
 
     private final MigrationPolicy policy;
     private double bandwidth;
@@ -22,9 +23,12 @@ final class Convergence {
         this.policy = policy;
     }
 
-    /** A pass moved {@code bytes} in {@code nanos}. */
+    /**
+     * A pass moved {@code bytes} in {@code nanos}. A small pass says more about fixed latencies than
+     * about bandwidth, so it counts only while nothing better has been measured.
+     */
     void measured(long bytes, long nanos) {
-        if (nanos <= 0 || bytes < 64 * 1024) {
+        if (nanos <= 0 || bytes == 0 || (bytes < MEANINGFUL_PASS_BYTES && bandwidth > 0)) {
             return;
         }
         double rate = bytes * 1e9 / nanos;

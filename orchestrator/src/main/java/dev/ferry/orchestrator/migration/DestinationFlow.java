@@ -284,12 +284,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
                 MigrationFailure.DEVICE_LOAD_FAILED);
         migration.enter(Phase.P2P_GRACE);
         faults.reached(migration, Phase.P2P_GRACE);
-        byte[] digest = new byte[0];
-        if (prepare.digest().length > 0) {
-            digest = HexFormat.of().parseHex(managed.vm().digest().vm());
-            boolean equal = java.util.Arrays.equals(digest, prepare.digest());
-            migration.setVerified(equal);
-        }
+        byte[] digest = prepare.verify() ? HexFormat.of().parseHex(managed.vm().digest().vm()) : new byte[0];
         control.send(new Frame.Prepared(digest, TimeUnit.NANOSECONDS.toMicros(System.nanoTime() - start)));
     }
 

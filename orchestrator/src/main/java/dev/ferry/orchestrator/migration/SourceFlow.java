@@ -191,6 +191,8 @@ final class SourceFlow implements Migration.Control {
             long expected = convergence.expectedDowntimeMillis(remaining, fixed);
             migration.setRemainingBytes(remaining);
             migration.setExpectedDowntimeMs(expected);
+            LOG.debug("migration {} iteration {}: {} bytes left, bandwidth {} B/s, fixed cost {} us, expected downtime {} ms",
+                    migration.id(), iteration, remaining, convergence.bandwidth(), fixed / 1000, expected);
             if (convergence.fits(expected)) {
                 break;
             }
@@ -232,8 +234,9 @@ final class SourceFlow implements Migration.Control {
             throw failure(e, "ending the data channels");
         }
         migration.setRemainingBytes(0);
+        control.send(new Frame.Prepare(policy.verify()));
+        // With verify, both sides digest at once: this one its frozen VM while the destination loads its copy.
         byte[] digest = policy.verify() ? HexFormat.of().parseHex(vm.digest().vm()) : new byte[0];
-        control.send(new Frame.Prepare(digest));
         Frame.Prepared prepared = await(Frame.Prepared.class, ANSWER_TIMEOUT, "the destination did not load the VM");
         if (policy.verify()) {
             boolean equal = Arrays.equals(digest, prepared.digest());

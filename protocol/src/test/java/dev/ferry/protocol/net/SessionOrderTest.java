@@ -96,7 +96,7 @@ class SessionOrderTest {
 
     @Test
     void nothingIsStreamedAfterPrepare() throws Exception {
-        expectAbort(List.of(description(), new Frame.Prepare(new byte[0]), new Frame.DeviceEnd(0, 0)), "PREPARE");
+        expectAbort(List.of(description(), new Frame.Prepare(false), new Frame.DeviceEnd(0, 0)), "PREPARE");
     }
 
     @Test

@@ -1,0 +1,84 @@
+package dev.ferry.orchestrator;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.ferry.orchestrator.cli.ApiClient;
+import dev.ferry.orchestrator.config.FerrydConfig;
+import io.netty.pkitesting.CertificateBuilder;
+import io.netty.pkitesting.X509Bundle;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code --tls-dir}: migration channels under mutual TLS. */
+class TlsMigrationTest {
+    @TempDir
+    Path dir;
+
+    private Path tlsDir(String name, X509Bundle ca, X509Bundle identity) throws Exception {
+        Path d = Files.createDirectories(dir.resolve(name));
+        Files.writeString(d.resolve("ca.pem"), ca.getCertificatePEM(), StandardCharsets.US_ASCII);
+        Files.writeString(d.resolve("cert.pem"), identity.getCertificatePathPEM(), StandardCharsets.US_ASCII);
+        Files.writeString(d.resolve("key.pem"), identity.getPrivateKeyPEM(), StandardCharsets.US_ASCII);
+        return d;
+    }
+
+    private static X509Bundle ca(String name) throws Exception {
+        return new CertificateBuilder().subject("CN=" + name).setIsCertificateAuthority(true).ecp256().buildSelfSigned();
+    }
+
+    private static X509Bundle daemon(String name, X509Bundle ca) throws Exception {
+        return new CertificateBuilder().subject("CN=" + name).addSanIpAddress("127.0.0.1").ecp256()
+                .addExtendedKeyUsageServerAuth().addExtendedKeyUsageClientAuth().buildIssuedBy(ca);
+    }
+
+    @Test
+    void migrationRunsOverMutualTls() throws Exception {
+        X509Bundle ca = ca("Ferry CA");
+        FerrydConfig base = TestDaemons.base();
+        try (Ferryd source = Ferryd.start(base.withTlsDir(tlsDir("source", ca, daemon("source", ca))));
+             Ferryd destination = Ferryd.start(base.withTlsDir(tlsDir("destination", ca, daemon("destination", ca))))) {
+            ApiClient api = new ApiClient(source.http().toString(), TestDaemons.TOKEN);
+            api.post("/v1/vms", TestDaemons.vm("secure", true, 1L << 20, 10, TestDaemons.p2pDevices()));
+            String id = api.post("/v1/migrations", Map.of("vm", "secure", "destination", destination.migration().toString(),
+                    "verify", true)).path("id").asText();
+            JsonNode end = awaitEnd(api, id);
+            assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("completed");
+            assertThat(end.path("verified").asBoolean()).isTrue();
+        }
+    }
+
+    @Test
+    void aDestinationWithACertificateFromAnotherCaIsRefused() throws Exception {
+        X509Bundle ca = ca("Ferry CA");
+        X509Bundle stranger = ca("Other CA");
+        FerrydConfig base = TestDaemons.base();
+        try (Ferryd source = Ferryd.start(base.withTlsDir(tlsDir("source", ca, daemon("source", ca))));
+             Ferryd destination = Ferryd.start(base.withTlsDir(tlsDir("destination", stranger, daemon("destination", stranger))))) {
+            ApiClient api = new ApiClient(source.http().toString(), TestDaemons.TOKEN);
+            api.post("/v1/vms", TestDaemons.vm("secure", false, 0, 0, TestDaemons.p2pDevices()));
+            JsonNode before = api.get("/v1/vms/secure/digest");
+            String id = api.post("/v1/migrations", Map.of("vm", "secure", "destination", destination.migration().toString()))
+                    .path("id").asText();
+            JsonNode end = awaitEnd(api, id);
+            assertThat(end.path("phase").asText()).isEqualTo("failed");
+            assertThat(end.path("error").path("code").asText()).isIn("auth_failed", "connection_failed");
+            assertThat(api.get("/v1/vms/secure").path("state").asText()).isEqualTo("paused");
+            assertThat(api.get("/v1/vms/secure/digest")).isEqualTo(before);
+        }
+    }
+
+    private static JsonNode awaitEnd(ApiClient api, String id) {
+        JsonNode[] last = new JsonNode[1];
+        org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(60)).until(() -> {
+            last[0] = api.get("/v1/migrations/" + id);
+            String phase = last[0].path("phase").asText();
+            return phase.equals("completed") || phase.equals("failed") || phase.equals("cancelled");
+        });
+        return last[0];
+    }
+}

@@ -1,0 +1,86 @@
+package dev.ferry.orchestrator.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ConfigLoaderTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void defaultsAreLoopbackWithoutToken() throws Exception {
+        FerrydConfig config = ConfigLoader.load(List.of());
+        assertThat(config.http()).isEqualTo(new Endpoint("127.0.0.1", 7070));
+        assertThat(config.migration()).isEqualTo(new Endpoint("127.0.0.1", 7071));
+        assertThat(config.hasToken()).isFalse();
+        assertThat(config.tlsDir()).isNull();
+    }
+
+    @Test
+    void flagsWinOverTheFileAndTheFileOverDefaults() throws Exception {
+        Path token = Files.writeString(dir.resolve("token"), "  s3cret\n");
+        Path file = Files.writeString(dir.resolve("ferryd.json"), """
+                {"http": "127.0.0.1:9000", "migration": "127.0.0.1:9001", "tokenFile": "%s", "maxVms": 3}
+                """.formatted(token.toString().replace("\\", "\\\\")));
+        FerrydConfig config = ConfigLoader.load(List.of("--config", file.toString(), "--http", "127.0.0.1:0"));
+        assertThat(config.http()).isEqualTo(new Endpoint("127.0.0.1", 0));
+        assertThat(config.migration()).isEqualTo(new Endpoint("127.0.0.1", 9001));
+        assertThat(new String(config.token(), StandardCharsets.UTF_8)).isEqualTo("s3cret");
+        assertThat(config.maxVms()).isEqualTo(3);
+    }
+
+    @Test
+    void yamlFilesReadTheSame() throws Exception {
+        Path file = Files.writeString(dir.resolve("ferryd.yaml"), """
+                http: "[::1]:0"
+                migration: 127.0.0.1:0
+                migrationHistory: 5
+                """);
+        FerrydConfig config = ConfigLoader.load(List.of("--config", file.toString()));
+        assertThat(config.http()).isEqualTo(new Endpoint("::1", 0));
+        assertThat(config.http().toString()).isEqualTo("[::1]:0");
+        assertThat(config.migrationHistory()).isEqualTo(5);
+    }
+
+    @Test
+    void unknownKeysWrongTypesAndBadFlagsAreErrors() throws Exception {
+        Path unknown = Files.writeString(dir.resolve("a.json"), "{\"htpp\": \"127.0.0.1:1\"}");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--config", unknown.toString())))
+                .hasMessageContaining("unknown field 'htpp'");
+        Path wrongType = Files.writeString(dir.resolve("b.yaml"), "maxVms: many\n");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--config", wrongType.toString()))).hasMessageContaining("maxVms");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--port", "1"))).hasMessageContaining("unknown argument");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--http"))).hasMessageContaining("needs a value");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--http", "7070"))).hasMessageContaining("HOST:PORT");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--token-file", dir.resolve("missing").toString())))
+                .hasMessageContaining("cannot read token file");
+        Path empty = Files.writeString(dir.resolve("empty-token"), "\n");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--token-file", empty.toString()))).hasMessageContaining("is empty");
+    }
+
+    @Test
+    void nonLoopbackWithoutTokenIsRefusedUnlessInsecure() throws Exception {
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--http", "0.0.0.0:7070")))
+                .hasMessageContaining("refusing to listen on 0.0.0.0:7070 without a token");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--migration", "0.0.0.0:7071")))
+                .hasMessageContaining("0.0.0.0:7071");
+        assertThat(ConfigLoader.load(List.of("--http", "0.0.0.0:7070", "--insecure")).insecure()).isTrue();
+        Path token = Files.writeString(dir.resolve("t"), "abc");
+        assertThat(ConfigLoader.load(List.of("--http", "0.0.0.0:7070", "--token-file", token.toString())).hasToken()).isTrue();
+    }
+
+    @Test
+    void endpointsParseAndPrint() {
+        assertThat(Endpoint.parse("[::1]:80")).isEqualTo(new Endpoint("::1", 80));
+        assertThat(Endpoint.parse("localhost:0").isLoopback()).isTrue();
+        assertThatThrownBy(() -> Endpoint.parse("::1:80")).hasMessageContaining("brackets");
+        assertThatThrownBy(() -> Endpoint.parse("host:99999")).hasMessageContaining("port");
+    }
+}
