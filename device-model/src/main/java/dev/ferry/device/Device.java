@@ -175,7 +175,10 @@ public abstract class Device implements AutoCloseable {
         }
     }
 
-    /** Stops the engine. Work in flight finishes first; the device takes no further writes. */
+    /**
+     * Stops the engine and frees the device memory. Work in flight finishes first; the device takes
+     * no further writes, and its data window must not be used any more.
+     */
     @Override
     public void close() {
         Thread thread;
@@ -197,6 +200,10 @@ public abstract class Device implements AutoCloseable {
                 thread.join(TimeUnit.SECONDS.toMillis(10));
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
+                return;
+            }
+            if (!thread.isAlive()) {
+                memory.release();
             }
         }
     }

@@ -44,6 +44,22 @@ public final class GuestMemory {
         return store;
     }
 
+    /** The chunks that hold data, one bit each ({@link PageStore#chunkBytes()} per chunk). */
+    public java.util.BitSet backedChunks() {
+        java.util.BitSet backed = new java.util.BitSet(store.chunks());
+        for (int chunk = 0; chunk < store.chunks(); chunk++) {
+            if (store.chunkBacked(chunk)) {
+                backed.set(chunk);
+            }
+        }
+        return backed;
+    }
+
+    /** Frees the memory; nothing may read or write it afterwards (see {@link PageStore#release()}). */
+    public void release() {
+        store.release();
+    }
+
     // ---- vCPU side ---------------------------------------------------------------------------
 
     /** A guest store: writes then marks the vCPU log. */

@@ -19,6 +19,7 @@ public final class PageStore {
     public static final int DEFAULT_CHUNK_BYTES = 2 << 20;
 
     private static final ByteBuffer ZERO_PAGE = ByteBuffer.allocateDirect(Pages.PAGE_SIZE).asReadOnlyBuffer();
+    private static final DirectMemory FREE = DirectMemory.find();
 
     private final long sizeBytes;
     private final long pages;
@@ -26,6 +27,7 @@ public final class PageStore {
     private final int chunkShift;
     private final int pagesPerChunk;
     private final AtomicReferenceArray<ByteBuffer> chunks;
+    private volatile boolean released;
 
     public PageStore(long sizeBytes) {
         this(sizeBytes, DEFAULT_CHUNK_BYTES);
@@ -189,6 +191,43 @@ public final class PageStore {
         }
     }
 
+    /** Bytes per chunk: the unit of lazy allocation. */
+    public int chunkBytes() {
+        return chunkBytes;
+    }
+
+    /** Number of chunks. */
+    public int chunks() {
+        return chunks.length();
+    }
+
+    /** Whether a chunk was ever written (is allocated). */
+    public boolean chunkBacked(int chunk) {
+        return chunks.get(chunk) != null;
+    }
+
+    /**
+     * Allocates a chunk now if it is not yet: lets a caller pay the cost of allocating and zeroing
+     * memory ahead of the writes (a destination preparing for incoming pages) instead of on them.
+     */
+    public void allocateChunk(int chunk) {
+        chunkAt(chunk);
+    }
+
+    /**
+     * Frees the memory now instead of when the collector gets to it. Only for a store nothing reads
+     * or writes any more: a view handed out before must not be used after this.
+     */
+    public void release() {
+        released = true;
+        for (int i = 0; i < chunks.length(); i++) {
+            ByteBuffer chunk = chunks.getAndSet(i, null);
+            if (chunk != null) {
+                FREE.free(chunk);
+            }
+        }
+    }
+
     private ByteBuffer chunkOrNull(long page) {
         checkPage(page);
         return chunks.get((int) (page / pagesPerChunk));
@@ -204,10 +243,17 @@ public final class PageStore {
         if (chunk != null) {
             return chunk;
         }
+        if (released) {
+            throw new IllegalStateException("memory was released");
+        }
         long start = (long) index << chunkShift;
         int length = (int) Math.min(chunkBytes, sizeBytes - start);
         ByteBuffer fresh = ByteBuffer.allocateDirect(length);
-        return chunks.compareAndSet(index, null, fresh) ? fresh : chunks.get(index);
+        if (chunks.compareAndSet(index, null, fresh)) {
+            return fresh;
+        }
+        FREE.free(fresh);
+        return chunks.get(index);
     }
 
     private int offsetInChunk(long page) {

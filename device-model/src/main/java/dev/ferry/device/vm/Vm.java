@@ -385,12 +385,17 @@ public final class Vm implements AutoCloseable {
         return new VmDigest(hex.formatHex(vm.digest()), hex.formatHex(memoryDigest), deviceDigests);
     }
 
+    /**
+     * Stops the vCPUs and every device and frees the VM's memory. Nothing may use the VM afterwards;
+     * a migration that sent its pages without copying must have closed its channels first.
+     */
     @Override
     public void close() {
         workload.close();
         for (Device device : devices) {
             device.close();
         }
+        memory.release();
     }
 
     /** The machine as the devices see it. */
