@@ -17,12 +17,9 @@ import dev.ferry.protocol.transfer.PageSender;
 import dev.ferry.protocol.transfer.PageSet;
 import dev.ferry.protocol.transfer.RateLimiter;
 import io.netty.channel.EventLoopGroup;
-import java.io.IOException;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
-import java.nio.channels.ServerSocketChannel;
-import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -57,14 +54,14 @@ public final class ThroughputBenchmark {
         PrintStream out = System.out;
         ByteBuffer source = ByteBuffer.allocateDirect(megabytes << 20);
         ByteBuffer target = ByteBuffer.allocateDirect(megabytes << 20);
-        fillRandom(source);
+        RawTcp.fillRandom(source, 0x9E3779B97F4A7C15L);
         out.printf("Ferry protocol throughput over loopback: %d MiB of random pages, transport %s, %d cores, best of %d%n",
                 megabytes, Transport.name(), Runtime.getRuntime().availableProcessors(), rounds);
 
         out.printf("  %-26s %12s %12s %10s%n", "", "raw TCP", "protocol", "protocol");
         out.printf("  %-26s %12s %12s %10s%n", "streams / data channels", "MiB/s", "MiB/s", "of raw");
         for (int channels : new int[] {1, 2, 4}) {
-            double raw = best(rounds, () -> rawCopy(source, target, channels));
+            double raw = best(rounds, () -> RawTcp.copy(source, target, channels));
             double rate = best(rounds, () -> protocol(source, target, channels));
             if (target.mismatch(source) != -1) {
                 throw new IllegalStateException("the destination's memory differs from the source's");
@@ -85,58 +82,6 @@ public final class ThroughputBenchmark {
             best = Math.max(best, run.mibPerSecond());
         }
         return best;
-    }
-
-    private static void fillRandom(ByteBuffer memory) {
-        long x = 0x9E3779B97F4A7C15L;
-        for (int at = 0; at < memory.capacity(); at += 8) {
-            x ^= x << 13;
-            x ^= x >>> 7;
-            x ^= x << 17;
-            memory.putLong(at, x);
-        }
-    }
-
-    /**
-     * The baseline: the same bytes over {@code streams} plain TCP connections, each carrying an equal
-     * share, read by one thread per connection straight into the target buffer.
-     */
-    private static double rawCopy(ByteBuffer source, ByteBuffer target, int streams) throws Exception {
-        int share = source.capacity() / streams;
-        try (ServerSocketChannel server = ServerSocketChannel.open()) {
-            server.bind(new InetSocketAddress("127.0.0.1", 0));
-            List<CompletableFuture<Void>> done = new ArrayList<>();
-            long start = System.nanoTime();
-            for (int s = 0; s < streams; s++) {
-                int from = s * share;
-                done.add(CompletableFuture.runAsync(() -> {
-                    try (SocketChannel in = server.accept()) {
-                        ByteBuffer into = target.slice(from, share);
-                        while (into.hasRemaining() && in.read(into) >= 0) {
-                            // Straight into the target, as a destination's memory would be filled.
-                        }
-                    } catch (IOException e) {
-                        throw new IllegalStateException(e);
-                    }
-                }));
-                done.add(CompletableFuture.runAsync(() -> {
-                    try (SocketChannel outgoing = SocketChannel.open(server.getLocalAddress())) {
-                        ByteBuffer out = source.slice(from, share);
-                        while (out.hasRemaining()) {
-                            int chunk = Math.min(out.remaining(), 256 << 10);
-                            outgoing.write(out.slice(out.position(), chunk));
-                            out.position(out.position() + chunk);
-                        }
-                    } catch (IOException e) {
-                        throw new IllegalStateException(e);
-                    }
-                }));
-            }
-            for (CompletableFuture<Void> f : done) {
-                f.get(10, TimeUnit.MINUTES);
-            }
-            return rate((long) share * streams, System.nanoTime() - start);
-        }
     }
 
     private static double protocol(ByteBuffer source, ByteBuffer target, int channels) throws Exception {

@@ -11,6 +11,9 @@ import dev.ferry.protocol.SessionId;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.SplittableRandom;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -51,8 +54,11 @@ class HandshakeTest {
     void controlAndDataChannelsOpenAndMeasureRoundTrips() throws Exception {
         TestAcceptor acceptor = start(Loopback.config("secret"), Loopback.config("secret"));
         SessionId session = SessionId.random();
-        FrameChannel control = loopback.connect(session, Role.CONTROL, 0, null);
+        BlockingQueue<Frame> replies = new LinkedBlockingQueue<>();
+        FrameChannel control = loopback.connect(session, Role.CONTROL, 0, (ch, frame) -> replies.add(frame));
         control.send(new Frame.VmDescription(1 << 20, 4096, 2, new byte[0]));
+        // Data channels join a session only once its description has been accepted.
+        assertThat(replies.poll(30, TimeUnit.SECONDS)).isInstanceOf(Frame.VmAccepted.class);
         FrameChannel data0 = loopback.connect(session, Role.DATA, 0, null);
         FrameChannel data1 = loopback.connect(session, Role.DATA, 1, null);
         assertThat(acceptor.calls.get()).isEqualTo(3);
