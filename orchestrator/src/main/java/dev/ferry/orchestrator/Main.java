@@ -1,5 +1,6 @@
 package dev.ferry.orchestrator;
 
+import dev.ferry.orchestrator.bench.Bench;
 import dev.ferry.orchestrator.cli.Ctl;
 import dev.ferry.orchestrator.config.ConfigLoader;
 import dev.ferry.orchestrator.config.FerrydConfig;
@@ -13,7 +14,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * {@code ferryd [flags]} runs the daemon; {@code ferryd ctl ...} is the command-line client;
- * {@code ferryd demo} runs a pair of daemons and migrates two VMs between them.
+ * {@code ferryd demo} runs a pair of daemons and migrates two VMs between them; {@code ferryd bench}
+ * measures the performance targets.
  */
 public final class Main {
     private Main() {
@@ -26,6 +28,9 @@ public final class Main {
         }
         if (!arguments.isEmpty() && arguments.get(0).equals("demo")) {
             System.exit(Demo.run(arguments.subList(1, arguments.size()), System.out, System.err));
+        }
+        if (!arguments.isEmpty() && arguments.get(0).equals("bench")) {
+            System.exit(Bench.run(arguments.subList(1, arguments.size()), System.out, System.err));
         }
         if (arguments.contains("--help") || arguments.contains("-h")) {
             System.out.print(ConfigLoader.USAGE);

@@ -42,7 +42,8 @@ public final class ConfigLoader {
             usage: ferryd [--http HOST:PORT] [--migration HOST:PORT] [--token-file FILE] [--tls-dir DIR]
                           [--config FILE] [--insecure]
                    ferryd ctl [--api HOST:PORT] [--token-file FILE] COMMAND ...
-                   ferryd demo
+                   ferryd demo [--quick]
+                   ferryd bench [--quick] [--only throughput,zero,downtime,devices,api]
               --http HOST:PORT       control API (default 127.0.0.1:7070; port 0 picks a free port)
               --migration HOST:PORT  migration listener (default 127.0.0.1:7071)
               --token-file FILE      bearer token for the API and the migration handshake

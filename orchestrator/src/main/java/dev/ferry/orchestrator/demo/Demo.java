@@ -1,15 +1,11 @@
 package dev.ferry.orchestrator.demo;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.ferry.orchestrator.Main;
 
 import dev.ferry.orchestrator.cli.ApiClient;
 import dev.ferry.orchestrator.cli.Progress;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
 import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
@@ -18,10 +14,7 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * {@code ferryd demo}: starts a source and a destination daemon on loopback as separate processes,
@@ -38,36 +31,22 @@ import java.util.regex.Pattern;
  * {@code mmioWhileStopped} 0 on every device on both sides.
  */
 public final class Demo {
-    private static final Pattern LISTENING = Pattern.compile("ferryd listening http=(\\S+) migration=(\\S+)");
-
     private Demo() {
-    }
-
-    /** A daemon process. */
-    private record Daemon(String name, Process process, String http, String migration, Path log) {
-        int stop() throws InterruptedException {
-            process.destroy();
-            if (!process.waitFor(60, TimeUnit.SECONDS)) {
-                process.destroyForcibly();
-                return -1;
-            }
-            return process.exitValue();
-        }
     }
 
     public static int run(List<String> args, PrintStream out, PrintStream err) {
         boolean quick = args.contains("--quick");
         Path dir;
-        Daemon source = null;
-        Daemon destination = null;
+        DaemonProcess source = null;
+        DaemonProcess destination = null;
         try {
             dir = Files.createTempDirectory("ferry-demo-");
             byte[] secret = new byte[16];
             new SecureRandom().nextBytes(secret);
             String token = HexFormat.of().formatHex(secret);
             Path tokenFile = Files.writeString(dir.resolve("token"), token);
-            source = spawn("source", dir, tokenFile);
-            destination = spawn("destination", dir, tokenFile);
+            source = DaemonProcess.start("source", dir, tokenFile, List.of());
+            destination = DaemonProcess.start("destination", dir, tokenFile, List.of());
             out.printf("source      ferryd: API %s, migrations %s (log %s)%n", source.http(), source.migration(), source.log());
             out.printf("destination ferryd: API %s, migrations %s (log %s)%n", destination.http(), destination.migration(),
                     destination.log());
@@ -207,36 +186,7 @@ public final class Demo {
         };
     }
 
-    /** Starts {@code java -cp <this class path> Main} on ephemeral loopback ports and reads its listening line. */
-    private static Daemon spawn(String name, Path dir, Path tokenFile) throws IOException, InterruptedException {
-        String java = ProcessHandle.current().info().command().orElse("java");
-        Path log = dir.resolve(name + ".log");
-        List<String> command = List.of(java, "-cp", System.getProperty("java.class.path"), Main.class.getName(),
-                "--http", "127.0.0.1:0", "--migration", "127.0.0.1:0", "--token-file", tokenFile.toString());
-        Process process = new ProcessBuilder(command).redirectError(log.toFile()).start();
-        BufferedReader stdout = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
-        CompletableFuture<String> line = CompletableFuture.supplyAsync(() -> {
-            try {
-                return stdout.readLine();
-            } catch (IOException e) {
-                return null;
-            }
-        });
-        String first;
-        try {
-            first = line.get(60, TimeUnit.SECONDS);
-        } catch (Exception e) {
-            first = null;
-        }
-        Matcher matcher = first == null ? null : LISTENING.matcher(first);
-        if (matcher == null || !matcher.matches()) {
-            process.destroyForcibly();
-            throw new IOException("the " + name + " daemon did not start; see " + log);
-        }
-        return new Daemon(name, process, matcher.group(1), matcher.group(2), log);
-    }
-
-    private static void stop(Daemon daemon, PrintStream out) {
+    private static void stop(DaemonProcess daemon, PrintStream out) {
         if (daemon == null) {
             return;
         }

@@ -63,6 +63,9 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     private final BlockingQueue<Object> inbox = new LinkedBlockingQueue<>();
     private final AtomicLong queuedBytes = new AtomicLong();
     private final Map<Integer, PageReceiver> receivers = new ConcurrentHashMap<>();
+    private final List<FrameChannel> dataChannels = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private volatile boolean discarded;
+    private Thread prefault;
     private final Object commitLock = new Object();
     private boolean committed;
     private boolean cancelled;
@@ -108,6 +111,9 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
         }
         GuestMemory memory = vm.vm().memory();
         PageReceiver receiver = new PageReceiver((index, data) -> {
+            if (discarded) {
+                return;
+            }
             if (data == null) {
                 memory.loadZeroPage(index);
                 migration.zeroPages.incrementAndGet();
@@ -120,6 +126,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
             throw new ProtocolException(ErrorCode.DUPLICATE_CHANNEL, "data channel " + channel.index() + " is open already");
         }
         channel.setPageRouting(new PageRouting(memory.pages(), channels, channel.index()));
+        dataChannels.add(channel);
         return new FrameHandler() {
             @Override
             public void frameReceived(FrameChannel ch, Frame frame) {
@@ -184,6 +191,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
             throw new MigrationFailure(code, e.getMessage());
         }
         Vm vm = managed.vm();
+        prefault(vm, description.backed(), description.chunkBytes());
         devices = vm.devices();
         offsets = new long[devices.size()];
         ended = new boolean[devices.size()];
@@ -195,6 +203,30 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
         control.send(new Frame.VmAccepted());
         migration.enter(Phase.RESUMING);
         faults.reached(migration, Phase.RESUMING);
+    }
+
+    /**
+     * Allocates the chunks of memory the source says hold data, in address order, on a thread of its
+     * own: the pages then land in memory that is already there, and the event loops that receive them
+     * never stop to allocate and zero it.
+     */
+    private void prefault(Vm vm, java.util.BitSet backed, int chunkBytes) {
+        dev.ferry.device.memory.PageStore store = vm.memory().store();
+        if (chunkBytes != store.chunkBytes() || backed.isEmpty()) {
+            return;
+        }
+        prefault = new Thread(() -> {
+            for (int chunk = backed.nextSetBit(0); chunk >= 0 && chunk < store.chunks() && !discarded;
+                 chunk = backed.nextSetBit(chunk + 1)) {
+                try {
+                    store.allocateChunk(chunk);
+                } catch (IllegalStateException e) {
+                    return;
+                }
+            }
+        }, "ferry-prefault-" + migration.id());
+        prefault.setDaemon(true);
+        prefault.start();
     }
 
     /** Device data and progress until PREPARE, which it returns. */
@@ -360,12 +392,28 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
                 // The source committed and will not run the VM: keep what we have for an operator.
                 vm.endMigration(VmState.PAUSED);
             } else {
-                // F4: the destination discards its copy.
+                // F4: the destination discards its copy, once nothing can write into it any more.
+                discarded = true;
+                closeDataChannels();
                 vms.discard(vm);
             }
         }
         LOG.warn("incoming migration {}: {}: {}", migration.id(), reason.code(), reason.getMessage());
         migration.enter(wasCancelled ? Phase.CANCELLED : Phase.FAILED);
+    }
+
+    private void closeDataChannels() {
+        for (FrameChannel channel : dataChannels) {
+            channel.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+        }
+        Thread thread = prefault;
+        if (thread != null) {
+            try {
+                thread.join(TimeUnit.SECONDS.toMillis(10));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
     }
 
     private Object next() throws MigrationFailure, InterruptedException {

@@ -267,8 +267,8 @@ final class SourceFlow implements Migration.Control {
         long downtime = System.nanoTime() - downtimeStart;
         migration.setDowntime(downtime);
         metrics.downtime(downtime);
-        managed.endMigration(VmState.MIGRATED);
         closeChannels();
+        managed.endMigration(VmState.MIGRATED);
     }
 
     // ---- memory and device data ----------------------------------------------------------------
@@ -449,13 +449,17 @@ final class SourceFlow implements Migration.Control {
         }
     }
 
+    /**
+     * Closes every channel and waits until they are closed: pages sent without a copy are views of the
+     * VM's memory, which must not be freed (the VM deleted) while a channel may still write them.
+     */
     private void closeChannels() {
         FrameChannel c = control;
         if (c != null) {
-            c.close();
+            c.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
         }
         for (FrameChannel channel : data) {
-            channel.close();
+            channel.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
         }
     }
 

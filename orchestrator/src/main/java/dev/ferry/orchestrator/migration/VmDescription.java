@@ -13,6 +13,8 @@ import dev.ferry.device.vm.WorkloadConfig;
 import dev.ferry.orchestrator.api.Json;
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -23,7 +25,7 @@ import java.util.Map;
  * device index of DEVICE_DATA frames.
  */
 record VmDescription(String id, long memoryBytes, int vcpus, String initialMemory, Workload workload, String p2p,
-                     List<DeviceEntry> devices, boolean vcpusRunning, String migration) {
+                     List<DeviceEntry> devices, boolean vcpusRunning, String migration, int chunkBytes, String backedChunks) {
 
     record Workload(long dirtyBytesPerSecond, long p2pOpsPerSecond, long doorbellsPerSecond, long seed) {
     }
@@ -41,7 +43,20 @@ record VmDescription(String id, long memoryBytes, int vcpus, String initialMemor
         WorkloadConfig w = config.workload();
         return new VmDescription(config.id(), config.memoryBytes(), config.vcpus(), config.initialMemory().label(),
                 new Workload(w.dirtyBytesPerSecond(), w.p2pOpsPerSecond(), w.doorbellsPerSecond(), w.seed()),
-                config.p2p().label(), devices, vcpusRunning, migrationId);
+                config.p2p().label(), devices, vcpusRunning, migrationId, vm.memory().store().chunkBytes(),
+                HexFormat.of().formatHex(vm.memory().backedChunks().toByteArray()));
+    }
+
+    /**
+     * The chunks of guest memory that hold data on the source: the destination allocates these ahead
+     * of the pages (the others arrive as zero pages, which need no memory).
+     */
+    BitSet backed() throws MigrationFailure {
+        try {
+            return BitSet.valueOf(HexFormat.of().parseHex(backedChunks == null ? "" : backedChunks));
+        } catch (IllegalArgumentException e) {
+            throw new MigrationFailure(MigrationFailure.INCOMPATIBLE, "unreadable backed-chunk map");
+        }
     }
 
     byte[] toJson() {

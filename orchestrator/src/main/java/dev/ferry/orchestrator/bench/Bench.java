@@ -1,0 +1,461 @@
+package dev.ferry.orchestrator.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.ferry.orchestrator.cli.ApiClient;
+import dev.ferry.orchestrator.cli.Progress;
+import dev.ferry.orchestrator.demo.DaemonProcess;
+import dev.ferry.protocol.bench.RawTcp;
+import java.io.BufferedInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.net.Socket;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * {@code ferryd bench}: DESIGN.md's performance targets, each measured against a baseline taken in
+ * the same run on the same machine. Two daemons run as child processes on loopback with a 256 MiB
+ * heap (guest memory lives off-heap), sharing the machine's cores as two daemons on one host would.
+ *
+ * <pre>
+ * throughput  a paused VM of random memory migrates at >= 85% of a raw TCP copy of the same bytes
+ * zero        an idle 4 GiB VM migrates in under 1 s
+ * downtime    1 GiB, four devices (a GPU with 64 MiB pre-copied), 64 MiB/s dirtied: median <= 20 ms, none above the limit
+ * devices     the grace barriers and state changes of 64 devices add < 2 ms
+ * api         >= 20,000 GET/s on a VM resource with p99 < 5 ms
+ * heap        the daemons' heap stays under 256 MiB throughout
+ * </pre>
+ *
+ * Options: {@code --quick} (smaller VMs, fewer rounds), {@code --only a,b}, {@code --daemon-jvm "OPTIONS"}
+ * (more options for the daemons' JVMs, e.g. to record a flight recording).
+ */
+public final class Bench {
+    private static final Pattern HEAP = Pattern.compile("^jvm_memory_used_bytes\\{[^}]*area=\"heap\"[^}]*\\} (\\S+)$", Pattern.MULTILINE);
+    private static final long GIB = 1L << 30;
+    private static final long DOWNTIME_LIMIT_MS = 300;
+
+    private final PrintStream out;
+    private final boolean quick;
+    private final List<String> results = new ArrayList<>();
+    private DaemonProcess a;
+    private DaemonProcess b;
+    private ApiClient apiA;
+    private ApiClient apiB;
+    private String token;
+
+    private final List<String> daemonJvm;
+
+    private Bench(PrintStream out, boolean quick, List<String> daemonJvm) {
+        this.out = out;
+        this.quick = quick;
+        this.daemonJvm = daemonJvm;
+    }
+
+    public static int run(List<String> args, PrintStream out, PrintStream err) {
+        boolean quick = args.contains("--quick");
+        List<String> only = new ArrayList<>();
+        int at = args.indexOf("--only");
+        if (at >= 0 && at + 1 < args.size()) {
+            only.addAll(Arrays.asList(args.get(at + 1).split(",")));
+        }
+        List<String> jvm = new ArrayList<>(List.of("-Xmx256m", "-XX:MaxDirectMemorySize=16g"));
+        int options = args.indexOf("--daemon-jvm");
+        if (options >= 0 && options + 1 < args.size()) {
+            jvm.addAll(Arrays.asList(args.get(options + 1).trim().split("\\s+")));
+        }
+        Bench bench = new Bench(out, quick, jvm);
+        try {
+            bench.runAll(only);
+            return 0;
+        } catch (Exception e) {
+            err.println("bench: " + e);
+            return 1;
+        } finally {
+            bench.stop();
+        }
+    }
+
+    private boolean wanted(List<String> only, String name) {
+        return only.isEmpty() || only.contains(name);
+    }
+
+    private void runAll(List<String> only) throws Exception {
+        Path dir = Files.createTempDirectory("ferry-bench-");
+        token = "bench-" + System.nanoTime();
+        Path tokenFile = Files.writeString(dir.resolve("token"), token);
+        a = DaemonProcess.start("a", dir, tokenFile, daemonJvm);
+        b = DaemonProcess.start("b", dir, tokenFile, daemonJvm);
+        apiA = new ApiClient(a.http(), token);
+        apiB = new ApiClient(b.http(), token);
+        out.printf(Locale.ROOT, "ferryd bench: two daemons (-Xmx256m), %d cores, logs in %s%s%n",
+                Runtime.getRuntime().availableProcessors(), dir, quick ? ", quick" : "");
+        HeapWatch heap = new HeapWatch();
+        heap.start();
+        try {
+            if (wanted(only, "throughput")) {
+                throughput();
+            }
+            if (wanted(only, "zero")) {
+                zero();
+            }
+            if (wanted(only, "downtime")) {
+                downtime();
+            }
+            if (wanted(only, "devices")) {
+                devices();
+            }
+            if (wanted(only, "api")) {
+                api();
+            }
+        } finally {
+            heap.stop();
+        }
+        long maxHeap = heap.max.get();
+        result("heap", "daemon heap during all of the above", maxHeap < 256L << 20,
+                "max " + Progress.bytes(maxHeap) + " used of a 256 MiB heap (target < 256 MiB)");
+        out.println();
+        out.println("summary:");
+        results.forEach(out::println);
+    }
+
+    private void stop() {
+        for (DaemonProcess daemon : new DaemonProcess[] {a, b}) {
+            if (daemon != null) {
+                try {
+                    daemon.close();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }
+    }
+
+    private void result(String name, String what, boolean met, String figures) {
+        String line = String.format(Locale.ROOT, "  %-10s %-4s %s: %s", name, met ? "MET" : "MISS", what, figures);
+        results.add(line);
+        out.println(line);
+    }
+
+    // ---- throughput ----------------------------------------------------------------------------
+
+    private void throughput() throws Exception {
+        long memory = quick ? GIB / 4 : GIB;
+        int rounds = quick ? 2 : 3;
+        out.printf("throughput: a paused VM of %s of random memory, migrated back and forth%n", Progress.bytes(memory));
+        ByteBuffer source = ByteBuffer.allocateDirect((int) memory);
+        ByteBuffer target = ByteBuffer.allocateDirect((int) memory);
+        RawTcp.fillRandom(source, 42);
+        apiA.post("/v1/vms", Map.of("id", "bulk", "memoryBytes", memory, "initialMemory", "random", "running", false,
+                "workload", Map.of("seed", 5), "devices", List.of(Map.of("id", "nic0", "kind", "nic"))));
+        Pair pair = new Pair();
+        pair.migrate("bulk", Map.of("channels", 2));
+        for (int channels : new int[] {1, 2}) {
+            double raw = 0;
+            for (int i = 0; i < rounds; i++) {
+                raw = Math.max(raw, RawTcp.copy(source, target, channels));
+            }
+            List<Double> rates = new ArrayList<>();
+            List<Long> totals = new ArrayList<>();
+            for (int i = 0; i < rounds; i++) {
+                JsonNode m = pair.migrate("bulk", Map.of("channels", channels));
+                long total = m.path("totalTimeMs").asLong();
+                totals.add(total);
+                rates.add(memory / (1024.0 * 1024.0) / (total / 1000.0));
+            }
+            double best = rates.stream().mapToDouble(Double::doubleValue).max().orElse(0);
+            result("throughput", channels + " data channel" + (channels > 1 ? "s" : "") + " vs " + channels + " raw TCP stream"
+                            + (channels > 1 ? "s" : ""), best >= 0.85 * raw,
+                    String.format(Locale.ROOT, "best %.0f MiB/s (whole migrations of %s ms) vs raw %.0f MiB/s: %.0f%% (target >= 85%%)",
+                            best, totals, raw, 100 * best / raw));
+        }
+        pair.delete("bulk");
+    }
+
+    // ---- zero pages ----------------------------------------------------------------------------
+
+    private void zero() throws Exception {
+        long memory = quick ? GIB : 4 * GIB;
+        apiA.post("/v1/vms", Map.of("id", "idle", "memoryBytes", memory, "initialMemory", "zero", "running", false,
+                "devices", List.of(Map.of("id", "serial0", "kind", "serial"))));
+        Pair pair = new Pair();
+        pair.migrate("idle", Map.of());
+        long best = Long.MAX_VALUE;
+        for (int i = 0; i < 3; i++) {
+            best = Math.min(best, pair.migrate("idle", Map.of()).path("totalTimeMs").asLong());
+        }
+        result("zero", "an idle " + Progress.bytes(memory) + " VM", best < 1000, "migrates in " + best + " ms (target < 1000 ms)");
+        pair.delete("idle");
+    }
+
+    // ---- downtime ------------------------------------------------------------------------------
+
+    private void downtime() throws Exception {
+        long memory = quick ? GIB / 4 : GIB;
+        int runs = quick ? 4 : 9;
+        apiA.post("/v1/vms", Map.of("id", "busy", "memoryBytes", memory, "vcpus", 2, "initialMemory", "random",
+                "workload", Map.of("dirtyBytesPerSecond", 64L << 20, "p2pOpsPerSecond", 200, "seed", 9),
+                "devices", List.of(Map.of("id", "nic0", "kind", "nic"), Map.of("id", "gpu0", "kind", "gpu", "precopy", true),
+                        Map.of("id", "serial0", "kind", "serial"), Map.of("id", "nic1", "kind", "nic"))));
+        TimeUnit.SECONDS.sleep(1);
+        Pair pair = new Pair();
+        pair.migrate("busy", Map.of("downtimeLimitMs", DOWNTIME_LIMIT_MS));
+        List<Long> downtimes = new ArrayList<>();
+        List<Long> iterations = new ArrayList<>();
+        for (int i = 0; i < runs; i++) {
+            JsonNode m = pair.migrate("busy", Map.of("downtimeLimitMs", DOWNTIME_LIMIT_MS));
+            downtimes.add(m.path("downtimeMs").asLong());
+            iterations.add(m.path("iterations").asLong());
+        }
+        List<Long> sorted = new ArrayList<>(downtimes);
+        sorted.sort(null);
+        long median = sorted.get(sorted.size() / 2);
+        long max = sorted.get(sorted.size() - 1);
+        result("downtime", Progress.bytes(memory) + ", 4 devices, 64 MiB/s dirtied", median <= 20 && max <= DOWNTIME_LIMIT_MS,
+                "median " + median + " ms, max " + max + " ms of " + downtimes + " (limit " + DOWNTIME_LIMIT_MS
+                        + " ms; iterations " + iterations + "; target median <= 20 ms, none above the limit)");
+        pair.delete("busy");
+    }
+
+    // ---- orchestration cost of 64 devices ------------------------------------------------------
+
+    private void devices() throws Exception {
+        long memory = 64L << 20;
+        double one = deviceCost("one", 1, memory);
+        double many = deviceCost("many", 64, memory);
+        result("devices", "grace barriers and state changes, 64 devices vs 1", many - one < 2.0,
+                String.format(Locale.ROOT, "%.2f ms vs %.2f ms: +%.2f ms (target < 2 ms)", many, one, many - one));
+    }
+
+    /** Time the source spent in the S3 and S5 barriers (their device state writes), best of three, in ms. */
+    private double deviceCost(String id, int count, long memory) throws Exception {
+        List<Map<String, Object>> devices = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            devices.add(Map.of("id", "serial" + i, "kind", "serial"));
+        }
+        apiA.post("/v1/vms", Map.of("id", id, "memoryBytes", memory, "running", false, "devices", devices));
+        Pair pair = new Pair();
+        pair.migrate(id, Map.of());
+        double best = Double.MAX_VALUE;
+        for (int i = 0; i < 3; i++) {
+            JsonNode m = pair.migrate(id, Map.of());
+            JsonNode trace = pair.lastSource.get("/v1/migrations/" + m.path("id").asText() + "/trace");
+            long micros = 0;
+            for (JsonNode event : trace.path("events")) {
+                String to = event.path("to").asText();
+                if (to.equals("RUNNING|SAVING|NDMA") || to.equals("SAVING")) {
+                    micros += event.path("durationMicros").asLong();
+                }
+            }
+            best = Math.min(best, micros / 1000.0);
+        }
+        pair.delete(id);
+        return best;
+    }
+
+    // ---- control API ---------------------------------------------------------------------------
+
+    private void api() throws Exception {
+        apiA.post("/v1/vms", Map.of("id", "web", "memoryBytes", 16L << 20, "running", false,
+                "devices", List.of(Map.of("id", "nic0", "kind", "nic"), Map.of("id", "gpu0", "kind", "gpu", "memoryBytes", 1L << 20))));
+        String[] hostPort = a.http().split(":");
+        Load.run(hostPort[0], Integer.parseInt(hostPort[1]), "/v1/vms/web", token, 16, 2);
+        Load.Result load = Load.run(hostPort[0], Integer.parseInt(hostPort[1]), "/v1/vms/web", token, 16, quick ? 3 : 8);
+        result("api", "GET /v1/vms/{vm}, 16 keep-alive connections", load.perSecond() >= 20_000 && load.p99Millis() < 5,
+                String.format(Locale.ROOT, "%.0f requests/s, p50 %.2f ms, p99 %.2f ms, %d errors (target >= 20000/s, p99 < 5 ms)",
+                        load.perSecond(), load.p50Millis(), load.p99Millis(), load.errors()));
+        apiA.delete("/v1/vms/web");
+    }
+
+    // ---- helpers -------------------------------------------------------------------------------
+
+    /** Migrates a VM back and forth between the two daemons. */
+    private final class Pair {
+        private boolean onA = true;
+        ApiClient lastSource;
+
+        JsonNode migrate(String vm, Map<String, Object> extra) throws Exception {
+            ApiClient from = onA ? apiA : apiB;
+            String to = onA ? b.migration() : a.migration();
+            Map<String, Object> request = new HashMap<>(extra);
+            request.put("vm", vm);
+            request.put("destination", to);
+            String id = from.post("/v1/migrations", request).path("id").asText();
+            JsonNode end = awaitEnd(from, id);
+            StringBuilder phases = new StringBuilder();
+            for (JsonNode phase : end.path("phases")) {
+                if (!phase.path("durationMs").isNull() && phase.path("durationMs").asLong() > 0) {
+                    phases.append(' ').append(phase.path("phase").asText()).append('=').append(phase.path("durationMs").asLong());
+                }
+            }
+            out.printf(Locale.ROOT, "    %s %s: %d ms, %d iterations, downtime %s ms,%s%n", vm, onA ? "a->b" : "b->a",
+                    end.path("totalTimeMs").asLong(), end.path("iterations").asLong(), end.path("downtimeMs").asText(), phases);
+            if (!end.path("phase").asText().equals("completed")) {
+                throw new IllegalStateException("migration of " + vm + " did not complete: " + end.path("error"));
+            }
+            from.delete("/v1/vms/" + vm);
+            lastSource = from;
+            onA = !onA;
+            return end;
+        }
+
+        void delete(String vm) throws Exception {
+            (onA ? apiA : apiB).delete("/v1/vms/" + vm);
+        }
+    }
+
+    private static JsonNode awaitEnd(ApiClient api, String id) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(10);
+        while (System.nanoTime() < deadline) {
+            JsonNode m = api.get("/v1/migrations/" + id);
+            if (Progress.finished(m)) {
+                return m;
+            }
+            TimeUnit.MILLISECONDS.sleep(10);
+        }
+        throw new IllegalStateException("migration " + id + " did not end");
+    }
+
+    /** Samples both daemons' heap use from their metrics while the benchmark runs. */
+    private final class HeapWatch {
+        final AtomicLong max = new AtomicLong();
+        private final AtomicBoolean running = new AtomicBoolean(true);
+        private CompletableFuture<Void> task;
+
+        void start() {
+            task = CompletableFuture.runAsync(() -> {
+                while (running.get()) {
+                    for (DaemonProcess daemon : new DaemonProcess[] {a, b}) {
+                        try {
+                            max.accumulateAndGet(heapUsed(daemon), Math::max);
+                        } catch (IOException e) {
+                            // The daemon is between requests or gone; the next sample will tell.
+                        }
+                    }
+                    try {
+                        TimeUnit.MILLISECONDS.sleep(100);
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                }
+            });
+        }
+
+        void stop() {
+            running.set(false);
+            task.join();
+        }
+
+        private long heapUsed(DaemonProcess daemon) throws IOException {
+            String[] hostPort = daemon.http().split(":");
+            try (Socket socket = new Socket(hostPort[0], Integer.parseInt(hostPort[1]))) {
+                socket.setSoTimeout(5000);
+                socket.getOutputStream().write(("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        .getBytes(StandardCharsets.US_ASCII));
+                String text = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+                long used = 0;
+                Matcher m = HEAP.matcher(text);
+                while (m.find()) {
+                    used += (long) Double.parseDouble(m.group(1));
+                }
+                return used;
+            }
+        }
+    }
+
+    /** A minimal HTTP/1.1 load generator: keep-alive connections, one request in flight on each. */
+    static final class Load {
+        record Result(double perSecond, double p50Millis, double p99Millis, long errors) {
+        }
+
+        static Result run(String host, int port, String path, String token, int connections, int seconds) throws Exception {
+            byte[] request = ("GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: Bearer " + token + "\r\n\r\n")
+                    .getBytes(StandardCharsets.US_ASCII);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+            List<CompletableFuture<long[]>> workers = new ArrayList<>();
+            AtomicLong errors = new AtomicLong();
+            long start = System.nanoTime();
+            for (int c = 0; c < connections; c++) {
+                workers.add(CompletableFuture.supplyAsync(() -> {
+                    long[] latencies = new long[1 << 20];
+                    int n = 0;
+                    try (Socket socket = new Socket(host, port)) {
+                        socket.setTcpNoDelay(true);
+                        OutputStream out = socket.getOutputStream();
+                        InputStream in = new BufferedInputStream(socket.getInputStream(), 65536);
+                        while (System.nanoTime() < deadline && n < latencies.length) {
+                            long t0 = System.nanoTime();
+                            out.write(request);
+                            out.flush();
+                            if (readResponse(in) != 200) {
+                                errors.incrementAndGet();
+                            }
+                            latencies[n++] = System.nanoTime() - t0;
+                        }
+                    } catch (IOException e) {
+                        errors.incrementAndGet();
+                    }
+                    return Arrays.copyOf(latencies, n);
+                }, java.util.concurrent.Executors.newSingleThreadExecutor()));
+            }
+            List<Long> all = new ArrayList<>();
+            for (CompletableFuture<long[]> worker : workers) {
+                for (long latency : worker.get()) {
+                    all.add(latency);
+                }
+            }
+            double elapsed = (System.nanoTime() - start) / 1e9;
+            all.sort(null);
+            double p50 = all.isEmpty() ? 0 : all.get(all.size() / 2) / 1e6;
+            double p99 = all.isEmpty() ? 0 : all.get((int) (all.size() * 0.99)) / 1e6;
+            return new Result(all.size() / elapsed, p50, p99, errors.get());
+        }
+
+        /** Reads one response and returns its status. */
+        private static int readResponse(InputStream in) throws IOException {
+            StringBuilder head = new StringBuilder();
+            int c;
+            while ((c = in.read()) >= 0) {
+                head.append((char) c);
+                if (head.length() >= 4 && head.substring(head.length() - 4).equals("\r\n\r\n")) {
+                    break;
+                }
+            }
+            String text = head.toString();
+            int status = Integer.parseInt(text.substring(9, 12));
+            int length = 0;
+            for (String line : text.split("\r\n")) {
+                if (line.regionMatches(true, 0, "content-length:", 0, 15)) {
+                    length = Integer.parseInt(line.substring(15).trim());
+                }
+            }
+            long skipped = 0;
+            while (skipped < length) {
+                long n = in.skip(length - skipped);
+                if (n <= 0) {
+                    if (in.read() < 0) {
+                        break;
+                    }
+                    n = 1;
+                }
+                skipped += n;
+            }
+            return status;
+        }
+    }
+}

@@ -1,0 +1,98 @@
+package dev.ferry.orchestrator.demo;
+
+import dev.ferry.orchestrator.Main;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A {@code ferryd} child process on ephemeral loopback ports, started with this JVM's class path, for
+ * the demo and the benchmarks. Its stdout (the listening line) and stderr (its log) go to files.
+ */
+public final class DaemonProcess implements AutoCloseable {
+    private static final Pattern LISTENING = Pattern.compile("ferryd listening http=(\\S+) migration=(\\S+)");
+
+    private final String name;
+    private final Process process;
+    private final String http;
+    private final String migration;
+    private final Path log;
+
+    private DaemonProcess(String name, Process process, String http, String migration, Path log) {
+        this.name = name;
+        this.process = process;
+        this.http = http;
+        this.migration = migration;
+        this.log = log;
+    }
+
+    /**
+     * Starts a daemon and waits for its listening line.
+     *
+     * @param jvmOptions options for the child JVM, such as {@code -Xmx256m}
+     */
+    public static DaemonProcess start(String name, Path dir, Path tokenFile, List<String> jvmOptions)
+            throws IOException, InterruptedException {
+        String java = ProcessHandle.current().info().command().orElse("java");
+        Path out = dir.resolve(name + ".out");
+        Path log = dir.resolve(name + ".log");
+        List<String> command = new ArrayList<>(List.of(java));
+        command.addAll(jvmOptions);
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(),
+                "--http", "127.0.0.1:0", "--migration", "127.0.0.1:0", "--token-file", tokenFile.toString()));
+        Process process = new ProcessBuilder(command).redirectOutput(out.toFile()).redirectError(log.toFile()).start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (System.nanoTime() < deadline && process.isAlive()) {
+            for (String line : Files.readAllLines(out, StandardCharsets.UTF_8)) {
+                Matcher matcher = LISTENING.matcher(line);
+                if (matcher.matches()) {
+                    return new DaemonProcess(name, process, matcher.group(1), matcher.group(2), log);
+                }
+            }
+            TimeUnit.MILLISECONDS.sleep(50);
+        }
+        process.destroyForcibly();
+        throw new IOException("the " + name + " daemon did not start; see " + log);
+    }
+
+    public String name() {
+        return name;
+    }
+
+    /** The control API, {@code HOST:PORT}. */
+    public String http() {
+        return http;
+    }
+
+    /** The migration listener, {@code HOST:PORT}. */
+    public String migration() {
+        return migration;
+    }
+
+    public Path log() {
+        return log;
+    }
+
+    /** SIGTERM, and the exit status (-1 if it had to be killed). */
+    public int stop() throws InterruptedException {
+        process.destroy();
+        if (!process.waitFor(60, TimeUnit.SECONDS)) {
+            process.destroyForcibly();
+            return -1;
+        }
+        return process.exitValue();
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        if (process.isAlive()) {
+            stop();
+        }
+    }
+}
