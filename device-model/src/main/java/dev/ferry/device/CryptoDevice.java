@@ -1,5 +1,6 @@
 package dev.ferry.device;
 
+import dev.ferry.device.memory.ChunkPool;
 import dev.ferry.device.memory.Pages;
 import dev.ferry.device.migration.StreamFormatException;
 import java.io.DataInputStream;
@@ -26,8 +27,8 @@ final class CryptoDevice extends Device {
     private final byte[] data = new byte[Pages.PAGE_SIZE];
     private final byte[] key = new byte[Pages.PAGE_SIZE];
 
-    CryptoDevice(DeviceConfig config, int slot) {
-        super(config, slot);
+    CryptoDevice(DeviceConfig config, int slot, ChunkPool memoryPool) {
+        super(config, slot, memoryPool);
     }
 
     @Override

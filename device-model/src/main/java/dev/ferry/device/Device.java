@@ -1,5 +1,6 @@
 package dev.ferry.device;
 
+import dev.ferry.device.memory.ChunkPool;
 import dev.ferry.device.memory.DirtyBitmap;
 import dev.ferry.device.memory.PageStore;
 import dev.ferry.device.memory.Pages;
@@ -97,24 +98,33 @@ public abstract class Device implements AutoCloseable {
 
     private volatile long quiesceTimeoutNanos = TimeUnit.SECONDS.toNanos(10);
 
-    protected Device(DeviceConfig config, int slot) {
+    protected Device(DeviceConfig config, int slot, ChunkPool memoryPool) {
         if (slot < 0) {
             throw new IllegalArgumentException("slot must be >= 0: " + slot);
         }
         this.config = config;
         this.slot = slot;
         this.configBytes = config.canonicalBytes();
-        this.memory = new PageStore(config.memoryBytes(), DEVICE_MEMORY_CHUNK);
+        // Small device memory is allocated in small pieces as it is written; large memory (a GPU's) in
+        // the VM's chunks, from its memory pool.
+        this.memory = config.memoryBytes() < memoryPool.chunkBytes()
+                ? new PageStore(config.memoryBytes(), DEVICE_MEMORY_CHUNK)
+                : new PageStore(config.memoryBytes(), memoryPool.chunkBytes(), memoryPool);
         this.memoryLog = new DirtyBitmap(memory.pages());
     }
 
     /** Creates a device of the configured kind, RUNNING and not yet attached to a bus (D5). */
     public static Device create(DeviceConfig config, int slot) {
+        return create(config, slot, ChunkPool.NONE);
+    }
+
+    /** {@link #create(DeviceConfig, int)} with large device memory from {@code memoryPool}. */
+    public static Device create(DeviceConfig config, int slot, ChunkPool memoryPool) {
         return switch (config.kind()) {
-            case NIC -> new NicDevice(config, slot);
-            case GPU -> new GpuDevice(config, slot);
-            case SERIAL -> new SerialDevice(config, slot);
-            case CRYPTO -> new CryptoDevice(config, slot);
+            case NIC -> new NicDevice(config, slot, memoryPool);
+            case GPU -> new GpuDevice(config, slot, memoryPool);
+            case SERIAL -> new SerialDevice(config, slot, memoryPool);
+            case CRYPTO -> new CryptoDevice(config, slot, memoryPool);
         };
     }
 

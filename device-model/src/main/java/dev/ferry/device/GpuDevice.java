@@ -1,5 +1,6 @@
 package dev.ferry.device;
 
+import dev.ferry.device.memory.ChunkPool;
 import dev.ferry.device.memory.Pages;
 import dev.ferry.device.migration.StreamFormatException;
 import java.io.DataInputStream;
@@ -33,8 +34,8 @@ final class GpuDevice extends Device {
     private final byte[] result = new byte[RESULT_BYTES];
     private final byte[] register = new byte[8];
 
-    GpuDevice(DeviceConfig config, int slot) {
-        super(config, slot);
+    GpuDevice(DeviceConfig config, int slot, ChunkPool memoryPool) {
+        super(config, slot, memoryPool);
     }
 
     @Override

@@ -1,5 +1,6 @@
 package dev.ferry.device;
 
+import dev.ferry.device.memory.ChunkPool;
 import dev.ferry.device.migration.StreamFormatException;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
@@ -34,8 +35,8 @@ final class NicDevice extends Device {
     private final byte[] packet = new byte[SLOT_BYTES];
     private final byte[] flowEntry = new byte[FLOW_ENTRY_BYTES];
 
-    NicDevice(DeviceConfig config, int slot) {
-        super(config, slot);
+    NicDevice(DeviceConfig config, int slot, ChunkPool memoryPool) {
+        super(config, slot, memoryPool);
     }
 
     @Override

@@ -1,5 +1,6 @@
 package dev.ferry.device;
 
+import dev.ferry.device.memory.ChunkPool;
 import dev.ferry.device.migration.StreamFormatException;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
@@ -21,8 +22,8 @@ final class SerialDevice extends Device {
     private long checksum;
     private final byte[] one = new byte[1];
 
-    SerialDevice(DeviceConfig config, int slot) {
-        super(config, slot);
+    SerialDevice(DeviceConfig config, int slot, ChunkPool memoryPool) {
+        super(config, slot, memoryPool);
     }
 
     @Override

@@ -14,10 +14,15 @@ public final class GuestMemory {
     private final DirtyBitmap dmaLog;
 
     public GuestMemory(long sizeBytes) {
+        this(sizeBytes, ChunkPool.NONE);
+    }
+
+    /** Guest memory whose chunks come from and go back to {@code pool}. */
+    public GuestMemory(long sizeBytes, ChunkPool pool) {
         if (sizeBytes <= 0) {
             throw new IllegalArgumentException("guest memory must not be empty");
         }
-        this.store = new PageStore(sizeBytes);
+        this.store = new PageStore(sizeBytes, pool.chunkBytes(), pool);
         this.vcpuLog = new DirtyBitmap(store.pages());
         this.dmaLog = new DirtyBitmap(store.pages());
     }
@@ -55,7 +60,7 @@ public final class GuestMemory {
         return backed;
     }
 
-    /** Frees the memory; nothing may read or write it afterwards (see {@link PageStore#release()}). */
+    /** Gives the memory back; nothing may read or write it afterwards (see {@link PageStore#release()}). */
     public void release() {
         store.release();
     }
@@ -99,6 +104,11 @@ public final class GuestMemory {
     /** A read-only view of a page without copying, or {@code null} when the page was never written. */
     public ByteBuffer pageView(long page) {
         return store.pageView(page);
+    }
+
+    /** See {@link PageStore#pagesView(long, int)}. */
+    public ByteBuffer pagesView(long first, int count) {
+        return store.pagesView(first, count);
     }
 
     /** Copies one page into {@code dst}. */

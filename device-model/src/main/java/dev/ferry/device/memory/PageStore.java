@@ -19,7 +19,6 @@ public final class PageStore {
     public static final int DEFAULT_CHUNK_BYTES = 2 << 20;
 
     private static final ByteBuffer ZERO_PAGE = ByteBuffer.allocateDirect(Pages.PAGE_SIZE).asReadOnlyBuffer();
-    private static final DirectMemory FREE = DirectMemory.find();
 
     private final long sizeBytes;
     private final long pages;
@@ -27,13 +26,19 @@ public final class PageStore {
     private final int chunkShift;
     private final int pagesPerChunk;
     private final AtomicReferenceArray<ByteBuffer> chunks;
+    private final ChunkPool pool;
     private volatile boolean released;
 
     public PageStore(long sizeBytes) {
-        this(sizeBytes, DEFAULT_CHUNK_BYTES);
+        this(sizeBytes, DEFAULT_CHUNK_BYTES, ChunkPool.NONE);
     }
 
     public PageStore(long sizeBytes, int chunkBytes) {
+        this(sizeBytes, chunkBytes, ChunkPool.NONE);
+    }
+
+    /** A store whose chunks come from and go back to {@code pool}. */
+    public PageStore(long sizeBytes, int chunkBytes, ChunkPool pool) {
         Pages.requireAligned(sizeBytes, "memory size");
         if (Integer.bitCount(chunkBytes) != 1 || chunkBytes < Pages.PAGE_SIZE) {
             throw new IllegalArgumentException("chunk size must be a power of two >= one page: " + chunkBytes);
@@ -48,6 +53,7 @@ public final class PageStore {
             throw new IllegalArgumentException("memory too large: " + sizeBytes);
         }
         this.chunks = new AtomicReferenceArray<>((int) chunkCount);
+        this.pool = pool;
     }
 
     public long sizeBytes() {
@@ -106,6 +112,25 @@ public final class PageStore {
             return null;
         }
         return chunk.slice(offsetInChunk(page), Pages.PAGE_SIZE).asReadOnlyBuffer();
+    }
+
+    /**
+     * A read-only view of {@code count} consecutive pages from {@code first} without copying, when they
+     * lie in one written chunk; {@code null} otherwise. The view sees later writes.
+     */
+    public ByteBuffer pagesView(long first, int count) {
+        if (count < 1) {
+            throw new IllegalArgumentException("count " + count);
+        }
+        checkPage(first + count - 1);
+        if (first / pagesPerChunk != (first + count - 1) / pagesPerChunk) {
+            return null;
+        }
+        ByteBuffer chunk = chunkOrNull(first);
+        if (chunk == null) {
+            return null;
+        }
+        return chunk.slice(offsetInChunk(first), count << Pages.PAGE_SHIFT).asReadOnlyBuffer();
     }
 
     /** Copies one page into {@code dst} at its position, advancing it by a page. */
@@ -215,15 +240,16 @@ public final class PageStore {
     }
 
     /**
-     * Frees the memory now instead of when the collector gets to it. Only for a store nothing reads
-     * or writes any more: a view handed out before must not be used after this.
+     * Hands the memory back to the pool (which keeps or frees it) now, instead of leaving it to the
+     * collector. Only for a store nothing reads or writes any more: a view handed out before must not
+     * be used after this.
      */
     public void release() {
         released = true;
         for (int i = 0; i < chunks.length(); i++) {
             ByteBuffer chunk = chunks.getAndSet(i, null);
             if (chunk != null) {
-                FREE.free(chunk);
+                pool.give(chunk);
             }
         }
     }
@@ -248,11 +274,11 @@ public final class PageStore {
         }
         long start = (long) index << chunkShift;
         int length = (int) Math.min(chunkBytes, sizeBytes - start);
-        ByteBuffer fresh = ByteBuffer.allocateDirect(length);
+        ByteBuffer fresh = pool.take(length);
         if (chunks.compareAndSet(index, null, fresh)) {
             return fresh;
         }
-        FREE.free(fresh);
+        pool.give(fresh);
         return chunks.get(index);
     }
 

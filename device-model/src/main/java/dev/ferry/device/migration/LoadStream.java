@@ -57,13 +57,24 @@ public final class LoadStream {
                 int n = Math.min(src.remaining(), recordHeader.remaining());
                 copy(src, recordHeader, n);
                 if (!recordHeader.hasRemaining()) {
-                    startRecord();
+                    int length = startRecord();
+                    if (length >= 0 && src.remaining() >= length) {
+                        // The whole record is here: read it in place instead of gathering it.
+                        ByteBuffer body = src.slice(src.position(), length);
+                        src.position(src.position() + length);
+                        consumed += length;
+                        finishRecord(body);
+                    } else if (length >= 0) {
+                        payload = ByteBuffer.allocate(length);
+                    }
                 }
             } else {
                 int n = Math.min(src.remaining(), payload.remaining());
                 copy(src, payload, n);
                 if (!payload.hasRemaining()) {
-                    finishRecord();
+                    ByteBuffer body = payload.flip();
+                    payload = null;
+                    finishRecord(body);
                 }
             }
         }
@@ -99,19 +110,20 @@ public final class LoadStream {
         consumed += n;
     }
 
-    private void startRecord() {
+    /** Checks a complete record header: the payload's length, or -1 when the stream failed. */
+    private int startRecord() {
         recordHeader.flip();
         type = recordHeader.get();
         int length = recordHeader.getInt();
         int max = StreamFormat.maxPayload(type);
         if (max < 0) {
             fail("unknown record type " + (type & 0xff) + " at byte " + (consumed - StreamFormat.RECORD_HEADER_BYTES));
-            return;
+            return -1;
         }
         boolean exact = type == StreamFormat.PAGE || type == StreamFormat.ZERO || type == StreamFormat.END;
         if (length < 0 || length > max || (exact && length != max)) {
             fail(StreamFormat.typeName(type) + " record has a bad length " + Integer.toUnsignedString(length));
-            return;
+            return -1;
         }
         if (type == StreamFormat.END) {
             beforeEnd = consumed - StreamFormat.RECORD_HEADER_BYTES;
@@ -119,17 +131,13 @@ public final class LoadStream {
             crc.update(recordHeader.array(), 0, StreamFormat.RECORD_HEADER_BYTES);
         }
         recordHeader.clear();
-        payload = ByteBuffer.allocate(length);
-        if (length == 0) {
-            finishRecord();
-        }
+        return length;
     }
 
-    private void finishRecord() {
-        ByteBuffer body = payload.flip();
-        payload = null;
+    /** A record's whole payload, from its position to its limit. */
+    private void finishRecord(ByteBuffer body) {
         if (type != StreamFormat.END) {
-            crc.update(body.array(), 0, body.limit());
+            crc.update(body.duplicate());
         }
         try {
             switch (type) {
@@ -212,7 +220,8 @@ public final class LoadStream {
         if (state != null) {
             throw new StreamFormatException("a second STATE record");
         }
-        state = Arrays.copyOfRange(body.array(), 0, body.limit());
+        state = new byte[body.remaining()];
+        body.get(state);
     }
 
     private void end(ByteBuffer body) throws StreamFormatException {

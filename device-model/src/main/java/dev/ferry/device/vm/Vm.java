@@ -9,6 +9,7 @@ import dev.ferry.device.Iommu;
 import dev.ferry.device.IommuFault;
 import dev.ferry.device.MmioSource;
 import dev.ferry.device.P2pPolicy;
+import dev.ferry.device.memory.ChunkPool;
 import dev.ferry.device.memory.GuestMemory;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -39,6 +40,7 @@ public final class Vm implements AutoCloseable {
     private final String id;
     private final VmConfig config;
     private final GuestMemory memory;
+    private final ChunkPool memoryPool;
     private final Iommu iommu;
     private final Workload workload;
     private final Bus bus = new Bus();
@@ -51,15 +53,31 @@ public final class Vm implements AutoCloseable {
     private volatile int idleWaiters;
     private volatile boolean p2pActive;
 
-    /** Options that are not part of a VM's description. */
-    public record Options(DmaObserver dmaObserver, long pageRequestTimeoutMillis) {
-        public static final Options DEFAULT = new Options(DmaObserver.NONE, 5_000);
+    /**
+     * Options that are not part of a VM's description.
+     *
+     * @param dmaObserver              sees every DMA as it starts and ends (tests)
+     * @param pageRequestTimeoutMillis how long a PRI page request waits for its answer
+     * @param memoryPool               where guest memory chunks come from and go back to
+     */
+    public record Options(DmaObserver dmaObserver, long pageRequestTimeoutMillis, ChunkPool memoryPool) {
+        public static final Options DEFAULT = new Options(DmaObserver.NONE, 5_000, ChunkPool.NONE);
+
+        public Options(DmaObserver dmaObserver, long pageRequestTimeoutMillis) {
+            this(dmaObserver, pageRequestTimeoutMillis, ChunkPool.NONE);
+        }
+
+        /** These options with guest memory from {@code pool}. */
+        public Options withMemoryPool(ChunkPool pool) {
+            return new Options(dmaObserver, pageRequestTimeoutMillis, pool);
+        }
     }
 
     private Vm(VmConfig config, Options options) {
         this.id = config.id();
         this.config = config;
-        this.memory = new GuestMemory(config.memoryBytes());
+        this.memory = new GuestMemory(config.memoryBytes(), options.memoryPool());
+        this.memoryPool = options.memoryPool();
         this.iommu = new Iommu(memory, options.dmaObserver());
         this.workload = new Workload(id, config.vcpus(), config.workload(), memory, () -> devices,
                 options.pageRequestTimeoutMillis());
@@ -126,7 +144,7 @@ public final class Vm implements AutoCloseable {
     }
 
     private Device plug(DeviceConfig deviceConfig, int slot, boolean program) {
-        Device device = Device.create(deviceConfig, slot);
+        Device device = Device.create(deviceConfig, slot, memoryPool);
         device.attach(bus);
         devices.add(device);
         if (program) {

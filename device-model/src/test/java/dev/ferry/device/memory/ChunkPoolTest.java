@@ -1,0 +1,100 @@
+package dev.ferry.device.memory;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.ByteBuffer;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+
+/** Freed guest memory kept for the next VM: always handed out zeroed, never more than the capacity. */
+class ChunkPoolTest {
+    private static final int CHUNK = 256 << 10;
+
+    private static void scribble(ByteBuffer chunk, long seed) {
+        SplittableRandom random = new SplittableRandom(seed);
+        for (int i = 0; i + 8 <= chunk.capacity(); i += 8) {
+            chunk.putLong(i, random.nextLong() | 1);
+        }
+    }
+
+    private static boolean allZero(ByteBuffer chunk) {
+        for (int i = 0; i + 8 <= chunk.capacity(); i += 8) {
+            if (chunk.getLong(i) != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    @Test
+    void aChunkGivenBackIsHandedOutAgainZeroed() {
+        try (ChunkPool pool = new ChunkPool(4L * CHUNK, CHUNK)) {
+            ByteBuffer chunk = pool.take(CHUNK);
+            assertThat(allZero(chunk)).as("a new chunk").isTrue();
+            scribble(chunk, 1);
+            pool.give(chunk);
+            assertThat(pool.keptBytes()).isEqualTo(CHUNK);
+
+            ByteBuffer again = pool.take(CHUNK);
+            assertThat(again).as("the same memory, not a new allocation").isSameAs(chunk);
+            assertThat(allZero(again)).as("zeroed, whether the scrubber got to it or take() did").isTrue();
+            assertThat(pool.keptBytes()).isZero();
+            assertThat(pool.reusedChunks()).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void keepsNoMoreThanItsCapacityAndOnlyChunksOfItsSize() {
+        try (ChunkPool pool = new ChunkPool(2L * CHUNK, CHUNK)) {
+            for (int i = 0; i < 3; i++) {
+                pool.give(ByteBuffer.allocateDirect(CHUNK));
+            }
+            pool.give(ByteBuffer.allocateDirect(CHUNK / 2));
+            assertThat(pool.keptBytes()).isEqualTo(2L * CHUNK);
+            assertThat(pool.take(CHUNK / 2).capacity()).as("other sizes are allocated").isEqualTo(CHUNK / 2);
+            assertThat(pool.reusedChunks()).isZero();
+        }
+    }
+
+    @Test
+    void closingFreesWhatIsKeptAndKeepsNothingAfterwards() {
+        ChunkPool pool = new ChunkPool(4L * CHUNK, CHUNK);
+        pool.give(ByteBuffer.allocateDirect(CHUNK));
+        pool.give(ByteBuffer.allocateDirect(CHUNK));
+        pool.close();
+        assertThat(pool.keptBytes()).isZero();
+        pool.give(ByteBuffer.allocateDirect(CHUNK));
+        assertThat(pool.keptBytes()).isZero();
+        assertThat(allZero(pool.take(CHUNK))).isTrue();
+    }
+
+    @Test
+    void nonePoolsNothing() {
+        ChunkPool.NONE.give(ByteBuffer.allocateDirect(ChunkPool.NONE.chunkBytes()));
+        assertThat(ChunkPool.NONE.keptBytes()).isZero();
+    }
+
+    @Test
+    void aReleasedStoresMemoryBacksTheNextStoreWhichReadsAsZeros() {
+        try (ChunkPool pool = new ChunkPool(8L * CHUNK, CHUNK)) {
+            GuestMemory first = new GuestMemory(8L * CHUNK, pool);
+            byte[] data = new byte[4096];
+            new SplittableRandom(7).nextBytes(data);
+            for (long address = 0; address < first.sizeBytes(); address += CHUNK) {
+                first.vcpuWrite(address + 4096, data, 0, data.length);
+            }
+            assertThat(first.backedChunks().cardinality()).isEqualTo(8);
+            first.release();
+            assertThat(pool.keptBytes()).isEqualTo(8L * CHUNK);
+
+            GuestMemory second = new GuestMemory(8L * CHUNK, pool);
+            for (long address = 0; address < second.sizeBytes(); address += CHUNK) {
+                second.vcpuWrite(address, new byte[] {1}, 0, 1);
+                assertThat(second.store().isZeroPage(address / 4096 + 1)).as("page after %d", address).isTrue();
+            }
+            assertThat(pool.reusedChunks()).isEqualTo(8);
+            assertThat(pool.keptBytes()).isZero();
+            second.release();
+        }
+    }
+}
