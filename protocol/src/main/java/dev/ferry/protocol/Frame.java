@@ -13,6 +13,7 @@ import java.nio.charset.StandardCharsets;
  */
 public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, Frame.Accept, Frame.Refuse,
         Frame.VmDescription, Frame.VmAccepted, Frame.DeviceData, Frame.DeviceEnd, Frame.Phase, Frame.IterationEnd,
+        Frame.IterationDone,
         Frame.Prepare, Frame.Prepared, Frame.Commit, Frame.Confirm, Frame.Abort, Frame.Keepalive,
         Frame.KeepaliveAck, Frame.Pages, Frame.DataEnd, Frame.ChannelEnd {
 
@@ -216,6 +217,24 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
         @Override
         public void writeHead(ByteBuf out) {
             out.writeInt(iteration).writeLong(pages).writeLong(bytes);
+        }
+    }
+
+    /**
+     * Destination → source: everything of iteration {@code iteration} and before is applied: its pages
+     * (DATA_END on every data channel) and every control frame up to its ITERATION_END, device data
+     * included. The source waits for it before it decides whether pre-copy has converged, so that its
+     * estimate never leaves a backlog at the destination for the downtime.
+     */
+    record IterationDone(int iteration) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.ITERATION_DONE;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeInt(iteration);
         }
     }
 

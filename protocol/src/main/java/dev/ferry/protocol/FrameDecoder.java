@@ -166,6 +166,7 @@ public final class FrameDecoder extends ByteToMessageDecoder {
             case CONFIRM -> new Frame.Confirm(nonNegative(type, p.readLong()));
             case KEEPALIVE -> new Frame.Keepalive(p.readLong());
             case KEEPALIVE_ACK -> new Frame.KeepaliveAck(p.readLong());
+            case ITERATION_DONE -> new Frame.IterationDone(p.readInt());
             case PAGES -> pages(in, index, length);
             case DATA_END -> new Frame.DataEnd(p.readInt(), nonNegative(type, p.readLong()));
             case CHANNEL_END -> new Frame.ChannelEnd(nonNegative(type, p.readLong()));

@@ -24,6 +24,7 @@ public enum FrameType {
     ABORT(0x1a, 4, 4 + Frame.MAX_MESSAGE_BYTES),
     KEEPALIVE(0x1b, 8, 8),
     KEEPALIVE_ACK(0x1c, 8, 8),
+    ITERATION_DONE(0x1d, 4, 4),
 
     PAGES(0x20, 6, Frame.Pages.MAX_PAYLOAD_BYTES),
     DATA_END(0x21, 12, 12),

@@ -76,6 +76,31 @@ public final class PagesBuilder {
         return this;
     }
 
+    /**
+     * Sends {@code count} consecutive pages from {@code first} as one piece of memory, {@code run}'s
+     * bytes from its position; they must not change until the frame has been written.
+     */
+    public PagesBuilder addStableRun(long first, int count, ByteBuffer run) {
+        if (count < 1 || count > room()) {
+            throw new IllegalArgumentException(count + " pages with room for " + room());
+        }
+        if (run.remaining() < count * Frame.Pages.PAGE_SIZE) {
+            throw new IllegalArgumentException(count + " pages are " + count * Frame.Pages.PAGE_SIZE + " bytes; got " + run.remaining());
+        }
+        for (int i = 0; i < count; i++) {
+            entry(first + i);
+        }
+        sealCopies();
+        data.addComponent(true, Unpooled.wrappedBuffer(run.duplicate().limit(run.position() + count * Frame.Pages.PAGE_SIZE)));
+        pageBytes += (long) count * Frame.Pages.PAGE_SIZE;
+        return this;
+    }
+
+    /** Pages that still fit in the frame. */
+    public int room() {
+        return Frame.Pages.MAX_PAGES - count;
+    }
+
     /** The frame; the builder is empty afterwards. */
     public Frame.Pages build() {
         if (count == 0) {

@@ -28,6 +28,7 @@ final class SampleFrames {
         frames.add(new Frame.DeviceEnd(2, 13345));
         frames.add(new Frame.Phase(MigrationPhase.PRECOPY.code(), 3));
         frames.add(new Frame.IterationEnd(3, 1000, 4_100_000));
+        frames.add(new Frame.IterationDone(3));
         frames.add(new Frame.Prepare(true));
         frames.add(new Frame.Prepare(false));
         frames.add(new Frame.Prepared(bytes(random, 32), 1500));

@@ -15,6 +15,7 @@ import dev.ferry.protocol.net.Transport;
 import dev.ferry.protocol.transfer.PageReceiver;
 import dev.ferry.protocol.transfer.PageSender;
 import dev.ferry.protocol.transfer.PageSet;
+import dev.ferry.protocol.transfer.PageSource;
 import dev.ferry.protocol.transfer.RateLimiter;
 import io.netty.channel.EventLoopGroup;
 import java.io.PrintStream;
@@ -124,7 +125,17 @@ public final class ThroughputBenchmark {
                 data.add(client.connect(address, session, Role.DATA, c, null).get(30, TimeUnit.SECONDS));
             }
             PageSender sender = new PageSender(data, senders, RateLimiter.unlimited(), Duration.ofMinutes(1));
-            sender.send(0, PageSet.all(pages), index -> source.slice((int) (index * PAGE), PAGE), true);
+            sender.send(0, PageSet.all(pages), new PageSource() {
+                @Override
+                public ByteBuffer page(long index) {
+                    return source.slice((int) (index * PAGE), PAGE);
+                }
+
+                @Override
+                public ByteBuffer run(long first, int count) {
+                    return source.slice((int) (first * PAGE), count * PAGE);
+                }
+            }, true);
             sender.finish();
             for (PageReceiver receiver : receivers) {
                 receiver.ended().get(10, TimeUnit.MINUTES);

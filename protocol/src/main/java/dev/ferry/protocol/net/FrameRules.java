@@ -15,7 +15,8 @@ import dev.ferry.protocol.Role;
  * <pre>
  * control, source to destination:  VM_DESCRIPTION, then DEVICE_DATA | DEVICE_END | PHASE | ITERATION_END,
  *                                  then PREPARE, then (after PREPARED) COMMIT
- * control, destination to source:  VM_ACCEPTED, then (after PREPARE) PREPARED, then (after COMMIT) CONFIRM
+ * control, destination to source:  VM_ACCEPTED, then ITERATION_DONE(i) for iterations the source ended, in order,
+ *                                  then (after PREPARE) PREPARED, then (after COMMIT) CONFIRM
  * data, source to destination:     per iteration i = 0, 1, ...: PAGES(i)..., DATA_END(i, pages); then CHANNEL_END(total)
  * data, destination to source:     nothing else
  * </pre>
@@ -35,6 +36,8 @@ final class FrameRules {
     private boolean preparedReceived;
     private boolean commitSent;
     private boolean confirmed;
+    private int iterationEndSent = -1;
+    private int iterationDone = -1;
     // Data, destination side.
     private PageRouting routing;
     private int iteration;
@@ -77,6 +80,8 @@ final class FrameRules {
             prepareSent = true;
         } else if (frame instanceof Frame.Commit) {
             commitSent = true;
+        } else if (frame instanceof Frame.IterationEnd end) {
+            iterationEndSent = Math.max(iterationEndSent, end.iteration());
         }
     }
 
@@ -135,6 +140,11 @@ final class FrameRules {
                 throw unexpected(frame, "CONFIRM answers COMMIT, once");
             }
             confirmed = true;
+        } else if (frame instanceof Frame.IterationDone done) {
+            if (preparedReceived || done.iteration() <= iterationDone || done.iteration() > iterationEndSent) {
+                throw unexpected(frame, "ITERATION_DONE answers each ITERATION_END once, in order, before PREPARED");
+            }
+            iterationDone = done.iteration();
         } else {
             throw unexpected(frame, "not a frame a destination sends");
         }

@@ -28,6 +28,9 @@ import java.util.concurrent.TimeoutException;
  * channel, and {@link #finish} ends the channels.
  */
 public final class PageSender {
+    /** Consecutive pages sent without a copy as one buffer when there are at least this many. */
+    static final int MIN_RUN_PAGES = 8;
+
     /** What one iteration sent. */
     public record Result(long pages, long zeroPages, long wireBytes) {
         Result plus(Result other) {
@@ -109,51 +112,106 @@ public final class PageSender {
     private Result sendChannel(int channel, int iteration, PageSet pages, PageSource source, boolean stable)
             throws ProtocolException, InterruptedException {
         FrameChannel out = channels.get(channel);
-        int n = channels.size();
-        PagesBuilder builder = new PagesBuilder(out.channel().alloc(), iteration);
+        Batch batch = new Batch(out, new PagesBuilder(out.channel().alloc(), iteration), source);
         long sent = 0;
         long zero = 0;
-        long wire = 0;
-        ChannelFuture last = null;
         try {
-            long page = nextOnChannel(pages, 0, channel, n);
+            long page = nextOnChannel(pages, 0, channel, channels.size());
             while (page >= 0) {
                 if (Thread.interrupted()) {
                     throw new InterruptedException("page sender interrupted");
                 }
                 ByteBuffer data = source.page(page);
                 if (data == null) {
-                    builder.addZero(page);
+                    batch.flushRun();
+                    batch.builder.addZero(page);
                     zero++;
                 } else if (stable) {
-                    builder.addStable(page, data);
+                    batch.addStable(page);
                 } else {
-                    builder.addCopy(page, data);
+                    batch.flushRun();
+                    batch.builder.addCopy(page, data);
                 }
                 sent++;
-                if (builder.isFull()) {
-                    wire += frameBytes(builder);
-                    last = ship(out, builder);
-                }
-                page = nextOnChannel(pages, page + 1, channel, n);
+                batch.shipIfFull();
+                page = nextOnChannel(pages, page + 1, channel, channels.size());
             }
-            if (!builder.isEmpty()) {
-                wire += frameBytes(builder);
-                last = ship(out, builder);
+            batch.flushRun();
+            if (!batch.builder.isEmpty()) {
+                batch.ship();
             }
         } finally {
-            builder.discard();
+            batch.builder.discard();
         }
         channelPages[channel] += sent;
         ChannelFuture end = out.sendWhenWritable(new Frame.DataEnd(iteration, sent), stallTimeout);
-        await(out, last == null ? end : last);
+        await(out, batch.last == null ? end : batch.last);
         await(out, end);
-        return new Result(sent, zero, wire + FrameHeader.BYTES + 12);
+        return new Result(sent, zero, batch.wire + FrameHeader.BYTES + 12);
     }
 
-    private ChannelFuture ship(FrameChannel out, PagesBuilder builder) throws ProtocolException, InterruptedException {
-        limiter.acquire(frameBytes(builder));
-        return out.sendWhenWritable(builder.build(), stallTimeout);
+    /**
+     * One channel's frame being built. Consecutive pages sent without a copy are gathered into a run
+     * that goes into the frame as one buffer when the source has them in one piece of memory.
+     */
+    private final class Batch {
+        final FrameChannel out;
+        final PagesBuilder builder;
+        final PageSource source;
+        long runFirst = -1;
+        int runLength;
+        long wire;
+        ChannelFuture last;
+
+        Batch(FrameChannel out, PagesBuilder builder, PageSource source) {
+            this.out = out;
+            this.builder = builder;
+            this.source = source;
+        }
+
+        /** Pages in the run count as added: the frame is full when they fill it. */
+        void addStable(long page) {
+            if (runLength > 0 && page != runFirst + runLength) {
+                flushRun();
+            }
+            if (runLength == 0) {
+                runFirst = page;
+            }
+            runLength++;
+        }
+
+        /**
+         * A run long enough goes as one buffer of the source's memory; scattered pages are copied into
+         * the frame, which costs less than one buffer (and one I/O vector, and one checksum step) each.
+         */
+        void flushRun() {
+            if (runLength == 0) {
+                return;
+            }
+            ByteBuffer run = runLength >= MIN_RUN_PAGES ? source.run(runFirst, runLength) : null;
+            if (run != null) {
+                builder.addStableRun(runFirst, runLength, run);
+            } else {
+                for (int i = 0; i < runLength; i++) {
+                    builder.addCopy(runFirst + i, source.page(runFirst + i));
+                }
+            }
+            runLength = 0;
+        }
+
+        void shipIfFull() throws ProtocolException, InterruptedException {
+            if (builder.count() + runLength == Frame.Pages.MAX_PAGES) {
+                flushRun();
+                ship();
+            }
+        }
+
+        void ship() throws ProtocolException, InterruptedException {
+            long bytes = frameBytes(builder);
+            wire += bytes;
+            limiter.acquire(bytes);
+            last = out.sendWhenWritable(builder.build(), stallTimeout);
+        }
     }
 
     private static long frameBytes(PagesBuilder builder) {

@@ -10,4 +10,14 @@ public interface PageSource {
      * all zeros (it is then sent as a flag without bytes).
      */
     ByteBuffer page(long index);
+
+    /**
+     * The bytes of {@code count} consecutive pages from {@code first}, from the returned buffer's
+     * position, when they lie in one piece of memory; {@code null} otherwise. Only asked for pages
+     * that {@link #page} gave as not zero, and only when they are sent without a copy: a run then
+     * goes out as one buffer instead of one per page.
+     */
+    default ByteBuffer run(long first, int count) {
+        return null;
+    }
 }

@@ -135,4 +135,28 @@ class SessionOrderTest {
         assertThat(cause).isNotNull();
         assertThat(cause.code()).isEqualTo(ErrorCode.CONNECTION_LOST);
     }
+
+    @Test
+    void theSourceTakesEachIterationDoneOnceInOrderAndOnlyForIterationsItEnded() throws Exception {
+        Recorder recorder = new Recorder();
+        FrameChannel control = loopback.connect(SessionId.random(), Role.CONTROL, 0, recorder);
+        control.send(description());
+        assertThat(recorder.frames.poll(30, TimeUnit.SECONDS)).isInstanceOf(Frame.VmAccepted.class);
+        control.send(new Frame.IterationEnd(0, 10, 40_960));
+        TestAcceptor.Session session = acceptor.sessions.get(control.session());
+        // The destination answers only what it received.
+        Frame received;
+        do {
+            received = session.frames.poll(30, TimeUnit.SECONDS);
+        } while (received != null && !(received instanceof Frame.IterationEnd));
+        assertThat(received).isEqualTo(new Frame.IterationEnd(0, 10, 40_960));
+
+        session.control.send(new Frame.IterationDone(0));
+        assertThat(recorder.frames.poll(30, TimeUnit.SECONDS)).isEqualTo(new Frame.IterationDone(0));
+        session.control.send(new Frame.IterationDone(1));
+        ProtocolException cause = recorder.closed.get(30, TimeUnit.SECONDS);
+        assertThat(cause).as("the source ends the session").isNotNull();
+        assertThat(cause.code()).isEqualTo(ErrorCode.OUT_OF_ORDER);
+        assertThat(cause.getMessage()).contains("ITERATION_DONE answers each ITERATION_END once");
+    }
 }

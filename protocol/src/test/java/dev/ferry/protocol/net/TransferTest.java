@@ -172,6 +172,54 @@ class TransferTest {
     }
 
     @Test
+    void runsOfStablePagesGoAsOneBufferAndScatteredOnesAsCopiesAndAllArriveIntact() throws Exception {
+        int memoryBytes = 64 << 20;
+        long pages = memoryBytes / PAGE;
+        ByteBuffer source = ByteBuffer.allocateDirect(memoryBytes);
+        // Three zero pages in every hundred: long runs between them.
+        SplittableRandom content = new SplittableRandom(SEED + 2);
+        for (int at = 0; at < memoryBytes; at += 8) {
+            source.putLong(at, (at / PAGE) % 100 < 3 ? 0 : content.nextLong() | 1);
+        }
+        AtomicInteger runs = new AtomicInteger();
+        dev.ferry.protocol.transfer.PageSource memory = new dev.ferry.protocol.transfer.PageSource() {
+            @Override
+            public ByteBuffer page(long index) {
+                return TransferTest.page(source, index);
+            }
+
+            @Override
+            public ByteBuffer run(long first, int count) {
+                runs.incrementAndGet();
+                return source.slice((int) (first * PAGE), count * PAGE);
+            }
+        };
+        Session session = open(memoryBytes, 2);
+        PageSender sender = sender(session);
+        PageSender.Result full = sender.send(0, PageSet.all(pages), memory, true);
+        assertThat(full.zeroPages()).isEqualTo(pages / 100 * 3 + Math.min(3, pages % 100));
+        assertThat(runs.get()).as("runs went as one buffer each").isPositive();
+        // Then scattered pages, changed and sent again: copied into their frames.
+        SplittableRandom random = new SplittableRandom(SEED + 3);
+        BitSet dirty = new BitSet((int) pages);
+        for (int i = 0; i < 2000; i++) {
+            long page = random.nextLong(pages);
+            dirty.set((int) page);
+            source.putLong((int) (page * PAGE + random.nextInt(PAGE / 8) * 8), random.nextLong() | 1);
+        }
+        int runsBefore = runs.get();
+        PageSender.Result scattered = sender.send(1, from -> {
+            int next = dirty.nextSetBit((int) Math.max(0, from));
+            return next < 0 ? -1 : next;
+        }, memory, true);
+        assertThat(scattered.pages()).isEqualTo(dirty.cardinality());
+        assertThat(runs.get() - runsBefore).as("few runs among scattered pages").isLessThan(dirty.cardinality() / 8);
+        sender.finish();
+        awaitEnded(session);
+        assertThat(session.destination().memory.mismatch(source)).isEqualTo(-1);
+    }
+
+    @Test
     void aPageOnTheWrongChannelEndsTheSession() throws Exception {
         Session session = open(1 << 20, 2);
         FrameChannel second = session.data().get(1);
