@@ -25,10 +25,14 @@ public final class TestDaemons implements AutoCloseable {
     }
 
     public TestDaemons(FerrydConfig config) throws Exception {
-        source = Ferryd.start(config);
+        this(config, config);
+    }
+
+    public TestDaemons(FerrydConfig sourceConfig, FerrydConfig destinationConfig) throws Exception {
+        source = Ferryd.start(sourceConfig);
         Ferryd started;
         try {
-            started = Ferryd.start(config);
+            started = Ferryd.start(destinationConfig);
         } catch (Exception e) {
             source.close();
             throw e;

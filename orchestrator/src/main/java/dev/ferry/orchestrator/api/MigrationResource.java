@@ -78,10 +78,11 @@ public final class MigrationResource {
             }
         };
         ctx.channel().closeFuture().addListener(f -> migration.unsubscribe(subscriber));
+        // Subscribed first, so no phase change falls between the first state and the stream.
+        migration.subscribe(subscriber);
         if (!migration.finished()) {
             subscriber.accept(new Migration.Event("progress", migration.view()));
         }
-        migration.subscribe(subscriber);
     }
 
     private static String sse(Migration.Event event) {

@@ -25,7 +25,9 @@ public final class ConfigLoader {
                         @JsonProperty("maxVmMemoryBytes") Long maxVmMemoryBytes,
                         @JsonProperty("maxIncomingMigrations") Integer maxIncomingMigrations,
                         @JsonProperty("migrationHistory") Integer migrationHistory,
-                        @JsonProperty("apiThreads") Integer apiThreads) {
+                        @JsonProperty("apiThreads") Integer apiThreads,
+                        @JsonProperty("memoryPoolBytes") Long memoryPoolBytes,
+                        @JsonProperty("maxTotalMemoryBytes") Long maxTotalMemoryBytes) {
     }
 
     /** A usage or configuration error, with the sentence to print. */
@@ -40,7 +42,7 @@ public final class ConfigLoader {
 
     public static final String USAGE = """
             usage: ferryd [--http HOST:PORT] [--migration HOST:PORT] [--token-file FILE] [--tls-dir DIR]
-                          [--config FILE] [--insecure]
+                          [--memory-pool-bytes N] [--config FILE] [--insecure]
                    ferryd ctl [--api HOST:PORT] [--token-file FILE] COMMAND ...
                    ferryd demo [--quick]
                    ferryd bench [--quick] [--only throughput,zero,downtime,devices,api]
@@ -48,6 +50,7 @@ public final class ConfigLoader {
               --migration HOST:PORT  migration listener (default 127.0.0.1:7071)
               --token-file FILE      bearer token for the API and the migration handshake
               --tls-dir DIR          mutual TLS on migration channels: ca.pem, cert.pem, key.pem
+              --memory-pool-bytes N  freed guest memory kept zeroed for the next VM (default 1073741824; 0 none)
               --config FILE          the same settings as JSON or YAML; flags win over the file
               --insecure             allow a non-loopback listener without a token
             """;
@@ -59,6 +62,7 @@ public final class ConfigLoader {
         String tlsDir = null;
         String configFile = null;
         boolean insecure = false;
+        Long memoryPool = null;
         List<String> rest = new ArrayList<>(args);
         while (!rest.isEmpty()) {
             String flag = rest.remove(0);
@@ -69,10 +73,11 @@ public final class ConfigLoader {
                 case "--tls-dir" -> tlsDir = value(flag, rest);
                 case "--config" -> configFile = value(flag, rest);
                 case "--insecure" -> insecure = true;
+                case "--memory-pool-bytes" -> memoryPool = number(flag, value(flag, rest));
                 default -> throw new ConfigException("unknown argument '" + flag + "'\n" + USAGE);
             }
         }
-        FileSettings file = configFile == null ? new FileSettings(null, null, null, null, null, null, null, null, null, null)
+        FileSettings file = configFile == null ? new FileSettings(null, null, null, null, null, null, null, null, null, null, null, null)
                 : readFile(Path.of(configFile));
         FerrydConfig defaults = FerrydConfig.defaults();
         try {
@@ -85,7 +90,9 @@ public final class ConfigLoader {
                     insecure || Boolean.TRUE.equals(file.insecure()),
                     or(file.maxVms(), defaults.maxVms()), or(file.maxVmMemoryBytes(), defaults.maxVmMemoryBytes()),
                     or(file.maxIncomingMigrations(), defaults.maxIncomingMigrations()),
-                    or(file.migrationHistory(), defaults.migrationHistory()), or(file.apiThreads(), defaults.apiThreads()));
+                    or(file.migrationHistory(), defaults.migrationHistory()), or(file.apiThreads(), defaults.apiThreads()),
+                    or(first(memoryPool, file.memoryPoolBytes()), defaults.memoryPoolBytes()),
+                    or(file.maxTotalMemoryBytes(), defaults.maxTotalMemoryBytes()));
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());
         }
@@ -137,8 +144,16 @@ public final class ConfigLoader {
         }
     }
 
-    private static String first(String flag, String file) {
+    private static <T> T first(T flag, T file) {
         return flag != null ? flag : file;
+    }
+
+    private static long number(String flag, String value) throws ConfigException {
+        try {
+            return Long.parseLong(value);
+        } catch (NumberFormatException e) {
+            throw new ConfigException(flag + " needs a whole number of bytes, not '" + value + "'");
+        }
     }
 
     private static <T> T or(T value, T fallback) {

@@ -35,7 +35,8 @@ public final class DaemonProcess implements AutoCloseable {
     /**
      * Starts a daemon and waits for its listening line.
      *
-     * @param jvmOptions options for the child JVM, such as {@code -Xmx256m}
+     * @param jvmOptions options for the child JVM, such as {@code -Xmx256m}; {@code {daemon}} in them
+     *     becomes this daemon's name, so that each daemon can write its own flight recording
      */
     public static DaemonProcess start(String name, Path dir, Path tokenFile, List<String> jvmOptions)
             throws IOException, InterruptedException {
@@ -43,7 +44,7 @@ public final class DaemonProcess implements AutoCloseable {
         Path out = dir.resolve(name + ".out");
         Path log = dir.resolve(name + ".log");
         List<String> command = new ArrayList<>(List.of(java));
-        command.addAll(jvmOptions);
+        jvmOptions.forEach(option -> command.add(option.replace("{daemon}", name)));
         command.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(),
                 "--http", "127.0.0.1:0", "--migration", "127.0.0.1:0", "--token-file", tokenFile.toString()));
         Process process = new ProcessBuilder(command).redirectOutput(out.toFile()).redirectError(log.toFile()).start();

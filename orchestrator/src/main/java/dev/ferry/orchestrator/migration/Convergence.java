@@ -7,9 +7,10 @@ package dev.ferry.orchestrator.migration;
  * It stops iterating when that fits {@code downtimeLimitMs}; otherwise, with auto-converge, it
  * throttles the vCPUs: 20%, then 10% more each iteration, up to 99%.
  *
- * <p><b>(Ferry)</b> The fixed cost is measured, not configured: four times the time the last
- * all-device barrier took on the source (the destination's load and restart are taken to cost as
- * much as the source's freeze and restart), plus two control-channel round trips (prepare and commit).
+ * <p><b>(Ferry)</b> The fixed cost is measured, not configured: four all-device barriers (S3 and S5
+ * on the source, R3 and R4 on the destination) each costing what the S2 barrier typically cost per
+ * device (its median device, so that one device starting a large save session does not stand for
+ * all), plus two control-channel round trips (prepare and commit).
  */
 final class Convergence {
     private static final double WEIGHT = 0.5;
@@ -40,6 +41,10 @@ final class Convergence {
         return (long) bandwidth;
     }
 
+    /**
+     * @param barrierNanos what one all-device barrier typically costs
+     * @param rttNanos     the control channel's round trip
+     */
     static long fixedCostNanos(long barrierNanos, long rttNanos) {
         return 4 * barrierNanos + 2 * Math.max(rttNanos, 0);
     }

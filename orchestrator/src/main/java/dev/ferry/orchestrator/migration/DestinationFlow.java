@@ -49,8 +49,12 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     private static final long QUEUE_HIGH = 32L << 20;
     private static final long QUEUE_LOW = 8L << 20;
 
-    private record Closed(ProtocolException cause) {
+    /** A channel closed; {@code control} tells which. */
+    private record Closed(ProtocolException cause, boolean control) {
     }
+
+    /** How long a broken data channel waits for the source's reason on the control channel. */
+    private static final Duration REASON_WAIT = Duration.ofSeconds(2);
 
     private record Cancelled() {
     }
@@ -63,8 +67,14 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     private final BlockingQueue<Object> inbox = new LinkedBlockingQueue<>();
     private final AtomicLong queuedBytes = new AtomicLong();
     private final Map<Integer, PageReceiver> receivers = new ConcurrentHashMap<>();
+    private final AppliedIterations applied = new AppliedIterations();
     private final List<FrameChannel> dataChannels = new java.util.concurrent.CopyOnWriteArrayList<>();
     private volatile boolean discarded;
+    private volatile long prepareArrived;
+    /** The flow has ended: frames that still arrive are released, not queued. */
+    private volatile boolean finished;
+    private long applyNanos;
+    private long applyBytes;
     private Thread prefault;
     private final Object commitLock = new Object();
     private boolean committed;
@@ -89,15 +99,28 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
 
     @Override
     public void frameReceived(FrameChannel channel, Frame frame) {
+        if (frame instanceof Frame.Prepare) {
+            prepareArrived = System.nanoTime();
+        }
         if (frame instanceof Frame.DeviceData chunk && queuedBytes.addAndGet(chunk.content().readableBytes()) > QUEUE_HIGH) {
             channel.pauseReading();
         }
         inbox.add(frame);
+        if (finished) {
+            drainInbox();
+        }
+    }
+
+    /** Releases whatever the flow will no longer take from its inbox. */
+    private void drainInbox() {
+        for (Object item = inbox.poll(); item != null; item = inbox.poll()) {
+            io.netty.util.ReferenceCountUtil.release(item);
+        }
     }
 
     @Override
     public void channelClosed(FrameChannel channel, ProtocolException cause) {
-        inbox.add(new Closed(cause));
+        inbox.add(new Closed(cause, true));
     }
 
     /** A data channel of this session arrives; called on its event loop, before it is accepted. */
@@ -110,18 +133,20 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
             throw new ProtocolException(ErrorCode.BAD_ROLE, "data channel " + channel.index() + " of a session with " + channels);
         }
         GuestMemory memory = vm.vm().memory();
-        PageReceiver receiver = new PageReceiver((index, data) -> {
+        // Zero pages of the frame being applied; only this channel's event loop touches it.
+        long[] zeroPages = new long[1];
+        int index = channel.index();
+        PageReceiver receiver = new PageReceiver((page, data) -> {
             if (discarded) {
                 return;
             }
             if (data == null) {
-                memory.loadZeroPage(index);
-                migration.zeroPages.incrementAndGet();
+                memory.loadZeroPage(page);
+                zeroPages[0]++;
             } else {
-                memory.loadPage(index, data);
+                memory.loadPage(page, data);
             }
-            migration.memoryTransferred.addAndGet(Pages.PAGE_SIZE);
-        });
+        }, iteration -> applied.ended(index, iteration));
         if (receivers.putIfAbsent(channel.index(), receiver) != null) {
             throw new ProtocolException(ErrorCode.DUPLICATE_CHANNEL, "data channel " + channel.index() + " is open already");
         }
@@ -131,10 +156,17 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
             @Override
             public void frameReceived(FrameChannel ch, Frame frame) {
                 if (frame instanceof Frame.Pages pages) {
+                    int count = pages.count();
                     long bytes = pages.content().readableBytes() + 16;
+                    receiver.frameReceived(ch, frame);
+                    migration.memoryTransferred.addAndGet((long) count * Pages.PAGE_SIZE);
+                    migration.zeroPages.addAndGet(zeroPages[0]);
+                    zeroPages[0] = 0;
                     migration.wireBytes.addAndGet(bytes);
                     metrics.received(sourcePhase, "memory", bytes);
-                } else if (frame instanceof Frame.Abort abort) {
+                    return;
+                }
+                if (frame instanceof Frame.Abort abort) {
                     inbox.add(abort);
                 }
                 receiver.frameReceived(ch, frame);
@@ -143,8 +175,9 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
             @Override
             public void channelClosed(FrameChannel ch, ProtocolException cause) {
                 receiver.channelClosed(ch, cause);
+                applied.closed();
                 if (cause != null) {
-                    inbox.add(new Closed(cause));
+                    inbox.add(new Closed(cause, false));
                 }
             }
         };
@@ -169,6 +202,9 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
         } catch (RuntimeException e) {
             LOG.error("incoming migration {} failed", migration.id(), e);
             fail(new MigrationFailure(MigrationFailure.INTERNAL, e.toString()));
+        } finally {
+            finished = true;
+            drainInbox();
         }
     }
 
@@ -182,12 +218,13 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
         migration.setVm(description.id());
         dev.ferry.device.vm.VmConfig config = description.config();
         try {
-            vms.checkLimits(config);
-            Vm vm = VmManager.deviceModel(() -> Vm.incoming(config, description.slots(), Vm.Options.DEFAULT));
-            managed = vms.adoptIncoming(vm, migration.id());
+            managed = vms.buildIncoming(config, description.slots(), migration.id());
         } catch (ApiException e) {
-            String code = e.code().equals("duplicate_id") ? ErrorCode.DUPLICATE_VM.label()
-                    : e.code().equals("too_many_vms") ? ErrorCode.BUSY.label() : MigrationFailure.INCOMPATIBLE;
+            String code = switch (e.code()) {
+                case "duplicate_id" -> ErrorCode.DUPLICATE_VM.label();
+                case "too_many_vms", "insufficient_memory" -> ErrorCode.BUSY.label();
+                default -> MigrationFailure.INCOMPATIBLE;
+            };
             throw new MigrationFailure(code, e.getMessage());
         }
         Vm vm = managed.vm();
@@ -234,11 +271,14 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
         while (true) {
             Object item = next();
             if (item instanceof Frame.DeviceData chunk) {
+                long t = System.nanoTime();
+                applyBytes += chunk.content().readableBytes();
                 try {
                     apply(chunk);
                 } finally {
                     chunk.release();
                 }
+                applyNanos += System.nanoTime() - t;
             } else if (item instanceof Frame.DeviceEnd end) {
                 int index = deviceIndex(end.device());
                 if (end.totalBytes() != offsets[index]) {
@@ -253,6 +293,12 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
                 if (MigrationPhase.PRECOPY.label().equals(sourcePhase)) {
                     migration.iterations.set(end.iteration() + 1L);
                 }
+                // The iteration barrier: every control frame before this one is applied; now its pages.
+                if (!applied.await(end.iteration(), channels, FRAME_TIMEOUT)) {
+                    throw explained(new MigrationFailure(MigrationFailure.CONNECTION_LOST, "the pages of iteration "
+                            + end.iteration() + " did not all arrive"));
+                }
+                control.send(new Frame.IterationDone(end.iteration()));
             } else if (item instanceof Frame.Prepare prepare) {
                 return prepare;
             } else {
@@ -294,6 +340,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     /** Every data channel ended, every device's stream ended; R3: load and wait at the barrier; PREPARED. */
     private void prepared(Frame.Prepare prepare) throws MigrationFailure, InterruptedException {
         long start = System.nanoTime();
+        long queued = start - prepareArrived;
         if (receivers.size() != channels) {
             throw new MigrationFailure("protocol_error", receivers.size() + " of " + channels + " data channels arrived");
         }
@@ -312,8 +359,12 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
                 throw new MigrationFailure("protocol_error", "device " + devices.get(i).id() + " sent no end of its data");
             }
         }
+        long channelsEnded = System.nanoTime();
         GraceBarrier.apply(devices, d -> GraceStates.resumeGrace(d.config().ndma()), "R3 load and P2P grace",
                 MigrationFailure.DEVICE_LOAD_FAILED);
+        LOG.debug("incoming migration {}: PREPARE waited {} us behind other frames, data channels ended {} us later,"
+                + " devices loaded in {} us; {} device bytes applied in {} us", migration.id(), queued / 1000,
+                (channelsEnded - start) / 1000, (System.nanoTime() - channelsEnded) / 1000, applyBytes, applyNanos / 1000);
         migration.enter(Phase.P2P_GRACE);
         faults.reached(migration, Phase.P2P_GRACE);
         byte[] digest = prepare.verify() ? HexFormat.of().parseHex(managed.vm().digest().vm()) : new byte[0];
@@ -427,11 +478,86 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
         if (item instanceof Closed closed) {
             ProtocolException cause = closed.cause() != null ? closed.cause()
                     : new ProtocolException(ErrorCode.CONNECTION_LOST, "the source closed the connection");
-            throw MigrationFailure.of(cause, "connection from the source");
+            MigrationFailure broken = MigrationFailure.of(cause, "connection from the source");
+            throw closed.control() ? broken : explained(broken);
         }
         if (item instanceof Cancelled) {
             throw new MigrationFailure(MigrationFailure.CANCELLED, "cancelled");
         }
         return item;
+    }
+
+    /**
+     * A broken data channel is a symptom; the source sends its reason (ABORT) on the control channel
+     * before it closes anything, but that may be read a moment later. Waits briefly for it, until the
+     * control channel closes too; {@code symptom} if no reason comes.
+     */
+    private MigrationFailure explained(MigrationFailure symptom) throws InterruptedException {
+        long deadline = System.nanoTime() + REASON_WAIT.toNanos();
+        while (true) {
+            for (Object queued : inbox) {
+                if (queued instanceof Frame.Abort abort) {
+                    return new MigrationFailure(MigrationFailure.codeOf(abort.code()), "the source aborted: " + abort.message());
+                }
+                if (queued instanceof Cancelled) {
+                    return new MigrationFailure(MigrationFailure.CANCELLED, "cancelled");
+                }
+                if (queued instanceof Closed closed && closed.control()) {
+                    return symptom;
+                }
+            }
+            long left = deadline - System.nanoTime();
+            Object next = left <= 0 ? null : inbox.poll(left, TimeUnit.NANOSECONDS);
+            if (next == null || (next instanceof Closed closed && closed.control())) {
+                return symptom;
+            }
+            if (next instanceof Frame.Abort || next instanceof Cancelled) {
+                inbox.add(next);
+            } else if (next instanceof Frame.DeviceData chunk) {
+                chunk.release();
+            }
+        }
+    }
+
+    /** The last iteration each data channel has applied (its DATA_END), for the iteration barrier. */
+    private static final class AppliedIterations {
+        private final Map<Integer, Integer> ended = new java.util.HashMap<>();
+        private boolean closed;
+
+        synchronized void ended(int channel, int iteration) {
+            ended.put(channel, iteration);
+            notifyAll();
+        }
+
+        /** A data channel closed: nobody waits for it any more. */
+        synchronized void closed() {
+            closed = true;
+            notifyAll();
+        }
+
+        /** Waits until {@code channels} data channels have applied {@code iteration}; false if one closed first or in time. */
+        synchronized boolean await(int iteration, int channels, Duration timeout) throws InterruptedException {
+            long deadline = System.nanoTime() + timeout.toNanos();
+            while (!all(iteration, channels)) {
+                long left = deadline - System.nanoTime();
+                if (closed || left <= 0) {
+                    return false;
+                }
+                TimeUnit.NANOSECONDS.timedWait(this, left);
+            }
+            return true;
+        }
+
+        private boolean all(int iteration, int channels) {
+            if (ended.size() < channels) {
+                return false;
+            }
+            for (int last : ended.values()) {
+                if (last < iteration) {
+                    return false;
+                }
+            }
+            return true;
+        }
     }
 }

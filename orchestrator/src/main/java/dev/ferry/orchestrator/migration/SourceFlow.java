@@ -31,8 +31,10 @@ import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Future;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -50,13 +52,16 @@ final class SourceFlow implements Migration.Control {
     private static final Duration ANSWER_TIMEOUT = Duration.ofSeconds(60);
     private static final Duration CONFIRM_TIMEOUT = Duration.ofSeconds(30);
     private static final Duration STALL_TIMEOUT = Duration.ofSeconds(30);
+    /** How long a broken data channel waits for the destination's reason on the control channel. */
+    private static final Duration REASON_WAIT = Duration.ofSeconds(2);
     private static final int DEVICE_CHUNK = Frame.DeviceData.MAX_CHUNK_BYTES;
     /** A page on the wire: its entry and its bytes. */
     private static final long PAGE_WIRE_BYTES = 8 + Pages.PAGE_SIZE;
     private static final ByteBuffer ZERO_PAGE = ByteBuffer.allocateDirect(Pages.PAGE_SIZE).asReadOnlyBuffer();
 
     /** Markers in the inbox besides frames. */
-    private record Closed(ProtocolException cause) {
+    /** A channel closed; {@code control} tells which. */
+    private record Closed(ProtocolException cause, boolean control) {
     }
 
     private record Cancelled() {
@@ -143,7 +148,7 @@ final class SourceFlow implements Migration.Control {
 
             @Override
             public void channelClosed(FrameChannel channel, ProtocolException cause) {
-                inbox.add(new Closed(cause));
+                inbox.add(new Closed(cause, true));
             }
         });
         VmDescription description = VmDescription.of(vm, vcpusWereRunning, migration.id());
@@ -163,7 +168,7 @@ final class SourceFlow implements Migration.Control {
                 @Override
                 public void channelClosed(FrameChannel channel, ProtocolException cause) {
                     if (cause != null) {
-                        inbox.add(new Closed(cause));
+                        inbox.add(new Closed(cause, false));
                     }
                 }
             }));
@@ -181,7 +186,8 @@ final class SourceFlow implements Migration.Control {
         vm.iommu().startDirtyTracking();
         pass(0, PageSet.all(memory.pages()), Phase.PRECOPY, false);
         // S2: every device SAVING|RUNNING; iterate.
-        barrierNanos = GraceBarrier.apply(devices, d -> DeviceState.PRE_COPY, "S2 pre-copy", MigrationFailure.DEVICE_TRANSITION_FAILED);
+        barrierNanos = GraceBarrier.apply(devices, d -> DeviceState.PRE_COPY, "S2 pre-copy", MigrationFailure.DEVICE_TRANSITION_FAILED)
+                .typicalNanos();
         iteration = 1;
         while (true) {
             checkAbandoned();
@@ -211,7 +217,7 @@ final class SourceFlow implements Migration.Control {
     /** S3, every device in its grace state (F1); then S4, the vCPUs stop and downtime begins (F6). */
     private void grace() throws MigrationFailure, InterruptedException {
         step(Phase.VIOMMU_GRACE);
-        barrierNanos = GraceBarrier.apply(devices, d -> GraceStates.saveGrace(d.config().ndma()), "S3 vIOMMU grace",
+        GraceBarrier.apply(devices, d -> GraceStates.saveGrace(d.config().ndma()), "S3 vIOMMU grace",
                 MigrationFailure.DEVICE_TRANSITION_FAILED);
         step(Phase.P2P_GRACE);
         downtimeStart = System.nanoTime();
@@ -221,23 +227,32 @@ final class SourceFlow implements Migration.Control {
     /** S5: every device stops; the last dirty pages and the rest of every device's data; PREPARE. */
     private void stopAndCopy() throws MigrationFailure, InterruptedException {
         step(Phase.STOP_COPY);
+        long t0 = System.nanoTime();
         GraceBarrier.apply(devices, d -> DeviceState.STOP_COPY, "S5 stop-and-copy", MigrationFailure.DEVICE_TRANSITION_FAILED);
         GuestMemory memory = vm.memory();
         PageSet last = dirtyPages();
         memory.vcpuLog().stop();
         vm.iommu().stopDirtyTracking();
-        pass(iteration + 1, last, Phase.STOP_COPY, true);
-        drainDevices(true, Phase.STOP_COPY);
+        long t1 = System.nanoTime();
+        long pagesBefore = migration.memoryTransferred.get() / Pages.PAGE_SIZE;
+        long deviceBytes = pass(iteration + 1, last, Phase.STOP_COPY, true);
+        long t3 = System.nanoTime();
         try {
             sender.finish();
         } catch (ProtocolException e) {
             throw failure(e, "ending the data channels");
         }
+        long t4 = System.nanoTime();
         migration.setRemainingBytes(0);
         control.send(new Frame.Prepare(policy.verify()));
         // With verify, both sides digest at once: this one its frozen VM while the destination loads its copy.
         byte[] digest = policy.verify() ? HexFormat.of().parseHex(vm.digest().vm()) : new byte[0];
         Frame.Prepared prepared = await(Frame.Prepared.class, ANSWER_TIMEOUT, "the destination did not load the VM");
+        long t5 = System.nanoTime();
+        LOG.debug("migration {} stop-and-copy: devices stopped in {} us, {} pages and {} device bytes in {} us,"
+                        + " channels ended in {} us, PREPARED after {} us (destination loaded in {} us)", migration.id(),
+                (t1 - t0) / 1000, migration.memoryTransferred.get() / Pages.PAGE_SIZE - pagesBefore, deviceBytes, (t3 - t1) / 1000,
+                (t4 - t3) / 1000, (t5 - t4) / 1000, prepared.loadMicros());
         if (policy.verify()) {
             boolean equal = Arrays.equals(digest, prepared.digest());
             migration.setVerified(equal);
@@ -274,39 +289,86 @@ final class SourceFlow implements Migration.Control {
     // ---- memory and device data ----------------------------------------------------------------
 
     /**
-     * One pass over memory: its pages on the data channels, then in pre-copy the devices' pending data.
-     * Pages go without a copy when {@code stable} (stop-and-copy) or when the vCPUs are stopped (a
-     * paused VM, whose devices are idle); a running VM's pages are copied into their frames.
+     * One pass over memory: its pages on the data channels and, in pre-copy iterations (S2), the
+     * devices' pending data on the control channel at the same time, so that neither waits for the
+     * other and the destination takes device data as it comes; in stop-and-copy (S5) the rest of every
+     * device's data, to the end of its stream. Pages go without a copy when {@code stable}
+     * (stop-and-copy) or when the vCPUs are stopped (a paused VM, whose devices are idle); a running
+     * VM's pages are copied into their frames.
+     *
+     * @return the device bytes sent with it
      */
-    private void pass(int number, PageSet pages, Phase phase, boolean stable) throws MigrationFailure, InterruptedException {
+    private long pass(int number, PageSet pages, Phase phase, boolean stable) throws MigrationFailure, InterruptedException {
         long start = System.nanoTime();
+        boolean stopCopy = phase == Phase.STOP_COPY;
+        Future<Long> devicesDrained = stopCopy || number > 0
+                ? senders.submit(() -> drainDevices(stopCopy, phase)) : CompletableFuture.completedFuture(0L);
         PageSender.Result result;
         try {
             result = sender.send(number, pages, pageSource(), stable || !vm.vcpusRunning());
         } catch (ProtocolException e) {
+            devicesDrained.cancel(true);
             throw failure(e, "sending memory");
+        } catch (InterruptedException | RuntimeException e) {
+            devicesDrained.cancel(true);
+            throw e;
         }
         migration.memorySent(result.pages(), result.zeroPages(), result.wireBytes());
         metrics.sent(phase.label(), "memory", result.wireBytes());
-        long deviceBytes = phase == Phase.PRECOPY && number > 0 ? drainDevices(false, phase) : 0;
+        long pagesSent = System.nanoTime();
+        long deviceBytes = joinDrain(devicesDrained);
+        control.send(new Frame.IterationEnd(number, result.pages(), result.wireBytes()));
+        if (stopCopy) {
+            LOG.debug("migration {} stop-and-copy pass: {} pages in {} us, devices done {} us later", migration.id(),
+                    result.pages(), (pagesSent - start) / 1000, (System.nanoTime() - pagesSent) / 1000);
+            return deviceBytes;
+        }
+        // The iteration barrier: the destination has applied all of it. Measured to here, the bandwidth
+        // is the rate at which the destination takes data, and no backlog there is left for the downtime.
+        Frame.IterationDone done = await(Frame.IterationDone.class, ANSWER_TIMEOUT, "the destination did not apply iteration " + number);
+        if (done.iteration() != number) {
+            throw new MigrationFailure("protocol_error", "the destination acknowledged iteration " + done.iteration()
+                    + " instead of " + number);
+        }
         long elapsed = System.nanoTime() - start;
         convergence.measured(result.wireBytes() + deviceBytes, elapsed);
         migration.setThroughput(convergence.bandwidth());
-        if (phase == Phase.PRECOPY) {
-            migration.iterations.incrementAndGet();
-            metrics.iteration();
-            if (number > 0 && elapsed > 0) {
-                migration.setDirtyRate((long) (result.pages() * (double) Pages.PAGE_SIZE * 1e9 / elapsed));
-            }
+        migration.iterations.incrementAndGet();
+        metrics.iteration();
+        if (number > 0 && elapsed > 0) {
+            migration.setDirtyRate((long) (result.pages() * (double) Pages.PAGE_SIZE * 1e9 / elapsed));
         }
-        control.send(new Frame.IterationEnd(number, result.pages(), result.wireBytes()));
+        return deviceBytes;
     }
 
+    private static long joinDrain(Future<Long> drained) throws MigrationFailure, InterruptedException {
+        try {
+            return drained.get();
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof MigrationFailure failure) {
+                throw failure;
+            }
+            if (e.getCause() instanceof RuntimeException runtime) {
+                throw runtime;
+            }
+            throw new MigrationFailure(MigrationFailure.INTERNAL, "sending device data: " + e.getCause());
+        }
+    }
+
+    /** Guest memory as the sender reads it: zero pages flagged, runs of pages as one view. */
     private PageSource pageSource() {
         GuestMemory memory = vm.memory();
-        return index -> {
-            ByteBuffer view = memory.pageView(index);
-            return view == null || view.mismatch(ZERO_PAGE.duplicate()) == -1 ? null : view;
+        return new PageSource() {
+            @Override
+            public ByteBuffer page(long index) {
+                ByteBuffer view = memory.pageView(index);
+                return view == null || view.mismatch(ZERO_PAGE.duplicate()) == -1 ? null : view;
+            }
+
+            @Override
+            public ByteBuffer run(long first, int count) {
+                return memory.pagesView(first, count);
+            }
         };
     }
 
@@ -489,7 +551,7 @@ final class SourceFlow implements Migration.Control {
         for (Object item : inbox) {
             if (item instanceof Closed || item instanceof Frame.Abort || item instanceof Cancelled) {
                 inbox.remove(item);
-                throw failureOf(item);
+                throw explain(item);
             }
         }
         long elapsed = System.nanoTime() - migration.startNanos();
@@ -498,8 +560,16 @@ final class SourceFlow implements Migration.Control {
         }
     }
 
+    /**
+     * The next frame from the destination, which must be of {@code type}; an ITERATION_DONE that is not
+     * awaited (the stop-and-copy iteration's) is passed over.
+     */
     private <T extends Frame> T await(Class<T> type, Duration timeout, String what) throws MigrationFailure, InterruptedException {
-        Object item = inbox.poll(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        long deadline = System.nanoTime() + timeout.toNanos();
+        Object item;
+        do {
+            item = inbox.poll(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        } while (item instanceof Frame.IterationDone && type != Frame.IterationDone.class);
         if (item == null) {
             throw new MigrationFailure(MigrationFailure.TIMEOUT, what + " within " + timeout.toSeconds() + " s");
         }
@@ -509,7 +579,51 @@ final class SourceFlow implements Migration.Control {
         if (item instanceof Frame frame && !(item instanceof Frame.Abort)) {
             throw new MigrationFailure("protocol_error", "expected " + type.getSimpleName() + ", the destination sent " + frame.type());
         }
-        throw failureOf(item);
+        throw explain(item);
+    }
+
+    /**
+     * A broken data channel is a symptom; the destination sends its reason (ABORT) on the control
+     * channel before it closes anything, but that may be read a moment after the break. So on a data
+     * channel's break this waits briefly for the reason, until the control channel closes too.
+     */
+    private MigrationFailure explain(Object item) {
+        if (item instanceof Closed closed && !closed.control()) {
+            Object reason = awaitReason();
+            if (reason != null) {
+                return failureOf(reason);
+            }
+        }
+        return failureOf(item);
+    }
+
+    /** An ABORT or a cancel that is in the inbox or arrives within {@link #REASON_WAIT}; null if none does. */
+    private Object awaitReason() {
+        long deadline = System.nanoTime() + REASON_WAIT.toNanos();
+        try {
+            while (true) {
+                for (Object queued : inbox) {
+                    if (queued instanceof Frame.Abort || queued instanceof Cancelled) {
+                        inbox.remove(queued);
+                        return queued;
+                    }
+                    if (queued instanceof Closed closed && closed.control()) {
+                        return null;
+                    }
+                }
+                long left = deadline - System.nanoTime();
+                Object next = left <= 0 ? null : inbox.poll(left, TimeUnit.NANOSECONDS);
+                if (next == null || (next instanceof Closed closed && closed.control())) {
+                    return null;
+                }
+                if (next instanceof Frame.Abort || next instanceof Cancelled) {
+                    return next;
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return null;
+        }
     }
 
     private MigrationFailure failureOf(Object item) {
@@ -526,12 +640,8 @@ final class SourceFlow implements Migration.Control {
 
     /** A send failed: the destination's own reason, if it sent one, says more than the broken channel. */
     private MigrationFailure failure(ProtocolException e, String during) {
-        for (Object item : inbox) {
-            if (item instanceof Frame.Abort || item instanceof Cancelled) {
-                return failureOf(item);
-            }
-        }
-        return MigrationFailure.of(e, during);
+        Object reason = awaitReason();
+        return reason != null ? failureOf(reason) : MigrationFailure.of(e, during);
     }
 
     private FrameChannel connect(dev.ferry.protocol.Role role, int index, FrameHandler handler)

@@ -4,6 +4,8 @@ import dev.ferry.device.Device;
 import dev.ferry.device.DeviceConfig;
 import dev.ferry.device.DeviceModelException;
 import dev.ferry.device.TransitionListener;
+import dev.ferry.device.memory.ChunkPool;
+import dev.ferry.device.memory.PageStore;
 import dev.ferry.device.migration.DeviceState;
 import dev.ferry.device.migration.MigrationState;
 import dev.ferry.device.migration.TransitionResult;
@@ -37,12 +39,32 @@ public final class VmManager implements Managed {
     private final FerrydConfig config;
     private final FerryMetrics metrics;
     private final ConcurrentMap<String, ManagedVm> vms = new ConcurrentHashMap<>();
+    private final ChunkPool memoryPool;
+    private final Vm.Options vmOptions;
+    private final long memoryBudget;
+    /** VMs admitted but not registered yet, and their memory: guarded by {@code admission}. */
+    private final Object admission = new Object();
+    private int admittedVms;
+    private long admittedBytes;
     private final AtomicLong retiredMmioWhileStopped = new AtomicLong();
     private final TransitionListener counting;
 
+    /**
+     * The memory budget is {@code maxTotalMemoryBytes}, or what the JVM's direct-memory limit allows if
+     * that is less or none is set: VMs beyond it are refused with {@code insufficient_memory} instead of
+     * failing on some write later.
+     */
     public VmManager(FerrydConfig config, FerryMetrics metrics) {
         this.config = config;
         this.metrics = metrics;
+        long jvm = MemoryBudget.ofThisJvm();
+        if (config.maxTotalMemoryBytes() > jvm) {
+            LOG.warn("maxTotalMemoryBytes {} is more than this JVM can hold ({} bytes); raise -XX:MaxDirectMemorySize."
+                    + " Using {}", config.maxTotalMemoryBytes(), jvm, jvm);
+        }
+        this.memoryBudget = config.maxTotalMemoryBytes() > 0 ? Math.min(config.maxTotalMemoryBytes(), jvm) : jvm;
+        this.memoryPool = new ChunkPool(config.memoryPoolBytes(), PageStore.DEFAULT_CHUNK_BYTES);
+        this.vmOptions = Vm.Options.DEFAULT.withMemoryPool(memoryPool);
         this.counting = new TransitionListener() {
             @Override
             public void transitioned(Device device, DeviceState requested, TransitionResult result, long start, long duration) {
@@ -50,6 +72,10 @@ public final class VmManager implements Managed {
             }
         };
         metrics.gauge("ferry.vms", "VMs hosted, incoming and migrated ones included", vms, Map::size);
+        metrics.gauge("ferry.memory.pool.bytes", "freed guest memory kept, zeroed, for the next VM", memoryPool,
+                ChunkPool::keptBytes);
+        metrics.gauge("ferry.memory.committed.bytes", "guest and device memory of the hosted VMs, at most the budget",
+                this, VmManager::committedBytes);
         metrics.monotonic("ferry.device.mmio.while.stopped",
                 "MMIO writes that reached a stopped device and were not applied (D12)", this, VmManager::mmioWhileStoppedTotal);
     }
@@ -58,26 +84,48 @@ public final class VmManager implements Managed {
     public void start() {
     }
 
-    /** Closes every VM: vCPUs and device engines stop. */
+    /** Closes every VM: vCPUs and device engines stop; the memory pool is freed. */
     @Override
     public void stop() {
         for (ManagedVm managed : vms.values()) {
             managed.vm().close();
         }
         vms.clear();
+        memoryPool.close();
+    }
+
+    /** What VMs are built with here: guest memory from this daemon's pool. */
+    public Vm.Options vmOptions() {
+        return vmOptions;
+    }
+
+    /** Bytes of guest and device memory this daemon may hand out in all. */
+    public long memoryBudgetBytes() {
+        return memoryBudget;
+    }
+
+    /** Guest and device memory of the hosted VMs and of those admitted and being built. */
+    public long committedBytes() {
+        long total = 0;
+        for (ManagedVm managed : vms.values()) {
+            total += footprint(managed.vm());
+        }
+        synchronized (admission) {
+            return total + admittedBytes;
+        }
     }
 
     // ---- VMs -----------------------------------------------------------------------------------
 
     /** Boots a VM; its vCPUs run when {@code running}. */
     public ManagedVm create(VmConfig vmConfig, boolean running) {
-        checkLimits(vmConfig);
-        Vm vm = deviceModel(() -> Vm.boot(vmConfig));
-        ManagedVm managed = new ManagedVm(vm, running ? VmState.RUNNING : VmState.PAUSED);
-        if (vms.putIfAbsent(vm.id(), managed) != null) {
-            vm.close();
-            throw ApiException.conflict("duplicate_id", "a VM with id " + vmConfig.id() + " exists already");
+        ManagedVm managed;
+        try (Admission admitted = admit(vmConfig)) {
+            Vm vm = deviceModel(() -> Vm.boot(vmConfig, vmOptions));
+            managed = new ManagedVm(vm, running ? VmState.RUNNING : VmState.PAUSED);
+            admitted.register(managed);
         }
+        Vm vm = managed.vm();
         vm.devices().forEach(d -> d.addListener(counting));
         if (running) {
             vm.startVcpus();
@@ -87,30 +135,107 @@ public final class VmManager implements Managed {
         return managed;
     }
 
-    /** Registers the shell of an incoming migration's VM (R1); it shows as {@code incoming}. */
-    public ManagedVm adoptIncoming(Vm vm, String migrationId) {
-        ManagedVm managed = new ManagedVm(vm, VmState.INCOMING);
-        managed.beginMigration(migrationId, VmState.INCOMING);
-        if (vms.putIfAbsent(vm.id(), managed) != null) {
-            vm.close();
-            throw ApiException.conflict("duplicate_id", "a VM with id " + vm.id() + " exists already");
+    /**
+     * Builds the shell of an incoming migration's VM (R1) and registers it; it shows as
+     * {@code incoming}. Refused, before anything is allocated, as {@link #admit} refuses.
+     */
+    public ManagedVm buildIncoming(VmConfig vmConfig, Map<String, Integer> slots, String migrationId) {
+        try (Admission admitted = admit(vmConfig)) {
+            Vm vm = deviceModel(() -> Vm.incoming(vmConfig, slots, vmOptions));
+            ManagedVm managed = new ManagedVm(vm, VmState.INCOMING);
+            managed.beginMigration(migrationId, VmState.INCOMING);
+            admitted.register(managed);
+            vm.devices().forEach(d -> d.addListener(counting));
+            return managed;
         }
-        vm.devices().forEach(d -> d.addListener(counting));
-        return managed;
     }
 
-    /** Whether another VM of this size and id may come: for the destination's compatibility check. */
-    public void checkLimits(VmConfig vmConfig) {
+    /**
+     * A VM of this configuration may come: its size within {@code maxVmMemoryBytes}, its id free, fewer
+     * than {@code maxVms} VMs, and its memory within what is left of the budget (after trimming the
+     * pool if need be). Until the admission is closed, its VM counts as hosted.
+     */
+    private Admission admit(VmConfig vmConfig) {
         if (vmConfig.memoryBytes() > config.maxVmMemoryBytes()) {
             throw ApiException.invalid("memoryBytes " + vmConfig.memoryBytes() + " exceeds this daemon's limit of "
                     + config.maxVmMemoryBytes());
         }
-        if (vms.containsKey(vmConfig.id())) {
-            throw ApiException.conflict("duplicate_id", "a VM with id " + vmConfig.id() + " exists already");
+        long bytes = footprint(vmConfig);
+        synchronized (admission) {
+            if (vms.containsKey(vmConfig.id())) {
+                throw ApiException.conflict("duplicate_id", "a VM with id " + vmConfig.id() + " exists already");
+            }
+            if (vms.size() + admittedVms >= config.maxVms()) {
+                throw ApiException.conflict("too_many_vms", "this daemon hosts at most " + config.maxVms() + " VMs");
+            }
+            long committed = committedBytes();
+            long over = committed + bytes + memoryPool.keptBytes() - memoryBudget;
+            if (over > 0) {
+                memoryPool.trim(over);
+            }
+            if (committed + bytes > memoryBudget) {
+                throw ApiException.conflict("insufficient_memory", "a VM of " + bytes + " bytes of guest and device memory"
+                        + " does not fit: " + committed + " of this daemon's " + memoryBudget + " bytes are committed"
+                        + " (raise -XX:MaxDirectMemorySize to host more)");
+            }
+            admittedVms++;
+            admittedBytes += bytes;
         }
-        if (vms.size() >= config.maxVms()) {
-            throw ApiException.conflict("too_many_vms", "this daemon hosts at most " + config.maxVms() + " VMs");
+        return new Admission(vmConfig.id(), bytes);
+    }
+
+    /** A VM counted as hosted while it is built; {@link #register} makes it so, closing otherwise undoes it. */
+    private final class Admission implements AutoCloseable {
+        private final String id;
+        private final long bytes;
+        private boolean open = true;
+
+        Admission(String id, long bytes) {
+            this.id = id;
+            this.bytes = bytes;
         }
+
+        void register(ManagedVm managed) {
+            synchronized (admission) {
+                if (vms.putIfAbsent(id, managed) != null) {
+                    managed.vm().close();
+                    throw ApiException.conflict("duplicate_id", "a VM with id " + id + " exists already");
+                }
+                release();
+            }
+        }
+
+        @Override
+        public void close() {
+            synchronized (admission) {
+                release();
+            }
+        }
+
+        private void release() {
+            if (open) {
+                open = false;
+                admittedVms--;
+                admittedBytes -= bytes;
+            }
+        }
+    }
+
+    private static long footprint(Vm vm) {
+        long total = vm.memory().sizeBytes();
+        for (Device device : vm.devices()) {
+            total += device.config().memoryBytes();
+        }
+        return total;
+    }
+
+    /** Guest memory and every device's memory: what a VM may allocate at most. */
+    private static long footprint(VmConfig vmConfig) {
+        long total = vmConfig.memoryBytes();
+        for (DeviceConfig device : vmConfig.devices()) {
+            total += device.memoryBytes();
+        }
+        return total;
     }
 
     public ManagedVm get(String id) {
@@ -223,7 +348,17 @@ public final class VmManager implements Managed {
     public Device hotPlug(String vmId, DeviceConfig deviceConfig) {
         ManagedVm managed = get(vmId);
         Device[] added = new Device[1];
-        withVm(managed, () -> added[0] = deviceModel(() -> managed.vm().hotPlug(deviceConfig)));
+        withVm(managed, () -> {
+            synchronized (admission) {
+                long committed = committedBytes();
+                if (committed + deviceConfig.memoryBytes() > memoryBudget) {
+                    throw ApiException.conflict("insufficient_memory", "device " + deviceConfig.id() + " with "
+                            + deviceConfig.memoryBytes() + " bytes of memory does not fit: " + committed + " of this daemon's "
+                            + memoryBudget + " bytes are committed");
+                }
+                added[0] = deviceModel(() -> managed.vm().hotPlug(deviceConfig));
+            }
+        });
         added[0].addListener(counting);
         return added[0];
     }

@@ -3,13 +3,17 @@ package dev.ferry.orchestrator.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.orchestrator.TestDaemons;
+import dev.ferry.orchestrator.migration.FaultInjector;
+import dev.ferry.orchestrator.migration.Phase;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import org.awaitility.Awaitility;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -37,9 +41,12 @@ class CtlTest {
     }
 
     private static Run ctl(String... args) {
+        return ctl(new ByteArrayOutputStream(), args);
+    }
+
+    private static Run ctl(ByteArrayOutputStream out, String... args) {
         List<String> all = new ArrayList<>(List.of("--api", daemons.source.http().toString(), "--token-file", token.toString()));
         all.addAll(List.of(args));
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         int status = Ctl.run(all, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
         return new Run(status, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
@@ -58,8 +65,21 @@ class CtlTest {
         Run list = ctl("vm", "list");
         assertThat(list.out()).contains("cli1").contains("running").contains("nic0:RUNNING");
 
-        Run migrate = ctl("migrate", "cli1", "--to", daemons.destination.migration().toString(), "--watch", "--verify",
+        // The migration waits in pre-copy until the progress display has shown it.
+        FaultInjector.Hold precopy = daemons.sourceFaults().holdAt(Phase.PRECOPY);
+        ByteArrayOutputStream watched = new ByteArrayOutputStream();
+        Thread releaser = new Thread(() -> {
+            try {
+                Awaitility.await().atMost(Duration.ofSeconds(60))
+                        .until(() -> watched.toString(StandardCharsets.UTF_8).contains("precopy"));
+            } finally {
+                precopy.release();
+            }
+        }, "test-release");
+        releaser.start();
+        Run migrate = ctl(watched, "migrate", "cli1", "--to", daemons.destination.migration().toString(), "--watch", "--verify",
                 "--channels", "2");
+        releaser.join();
         assertThat(migrate.status()).as(migrate.out() + migrate.err()).isZero();
         assertThat(migrate.out()).contains("precopy").contains("completed: ok");
         String id = migrate.out().lines().filter(l -> l.startsWith("mig-")).findFirst().orElseThrow().split(" ")[0];

@@ -21,6 +21,25 @@ class ConfigLoaderTest {
         assertThat(config.migration()).isEqualTo(new Endpoint("127.0.0.1", 7071));
         assertThat(config.hasToken()).isFalse();
         assertThat(config.tlsDir()).isNull();
+        assertThat(config.memoryPoolBytes()).isEqualTo(1L << 30);
+        assertThat(config.maxTotalMemoryBytes()).as("as much as the JVM holds").isZero();
+    }
+
+    @Test
+    void memorySettingsFromTheFileAndTheFlag() throws Exception {
+        Path file = Files.writeString(dir.resolve("memory.yaml"), """
+                memoryPoolBytes: 0
+                maxTotalMemoryBytes: 8589934592
+                """);
+        FerrydConfig fromFile = ConfigLoader.load(List.of("--config", file.toString()));
+        assertThat(fromFile.memoryPoolBytes()).isZero();
+        assertThat(fromFile.maxTotalMemoryBytes()).isEqualTo(8L << 30);
+        FerrydConfig flagWins = ConfigLoader.load(List.of("--config", file.toString(), "--memory-pool-bytes", "4194304"));
+        assertThat(flagWins.memoryPoolBytes()).isEqualTo(4L << 20);
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--memory-pool-bytes", "lots")))
+                .hasMessageContaining("--memory-pool-bytes needs a whole number of bytes");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--memory-pool-bytes", "-1")))
+                .hasMessageContaining("memoryPoolBytes must not be negative");
     }
 
     @Test
