@@ -59,11 +59,15 @@ public final class Main {
             return 1;
         }
         CountDownLatch stopped = new CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicBoolean stopping = new java.util.concurrent.atomic.AtomicBoolean();
+        // Once, whether a signal or the JVM's exit asks first.
         Runnable shutdown = () -> {
-            log.info("stopping: cancelling running migrations");
-            daemon.stop();
-            log.info("stopped");
-            stopped.countDown();
+            if (stopping.compareAndSet(false, true)) {
+                log.info("stopping: cancelling running migrations");
+                daemon.stop();
+                log.info("stopped");
+                stopped.countDown();
+            }
         };
         Signals.onTermination(() -> {
             shutdown.run();
