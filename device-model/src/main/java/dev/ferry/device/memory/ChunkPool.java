@@ -1,8 +1,10 @@
 package dev.ferry.device.memory;
 
 import java.nio.ByteBuffer;
-import java.util.concurrent.ConcurrentLinkedDeque;
-import java.util.concurrent.LinkedBlockingQueue;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -26,17 +28,19 @@ public final class ChunkPool implements AutoCloseable {
     private static final DirectMemory FREE = DirectMemory.find();
     private static final int ZERO_BLOCK = 64 << 10;
     private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(ZERO_BLOCK).asReadOnlyBuffer();
+    /** How long {@link #take} waits for a chunk the scrubber is zeroing rather than allocate a new one. */
+    private static final long SCRUB_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
 
     private final long capacityBytes;
     private final int chunkBytes;
-    private final ConcurrentLinkedDeque<ByteBuffer> clean = new ConcurrentLinkedDeque<>();
-    private final LinkedBlockingQueue<ByteBuffer> toScrub = new LinkedBlockingQueue<>();
-    /** Bytes kept: scrubbed, waiting to be scrubbed, and being scrubbed. */
-    private final AtomicLong keptBytes = new AtomicLong();
-    private final AtomicLong reused = new AtomicLong();
-    private final Object lifecycle = new Object();
+    // Guarded by this: zeroed chunks, chunks waiting to be zeroed, and how many the scrubber holds.
+    private final ArrayDeque<ByteBuffer> clean = new ArrayDeque<>();
+    private final ArrayDeque<ByteBuffer> toScrub = new ArrayDeque<>();
+    private int scrubbing;
+    private long keptBytes;
     private Thread scrubber;
-    private volatile boolean closed;
+    private boolean closed;
+    private final AtomicLong reused = new AtomicLong();
 
     /**
      * @param capacityBytes how much freed memory to keep at most; 0 keeps nothing
@@ -59,9 +63,9 @@ public final class ChunkPool implements AutoCloseable {
         return chunkBytes;
     }
 
-    /** Bytes kept for reuse right now, scrubbed or not yet. */
-    public long keptBytes() {
-        return keptBytes.get();
+    /** Bytes kept for reuse right now, zeroed or not yet. */
+    public synchronized long keptBytes() {
+        return keptBytes;
     }
 
     /** Chunks handed out again instead of allocated, since the pool was made. */
@@ -71,21 +75,43 @@ public final class ChunkPool implements AutoCloseable {
 
     /** A zeroed direct buffer of {@code length} bytes: a kept chunk when the length is the chunk size. */
     public ByteBuffer take(int length) {
-        if (length == chunkBytes) {
-            ByteBuffer chunk = clean.pollFirst();
-            if (chunk == null) {
-                chunk = toScrub.poll();
-                if (chunk != null) {
-                    zero(chunk);
+        if (length != chunkBytes) {
+            return ByteBuffer.allocateDirect(length);
+        }
+        ByteBuffer chunk = null;
+        boolean dirty = false;
+        synchronized (this) {
+            long deadline = System.nanoTime() + SCRUB_WAIT_NANOS;
+            while (chunk == null) {
+                chunk = clean.pollFirst();
+                if (chunk == null) {
+                    chunk = toScrub.pollFirst();
+                    dirty = chunk != null;
+                }
+                long left = deadline - System.nanoTime();
+                if (chunk != null || scrubbing == 0 || left <= 0) {
+                    break;
+                }
+                // The scrubber is zeroing one: that is sooner than a new chunk, which the kernel zeroes too.
+                try {
+                    TimeUnit.NANOSECONDS.timedWait(this, left);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    break;
                 }
             }
             if (chunk != null) {
-                keptBytes.addAndGet(-chunkBytes);
-                reused.incrementAndGet();
-                return chunk;
+                keptBytes -= chunkBytes;
             }
         }
-        return ByteBuffer.allocateDirect(length);
+        if (chunk == null) {
+            return ByteBuffer.allocateDirect(length);
+        }
+        if (dirty) {
+            zero(chunk);
+        }
+        reused.incrementAndGet();
+        return chunk;
     }
 
     /**
@@ -93,71 +119,60 @@ public final class ChunkPool implements AutoCloseable {
      * room, freed otherwise.
      */
     public void give(ByteBuffer chunk) {
-        if (chunk.capacity() == chunkBytes && !closed && reserve()) {
-            toScrub.add(chunk);
-            startScrubber();
-            if (closed) {
-                drain();
+        synchronized (this) {
+            if (chunk.capacity() == chunkBytes && !closed && keptBytes + chunkBytes <= capacityBytes) {
+                keptBytes += chunkBytes;
+                toScrub.addLast(chunk);
+                startScrubber();
+                notifyAll();
+                return;
             }
-            return;
         }
         FREE.free(chunk);
     }
 
     /** Frees kept chunks until at least {@code bytes} are freed or none is left; returns the bytes freed. */
     public long trim(long bytes) {
-        long freed = 0;
-        while (freed < bytes) {
-            ByteBuffer chunk = toScrub.poll();
-            if (chunk == null) {
-                chunk = clean.pollLast();
+        List<ByteBuffer> freed = new ArrayList<>();
+        synchronized (this) {
+            while ((long) freed.size() * chunkBytes < bytes) {
+                ByteBuffer chunk = toScrub.pollFirst();
+                if (chunk == null) {
+                    chunk = clean.pollLast();
+                }
+                if (chunk == null) {
+                    break;
+                }
+                keptBytes -= chunkBytes;
+                freed.add(chunk);
             }
-            if (chunk == null) {
-                break;
-            }
-            keptBytes.addAndGet(-chunkBytes);
-            FREE.free(chunk);
-            freed += chunkBytes;
         }
-        return freed;
+        freed.forEach(FREE::free);
+        return (long) freed.size() * chunkBytes;
     }
 
     /** Frees everything kept; chunks given afterwards are freed at once. */
     @Override
     public void close() {
         Thread thread;
-        synchronized (lifecycle) {
+        synchronized (this) {
             closed = true;
             thread = scrubber;
+            notifyAll();
         }
         if (thread != null) {
-            thread.interrupt();
             try {
                 thread.join();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
         }
-        drain();
+        trim(Long.MAX_VALUE);
     }
 
-    private boolean reserve() {
-        while (true) {
-            long kept = keptBytes.get();
-            if (kept + chunkBytes > capacityBytes) {
-                return false;
-            }
-            if (keptBytes.compareAndSet(kept, kept + chunkBytes)) {
-                return true;
-            }
-        }
-    }
-
+    /** Called holding the lock. */
     private void startScrubber() {
-        synchronized (lifecycle) {
-            if (scrubber != null || closed) {
-                return;
-            }
+        if (scrubber == null) {
             scrubber = new Thread(this::scrub, "ferry-memory-scrubber");
             scrubber.setDaemon(true);
             scrubber.start();
@@ -165,19 +180,28 @@ public final class ChunkPool implements AutoCloseable {
     }
 
     private void scrub() {
-        try {
-            while (!closed) {
-                ByteBuffer chunk = toScrub.take();
-                zero(chunk);
-                clean.addFirst(chunk);
+        while (true) {
+            ByteBuffer chunk;
+            synchronized (this) {
+                while ((chunk = toScrub.pollFirst()) == null) {
+                    if (closed) {
+                        return;
+                    }
+                    try {
+                        wait();
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                }
+                scrubbing++;
             }
-        } catch (InterruptedException e) {
-            // Closed.
+            zero(chunk);
+            synchronized (this) {
+                scrubbing--;
+                clean.addFirst(chunk);
+                notifyAll();
+            }
         }
-    }
-
-    private void drain() {
-        trim(Long.MAX_VALUE);
     }
 
     private static void zero(ByteBuffer chunk) {
