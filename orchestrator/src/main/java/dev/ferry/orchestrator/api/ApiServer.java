@@ -65,6 +65,9 @@ public final class ApiServer implements Managed {
     private static final int MAX_CONNECTIONS = 1024;
     /** A request must arrive whole within this, by default. */
     public static final java.time.Duration REQUEST_TIMEOUT = java.time.Duration.ofSeconds(10);
+    private static final java.time.Duration[] SLO_BUCKETS = {java.time.Duration.ofMillis(1), java.time.Duration.ofMillis(5),
+            java.time.Duration.ofMillis(25), java.time.Duration.ofMillis(100), java.time.Duration.ofMillis(500),
+            java.time.Duration.ofSeconds(2), java.time.Duration.ofSeconds(10)};
     private static final long IDLE_SECONDS = 120;
     private static final String JSON = "application/json; charset=utf-8";
 
@@ -377,6 +380,8 @@ public final class ApiServer implements Managed {
             return Timer.builder("http.server.requests")
                     .description("Control API requests by route template")
                     .tags("method", method.name(), "uri", template, "status", Integer.toString(code), "outcome", outcome)
+                    // A few fixed buckets, enough for latency quantiles per route without many series.
+                    .serviceLevelObjectives(SLO_BUCKETS)
                     .register(registry);
         });
         timer.record(System.nanoTime() - start, TimeUnit.NANOSECONDS);

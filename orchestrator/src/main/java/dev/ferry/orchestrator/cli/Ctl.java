@@ -19,7 +19,7 @@ import java.util.Locale;
  * usage errors.
  */
 public final class Ctl {
-    static final String USAGE = """
+    public static final String USAGE = """
             usage: ferryd ctl [--api HOST:PORT] [--token-file FILE] COMMAND
               health
               vm create --file VM.json        vm list            vm show VM

@@ -367,7 +367,12 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
                 (channelsEnded - start) / 1000, (System.nanoTime() - channelsEnded) / 1000, applyBytes, applyNanos / 1000);
         migration.enter(Phase.P2P_GRACE);
         faults.reached(migration, Phase.P2P_GRACE);
-        byte[] digest = prepare.verify() ? HexFormat.of().parseHex(managed.vm().digest().vm()) : new byte[0];
+        byte[] digest = new byte[0];
+        if (prepare.verify()) {
+            long digestStart = System.nanoTime();
+            digest = HexFormat.of().parseHex(managed.vm().digest().vm());
+            migration.setVerifyTime(System.nanoTime() - digestStart);
+        }
         control.send(new Frame.Prepared(digest, TimeUnit.NANOSECONDS.toMicros(System.nanoTime() - start)));
     }
 

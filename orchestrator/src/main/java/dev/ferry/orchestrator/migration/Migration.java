@@ -56,6 +56,7 @@ public final class Migration {
     private volatile Long setupTimeMs;
     private volatile Long downtimeMs;
     private volatile Boolean verified;
+    private volatile Long verifyMs;
     private volatile long endNanos = -1;
     private volatile MigrationView.ErrorView error;
 
@@ -186,6 +187,11 @@ public final class Migration {
         return downtimeMs;
     }
 
+    /** This side digested the frozen VM in {@code nanos}. */
+    void setVerifyTime(long nanos) {
+        verifyMs = java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(nanos);
+    }
+
     void setVerified(boolean value) {
         verified = value;
     }
@@ -266,7 +272,7 @@ public final class Migration {
                 TimeUnit.NANOSECONDS.toMillis(now - startNanos), downtimeMs, expectedDowntimeMs, iterations.get(),
                 wireBytes.get(), remainingBytes,
                 new MigrationView.MemoryProgress(memoryTotal, memoryTransferred.get(), zeroPages.get()), deviceTotal.get(),
-                dirtyRate, throughput, deviceViews, verified, error, phaseList);
+                dirtyRate, throughput, deviceViews, verified, verifyMs, error, phaseList);
     }
 
     static Map<String, Object> policyView(MigrationPolicy policy) {

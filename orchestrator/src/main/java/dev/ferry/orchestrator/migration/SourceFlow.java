@@ -246,7 +246,12 @@ final class SourceFlow implements Migration.Control {
         migration.setRemainingBytes(0);
         control.send(new Frame.Prepare(policy.verify()));
         // With verify, both sides digest at once: this one its frozen VM while the destination loads its copy.
-        byte[] digest = policy.verify() ? HexFormat.of().parseHex(vm.digest().vm()) : new byte[0];
+        byte[] digest = new byte[0];
+        if (policy.verify()) {
+            long digestStart = System.nanoTime();
+            digest = HexFormat.of().parseHex(vm.digest().vm());
+            migration.setVerifyTime(System.nanoTime() - digestStart);
+        }
         Frame.Prepared prepared = await(Frame.Prepared.class, ANSWER_TIMEOUT, "the destination did not load the VM");
         long t5 = System.nanoTime();
         LOG.debug("migration {} stop-and-copy: devices stopped in {} us, {} pages and {} device bytes in {} us,"

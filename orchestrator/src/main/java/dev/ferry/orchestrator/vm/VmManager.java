@@ -76,6 +76,8 @@ public final class VmManager implements Managed {
                 ChunkPool::keptBytes);
         metrics.gauge("ferry.memory.committed.bytes", "guest and device memory of the hosted VMs, at most the budget",
                 this, VmManager::committedBytes);
+        metrics.gauge("ferry.memory.budget.bytes", "guest and device memory this daemon hands out at most", this,
+                VmManager::memoryBudgetBytes);
         metrics.monotonic("ferry.device.mmio.while.stopped",
                 "MMIO writes that reached a stopped device and were not applied (D12)", this, VmManager::mmioWhileStoppedTotal);
     }
