@@ -18,6 +18,14 @@ public final class Ferryd implements AutoCloseable {
         this.lifecycle = injector.getInstance(Lifecycle.class);
     }
 
+    static {
+        // The module uses no method interception, so Guice needs no generated classes; without them
+        // it also stays off sun.misc.Unsafe, which newer JDKs warn about and will refuse.
+        if (System.getProperty("guice_bytecode_gen_option") == null) {
+            System.setProperty("guice_bytecode_gen_option", "DISABLED");
+        }
+    }
+
     /** Builds and starts a daemon; returns once both listeners are bound. */
     public static Ferryd start(FerrydConfig config) throws Exception {
         Ferryd daemon = new Ferryd(Guice.createInjector(Stage.PRODUCTION, new FerrydModule(config)));

@@ -25,7 +25,6 @@ public final class ChunkPool implements AutoCloseable {
     /** Keeps nothing. */
     public static final ChunkPool NONE = new ChunkPool(0, PageStore.DEFAULT_CHUNK_BYTES);
 
-    private static final DirectMemory FREE = DirectMemory.find();
     private static final int ZERO_BLOCK = 64 << 10;
     private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(ZERO_BLOCK).asReadOnlyBuffer();
     /** How long {@link #take} waits for a chunk the scrubber is zeroing rather than allocate a new one. */
@@ -76,7 +75,7 @@ public final class ChunkPool implements AutoCloseable {
     /** A zeroed direct buffer of {@code length} bytes: a kept chunk when the length is the chunk size. */
     public ByteBuffer take(int length) {
         if (length != chunkBytes) {
-            return ByteBuffer.allocateDirect(length);
+            return DirectMemory.allocate(length);
         }
         ByteBuffer chunk = null;
         boolean dirty = false;
@@ -105,7 +104,7 @@ public final class ChunkPool implements AutoCloseable {
             }
         }
         if (chunk == null) {
-            return ByteBuffer.allocateDirect(length);
+            return DirectMemory.allocate(length);
         }
         if (dirty) {
             zero(chunk);
@@ -128,7 +127,7 @@ public final class ChunkPool implements AutoCloseable {
                 return;
             }
         }
-        FREE.free(chunk);
+        DirectMemory.free(chunk);
     }
 
     /** Frees kept chunks until at least {@code bytes} are freed or none is left; returns the bytes freed. */
@@ -147,7 +146,7 @@ public final class ChunkPool implements AutoCloseable {
                 freed.add(chunk);
             }
         }
-        freed.forEach(FREE::free);
+        freed.forEach(DirectMemory::free);
         return (long) freed.size() * chunkBytes;
     }
 

@@ -44,6 +44,10 @@ public final class DaemonProcess implements AutoCloseable {
         Path out = dir.resolve(name + ".out");
         Path log = dir.resolve(name + ".log");
         List<String> command = new ArrayList<>(List.of(java));
+        if (Runtime.version().feature() >= 22) {
+            // Netty loads its native transport; ferryd.jar's manifest says so for 'java -jar', this for a class path.
+            command.add("--enable-native-access=ALL-UNNAMED");
+        }
         jvmOptions.forEach(option -> command.add(option.replace("{daemon}", name)));
         command.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(),
                 "--http", "127.0.0.1:0", "--migration", "127.0.0.1:0", "--token-file", tokenFile.toString()));
