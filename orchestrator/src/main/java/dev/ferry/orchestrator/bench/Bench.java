@@ -374,10 +374,11 @@ public final class Bench {
     private final class HeapWatch {
         final AtomicLong max = new AtomicLong();
         private final AtomicBoolean running = new AtomicBoolean(true);
-        private CompletableFuture<Void> task;
+        private Thread task;
 
         void start() {
-            task = CompletableFuture.runAsync(() -> {
+            // A thread of its own: it runs for the whole benchmark, and the common pool may have one thread.
+            task = new Thread(() -> {
                 while (running.get()) {
                     for (DaemonProcess daemon : new DaemonProcess[] {a, b}) {
                         try {
@@ -392,10 +393,12 @@ public final class Bench {
                         return;
                     }
                 }
-            });
+            }, "bench-heap-watch");
+            task.setDaemon(true);
+            task.start();
         }
 
-        void stop() {
+        void stop() throws InterruptedException {
             running.set(false);
             task.join();
         }

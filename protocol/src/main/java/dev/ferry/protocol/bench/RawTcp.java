@@ -8,6 +8,8 @@ import java.nio.channels.SocketChannel;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -21,6 +23,8 @@ public final class RawTcp {
     /** Copies {@code source} into {@code target} over {@code streams} connections; returns MiB/s. */
     public static double copy(ByteBuffer source, ByteBuffer target, int streams) throws Exception {
         int share = source.capacity() / streams;
+        // A thread for every end of every stream: they block on sockets, so a shared pool could starve.
+        ExecutorService threads = Executors.newFixedThreadPool(2 * streams);
         try (ServerSocketChannel server = ServerSocketChannel.open()) {
             server.bind(new InetSocketAddress("127.0.0.1", 0));
             List<CompletableFuture<Void>> done = new ArrayList<>();
@@ -36,7 +40,7 @@ public final class RawTcp {
                     } catch (IOException e) {
                         throw new IllegalStateException(e);
                     }
-                }));
+                }, threads));
                 done.add(CompletableFuture.runAsync(() -> {
                     try (SocketChannel outgoing = SocketChannel.open(server.getLocalAddress())) {
                         ByteBuffer out = source.slice(from, share);
@@ -48,13 +52,15 @@ public final class RawTcp {
                     } catch (IOException e) {
                         throw new IllegalStateException(e);
                     }
-                }));
+                }, threads));
             }
             for (CompletableFuture<Void> f : done) {
                 f.get(10, TimeUnit.MINUTES);
             }
             long elapsed = System.nanoTime() - start;
             return (long) share * streams / (1024.0 * 1024.0) / (elapsed / 1e9);
+        } finally {
+            threads.shutdownNow();
         }
     }
 
