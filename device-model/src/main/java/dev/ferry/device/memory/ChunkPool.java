@@ -114,6 +114,29 @@ public final class ChunkPool implements AutoCloseable {
     }
 
     /**
+     * A direct buffer of {@code length} bytes whose every byte the caller writes before anything reads
+     * it: a kept chunk as it is, zeroed or not (it may hold what an earlier VM left), else a new one.
+     * Spares the zeroing when the content is about to be replaced whole, as a migration's first pass
+     * replaces it.
+     */
+    public ByteBuffer takeForOverwrite(int length) {
+        if (length == chunkBytes) {
+            synchronized (this) {
+                ByteBuffer chunk = toScrub.pollFirst();
+                if (chunk == null) {
+                    chunk = clean.pollFirst();
+                }
+                if (chunk != null) {
+                    keptBytes -= chunkBytes;
+                    reused.incrementAndGet();
+                    return chunk;
+                }
+            }
+        }
+        return DirectMemory.allocate(length);
+    }
+
+    /**
      * Takes back a chunk nothing reads or writes any more: kept if it is of the chunk size and there is
      * room, freed otherwise.
      */

@@ -240,6 +240,28 @@ public final class PageStore {
     }
 
     /**
+     * Allocates a chunk that is not allocated yet with memory that may hold anything, for a caller
+     * that writes every page of it before anything reads it (a migration destination before the first
+     * pass, which carries every page). Returns false if the chunk was allocated already.
+     */
+    public boolean allocateChunkForOverwrite(int chunk) {
+        if (chunks.get(chunk) != null) {
+            return false;
+        }
+        if (released) {
+            throw new IllegalStateException("memory was released");
+        }
+        long start = (long) chunk << chunkShift;
+        int length = (int) Math.min(chunkBytes, sizeBytes - start);
+        ByteBuffer buffer = pool.takeForOverwrite(length);
+        if (chunks.compareAndSet(chunk, null, buffer)) {
+            return true;
+        }
+        pool.give(buffer);
+        return false;
+    }
+
+    /**
      * Hands the memory back to the pool (which keeps or frees it) now, instead of leaving it to the
      * collector. Only for a store nothing reads or writes any more: a view handed out before must not
      * be used after this.

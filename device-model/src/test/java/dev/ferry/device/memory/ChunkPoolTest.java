@@ -97,4 +97,33 @@ class ChunkPoolTest {
             second.release();
         }
     }
+
+    @Test
+    void aChunkForOverwriteIsHandedOutAsItIsAndOnlyWhereNothingIsAllocated() {
+        try (ChunkPool pool = new ChunkPool(4L * CHUNK, CHUNK)) {
+            ByteBuffer used = pool.take(CHUNK);
+            scribble(used, 3);
+            pool.give(used);
+            PageStore store = new PageStore(2L * CHUNK, CHUNK, pool);
+            assertThat(store.allocateChunkForOverwrite(0)).isTrue();
+            assertThat(store.allocateChunkForOverwrite(0)).as("allocated already").isFalse();
+            assertThat(store.chunkBacked(0)).isTrue();
+            assertThat(pool.reusedChunks()).isEqualTo(1);
+            // Whatever the chunk held, every page written is what reads back.
+            byte[] page = new byte[4096];
+            new SplittableRandom(4).nextBytes(page);
+            for (long p = 0; p < CHUNK / 4096; p++) {
+                if (p % 2 == 0) {
+                    store.writePage(p, ByteBuffer.wrap(page));
+                } else {
+                    store.zeroPage(p);
+                }
+            }
+            for (long p = 0; p < CHUNK / 4096; p++) {
+                assertThat(store.isZeroPage(p)).isEqualTo(p % 2 == 1);
+            }
+            assertThat(store.chunkBacked(1)).as("the other chunk is untouched").isFalse();
+            store.release();
+        }
+    }
 }

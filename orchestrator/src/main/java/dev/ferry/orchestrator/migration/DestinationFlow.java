@@ -75,7 +75,6 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     private volatile boolean finished;
     private long applyNanos;
     private long applyBytes;
-    private Thread prefault;
     private final Object commitLock = new Object();
     private boolean committed;
     private boolean cancelled;
@@ -146,7 +145,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
             } else {
                 memory.loadPage(page, data);
             }
-        }, iteration -> applied.ended(index, iteration));
+        }, (iteration, pages) -> applied.ended(index, iteration, pages));
         if (receivers.putIfAbsent(channel.index(), receiver) != null) {
             throw new ProtocolException(ErrorCode.DUPLICATE_CHANNEL, "data channel " + channel.index() + " is open already");
         }
@@ -228,7 +227,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
             throw new MigrationFailure(code, e.getMessage());
         }
         Vm vm = managed.vm();
-        prefault(vm, description.backed(), description.chunkBytes());
+        prepareMemory(vm, description.backed(), description.chunkBytes());
         devices = vm.devices();
         offsets = new long[devices.size()];
         ended = new boolean[devices.size()];
@@ -243,27 +242,19 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     }
 
     /**
-     * Allocates the chunks of memory the source says hold data, in address order, on a thread of its
-     * own: the pages then land in memory that is already there, and the event loops that receive them
-     * never stop to allocate and zero it.
+     * Allocates, before any page arrives, the chunks of memory the source says hold data, from the
+     * daemon's memory pool without zeroing them: the first pass carries every page (checked at its
+     * iteration barrier), so each of their pages is written before the VM can run, and the event loops
+     * that receive pages never stop to allocate or zero memory.
      */
-    private void prefault(Vm vm, java.util.BitSet backed, int chunkBytes) {
+    private void prepareMemory(Vm vm, java.util.BitSet backed, int chunkBytes) {
         dev.ferry.device.memory.PageStore store = vm.memory().store();
-        if (chunkBytes != store.chunkBytes() || backed.isEmpty()) {
+        if (chunkBytes != store.chunkBytes()) {
             return;
         }
-        prefault = new Thread(() -> {
-            for (int chunk = backed.nextSetBit(0); chunk >= 0 && chunk < store.chunks() && !discarded;
-                 chunk = backed.nextSetBit(chunk + 1)) {
-                try {
-                    store.allocateChunk(chunk);
-                } catch (IllegalStateException e) {
-                    return;
-                }
-            }
-        }, "ferry-prefault-" + migration.id());
-        prefault.setDaemon(true);
-        prefault.start();
+        for (int chunk = backed.nextSetBit(0); chunk >= 0 && chunk < store.chunks(); chunk = backed.nextSetBit(chunk + 1)) {
+            store.allocateChunkForOverwrite(chunk);
+        }
     }
 
     /** Device data and progress until PREPARE, which it returns. */
@@ -282,7 +273,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
             } else if (item instanceof Frame.DeviceEnd end) {
                 int index = deviceIndex(end.device());
                 if (end.totalBytes() != offsets[index]) {
-                    throw new MigrationFailure("protocol_error", "device " + devices.get(index).id() + " ended at "
+                    throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "device " + devices.get(index).id() + " ended at "
                             + end.totalBytes() + " bytes, " + offsets[index] + " arrived");
                 }
                 ended[index] = true;
@@ -298,11 +289,16 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
                     throw explained(new MigrationFailure(MigrationFailure.CONNECTION_LOST, "the pages of iteration "
                             + end.iteration() + " did not all arrive"));
                 }
+                long memoryPages = managed.vm().memory().pages();
+                if (end.iteration() == 0 && applied.firstPassPages() != memoryPages) {
+                    throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "the first pass carried " + applied.firstPassPages()
+                            + " pages of " + memoryPages + ": it must carry every page");
+                }
                 control.send(new Frame.IterationDone(end.iteration()));
             } else if (item instanceof Frame.Prepare prepare) {
                 return prepare;
             } else {
-                throw new MigrationFailure("protocol_error", "unexpected " + ((Frame) item).type() + " before PREPARE");
+                throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "unexpected " + ((Frame) item).type() + " before PREPARE");
             }
         }
     }
@@ -310,7 +306,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     private void apply(Frame.DeviceData chunk) throws MigrationFailure {
         int index = deviceIndex(chunk.device());
         if (chunk.offset() != offsets[index] || ended[index]) {
-            throw new MigrationFailure("protocol_error", "data of device " + devices.get(index).id() + " at offset "
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "data of device " + devices.get(index).id() + " at offset "
                     + chunk.offset() + ", expected " + offsets[index]);
         }
         int bytes = chunk.content().readableBytes();
@@ -332,7 +328,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
 
     private int deviceIndex(int index) throws MigrationFailure {
         if (index < 0 || index >= devices.size()) {
-            throw new MigrationFailure("protocol_error", "device index " + index + " of a VM with " + devices.size() + " devices");
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "device index " + index + " of a VM with " + devices.size() + " devices");
         }
         return index;
     }
@@ -342,7 +338,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
         long start = System.nanoTime();
         long queued = start - prepareArrived;
         if (receivers.size() != channels) {
-            throw new MigrationFailure("protocol_error", receivers.size() + " of " + channels + " data channels arrived");
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, receivers.size() + " of " + channels + " data channels arrived");
         }
         for (PageReceiver receiver : receivers.values()) {
             try {
@@ -356,7 +352,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
         }
         for (int i = 0; i < ended.length; i++) {
             if (!ended[i]) {
-                throw new MigrationFailure("protocol_error", "device " + devices.get(i).id() + " sent no end of its data");
+                throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "device " + devices.get(i).id() + " sent no end of its data");
             }
         }
         long channelsEnded = System.nanoTime();
@@ -384,7 +380,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
             item = next();
         }
         if (!(item instanceof Frame.Commit)) {
-            throw new MigrationFailure("protocol_error", "expected COMMIT, got " + ((Frame) item).type());
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "expected COMMIT, got " + ((Frame) item).type());
         }
         synchronized (commitLock) {
             if (cancelled) {
@@ -462,14 +458,6 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
         for (FrameChannel channel : dataChannels) {
             channel.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
         }
-        Thread thread = prefault;
-        if (thread != null) {
-            try {
-                thread.join(TimeUnit.SECONDS.toMillis(10));
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
     }
 
     private Object next() throws MigrationFailure, InterruptedException {
@@ -527,11 +515,20 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     /** The last iteration each data channel has applied (its DATA_END), for the iteration barrier. */
     private static final class AppliedIterations {
         private final Map<Integer, Integer> ended = new java.util.HashMap<>();
+        private long firstPassPages;
         private boolean closed;
 
-        synchronized void ended(int channel, int iteration) {
+        synchronized void ended(int channel, int iteration, long pages) {
             ended.put(channel, iteration);
+            if (iteration == 0) {
+                firstPassPages += pages;
+            }
             notifyAll();
+        }
+
+        /** Pages of iteration 0 over every channel that has ended it. */
+        synchronized long firstPassPages() {
+            return firstPassPages;
         }
 
         /** A data channel closed: nobody waits for it any more. */

@@ -19,6 +19,8 @@ public final class MigrationFailure extends Exception {
     public static final String INCOMPATIBLE = "incompatible";
     public static final String SHUTDOWN = "shutdown";
     public static final String INTERNAL = "internal";
+    /** The peer sent something the protocol or the migration on top does not allow. */
+    public static final String PROTOCOL_ERROR = "protocol_error";
 
     private final String code;
 
@@ -41,6 +43,7 @@ public final class MigrationFailure extends Exception {
             case INCOMPATIBLE -> ErrorCode.INCOMPATIBLE;
             case SHUTDOWN -> ErrorCode.SHUTDOWN;
             case DEVICE_TRANSITION_FAILED, INTERNAL -> ErrorCode.SOURCE_FAILED;
+            case PROTOCOL_ERROR -> ErrorCode.OUT_OF_ORDER;
             default -> {
                 ErrorCode known = fromLabel(code);
                 yield known != null ? known : ErrorCode.INTERNAL;
@@ -58,7 +61,7 @@ public final class MigrationFailure extends Exception {
             case CONNECTION_LOST, TRUNCATED -> CONNECTION_LOST;
             case MIGRATION_TIMEOUT -> TIMEOUT;
             case SOURCE_FAILED, DESTINATION_FAILED, INTERNAL -> "peer_failed";
-            case MALFORMED, CHECKSUM, OVERSIZE, UNKNOWN_TYPE, OUT_OF_ORDER, OUT_OF_SEQUENCE, UNKNOWN -> "protocol_error";
+            case MALFORMED, CHECKSUM, OVERSIZE, UNKNOWN_TYPE, OUT_OF_ORDER, OUT_OF_SEQUENCE, UNKNOWN -> PROTOCOL_ERROR;
             default -> code.label();
         };
     }

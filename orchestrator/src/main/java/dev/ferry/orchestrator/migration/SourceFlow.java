@@ -332,7 +332,7 @@ final class SourceFlow implements Migration.Control {
         // is the rate at which the destination takes data, and no backlog there is left for the downtime.
         Frame.IterationDone done = await(Frame.IterationDone.class, ANSWER_TIMEOUT, "the destination did not apply iteration " + number);
         if (done.iteration() != number) {
-            throw new MigrationFailure("protocol_error", "the destination acknowledged iteration " + done.iteration()
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "the destination acknowledged iteration " + done.iteration()
                     + " instead of " + number);
         }
         long elapsed = System.nanoTime() - start;
@@ -582,7 +582,7 @@ final class SourceFlow implements Migration.Control {
             return type.cast(item);
         }
         if (item instanceof Frame frame && !(item instanceof Frame.Abort)) {
-            throw new MigrationFailure("protocol_error", "expected " + type.getSimpleName() + ", the destination sent " + frame.type());
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "expected " + type.getSimpleName() + ", the destination sent " + frame.type());
         }
         throw explain(item);
     }

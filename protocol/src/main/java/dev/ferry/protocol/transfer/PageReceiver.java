@@ -6,7 +6,6 @@ import dev.ferry.protocol.net.FrameChannel;
 import dev.ferry.protocol.net.FrameHandler;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.IntConsumer;
 
 /**
  * The destination's handler of one data channel: every page of a checked PAGES frame goes to the
@@ -14,22 +13,29 @@ import java.util.function.IntConsumer;
  * CHANNEL_END arrives, with the number of pages it carried, or fails when the channel breaks.
  */
 public final class PageReceiver implements FrameHandler {
+    /** Told each time the channel ends an iteration (DATA_END), after every page of it was applied. */
+    @FunctionalInterface
+    public interface IterationListener {
+        void ended(int iteration, long pages);
+    }
+
     private final PageSink sink;
-    private final IntConsumer iterationEnded;
+    private final IterationListener iterationEnded;
     private final CompletableFuture<Long> ended = new CompletableFuture<>();
     private final AtomicLong pages = new AtomicLong();
     private final AtomicLong bytes = new AtomicLong();
 
     /**
-     * @param iterationEnded told the iteration number each time this channel ends one (DATA_END)
+     * @param iterationEnded told the iteration and its page count on this channel each time the channel
+     *                       ends one (DATA_END)
      */
-    public PageReceiver(PageSink sink, IntConsumer iterationEnded) {
+    public PageReceiver(PageSink sink, IterationListener iterationEnded) {
         this.sink = sink;
         this.iterationEnded = iterationEnded;
     }
 
     public PageReceiver(PageSink sink) {
-        this(sink, iteration -> {
+        this(sink, (iteration, pages) -> {
         });
     }
 
@@ -58,7 +64,7 @@ public final class PageReceiver implements FrameHandler {
                 run.release();
             }
         } else if (frame instanceof Frame.DataEnd end) {
-            iterationEnded.accept(end.iteration());
+            iterationEnded.ended(end.iteration(), end.pages());
         } else if (frame instanceof Frame.ChannelEnd end) {
             ended.complete(end.pages());
         } else if (frame instanceof Frame.Abort abort) {
