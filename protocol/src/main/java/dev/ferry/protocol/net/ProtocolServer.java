@@ -46,9 +46,10 @@ public final class ProtocolServer implements AutoCloseable {
                 .channel(Transport.serverChannel())
                 .option(ChannelOption.SO_BACKLOG, 128)
                 .childOption(ChannelOption.TCP_NODELAY, true)
-                // Page runs are 256 KiB: read in large pieces, fewer system calls and fewer pieces per frame,
-                // but no larger than the buffers Netty's allocator pools (256 KiB on a small heap): a larger
-                // read buffer would be allocated, zeroed and freed anew for every read.
+                // Page runs are 256 KiB: read in large pieces, fewer system calls and fewer pieces per frame.
+                // Not larger: Netty's adaptive allocator pools buffers up to 1 MiB, but only up to 256 KiB
+                // when the heap is small (ferryd's is), and a larger buffer is allocated and zeroed anew for
+                // every read. (Measured: 128 KiB reads are slower, 1 MiB ones no faster.)
                 .childOption(ChannelOption.RCVBUF_ALLOCATOR, new AdaptiveRecvByteBufAllocator(64 << 10, 256 << 10, 256 << 10))
                 .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK,
                         new WriteBufferWaterMark(config.limits().writeBufferLow(), config.limits().writeBufferHigh()))
