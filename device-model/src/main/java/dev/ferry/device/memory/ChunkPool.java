@@ -114,26 +114,26 @@ public final class ChunkPool implements AutoCloseable {
     }
 
     /**
-     * A direct buffer of {@code length} bytes whose every byte the caller writes before anything reads
-     * it: a kept chunk as it is, zeroed or not (it may hold what an earlier VM left), else a new one.
-     * Spares the zeroing when the content is about to be replaced whole, as a migration's first pass
-     * replaces it.
+     * A kept chunk as it is, zeroed or not (it may hold what an earlier VM left), for a caller that
+     * writes every byte of it before anything reads it; {@code null} when none is kept or the length
+     * is not the chunk size. Spares the zeroing when the content is about to be replaced whole, as a
+     * migration's first pass replaces it.
      */
-    public ByteBuffer takeForOverwrite(int length) {
-        if (length == chunkBytes) {
-            synchronized (this) {
-                ByteBuffer chunk = toScrub.pollFirst();
-                if (chunk == null) {
-                    chunk = clean.pollFirst();
-                }
-                if (chunk != null) {
-                    keptBytes -= chunkBytes;
-                    reused.incrementAndGet();
-                    return chunk;
-                }
-            }
+    public ByteBuffer takeKept(int length) {
+        if (length != chunkBytes) {
+            return null;
         }
-        return DirectMemory.allocate(length);
+        synchronized (this) {
+            ByteBuffer chunk = toScrub.pollFirst();
+            if (chunk == null) {
+                chunk = clean.pollFirst();
+            }
+            if (chunk != null) {
+                keptBytes -= chunkBytes;
+                reused.incrementAndGet();
+            }
+            return chunk;
+        }
     }
 
     /**

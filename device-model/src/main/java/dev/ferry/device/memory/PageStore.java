@@ -240,9 +240,10 @@ public final class PageStore {
     }
 
     /**
-     * Allocates a chunk that is not allocated yet with memory that may hold anything, for a caller
-     * that writes every page of it before anything reads it (a migration destination before the first
-     * pass, which carries every page). Returns false if the chunk was allocated already.
+     * Gives a chunk that is not allocated yet memory the pool kept, as it is: it may hold anything, so
+     * this is for a caller that writes every page of the chunk before anything reads it (a migration
+     * destination before the first pass, which carries every page). Returns false, and allocates
+     * nothing, if the chunk is allocated already or the pool keeps nothing to give.
      */
     public boolean allocateChunkForOverwrite(int chunk) {
         if (chunks.get(chunk) != null) {
@@ -253,7 +254,10 @@ public final class PageStore {
         }
         long start = (long) chunk << chunkShift;
         int length = (int) Math.min(chunkBytes, sizeBytes - start);
-        ByteBuffer buffer = pool.takeForOverwrite(length);
+        ByteBuffer buffer = pool.takeKept(length);
+        if (buffer == null) {
+            return false;
+        }
         if (chunks.compareAndSet(chunk, null, buffer)) {
             return true;
         }

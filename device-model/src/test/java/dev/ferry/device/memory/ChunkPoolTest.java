@@ -107,6 +107,7 @@ class ChunkPoolTest {
             PageStore store = new PageStore(2L * CHUNK, CHUNK, pool);
             assertThat(store.allocateChunkForOverwrite(0)).isTrue();
             assertThat(store.allocateChunkForOverwrite(0)).as("allocated already").isFalse();
+            assertThat(store.allocateChunkForOverwrite(1)).as("the pool keeps nothing more").isFalse();
             assertThat(store.chunkBacked(0)).isTrue();
             assertThat(pool.reusedChunks()).isEqualTo(1);
             // Whatever the chunk held, every page written is what reads back.

@@ -70,6 +70,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     private final AppliedIterations applied = new AppliedIterations();
     private final List<FrameChannel> dataChannels = new java.util.concurrent.CopyOnWriteArrayList<>();
     private volatile boolean discarded;
+    private Thread prefault;
     private volatile long prepareArrived;
     /** The flow has ended: frames that still arrive are released, not queued. */
     private volatile boolean finished;
@@ -242,19 +243,37 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     }
 
     /**
-     * Allocates, before any page arrives, the chunks of memory the source says hold data, from the
-     * daemon's memory pool without zeroing them: the first pass carries every page (checked at its
-     * iteration barrier), so each of their pages is written before the VM can run, and the event loops
-     * that receive pages never stop to allocate or zero memory.
+     * Gives the chunks of memory the source says hold data their memory ahead of the pages, so that
+     * the event loops that receive pages never stop to allocate or zero memory. Memory the daemon's
+     * pool keeps is taken now, before any page arrives, without zeroing: the first pass carries every
+     * page (checked at its iteration barrier), so each of its bytes is written before the VM can run.
+     * The rest is allocated, zeroed, on a thread of its own while the pages flow.
      */
     private void prepareMemory(Vm vm, java.util.BitSet backed, int chunkBytes) {
         dev.ferry.device.memory.PageStore store = vm.memory().store();
         if (chunkBytes != store.chunkBytes()) {
             return;
         }
+        java.util.BitSet rest = new java.util.BitSet();
         for (int chunk = backed.nextSetBit(0); chunk >= 0 && chunk < store.chunks(); chunk = backed.nextSetBit(chunk + 1)) {
-            store.allocateChunkForOverwrite(chunk);
+            if (!store.allocateChunkForOverwrite(chunk) && !store.chunkBacked(chunk)) {
+                rest.set(chunk);
+            }
         }
+        if (rest.isEmpty()) {
+            return;
+        }
+        prefault = new Thread(() -> {
+            for (int chunk = rest.nextSetBit(0); chunk >= 0 && !discarded; chunk = rest.nextSetBit(chunk + 1)) {
+                try {
+                    store.allocateChunk(chunk);
+                } catch (IllegalStateException e) {
+                    return;
+                }
+            }
+        }, "ferry-prefault-" + migration.id());
+        prefault.setDaemon(true);
+        prefault.start();
     }
 
     /** Device data and progress until PREPARE, which it returns. */
@@ -457,6 +476,14 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     private void closeDataChannels() {
         for (FrameChannel channel : dataChannels) {
             channel.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+        }
+        Thread thread = prefault;
+        if (thread != null) {
+            try {
+                thread.join(TimeUnit.SECONDS.toMillis(10));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 
