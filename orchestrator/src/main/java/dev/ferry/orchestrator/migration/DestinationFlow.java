@@ -24,10 +24,8 @@ import java.time.Duration;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
@@ -49,22 +47,17 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     private static final long QUEUE_HIGH = 32L << 20;
     private static final long QUEUE_LOW = 8L << 20;
 
-    /** A channel closed; {@code control} tells which. */
-    private record Closed(ProtocolException cause, boolean control) {
-    }
 
     /** How long a broken data channel waits for the source's reason on the control channel. */
     private static final Duration REASON_WAIT = Duration.ofSeconds(2);
 
-    private record Cancelled() {
-    }
 
     private final Migration migration;
     private final FrameChannel control;
     private final VmManager vms;
     private final FerryMetrics metrics;
     private final FaultInjector faults;
-    private final BlockingQueue<Object> inbox = new LinkedBlockingQueue<>();
+    private final Inbox inbox = new Inbox();
     private final AtomicLong queuedBytes = new AtomicLong();
     private final Map<Integer, PageReceiver> receivers = new ConcurrentHashMap<>();
     private final AppliedIterations applied = new AppliedIterations();
@@ -76,9 +69,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     private volatile boolean finished;
     private long applyNanos;
     private long applyBytes;
-    private final Object commitLock = new Object();
-    private boolean committed;
-    private boolean cancelled;
+    private final CommitPoint commitPoint = new CommitPoint();
     private volatile ManagedVm managed;
     private volatile int channels;
     private List<Device> devices;
@@ -107,20 +98,13 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
         }
         inbox.add(frame);
         if (finished) {
-            drainInbox();
-        }
-    }
-
-    /** Releases whatever the flow will no longer take from its inbox. */
-    private void drainInbox() {
-        for (Object item = inbox.poll(); item != null; item = inbox.poll()) {
-            io.netty.util.ReferenceCountUtil.release(item);
+            inbox.drain();
         }
     }
 
     @Override
     public void channelClosed(FrameChannel channel, ProtocolException cause) {
-        inbox.add(new Closed(cause, true));
+        inbox.add(new Inbox.Closed(cause, true));
     }
 
     /** A data channel of this session arrives; called on its event loop, before it is accepted. */
@@ -177,7 +161,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
                 receiver.channelClosed(ch, cause);
                 applied.closed();
                 if (cause != null) {
-                    inbox.add(new Closed(cause, false));
+                    inbox.add(new Inbox.Closed(cause, false));
                 }
             }
         };
@@ -204,7 +188,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
             fail(new MigrationFailure(MigrationFailure.INTERNAL, e.toString()));
         } finally {
             finished = true;
-            drainInbox();
+            inbox.drain();
         }
     }
 
@@ -401,12 +385,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
         if (!(item instanceof Frame.Commit)) {
             throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "expected COMMIT, got " + ((Frame) item).type());
         }
-        synchronized (commitLock) {
-            if (cancelled) {
-                throw new MigrationFailure(MigrationFailure.CANCELLED, "cancelled before the commit arrived");
-            }
-            committed = true;
-        }
+        commitPoint.commit("cancelled before the commit arrived");
         // A hold point for tests: committed, before R4.
         faults.reached(migration, Phase.SWITCHOVER);
     }
@@ -430,27 +409,18 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
 
     @Override
     public boolean cancel() {
-        synchronized (commitLock) {
-            if (committed) {
-                return false;
-            }
-            cancelled = true;
+        if (!commitPoint.cancel()) {
+            return false;
         }
-        inbox.add(new Cancelled());
+        inbox.add(new Inbox.Cancelled());
         control.abort(ErrorCode.CANCELLED, "cancelled on the destination");
         return true;
     }
 
     private void fail(MigrationFailure failure) {
-        boolean wasCommitted;
-        boolean wasCancelled;
-        synchronized (commitLock) {
-            wasCommitted = committed;
-            wasCancelled = cancelled && !committed;
-            if (!committed) {
-                cancelled = true;
-            }
-        }
+        CommitPoint.Failure state = commitPoint.fail();
+        boolean wasCommitted = state.committed();
+        boolean wasCancelled = state.byCancel();
         MigrationFailure reason = wasCancelled ? new MigrationFailure(MigrationFailure.CANCELLED, "cancelled") : failure;
         migration.setError(reason.code(), reason.getMessage());
         metrics.migrationFailed("destination", reason.code());
@@ -488,55 +458,32 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     }
 
     private Object next() throws MigrationFailure, InterruptedException {
-        Object item = inbox.poll(FRAME_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        Object item = inbox.poll(FRAME_TIMEOUT);
         if (item == null) {
             throw new MigrationFailure(MigrationFailure.TIMEOUT, "nothing from the source for " + FRAME_TIMEOUT.toSeconds() + " s");
         }
         if (item instanceof Frame.Abort abort) {
             throw new MigrationFailure(MigrationFailure.codeOf(abort.code()), "the source aborted: " + abort.message());
         }
-        if (item instanceof Closed closed) {
+        if (item instanceof Inbox.Closed closed) {
             ProtocolException cause = closed.cause() != null ? closed.cause()
                     : new ProtocolException(ErrorCode.CONNECTION_LOST, "the source closed the connection");
             MigrationFailure broken = MigrationFailure.of(cause, "connection from the source");
             throw closed.control() ? broken : explained(broken);
         }
-        if (item instanceof Cancelled) {
+        if (item instanceof Inbox.Cancelled) {
             throw new MigrationFailure(MigrationFailure.CANCELLED, "cancelled");
         }
         return item;
     }
 
-    /**
-     * A broken data channel is a symptom; the source sends its reason (ABORT) on the control channel
-     * before it closes anything, but that may be read a moment later. Waits briefly for it, until the
-     * control channel closes too; {@code symptom} if no reason comes.
-     */
-    private MigrationFailure explained(MigrationFailure symptom) throws InterruptedException {
-        long deadline = System.nanoTime() + REASON_WAIT.toNanos();
-        while (true) {
-            for (Object queued : inbox) {
-                if (queued instanceof Frame.Abort abort) {
-                    return new MigrationFailure(MigrationFailure.codeOf(abort.code()), "the source aborted: " + abort.message());
-                }
-                if (queued instanceof Cancelled) {
-                    return new MigrationFailure(MigrationFailure.CANCELLED, "cancelled");
-                }
-                if (queued instanceof Closed closed && closed.control()) {
-                    return symptom;
-                }
-            }
-            long left = deadline - System.nanoTime();
-            Object next = left <= 0 ? null : inbox.poll(left, TimeUnit.NANOSECONDS);
-            if (next == null || (next instanceof Closed closed && closed.control())) {
-                return symptom;
-            }
-            if (next instanceof Frame.Abort || next instanceof Cancelled) {
-                inbox.add(next);
-            } else if (next instanceof Frame.DeviceData chunk) {
-                chunk.release();
-            }
+    /** A broken data channel is a symptom: the source's reason, if it sends one soon, says more. */
+    private MigrationFailure explained(MigrationFailure symptom) {
+        Object reason = inbox.awaitReason(REASON_WAIT);
+        if (reason instanceof Frame.Abort abort) {
+            return new MigrationFailure(MigrationFailure.codeOf(abort.code()), "the source aborted: " + abort.message());
         }
+        return reason instanceof Inbox.Cancelled ? new MigrationFailure(MigrationFailure.CANCELLED, "cancelled") : symptom;
     }
 
     /** The last iteration each data channel has applied (its DATA_END), for the iteration barrier. */

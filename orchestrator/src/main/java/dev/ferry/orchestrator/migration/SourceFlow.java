@@ -30,12 +30,10 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Future;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.slf4j.Logger;
@@ -59,13 +57,6 @@ final class SourceFlow implements Migration.Control {
     private static final long PAGE_WIRE_BYTES = 8 + Pages.PAGE_SIZE;
     private static final ByteBuffer ZERO_PAGE = ByteBuffer.allocateDirect(Pages.PAGE_SIZE).asReadOnlyBuffer();
 
-    /** Markers in the inbox besides frames. */
-    /** A channel closed; {@code control} tells which. */
-    private record Closed(ProtocolException cause, boolean control) {
-    }
-
-    private record Cancelled() {
-    }
 
     private final Migration migration;
     private final ManagedVm managed;
@@ -78,11 +69,9 @@ final class SourceFlow implements Migration.Control {
     private final FerryMetrics metrics;
     private final FaultInjector faults;
     private final Convergence convergence;
-    private final BlockingQueue<Object> inbox = new LinkedBlockingQueue<>();
-    private final Object commitLock = new Object();
+    private final Inbox inbox = new Inbox();
+    private final CommitPoint commitPoint = new CommitPoint();
     private final List<FrameChannel> data = new ArrayList<>();
-    private boolean cancelled;
-    private boolean committed;
     private volatile FrameChannel control;
     private PageSender sender;
     private List<Device> devices;
@@ -148,7 +137,7 @@ final class SourceFlow implements Migration.Control {
 
             @Override
             public void channelClosed(FrameChannel channel, ProtocolException cause) {
-                inbox.add(new Closed(cause, true));
+                inbox.add(new Inbox.Closed(cause, true));
             }
         });
         VmDescription description = VmDescription.of(vm, vcpusWereRunning, migration.id());
@@ -168,7 +157,7 @@ final class SourceFlow implements Migration.Control {
                 @Override
                 public void channelClosed(FrameChannel channel, ProtocolException cause) {
                     if (cause != null) {
-                        inbox.add(new Closed(cause, false));
+                        inbox.add(new Inbox.Closed(cause, false));
                     }
                 }
             }));
@@ -271,12 +260,7 @@ final class SourceFlow implements Migration.Control {
     /** S6: the commit, then the destination's confirmation. */
     private void switchover() throws MigrationFailure, InterruptedException {
         step(Phase.SWITCHOVER);
-        synchronized (commitLock) {
-            if (cancelled) {
-                throw new MigrationFailure(MigrationFailure.CANCELLED, "cancelled before the commit");
-            }
-            committed = true;
-        }
+        commitPoint.commit("cancelled before the commit");
         control.send(new Frame.Commit());
         try {
             await(Frame.Confirm.class, CONFIRM_TIMEOUT, "no confirmation");
@@ -435,13 +419,10 @@ final class SourceFlow implements Migration.Control {
 
     @Override
     public boolean cancel() {
-        synchronized (commitLock) {
-            if (committed) {
-                return false;
-            }
-            cancelled = true;
+        if (!commitPoint.cancel()) {
+            return false;
         }
-        inbox.add(new Cancelled());
+        inbox.add(new Inbox.Cancelled());
         FrameChannel c = control;
         if (c != null) {
             c.abort(ErrorCode.CANCELLED, "cancelled on the source");
@@ -451,15 +432,9 @@ final class SourceFlow implements Migration.Control {
     }
 
     private void fail(MigrationFailure failure) {
-        boolean wasCommitted;
-        boolean wasCancelled;
-        synchronized (commitLock) {
-            wasCommitted = committed;
-            wasCancelled = cancelled && !committed;
-            if (!committed) {
-                cancelled = true;
-            }
-        }
+        CommitPoint.Failure state = commitPoint.fail();
+        boolean wasCommitted = state.committed();
+        boolean wasCancelled = state.byCancel();
         MigrationFailure reason = wasCancelled ? new MigrationFailure(MigrationFailure.CANCELLED, "cancelled by the operator")
                 : failure;
         migration.setError(reason.code(), reason.getMessage());
@@ -548,16 +523,13 @@ final class SourceFlow implements Migration.Control {
 
     /** Fails at once if cancelled, aborted by the destination, disconnected, or past the timeout. */
     private void checkAbandoned() throws MigrationFailure {
-        synchronized (commitLock) {
-            if (cancelled) {
-                throw new MigrationFailure(MigrationFailure.CANCELLED, "cancelled");
-            }
+        if (commitPoint.cancelled()) {
+            throw new MigrationFailure(MigrationFailure.CANCELLED, "cancelled");
         }
-        for (Object item : inbox) {
-            if (item instanceof Closed || item instanceof Frame.Abort || item instanceof Cancelled) {
-                inbox.remove(item);
-                throw explain(item);
-            }
+        Object broken = inbox.takeFirst(item -> item instanceof Inbox.Closed || item instanceof Frame.Abort
+                || item instanceof Inbox.Cancelled);
+        if (broken != null) {
+            throw explain(broken);
         }
         long elapsed = System.nanoTime() - migration.startNanos();
         if (elapsed > TimeUnit.MILLISECONDS.toNanos(policy.timeoutMs())) {
@@ -573,7 +545,7 @@ final class SourceFlow implements Migration.Control {
         long deadline = System.nanoTime() + timeout.toNanos();
         Object item;
         do {
-            item = inbox.poll(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+            item = inbox.poll(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())));
         } while (item instanceof Frame.IterationDone && type != Frame.IterationDone.class);
         if (item == null) {
             throw new MigrationFailure(MigrationFailure.TIMEOUT, what + " within " + timeout.toSeconds() + " s");
@@ -587,14 +559,10 @@ final class SourceFlow implements Migration.Control {
         throw explain(item);
     }
 
-    /**
-     * A broken data channel is a symptom; the destination sends its reason (ABORT) on the control
-     * channel before it closes anything, but that may be read a moment after the break. So on a data
-     * channel's break this waits briefly for the reason, until the control channel closes too.
-     */
+    /** A broken data channel is a symptom: the destination's reason, if it sends one soon, says more. */
     private MigrationFailure explain(Object item) {
-        if (item instanceof Closed closed && !closed.control()) {
-            Object reason = awaitReason();
+        if (item instanceof Inbox.Closed closed && !closed.control()) {
+            Object reason = inbox.awaitReason(REASON_WAIT);
             if (reason != null) {
                 return failureOf(reason);
             }
@@ -602,40 +570,11 @@ final class SourceFlow implements Migration.Control {
         return failureOf(item);
     }
 
-    /** An ABORT or a cancel that is in the inbox or arrives within {@link #REASON_WAIT}; null if none does. */
-    private Object awaitReason() {
-        long deadline = System.nanoTime() + REASON_WAIT.toNanos();
-        try {
-            while (true) {
-                for (Object queued : inbox) {
-                    if (queued instanceof Frame.Abort || queued instanceof Cancelled) {
-                        inbox.remove(queued);
-                        return queued;
-                    }
-                    if (queued instanceof Closed closed && closed.control()) {
-                        return null;
-                    }
-                }
-                long left = deadline - System.nanoTime();
-                Object next = left <= 0 ? null : inbox.poll(left, TimeUnit.NANOSECONDS);
-                if (next == null || (next instanceof Closed closed && closed.control())) {
-                    return null;
-                }
-                if (next instanceof Frame.Abort || next instanceof Cancelled) {
-                    return next;
-                }
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return null;
-        }
-    }
-
     private MigrationFailure failureOf(Object item) {
         if (item instanceof Frame.Abort abort) {
             return new MigrationFailure(MigrationFailure.codeOf(abort.code()), "the destination aborted: " + abort.message());
         }
-        if (item instanceof Closed closed) {
+        if (item instanceof Inbox.Closed closed) {
             ProtocolException cause = closed.cause() != null ? closed.cause()
                     : new ProtocolException(ErrorCode.CONNECTION_LOST, "the destination closed the connection");
             return MigrationFailure.of(cause, "connection to " + policy.destination());
@@ -645,7 +584,7 @@ final class SourceFlow implements Migration.Control {
 
     /** A send failed: the destination's own reason, if it sent one, says more than the broken channel. */
     private MigrationFailure failure(ProtocolException e, String during) {
-        Object reason = awaitReason();
+        Object reason = inbox.awaitReason(REASON_WAIT);
         return reason != null ? failureOf(reason) : MigrationFailure.of(e, during);
     }
 
