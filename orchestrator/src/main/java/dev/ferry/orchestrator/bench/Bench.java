@@ -69,17 +69,40 @@ public final class Bench {
         this.daemonJvm = daemonJvm;
     }
 
+    /** What {@code --only} selects; the heap is watched during whichever of them run. */
+    static final List<String> BENCHMARKS = List.of("throughput", "zero", "downtime", "devices", "api");
+    static final String USAGE = "usage: ferryd bench [--quick] [--only " + String.join(",", BENCHMARKS)
+            + "] [--daemon-jvm \"OPTIONS\"]\n";
+
     public static int run(List<String> args, PrintStream out, PrintStream err) {
-        boolean quick = args.contains("--quick");
+        boolean quick = false;
         List<String> only = new ArrayList<>();
-        int at = args.indexOf("--only");
-        if (at >= 0 && at + 1 < args.size()) {
-            only.addAll(Arrays.asList(args.get(at + 1).split(",")));
-        }
         List<String> jvm = new ArrayList<>(List.of("-Xmx256m", "-XX:MaxDirectMemorySize=16g"));
-        int options = args.indexOf("--daemon-jvm");
-        if (options >= 0 && options + 1 < args.size()) {
-            jvm.addAll(Arrays.asList(args.get(options + 1).trim().split("\\s+")));
+        for (int i = 0; i < args.size(); i++) {
+            String arg = args.get(i);
+            boolean valued = arg.equals("--only") || arg.equals("--daemon-jvm");
+            if (valued && i + 1 == args.size()) {
+                err.print("bench: " + arg + " needs an argument\n" + USAGE);
+                return 2;
+            }
+            switch (arg) {
+                case "--help", "-h" -> {
+                    out.print(USAGE);
+                    return 0;
+                }
+                case "--quick" -> quick = true;
+                case "--only" -> only.addAll(Arrays.asList(args.get(++i).split(",")));
+                case "--daemon-jvm" -> jvm.addAll(Arrays.asList(args.get(++i).trim().split("\\s+")));
+                default -> {
+                    err.print("bench: unknown option " + arg + "\n" + USAGE);
+                    return 2;
+                }
+            }
+        }
+        List<String> unknown = only.stream().filter(name -> !BENCHMARKS.contains(name)).toList();
+        if (!unknown.isEmpty()) {
+            err.print("bench: no benchmark named " + String.join(", ", unknown) + "\n" + USAGE);
+            return 2;
         }
         Bench bench = new Bench(out, quick, jvm);
         try {
@@ -140,11 +163,7 @@ public final class Bench {
     private void stop() {
         for (DaemonProcess daemon : new DaemonProcess[] {a, b}) {
             if (daemon != null) {
-                try {
-                    daemon.close();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
+                daemon.close();
             }
         }
     }

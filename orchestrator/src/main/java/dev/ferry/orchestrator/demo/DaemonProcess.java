@@ -94,10 +94,16 @@ public final class DaemonProcess implements AutoCloseable {
         return process.exitValue();
     }
 
+    /** {@link #stop()} if it still runs; interrupted, it kills the daemon and keeps the interrupt. */
     @Override
-    public void close() throws InterruptedException {
+    public void close() {
         if (process.isAlive()) {
-            stop();
+            try {
+                stop();
+            } catch (InterruptedException e) {
+                process.destroyForcibly();
+                Thread.currentThread().interrupt();
+            }
         }
     }
 }

@@ -34,8 +34,20 @@ public final class Demo {
     private Demo() {
     }
 
+    static final String USAGE = "usage: ferryd demo [--quick]\n";
+
     public static int run(List<String> args, PrintStream out, PrintStream err) {
-        boolean quick = args.contains("--quick");
+        for (String arg : args) {
+            if (arg.equals("--help") || arg.equals("-h")) {
+                out.print(USAGE);
+                return 0;
+            }
+            if (!arg.equals("--quick")) {
+                err.print("demo: unknown option " + arg + "\n" + USAGE);
+                return 2;
+            }
+        }
+        boolean quick = !args.isEmpty();
         Path dir;
         DaemonProcess source = null;
         DaemonProcess destination = null;

@@ -10,7 +10,6 @@ import dev.ferry.orchestrator.TestDaemons;
 import dev.ferry.orchestrator.migration.MigrationView;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.Iterator;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
@@ -42,9 +41,7 @@ class OpenApiTest {
     /** "METHOD /path" of every operation, with whether it is open (served without the token). */
     private static Map<String, Boolean> documented() {
         Map<String, Boolean> operations = new TreeMap<>();
-        Iterator<Map.Entry<String, JsonNode>> paths = openapi.path("paths").fields();
-        while (paths.hasNext()) {
-            Map.Entry<String, JsonNode> path = paths.next();
+        for (Map.Entry<String, JsonNode> path : openapi.path("paths").properties()) {
             for (String method : new String[] {"get", "put", "post", "delete", "patch", "head", "options"}) {
                 JsonNode operation = path.getValue().get(method);
                 if (operation != null) {
