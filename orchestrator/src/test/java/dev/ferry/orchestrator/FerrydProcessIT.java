@@ -2,6 +2,9 @@ package dev.ferry.orchestrator;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.ferry.orchestrator.cli.ApiClient;
 
 import java.io.IOException;
 import java.net.URI;
@@ -14,6 +17,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -59,6 +63,55 @@ class FerrydProcessIT {
             assertThat(Files.readString(log)).contains("listening").contains("stopped");
         } finally {
             process.destroyForcibly();
+        }
+    }
+
+    /** Starts a daemon and waits for its listening line; {@code addresses} gets its API and migration HOST:PORT. */
+    private Process daemon(Path stdout, Path stderr, Path tokenFile, String[] addresses) throws Exception {
+        Process process = new ProcessBuilder(java("--http", "127.0.0.1:0", "--migration", "127.0.0.1:0", "--token-file",
+                tokenFile.toString())).redirectOutput(stdout.toFile()).redirectError(stderr.toFile()).start();
+        await().atMost(Duration.ofSeconds(60)).until(() -> !process.isAlive() || Files.readString(stdout).contains("\n"));
+        Matcher m = LISTENING.matcher(Files.readString(stdout).lines().findFirst().orElse(""));
+        assertThat(m.matches()).as("%s started", stdout).isTrue();
+        addresses[0] = m.group(1) + ":" + m.group(2);
+        addresses[1] = m.group(3) + ":" + m.group(4);
+        return process;
+    }
+
+    /** DESIGN.md: a disk full for logs is not fatal. Both daemons log into /dev/full and still migrate. */
+    @Test
+    void aFullLogDeviceDoesNotStopAMigration() throws Exception {
+        Path full = Path.of("/dev/full");
+        assumeTrue(Files.isWritable(full), "no /dev/full here");
+        Path tokenFile = Files.writeString(dir.resolve("token"), "full-disk-token");
+        String[] source = new String[2];
+        String[] destination = new String[2];
+        Process from = daemon(dir.resolve("source.out"), full, tokenFile, source);
+        Process to = null;
+        try {
+            to = daemon(dir.resolve("destination.out"), full, tokenFile, destination);
+            ApiClient api = new ApiClient(source[0], "full-disk-token");
+            ApiClient destinationApi = new ApiClient(destination[0], "full-disk-token");
+            api.post("/v1/vms", Map.of("id", "logged", "memoryBytes", 16L << 20, "initialMemory", "random",
+                    "devices", List.of(Map.of("id", "nic0", "kind", "nic"), Map.of("id", "serial0", "kind", "serial"))));
+            api.post("/v1/vms/logged/pause", Map.of());
+            String before = api.get("/v1/vms/logged/digest").path("vm").asText();
+            String id = api.post("/v1/migrations", Map.of("vm", "logged", "destination", destination[1]))
+                    .path("id").asText();
+            await().atMost(Duration.ofSeconds(60))
+                    .until(() -> api.get("/v1/migrations/" + id).path("phase").asText(), phase -> phase.equals("completed"));
+            assertThat(destinationApi.get("/v1/vms/logged/digest").path("vm").asText()).isEqualTo(before);
+
+            for (Process daemon : List.of(from, to)) {
+                daemon.destroy();
+                assertThat(daemon.waitFor(60, TimeUnit.SECONDS)).isTrue();
+                assertThat(daemon.exitValue()).as("SIGTERM exits 0 though no log line could be written").isZero();
+            }
+        } finally {
+            from.destroyForcibly();
+            if (to != null) {
+                to.destroyForcibly();
+            }
         }
     }
 
