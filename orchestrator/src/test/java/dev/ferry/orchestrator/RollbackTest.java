@@ -21,7 +21,8 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * F4 and F5: before the commit every failure or cancel rolls the source back with nothing lost and
- * the destination discards its copy; after it, cancel is too late.
+ * the destination discards its copy; after it, cancel is too late and a lost destination leaves the
+ * source VM stopped ({@code switchover_unknown}).
  */
 class RollbackTest {
     private TestDaemons daemons;
@@ -121,19 +122,47 @@ class RollbackTest {
         assertThat(destinationSide.path("error").path("code").asText()).isEqualTo("device_load_failed");
     }
 
-    @Test
-    void aDestinationKilledMidStreamRollsTheSourceBack() throws Exception {
+    /**
+     * The destination killed mid-stream, and more: in every source phase before the commit, the
+     * destination's migration listener and every connection to it go away (F4).
+     */
+    @ParameterizedTest
+    @EnumSource(value = Phase.class, names = {"SETUP", "PRECOPY", "VIOMMU_GRACE", "P2P_GRACE", "STOP_COPY", "SWITCHOVER"})
+    void aDestinationCutOffInEverySourcePhaseRollsTheSourceBack(Phase phase) throws Exception {
         JsonNode digest = pausedVm("vm1");
-        FaultInjector.Hold hold = daemons.sourceFaults().holdAt(Phase.PRECOPY);
+        FaultInjector.Hold hold = daemons.sourceFaults().holdAt(phase);
         String id = daemons.migrate("vm1", Map.of("channels", 2)).path("id").asText();
         assertThat(hold.awaitReached(30, TimeUnit.SECONDS)).isTrue();
-        // The destination's listener goes away with every migration connection to it.
         daemons.destination.get(MigrationTransport.class).stop();
         hold.release();
         JsonNode end = daemons.awaitEnd(id);
-        assertThat(end.path("phase").asText()).isEqualTo("failed");
-        assertThat(end.path("error").path("code").asText()).isIn("connection_lost", "destination_failed", "peer_failed");
+        assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("failed");
+        assertThat(end.path("error").path("code").asText())
+                .isIn("connection_failed", "connection_lost", "destination_failed", "peer_failed");
         assertRolledBack("vm1", digest, "paused");
+    }
+
+    /** F5: cut off after the commit, the source cannot know; its VM stays paused and stopped for an operator. */
+    @Test
+    void aDestinationCutOffAfterTheCommitLeavesTheSourceVmStopped() throws Exception {
+        daemons.sourceApi.post("/v1/vms", TestDaemons.vm("live", true, 4L << 20, 50, TestDaemons.p2pDevices()));
+        FaultInjector.Hold committed = daemons.destinationFaults().holdAt(Phase.SWITCHOVER);
+        String id = daemons.migrate("live", Map.of()).path("id").asText();
+        assertThat(committed.awaitReached(30, TimeUnit.SECONDS)).isTrue();
+        daemons.destination.get(MigrationTransport.class).stop();
+        JsonNode end;
+        try {
+            end = daemons.awaitEnd(id);
+        } finally {
+            committed.release();
+        }
+        assertThat(end.path("phase").asText()).isEqualTo("failed");
+        assertThat(end.path("error").path("code").asText()).isEqualTo("switchover_unknown");
+        JsonNode view = daemons.sourceApi.get("/v1/vms/live");
+        assertThat(view.path("state").asText()).as("the vCPUs were running; they do not restart").isEqualTo("paused");
+        for (JsonNode device : view.path("devices")) {
+            assertThat(device.path("deviceState").asText()).as("device %s", device.path("id")).isNotEqualTo("RUNNING");
+        }
     }
 
     @Test
