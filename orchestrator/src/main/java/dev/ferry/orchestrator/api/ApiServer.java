@@ -40,6 +40,7 @@ import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.handler.codec.http.QueryStringDecoder;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.handler.timeout.IdleStateHandler;
+import io.netty.handler.timeout.ReadTimeoutHandler;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.net.InetSocketAddress;
@@ -62,7 +63,8 @@ import org.slf4j.LoggerFactory;
 public final class ApiServer implements Managed {
     private static final Logger LOG = LoggerFactory.getLogger(ApiServer.class);
     public static final int MAX_BODY_BYTES = 1 << 20;
-    private static final int MAX_CONNECTIONS = 1024;
+    /** Connections held at once, by default; one more is answered 503 {@code too_many_connections}. */
+    public static final int MAX_CONNECTIONS = 1024;
     /** A request must arrive whole within this, by default. */
     public static final java.time.Duration REQUEST_TIMEOUT = java.time.Duration.ofSeconds(10);
     private static final java.time.Duration[] SLO_BUCKETS = {java.time.Duration.ofMillis(1), java.time.Duration.ofMillis(5),
@@ -78,14 +80,16 @@ public final class ApiServer implements Managed {
     private final ExecutorService workers;
     private final MeterRegistry registry;
     private final long requestTimeoutNanos;
+    private final int maxConnections;
     private final ChannelGroup connections = new DefaultChannelGroup("ferry-api", GlobalEventExecutor.INSTANCE);
     private final java.util.concurrent.ConcurrentMap<String, Timer> timers = new java.util.concurrent.ConcurrentHashMap<>();
     private Channel listener;
     private volatile InetSocketAddress bound;
 
     public ApiServer(Endpoint endpoint, byte[] token, Router router, EventLoopGroup group, ExecutorService workers,
-                     MeterRegistry registry, java.time.Duration requestTimeout) {
+                     MeterRegistry registry, java.time.Duration requestTimeout, int maxConnections) {
         this.requestTimeoutNanos = requestTimeout.toNanos();
+        this.maxConnections = maxConnections;
         this.endpoint = endpoint;
         this.token = token.clone();
         this.router = router;
@@ -109,8 +113,12 @@ public final class ApiServer implements Managed {
                 .childHandler(new ChannelInitializer<Channel>() {
                     @Override
                     protected void initChannel(Channel ch) {
-                        if (connections.size() >= MAX_CONNECTIONS) {
-                            ch.close();
+                        if (connections.size() >= maxConnections) {
+                            // Told why rather than reset; it is not counted, and it may not linger.
+                            ch.pipeline()
+                                    .addLast("timeout", new ReadTimeoutHandler(requestTimeoutNanos, TimeUnit.NANOSECONDS))
+                                    .addLast("http", new HttpServerCodec(4096, 8192, 8192))
+                                    .addLast("refuse", new Refuse(maxConnections));
                             return;
                         }
                         connections.add(ch);
@@ -176,6 +184,28 @@ public final class ApiServer implements Managed {
                 deadline.cancel(false);
             }
             ctx.fireChannelInactive();
+        }
+    }
+
+    /** The connection over the limit: its first request is answered 503 and the connection closed. */
+    private static final class Refuse extends SimpleChannelInboundHandler<HttpObject> {
+        private final int limit;
+
+        Refuse(int limit) {
+            this.limit = limit;
+        }
+
+        @Override
+        protected void channelRead0(ChannelHandlerContext ctx, HttpObject msg) {
+            if (msg instanceof HttpRequest) {
+                writeError(ctx, new ApiException(HttpResponseStatus.SERVICE_UNAVAILABLE, "too_many_connections",
+                        "the API holds " + limit + " connections already; retry when one closes"), true);
+            }
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            ctx.close();
         }
     }
 
