@@ -45,7 +45,7 @@ public final class ConfigLoader {
                           [--memory-pool-bytes N] [--config FILE] [--insecure]
                    ferryd ctl [--api HOST:PORT] [--token-file FILE] COMMAND ...
                    ferryd demo [--quick]
-                   ferryd bench [--quick] [--only throughput,zero,downtime,devices,api]
+                   ferryd bench [--quick] [--only throughput,zero,downtime,devices,api] [--daemon-jvm "OPTIONS"]
               --http HOST:PORT       control API (default 127.0.0.1:7070; port 0 picks a free port)
               --migration HOST:PORT  migration listener (default 127.0.0.1:7071)
               --token-file FILE      bearer token for the API and the migration handshake

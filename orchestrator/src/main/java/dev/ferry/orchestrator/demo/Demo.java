@@ -34,7 +34,7 @@ public final class Demo {
     private Demo() {
     }
 
-    static final String USAGE = "usage: ferryd demo [--quick]\n";
+    public static final String USAGE = "usage: ferryd demo [--quick]\n";
 
     public static int run(List<String> args, PrintStream out, PrintStream err) {
         for (String arg : args) {

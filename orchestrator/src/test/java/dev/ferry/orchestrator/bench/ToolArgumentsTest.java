@@ -2,6 +2,7 @@ package dev.ferry.orchestrator.bench;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.ferry.orchestrator.config.ConfigLoader;
 import dev.ferry.orchestrator.demo.Demo;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -56,6 +57,13 @@ class ToolArgumentsTest {
         assertThat(bench("--quick", "--daemon-jvm")).isEqualTo(2);
         assertThat(text(err)).contains("--daemon-jvm needs an argument");
         assertThat(text(out)).isEmpty();
+    }
+
+    @Test
+    void theDaemonsUsageListsBothToolsAsTheyParse() {
+        for (String usage : List.of(Demo.USAGE, Bench.USAGE)) {
+            assertThat(ConfigLoader.USAGE).contains(usage.substring("usage: ".length()).strip());
+        }
     }
 
     @Test
