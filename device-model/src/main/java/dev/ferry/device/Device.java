@@ -125,6 +125,7 @@ public abstract class Device implements AutoCloseable {
             case GPU -> new GpuDevice(config, slot, memoryPool);
             case SERIAL -> new SerialDevice(config, slot, memoryPool);
             case CRYPTO -> new CryptoDevice(config, slot, memoryPool);
+            case NVME -> new NvmeDevice(config, slot, memoryPool);
         };
     }
 

@@ -1,5 +1,6 @@
 package dev.ferry.device;
 
+import java.util.Arrays;
 import java.util.Locale;
 
 /** The emulated device kinds, with their defaults (DESIGN: device-model). */
@@ -11,7 +12,12 @@ public enum DeviceKind {
     /** Tiny state, no DMA: a 4 KiB transmit FIFO. */
     SERIAL("serial", true, false, 4096),
     /** DMA engine without NDMA support: its control sits in the migrated function. 256 KiB key store. */
-    CRYPTO("crypto", false, false, 256L << 10);
+    CRYPTO("crypto", false, false, 256L << 10),
+    /** Storage: a namespace (default 16 MiB) in device memory, DMA to and from guest buffers, P2P target; NDMA; pre-copy. */
+    NVME("nvme", true, true, 16L << 20);
+
+    /** The API names of every kind, for messages: {@code nic, gpu, ...}. */
+    public static final String KNOWN = String.join(", ", Arrays.stream(values()).map(DeviceKind::label).toList());
 
     private final String label;
     private final boolean ndmaCapable;
@@ -53,7 +59,7 @@ public enum DeviceKind {
                 return kind;
             }
         }
-        throw DeviceModelException.invalid("unknown device kind '" + label + "'; known: nic, gpu, serial, crypto");
+        throw DeviceModelException.invalid("unknown device kind '" + label + "'; known: " + KNOWN);
     }
 
     @Override

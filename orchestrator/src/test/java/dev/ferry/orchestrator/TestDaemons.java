@@ -65,7 +65,8 @@ public final class TestDaemons implements AutoCloseable {
     public static List<Map<String, Object>> p2pDevices() {
         return List.of(Map.of("id", "nic0", "kind", "nic"),
                 Map.of("id", "gpu0", "kind", "gpu", "memoryBytes", 4L << 20),
-                Map.of("id", "serial0", "kind", "serial"));
+                Map.of("id", "serial0", "kind", "serial"),
+                Map.of("id", "nvme0", "kind", "nvme", "memoryBytes", 1L << 20));
     }
 
     public JsonNode migrate(String vm, Map<String, Object> extra) throws Exception {

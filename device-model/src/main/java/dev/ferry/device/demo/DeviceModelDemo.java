@@ -31,7 +31,8 @@ public final class DeviceModelDemo {
                         DeviceConfig.of("nic0", DeviceKind.NIC),
                         DeviceConfig.of("gpu0", DeviceKind.GPU),
                         DeviceConfig.of("serial0", DeviceKind.SERIAL),
-                        DeviceConfig.of("crypto0", DeviceKind.CRYPTO)));
+                        DeviceConfig.of("crypto0", DeviceKind.CRYPTO),
+                        DeviceConfig.of("nvme0", DeviceKind.NVME)));
         try (Vm source = Vm.boot(config); Vm target = Vm.incoming(config, slots(config), Vm.Options.DEFAULT)) {
             out.printf("VM %s: %d MiB of random memory, %d vCPUs, p2p %s (%s)%n", config.id(), config.memoryBytes() >> 20,
                     config.vcpus(), config.p2p().label(), source.p2pActive() ? "active" : "inactive: crypto0 has no NDMA");

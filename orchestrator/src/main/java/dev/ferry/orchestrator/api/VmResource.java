@@ -191,7 +191,7 @@ public final class VmResource {
     static DeviceConfig deviceConfig(Requests.CreateDevice body, int index) {
         if (body.kind() == null) {
             throw new ApiException(io.netty.handler.codec.http.HttpResponseStatus.BAD_REQUEST, "invalid_field",
-                    "a device needs a kind: nic, gpu, serial or crypto", Map.of("field", "kind"));
+                    "a device needs a kind: " + DeviceKind.KNOWN, Map.of("field", "kind"));
         }
         try {
             DeviceKind kind = DeviceKind.of(body.kind());

@@ -1,0 +1,169 @@
+package dev.ferry.device;
+
+import dev.ferry.device.memory.ChunkPool;
+import dev.ferry.device.memory.Pages;
+import dev.ferry.device.migration.StreamFormatException;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * A storage controller: one namespace of 4 KiB blocks in device memory (default 16 MiB), data
+ * buffers and a completion queue in guest memory. A write command DMA-reads a guest buffer into a
+ * block, a read DMA-writes a block into a guest buffer; each command posts a 16-byte completion
+ * entry by DMA and raises an interrupt. A P2P target: a peer ringing its doorbell submits a command,
+ * as a GPU reading storage directly does. NDMA; pre-copies its namespace by default, since most of
+ * it stays as it was from one iteration to the next.
+ *
+ * <p>The ring area holds the completion queue in its first 4 KiB and the data buffers after it.
+ */
+final class NvmeDevice extends Device {
+    /** Doorbell: write the guest buffer the argument selects into the block it selects. */
+    static final int OP_WRITE = 1;
+    /** Doorbell: read the block the argument selects into the guest buffer it selects. */
+    static final int OP_READ = 2;
+    /** Doorbell: flush; nothing is cached, so it only completes. */
+    static final int OP_FLUSH = 3;
+    static final int BLOCK_BYTES = Pages.PAGE_SIZE;
+    static final int COMPLETION_BYTES = 16;
+    private static final int COMPLETION_QUEUE_BYTES = 4096;
+
+    private long ringBase;
+    private long ringSize;
+    private long commands;
+    private long blocksRead;
+    private long blocksWritten;
+    private long checksum;
+
+    private final byte[] block = new byte[BLOCK_BYTES];
+    private final byte[] completion = new byte[COMPLETION_BYTES];
+
+    NvmeDevice(DeviceConfig config, int slot, ChunkPool memoryPool) {
+        super(config, slot, memoryPool);
+    }
+
+    @Override
+    protected void execute(int register, long value) throws IommuFault, InterruptedException {
+        switch (register) {
+            case REG_RING_BASE -> ringBase = value;
+            case REG_RING_SIZE -> ringSize = value;
+            case REG_DOORBELL -> {
+                int op = Mix.op(value);
+                switch (op) {
+                    case OP_WRITE -> write(Mix.arg(value));
+                    case OP_READ -> read(Mix.arg(value));
+                    case OP_FLUSH -> complete(op, 0);
+                    default -> {
+                        // An unknown opcode is ignored, as a register write with no effect.
+                    }
+                }
+            }
+            default -> {
+            }
+        }
+    }
+
+    private long buffers() {
+        return Math.max(0, (ringSize - COMPLETION_QUEUE_BYTES) / BLOCK_BYTES);
+    }
+
+    private long bufferAddress(long arg) {
+        return ringBase + COMPLETION_QUEUE_BYTES + Mix.index(Mix.mix(arg, 1), buffers()) * BLOCK_BYTES;
+    }
+
+    private long blockAddress(long arg) {
+        return Mix.index(arg, deviceMemoryBytes() / BLOCK_BYTES) * BLOCK_BYTES;
+    }
+
+    private void write(long arg) throws IommuFault, InterruptedException {
+        if (buffers() == 0) {
+            return;
+        }
+        dmaRead(bufferAddress(arg), block, 0, BLOCK_BYTES);
+        long address = blockAddress(arg);
+        writeDeviceMemory(address, block, 0, BLOCK_BYTES);
+        blocksWritten++;
+        checksum = Mix.mix(checksum, block, 0, BLOCK_BYTES);
+        complete(OP_WRITE, address);
+    }
+
+    private void read(long arg) throws IommuFault {
+        if (buffers() == 0) {
+            return;
+        }
+        long address = blockAddress(arg);
+        readDeviceMemory(address, block, 0, BLOCK_BYTES);
+        dmaWrite(bufferAddress(arg), block, 0, BLOCK_BYTES);
+        blocksRead++;
+        checksum = Mix.mix(checksum, block, 0, BLOCK_BYTES);
+        complete(OP_READ, address);
+    }
+
+    /** Posts the completion entry (command id, opcode and block, status) into the queue by DMA. */
+    private void complete(int op, long address) throws IommuFault {
+        if (ringSize < COMPLETION_QUEUE_BYTES) {
+            return;
+        }
+        Mix.putLong(completion, 0, commands);
+        Mix.putLong(completion, 8, ((long) op << 56) | (address / BLOCK_BYTES));
+        long slot = commands % (COMPLETION_QUEUE_BYTES / COMPLETION_BYTES);
+        dmaWrite(ringBase + slot * COMPLETION_BYTES, completion, 0, COMPLETION_BYTES);
+        commands++;
+        checksum = Mix.mix(checksum, commands);
+        raiseInterrupt();
+    }
+
+    @Override
+    protected int registerBytes() {
+        return 6 * 8;
+    }
+
+    @Override
+    protected void writeRegisters(DataOutputStream out) throws IOException {
+        out.writeLong(ringBase);
+        out.writeLong(ringSize);
+        out.writeLong(commands);
+        out.writeLong(blocksRead);
+        out.writeLong(blocksWritten);
+        out.writeLong(checksum);
+    }
+
+    @Override
+    protected void readRegisters(DataInputStream in) throws IOException, StreamFormatException {
+        long base = in.readLong();
+        long size = in.readLong();
+        if (base < 0 || size < 0) {
+            throw new StreamFormatException("nvme queues outside guest memory");
+        }
+        ringBase = base;
+        ringSize = size;
+        commands = in.readLong();
+        blocksRead = in.readLong();
+        blocksWritten = in.readLong();
+        checksum = in.readLong();
+    }
+
+    @Override
+    protected void resetRegisters() {
+        ringBase = ringSize = commands = blocksRead = blocksWritten = checksum = 0;
+    }
+
+    @Override
+    public long workloadDoorbell(SplittableRandom random) {
+        int op = switch (random.nextInt(8)) {
+            case 0 -> OP_FLUSH;
+            case 1, 2, 3 -> OP_WRITE;
+            default -> OP_READ;
+        };
+        return Mix.doorbell(op, random.nextLong());
+    }
+
+    @Override
+    public void describeRegisters(Map<String, Long> out) {
+        out.put("commands", commands);
+        out.put("blocksRead", blocksRead);
+        out.put("blocksWritten", blocksWritten);
+    }
+}
