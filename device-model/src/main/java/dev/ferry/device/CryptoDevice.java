@@ -19,8 +19,7 @@ final class CryptoDevice extends Device {
     /** Doorbell: encrypt the guest page the argument selects, in place. */
     static final int OP_ENCRYPT = 1;
 
-    private long ringBase;
-    private long ringSize;
+    private final Ring ring = new Ring();
     private long jobs;
     private long checksum;
 
@@ -33,16 +32,10 @@ final class CryptoDevice extends Device {
 
     @Override
     protected void execute(int register, long value) throws IommuFault, InterruptedException {
-        switch (register) {
-            case REG_RING_BASE -> ringBase = value;
-            case REG_RING_SIZE -> ringSize = value;
-            case REG_DOORBELL -> {
-                if (Mix.op(value) == OP_ENCRYPT) {
-                    encrypt(Mix.arg(value));
-                }
-            }
-            default -> {
-            }
+        if (register != REG_DOORBELL) {
+            ring.write(register, value);
+        } else if (Mix.op(value) == OP_ENCRYPT) {
+            encrypt(Mix.arg(value));
         }
     }
 
@@ -69,33 +62,27 @@ final class CryptoDevice extends Device {
 
     @Override
     protected int registerBytes() {
-        return 4 * 8;
+        return Ring.BYTES + 2 * 8;
     }
 
     @Override
     protected void writeRegisters(DataOutputStream out) throws IOException {
-        out.writeLong(ringBase);
-        out.writeLong(ringSize);
+        ring.save(out);
         out.writeLong(jobs);
         out.writeLong(checksum);
     }
 
     @Override
     protected void readRegisters(DataInputStream in) throws IOException, StreamFormatException {
-        long base = in.readLong();
-        long size = in.readLong();
-        if (base < 0 || size < 0) {
-            throw new StreamFormatException("crypto ring outside guest memory");
-        }
-        ringBase = base;
-        ringSize = size;
+        ring.load(in, kind());
         jobs = in.readLong();
         checksum = in.readLong();
     }
 
     @Override
     protected void resetRegisters() {
-        ringBase = ringSize = jobs = checksum = 0;
+        ring.reset();
+        jobs = checksum = 0;
     }
 
     @Override

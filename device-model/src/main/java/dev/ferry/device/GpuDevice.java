@@ -22,8 +22,7 @@ final class GpuDevice extends Device {
     static final int OP_P2P = 2;
     private static final int RESULT_BYTES = 64;
 
-    private long ringBase;
-    private long ringSize;
+    private final Ring ring = new Ring();
     private long fence;
     private long checksum;
     private long p2pCursor;
@@ -40,17 +39,13 @@ final class GpuDevice extends Device {
 
     @Override
     protected void execute(int reg, long value) throws IommuFault, InterruptedException {
-        switch (reg) {
-            case REG_RING_BASE -> ringBase = value;
-            case REG_RING_SIZE -> ringSize = value;
-            case REG_DOORBELL -> {
-                switch (Mix.op(value)) {
-                    case OP_COMPUTE -> compute(Mix.arg(value));
-                    case OP_P2P -> peerWrite(Mix.arg(value));
-                    default -> {
-                    }
-                }
-            }
+        if (reg != REG_DOORBELL) {
+            ring.write(reg, value);
+            return;
+        }
+        switch (Mix.op(value)) {
+            case OP_COMPUTE -> compute(Mix.arg(value));
+            case OP_P2P -> peerWrite(Mix.arg(value));
             default -> {
             }
         }
@@ -97,13 +92,12 @@ final class GpuDevice extends Device {
 
     @Override
     protected int registerBytes() {
-        return 6 * 8;
+        return Ring.BYTES + 4 * 8;
     }
 
     @Override
     protected void writeRegisters(DataOutputStream out) throws IOException {
-        out.writeLong(ringBase);
-        out.writeLong(ringSize);
+        ring.save(out);
         out.writeLong(fence);
         out.writeLong(checksum);
         out.writeLong(p2pCursor);
@@ -112,13 +106,7 @@ final class GpuDevice extends Device {
 
     @Override
     protected void readRegisters(DataInputStream in) throws IOException, StreamFormatException {
-        long base = in.readLong();
-        long size = in.readLong();
-        if (base < 0 || size < 0) {
-            throw new StreamFormatException("gpu ring outside guest memory");
-        }
-        ringBase = base;
-        ringSize = size;
+        ring.load(in, kind());
         fence = in.readLong();
         checksum = in.readLong();
         p2pCursor = in.readLong();
@@ -127,7 +115,8 @@ final class GpuDevice extends Device {
 
     @Override
     protected void resetRegisters() {
-        ringBase = ringSize = fence = checksum = p2pCursor = p2pSent = 0;
+        ring.reset();
+        fence = checksum = p2pCursor = p2pSent = 0;
     }
 
     @Override

@@ -22,8 +22,7 @@ final class NicDevice extends Device {
     private static final int FLOW_ENTRY_BYTES = 16;
     private static final int TX_BYTES = 256;
 
-    private long ringBase;
-    private long ringSize;
+    private final Ring ring = new Ring();
     private long rxHead;
     private long txHead;
     private long rxPackets;
@@ -41,25 +40,21 @@ final class NicDevice extends Device {
 
     @Override
     protected void execute(int register, long value) throws IommuFault, InterruptedException {
-        switch (register) {
-            case REG_RING_BASE -> ringBase = value;
-            case REG_RING_SIZE -> ringSize = value;
-            case REG_DOORBELL -> {
-                switch (Mix.op(value)) {
-                    case OP_RECEIVE -> receive(Mix.arg(value));
-                    case OP_TRANSMIT -> transmit();
-                    default -> {
-                        // An unknown doorbell is ignored, as a register write with no effect.
-                    }
-                }
-            }
+        if (register != REG_DOORBELL) {
+            ring.write(register, value);
+            return;
+        }
+        switch (Mix.op(value)) {
+            case OP_RECEIVE -> receive(Mix.arg(value));
+            case OP_TRANSMIT -> transmit();
             default -> {
+                // An unknown doorbell is ignored, as a register write with no effect.
             }
         }
     }
 
     private long slots() {
-        return ringSize / 2 / SLOT_BYTES;
+        return ring.size() / 2 / SLOT_BYTES;
     }
 
     private void receive(long arg) throws IommuFault {
@@ -69,7 +64,7 @@ final class NicDevice extends Device {
         }
         int length = 64 + (int) Mix.index(Mix.mix(checksum, arg), SLOT_BYTES - 64);
         new SplittableRandom(Mix.mix(checksum, rxPackets)).nextBytes(packet);
-        dmaWrite(ringBase + (rxHead % slots) * SLOT_BYTES, packet, 0, length);
+        dmaWrite(ring.base() + (rxHead % slots) * SLOT_BYTES, packet, 0, length);
         rxHead++;
         rxPackets++;
         rxBytes += length;
@@ -83,7 +78,7 @@ final class NicDevice extends Device {
         if (slots == 0) {
             return;
         }
-        dmaRead(ringBase + ringSize / 2 + (txHead % slots) * SLOT_BYTES, packet, 0, TX_BYTES);
+        dmaRead(ring.base() + ring.size() / 2 + (txHead % slots) * SLOT_BYTES, packet, 0, TX_BYTES);
         txHead++;
         txPackets++;
         txBytes += TX_BYTES;
@@ -102,13 +97,12 @@ final class NicDevice extends Device {
 
     @Override
     protected int registerBytes() {
-        return 9 * 8;
+        return Ring.BYTES + 7 * 8;
     }
 
     @Override
     protected void writeRegisters(DataOutputStream out) throws IOException {
-        out.writeLong(ringBase);
-        out.writeLong(ringSize);
+        ring.save(out);
         out.writeLong(rxHead);
         out.writeLong(txHead);
         out.writeLong(rxPackets);
@@ -120,13 +114,7 @@ final class NicDevice extends Device {
 
     @Override
     protected void readRegisters(DataInputStream in) throws IOException, StreamFormatException {
-        long base = in.readLong();
-        long size = in.readLong();
-        if (base < 0 || size < 0) {
-            throw new StreamFormatException("nic ring outside guest memory");
-        }
-        ringBase = base;
-        ringSize = size;
+        ring.load(in, kind());
         rxHead = in.readLong();
         txHead = in.readLong();
         rxPackets = in.readLong();
@@ -138,7 +126,8 @@ final class NicDevice extends Device {
 
     @Override
     protected void resetRegisters() {
-        ringBase = ringSize = rxHead = txHead = rxPackets = txPackets = rxBytes = txBytes = checksum = 0;
+        ring.reset();
+        rxHead = txHead = rxPackets = txPackets = rxBytes = txBytes = checksum = 0;
     }
 
     @Override

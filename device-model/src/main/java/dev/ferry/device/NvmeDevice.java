@@ -30,8 +30,7 @@ final class NvmeDevice extends Device {
     static final int COMPLETION_BYTES = 16;
     private static final int COMPLETION_QUEUE_BYTES = 4096;
 
-    private long ringBase;
-    private long ringSize;
+    private final Ring ring = new Ring();
     private long commands;
     private long blocksRead;
     private long blocksWritten;
@@ -46,31 +45,26 @@ final class NvmeDevice extends Device {
 
     @Override
     protected void execute(int register, long value) throws IommuFault, InterruptedException {
-        switch (register) {
-            case REG_RING_BASE -> ringBase = value;
-            case REG_RING_SIZE -> ringSize = value;
-            case REG_DOORBELL -> {
-                int op = Mix.op(value);
-                switch (op) {
-                    case OP_WRITE -> write(Mix.arg(value));
-                    case OP_READ -> read(Mix.arg(value));
-                    case OP_FLUSH -> complete(op, 0);
-                    default -> {
-                        // An unknown opcode is ignored, as a register write with no effect.
-                    }
-                }
-            }
+        if (register != REG_DOORBELL) {
+            ring.write(register, value);
+            return;
+        }
+        switch (Mix.op(value)) {
+            case OP_WRITE -> write(Mix.arg(value));
+            case OP_READ -> read(Mix.arg(value));
+            case OP_FLUSH -> complete(OP_FLUSH, 0);
             default -> {
+                // An unknown opcode is ignored, as a register write with no effect.
             }
         }
     }
 
     private long buffers() {
-        return Math.max(0, (ringSize - COMPLETION_QUEUE_BYTES) / BLOCK_BYTES);
+        return Math.max(0, (ring.size() - COMPLETION_QUEUE_BYTES) / BLOCK_BYTES);
     }
 
     private long bufferAddress(long arg) {
-        return ringBase + COMPLETION_QUEUE_BYTES + Mix.index(Mix.mix(arg, 1), buffers()) * BLOCK_BYTES;
+        return ring.base() + COMPLETION_QUEUE_BYTES + Mix.index(Mix.mix(arg, 1), buffers()) * BLOCK_BYTES;
     }
 
     private long blockAddress(long arg) {
@@ -103,13 +97,13 @@ final class NvmeDevice extends Device {
 
     /** Posts the completion entry (command id, opcode and block, status) into the queue by DMA. */
     private void complete(int op, long address) throws IommuFault {
-        if (ringSize < COMPLETION_QUEUE_BYTES) {
+        if (ring.size() < COMPLETION_QUEUE_BYTES) {
             return;
         }
         Mix.putLong(completion, 0, commands);
         Mix.putLong(completion, 8, ((long) op << 56) | (address / BLOCK_BYTES));
         long slot = commands % (COMPLETION_QUEUE_BYTES / COMPLETION_BYTES);
-        dmaWrite(ringBase + slot * COMPLETION_BYTES, completion, 0, COMPLETION_BYTES);
+        dmaWrite(ring.base() + slot * COMPLETION_BYTES, completion, 0, COMPLETION_BYTES);
         commands++;
         checksum = Mix.mix(checksum, commands);
         raiseInterrupt();
@@ -117,13 +111,12 @@ final class NvmeDevice extends Device {
 
     @Override
     protected int registerBytes() {
-        return 6 * 8;
+        return Ring.BYTES + 4 * 8;
     }
 
     @Override
     protected void writeRegisters(DataOutputStream out) throws IOException {
-        out.writeLong(ringBase);
-        out.writeLong(ringSize);
+        ring.save(out);
         out.writeLong(commands);
         out.writeLong(blocksRead);
         out.writeLong(blocksWritten);
@@ -132,13 +125,7 @@ final class NvmeDevice extends Device {
 
     @Override
     protected void readRegisters(DataInputStream in) throws IOException, StreamFormatException {
-        long base = in.readLong();
-        long size = in.readLong();
-        if (base < 0 || size < 0) {
-            throw new StreamFormatException("nvme queues outside guest memory");
-        }
-        ringBase = base;
-        ringSize = size;
+        ring.load(in, kind());
         commands = in.readLong();
         blocksRead = in.readLong();
         blocksWritten = in.readLong();
@@ -147,7 +134,8 @@ final class NvmeDevice extends Device {
 
     @Override
     protected void resetRegisters() {
-        ringBase = ringSize = commands = blocksRead = blocksWritten = checksum = 0;
+        ring.reset();
+        commands = blocksRead = blocksWritten = checksum = 0;
     }
 
     @Override

@@ -35,6 +35,14 @@ final class CommitPoint {
         committed = true;
     }
 
+    /**
+     * Takes back a commit that provably never left (its COMMIT was not written). The flow then fails
+     * and, through {@link #fail()}, rolls back as before the commit.
+     */
+    synchronized void withdraw() {
+        committed = false;
+    }
+
     /** A failure: no commit can follow it; says whether it came after the commit, and whether a cancel caused it. */
     synchronized Failure fail() {
         Failure failure = new Failure(committed, cancelled && !committed);

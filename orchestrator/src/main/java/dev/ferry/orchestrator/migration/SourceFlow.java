@@ -24,6 +24,7 @@ import dev.ferry.protocol.transfer.PageSet;
 import dev.ferry.protocol.transfer.PageSource;
 import dev.ferry.protocol.transfer.RateLimiter;
 import io.netty.buffer.ByteBuf;
+import io.netty.channel.ChannelFuture;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -261,7 +262,14 @@ final class SourceFlow implements Migration.Control {
     private void switchover() throws MigrationFailure, InterruptedException {
         step(Phase.SWITCHOVER);
         commitPoint.commit("cancelled before the commit");
-        control.send(new Frame.Commit());
+        ChannelFuture commit = control.send(new Frame.Commit());
+        // A COMMIT whose write failed never reached the socket whole, so the destination cannot have
+        // committed: that is still before the commit (F4). Once written, only CONFIRM can tell (F5).
+        if (commit.await(CONFIRM_TIMEOUT.toMillis()) && !commit.isSuccess()) {
+            commitPoint.withdraw();
+            throw new MigrationFailure(MigrationFailure.CONNECTION_LOST, "the connection closed before COMMIT was sent ("
+                    + commit.cause() + ")");
+        }
         try {
             await(Frame.Confirm.class, CONFIRM_TIMEOUT, "no confirmation");
         } catch (MigrationFailure f) {

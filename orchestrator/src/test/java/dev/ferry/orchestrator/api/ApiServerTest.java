@@ -123,7 +123,8 @@ class ApiServerTest {
                 new SimpleMeterRegistry(), java.time.Duration.ofSeconds(10), 2);
         small.start();
         int port = small.address().getPort();
-        try (Socket first = new Socket("127.0.0.1", port); Socket second = new Socket("127.0.0.1", port)) {
+        Socket first = new Socket("127.0.0.1", port);
+        try (Socket second = new Socket("127.0.0.1", port)) {
             assertThat(exchange(first, "keep-alive")).startsWith("HTTP/1.1 200");
             assertThat(exchange(second, "keep-alive")).startsWith("HTTP/1.1 200");
             try (Socket third = new Socket("127.0.0.1", port)) {
@@ -139,6 +140,7 @@ class ApiServerTest {
                 }
             });
         } finally {
+            first.close();
             small.stop();
         }
     }
