@@ -171,21 +171,14 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
 
     void run() {
         try {
-            Frame.VmDescription described = (Frame.VmDescription) next();
-            build(described);
-            prepared(receive());
-            awaitCommit();
-            resume();
-            migration.enter(Phase.COMPLETED);
-            LOG.info("incoming migration {} of VM {} completed", migration.id(), migration.vm());
-        } catch (MigrationFailure failure) {
-            fail(failure);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            fail(new MigrationFailure(MigrationFailure.SHUTDOWN, "interrupted"));
-        } catch (RuntimeException e) {
-            LOG.error("incoming migration {} failed", migration.id(), e);
-            fail(new MigrationFailure(MigrationFailure.INTERNAL, e.toString()));
+            MigrationFailure.runSteps(() -> {
+                build((Frame.VmDescription) next());
+                prepared(receive());
+                awaitCommit();
+                resume();
+                migration.enter(Phase.COMPLETED);
+                LOG.info("incoming migration {} of VM {} completed", migration.id(), migration.vm());
+            }, this::fail, LOG, "incoming migration " + migration.id());
         } finally {
             finished = true;
             inbox.drain();

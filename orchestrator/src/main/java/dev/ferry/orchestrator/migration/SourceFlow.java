@@ -104,22 +104,16 @@ final class SourceFlow implements Migration.Control {
         migration.setDevices(vm::devices);
         migration.setMemoryTotal(vm.memory().sizeBytes());
         try {
-            setup();
-            preCopy();
-            grace();
-            stopAndCopy();
-            switchover();
-            migration.enter(Phase.COMPLETED);
-            LOG.info("migration {} of VM {} completed: downtime {} ms, {} iterations, {} bytes", migration.id(), vm.id(),
-                    migration.downtimeMs(), migration.iterations.get(), migration.wireBytes.get());
-        } catch (MigrationFailure failure) {
-            fail(failure);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            fail(new MigrationFailure(MigrationFailure.SHUTDOWN, "interrupted"));
-        } catch (RuntimeException e) {
-            LOG.error("migration {} failed", migration.id(), e);
-            fail(new MigrationFailure(MigrationFailure.INTERNAL, e.toString()));
+            MigrationFailure.runSteps(() -> {
+                setup();
+                preCopy();
+                grace();
+                stopAndCopy();
+                switchover();
+                migration.enter(Phase.COMPLETED);
+                LOG.info("migration {} of VM {} completed: downtime {} ms, {} iterations, {} bytes", migration.id(), vm.id(),
+                        migration.downtimeMs(), migration.iterations.get(), migration.wireBytes.get());
+            }, this::fail, LOG, "migration " + migration.id());
         } finally {
             devices.forEach(d -> d.removeListener(migration.trace()));
         }
