@@ -38,17 +38,41 @@ class FerrydProcessIT {
         return command;
     }
 
+    /** A started daemon and its listening line, matched. */
+    private record Daemon(Process process, Matcher listening) {
+        String http() {
+            return listening.group(1) + ":" + listening.group(2);
+        }
+
+        String migration() {
+            return listening.group(3) + ":" + listening.group(4);
+        }
+    }
+
+    /** Starts a daemon on ephemeral loopback ports and waits for its listening line. */
+    private Daemon daemon(Path stdout, Path stderr, String... flags) throws Exception {
+        List<String> command = java("--http", "127.0.0.1:0", "--migration", "127.0.0.1:0");
+        command.addAll(List.of(flags));
+        Process process = new ProcessBuilder(command).redirectOutput(stdout.toFile()).redirectError(stderr.toFile()).start();
+        await().atMost(Duration.ofSeconds(60)).until(() -> !process.isAlive() || Files.readString(stdout).contains("\n"));
+        String line = Files.readString(stdout).lines().findFirst().orElse("");
+        Matcher m = LISTENING.matcher(line);
+        if (!m.matches()) {
+            process.destroyForcibly();
+        }
+        assertThat(m.matches()).as("listening line: %s", line).isTrue();
+        return new Daemon(process, m);
+    }
+
     @Test
     void printsItsListeningLineServesAndExitsZeroOnSigterm() throws Exception {
         Path log = dir.resolve("stderr");
         Path stdout = dir.resolve("stdout");
-        Process process = new ProcessBuilder(java("--http", "127.0.0.1:0", "--migration", "127.0.0.1:0"))
-                .redirectOutput(stdout.toFile()).redirectError(log.toFile()).start();
+        Daemon daemon = daemon(stdout, log);
+        Process process = daemon.process();
         try {
-            await().atMost(Duration.ofSeconds(60)).until(() -> Files.readString(stdout).contains("\n"));
-            String line = Files.readString(stdout).lines().findFirst().orElse("");
-            Matcher m = LISTENING.matcher(line);
-            assertThat(m.matches()).as("listening line: %s", line).isTrue();
+            Matcher m = daemon.listening();
+            String line = m.group();
             assertThat(m.group(1)).isEqualTo("127.0.0.1");
             assertThat(Integer.parseInt(m.group(2))).isPositive();
             assertThat(Integer.parseInt(m.group(4))).isPositive();
@@ -66,37 +90,25 @@ class FerrydProcessIT {
         }
     }
 
-    /** Starts a daemon and waits for its listening line; {@code addresses} gets its API and migration HOST:PORT. */
-    private Process daemon(Path stdout, Path stderr, Path tokenFile, String[] addresses) throws Exception {
-        Process process = new ProcessBuilder(java("--http", "127.0.0.1:0", "--migration", "127.0.0.1:0", "--token-file",
-                tokenFile.toString())).redirectOutput(stdout.toFile()).redirectError(stderr.toFile()).start();
-        await().atMost(Duration.ofSeconds(60)).until(() -> !process.isAlive() || Files.readString(stdout).contains("\n"));
-        Matcher m = LISTENING.matcher(Files.readString(stdout).lines().findFirst().orElse(""));
-        assertThat(m.matches()).as("%s started", stdout).isTrue();
-        addresses[0] = m.group(1) + ":" + m.group(2);
-        addresses[1] = m.group(3) + ":" + m.group(4);
-        return process;
-    }
-
     /** DESIGN.md: a disk full for logs is not fatal. Both daemons log into /dev/full and still migrate. */
     @Test
     void aFullLogDeviceDoesNotStopAMigration() throws Exception {
         Path full = Path.of("/dev/full");
         assumeTrue(Files.isWritable(full), "no /dev/full here");
         Path tokenFile = Files.writeString(dir.resolve("token"), "full-disk-token");
-        String[] source = new String[2];
-        String[] destination = new String[2];
-        Process from = daemon(dir.resolve("source.out"), full, tokenFile, source);
+        Daemon source = daemon(dir.resolve("source.out"), full, "--token-file", tokenFile.toString());
+        Process from = source.process();
         Process to = null;
         try {
-            to = daemon(dir.resolve("destination.out"), full, tokenFile, destination);
-            ApiClient api = new ApiClient(source[0], "full-disk-token");
-            ApiClient destinationApi = new ApiClient(destination[0], "full-disk-token");
+            Daemon destination = daemon(dir.resolve("destination.out"), full, "--token-file", tokenFile.toString());
+            to = destination.process();
+            ApiClient api = new ApiClient(source.http(), "full-disk-token");
+            ApiClient destinationApi = new ApiClient(destination.http(), "full-disk-token");
             api.post("/v1/vms", Map.of("id", "logged", "memoryBytes", 16L << 20, "initialMemory", "random",
                     "devices", List.of(Map.of("id", "nic0", "kind", "nic"), Map.of("id", "serial0", "kind", "serial"))));
             api.post("/v1/vms/logged/pause", Map.of());
             String before = api.get("/v1/vms/logged/digest").path("vm").asText();
-            String id = api.post("/v1/migrations", Map.of("vm", "logged", "destination", destination[1]))
+            String id = api.post("/v1/migrations", Map.of("vm", "logged", "destination", destination.migration()))
                     .path("id").asText();
             await().atMost(Duration.ofSeconds(60))
                     .until(() -> api.get("/v1/migrations/" + id).path("phase").asText(), phase -> phase.equals("completed"));
