@@ -25,16 +25,14 @@ final class Ring {
         return size;
     }
 
-    /** Takes a write to one of the ring's registers; false for any other register. */
-    boolean write(int register, long value) {
+    /** Takes a write to one of the ring's registers; a write to any other register has no effect. */
+    void write(int register, long value) {
         switch (register) {
             case Device.REG_RING_BASE -> base = value;
             case Device.REG_RING_SIZE -> size = value;
             default -> {
-                return false;
             }
         }
-        return true;
     }
 
     void save(DataOutputStream out) throws IOException {

@@ -47,7 +47,7 @@ public final class Demo {
                 return 2;
             }
         }
-        boolean quick = !args.isEmpty();
+        boolean quick = args.contains("--quick");
         Path dir;
         DaemonProcess source = null;
         DaemonProcess destination = null;
