@@ -61,6 +61,13 @@ class MigrationEndToEndTest {
         assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("completed");
         assertThat(end.path("verified").asBoolean()).isTrue();
         assertThat(end.path("iterations").asLong()).isGreaterThanOrEqualTo(2);
+        // F6: downtime runs from S4 (the vCPUs stop as p2p_grace begins) to CONFIRM, within switchover;
+        // so it holds all of stop_copy and ends before the switchover does (1 ms for rounding).
+        JsonNode p2pGrace = phase(end, "p2p_grace");
+        JsonNode switchover = phase(end, "switchover");
+        long window = switchover.path("startMs").asLong() + switchover.path("durationMs").asLong() - p2pGrace.path("startMs").asLong();
+        assertThat(end.path("downtimeMs").asLong()).isGreaterThanOrEqualTo(phase(end, "stop_copy").path("durationMs").asLong())
+                .isLessThanOrEqualTo(window + 1);
 
         JsonNode arrived = daemons.destinationApi.get("/v1/vms/busy");
         assertThat(arrived.path("state").asText()).isEqualTo("running");
@@ -122,6 +129,15 @@ class MigrationEndToEndTest {
     }
 
     /** Every device reached {@code graceState} before the first event that {@code leaves} the barrier. */
+    private static JsonNode phase(JsonNode migration, String name) {
+        for (JsonNode phase : migration.path("phases")) {
+            if (phase.path("phase").asText().equals(name)) {
+                return phase;
+            }
+        }
+        throw new AssertionError("no phase " + name + " in " + migration.path("phases"));
+    }
+
     private static void assertBarrier(List<JsonNode> trace, Set<String> devices, String graceState,
                                       java.util.function.Predicate<JsonNode> leaves) {
         Set<String> arrived = new HashSet<>();

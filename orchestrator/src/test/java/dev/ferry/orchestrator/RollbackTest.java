@@ -91,6 +91,42 @@ class RollbackTest {
                 MigrationEndToEndTest.stat(daemons.sourceApi.get("/v1/vms/live"), "gpu0", "operations") > before);
     }
 
+    /**
+     * F3: a migration that cannot converge gives up with {@code timeout} after {@code maxIterations}
+     * passes, and rolls back; the auto-converge throttle goes with it. The bandwidth cap keeps the
+     * NIC's stop-and-copy state alone far above the 1 ms limit, so it never fits.
+     */
+    @Test
+    void f3AMigrationThatCannotConvergeGivesUpAfterMaxIterationsAndRollsBack() throws Exception {
+        daemons.sourceApi.post("/v1/vms", TestDaemons.vm("live", true, 8L << 20, 50, TestDaemons.p2pDevices()));
+        String id = daemons.migrate("live", Map.of("downtimeLimitMs", 1, "maxIterations", 3,
+                "maxBandwidthBytesPerSecond", 256L << 20)).path("id").asText();
+        JsonNode end = daemons.awaitEnd(id);
+        assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("failed");
+        assertThat(end.path("error").path("code").asText()).isEqualTo("timeout");
+        assertThat(end.path("error").path("message").asText()).contains("did not converge in 3 iterations");
+        assertThat(end.path("iterations").asLong()).isEqualTo(3);
+        assertRolledBack("live", null, "running");
+        assertThat(daemons.sourceApi.get("/v1/vms/live").path("workload").path("throttlePercent").asLong())
+                .as("the throttle is lifted").isZero();
+    }
+
+    /** F3: past {@code timeoutMs} the migration gives up with {@code timeout} and rolls back. */
+    @Test
+    void f3PastTimeoutMsTheMigrationGivesUpAndRollsBack() throws Exception {
+        JsonNode digest = pausedVm("vm1");
+        FaultInjector.Hold hold = daemons.sourceFaults().holdAt(Phase.PRECOPY);
+        String id = daemons.migrate("vm1", Map.of("timeoutMs", 100)).path("id").asText();
+        assertThat(hold.awaitReached(30, TimeUnit.SECONDS)).isTrue();
+        await().atMost(Duration.ofSeconds(10)).until(() ->
+                daemons.sourceApi.get("/v1/migrations/" + id).path("totalTimeMs").asLong() > 100);
+        hold.release();
+        JsonNode end = daemons.awaitEnd(id);
+        assertThat(end.path("error").path("code").asText()).as(end.toString()).isEqualTo("timeout");
+        assertThat(end.path("error").path("message").asText()).contains("timeoutMs 100");
+        assertRolledBack("vm1", digest, "paused");
+    }
+
     @Test
     void cancelAfterTheCommitIsTooLate() throws Exception {
         pausedVm("vm1");

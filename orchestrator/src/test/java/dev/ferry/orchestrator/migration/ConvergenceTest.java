@@ -1,0 +1,60 @@
+package dev.ferry.orchestrator.migration;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.ferry.orchestrator.config.Endpoint;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** F3: the convergence rule and the auto-converge schedule, on measured numbers. */
+class ConvergenceTest {
+    private static final long MIB = 1L << 20;
+
+    private static Convergence convergence(long downtimeLimitMs, boolean autoConverge) {
+        return new Convergence(new MigrationPolicy("vm", new Endpoint("127.0.0.1", 1), downtimeLimitMs, 0, 1, 30, 600_000,
+                autoConverge, false));
+    }
+
+    @Test
+    void f3ExpectedDowntimeIsWhatRemainsAtTheMeasuredBandwidthPlusTheFixedCost() {
+        Convergence c = convergence(300, true);
+        c.measured(100 * MIB, 1_000_000_000L);
+        assertThat(c.bandwidth()).isEqualTo(100 * MIB);
+        // 20 MiB at 100 MiB/s is 200 ms; four barriers of 5 ms and two round trips of 10 ms add 40 ms.
+        long fixed = Convergence.fixedCostNanos(5_000_000, 10_000_000);
+        assertThat(fixed).isEqualTo(40_000_000);
+        long expected = c.expectedDowntimeMillis(20 * MIB, fixed);
+        assertThat(expected).isEqualTo(240);
+        assertThat(c.fits(expected)).isTrue();
+        assertThat(c.fits(c.expectedDowntimeMillis(30 * MIB, fixed))).as("340 ms over a 300 ms limit").isFalse();
+    }
+
+    @Test
+    void f3NothingMeasuredYetFitsOnlyWhenNothingRemains() {
+        Convergence c = convergence(300, true);
+        assertThat(c.fits(c.expectedDowntimeMillis(0, 0))).isTrue();
+        assertThat(c.fits(c.expectedDowntimeMillis(1, 0))).isFalse();
+    }
+
+    @Test
+    void f3BandwidthIsAveragedAndASmallPassDoesNotOverrideALargeOne() {
+        Convergence c = convergence(300, true);
+        c.measured(100 * MIB, 1_000_000_000L);
+        c.measured(300 * MIB, 1_000_000_000L);
+        assertThat(c.bandwidth()).isEqualTo(200 * MIB);
+        c.measured(MIB, 1_000_000_000L);
+        assertThat(c.bandwidth()).as("a 1 MiB pass measures latency, not bandwidth").isEqualTo(200 * MIB);
+    }
+
+    @Test
+    void f3AutoConvergeThrottles20ThenTenMoreEachIterationUpTo99() {
+        Convergence c = convergence(300, true);
+        List<Integer> throttles = new ArrayList<>();
+        for (int i = 0; i < 10; i++) {
+            throttles.add(c.nextThrottle());
+        }
+        assertThat(throttles).containsExactly(20, 30, 40, 50, 60, 70, 80, 90, 99, 99);
+        assertThat(convergence(300, false).nextThrottle()).as("without auto-converge").isZero();
+    }
+}
