@@ -1,7 +1,7 @@
 package dev.ferry.device;
 
 import dev.ferry.device.memory.ChunkPool;
-import dev.ferry.device.memory.Pages;
+import dev.ferry.device.memory.PageGeometry;
 import dev.ferry.device.migration.StreamFormatException;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
@@ -23,8 +23,8 @@ final class CryptoDevice extends Device {
     private long jobs;
     private long checksum;
 
-    private final byte[] data = new byte[Pages.PAGE_SIZE];
-    private final byte[] key = new byte[Pages.PAGE_SIZE];
+    private final byte[] data = new byte[PageGeometry.PAGE_SIZE];
+    private final byte[] key = new byte[PageGeometry.PAGE_SIZE];
 
     CryptoDevice(DeviceConfig config, int slot, ChunkPool memoryPool) {
         super(config, slot, memoryPool);
@@ -40,21 +40,21 @@ final class CryptoDevice extends Device {
     }
 
     private void encrypt(long arg) throws IommuFault, InterruptedException {
-        long page = Mix.index(arg, bus().guestMemoryBytes() / Pages.PAGE_SIZE) * Pages.PAGE_SIZE;
-        dmaRead(page, data, 0, Pages.PAGE_SIZE);
+        long page = Mix.index(arg, bus().guestMemoryBytes() / PageGeometry.PAGE_SIZE) * PageGeometry.PAGE_SIZE;
+        dmaRead(page, data, 0, PageGeometry.PAGE_SIZE);
 
-        long keyAddress = Mix.index(jobs, deviceMemoryBytes() / Pages.PAGE_SIZE) * Pages.PAGE_SIZE;
-        readDeviceMemory(keyAddress, key, 0, Pages.PAGE_SIZE);
+        long keyAddress = Mix.index(jobs, deviceMemoryBytes() / PageGeometry.PAGE_SIZE) * PageGeometry.PAGE_SIZE;
+        readDeviceMemory(keyAddress, key, 0, PageGeometry.PAGE_SIZE);
         long stream = Mix.mix(checksum, jobs);
-        for (int i = 0; i < Pages.PAGE_SIZE; i += 8) {
+        for (int i = 0; i < PageGeometry.PAGE_SIZE; i += 8) {
             long k = Mix.getLong(key, i);
             stream = Mix.mix(stream, k);
             long plain = Mix.getLong(data, i);
             Mix.putLong(data, i, plain ^ stream);
             Mix.putLong(key, i, Mix.mix(k, plain));
         }
-        dmaWrite(page, data, 0, Pages.PAGE_SIZE);
-        writeDeviceMemory(keyAddress, key, 0, Pages.PAGE_SIZE);
+        dmaWrite(page, data, 0, PageGeometry.PAGE_SIZE);
+        writeDeviceMemory(keyAddress, key, 0, PageGeometry.PAGE_SIZE);
         jobs++;
         checksum = Mix.mix(checksum, stream);
         raiseInterrupt();

@@ -3,7 +3,7 @@ package dev.ferry.device;
 import dev.ferry.device.memory.ChunkPool;
 import dev.ferry.device.memory.DirtyBitmap;
 import dev.ferry.device.memory.PageStore;
-import dev.ferry.device.memory.Pages;
+import dev.ferry.device.memory.PageGeometry;
 import dev.ferry.device.migration.DeviceImage;
 import dev.ferry.device.migration.DeviceState;
 import dev.ferry.device.migration.LoadStream;
@@ -736,7 +736,7 @@ public abstract class Device implements AutoCloseable {
     protected final void dmaRead(long iova, byte[] dst, int off, int length) throws IommuFault, InterruptedException {
         if (config.pri()) {
             stats.pageRequests.increment();
-            bus.pageRequest(this, iova & ~(long) (Pages.PAGE_SIZE - 1));
+            bus.pageRequest(this, iova & ~(long) (PageGeometry.PAGE_SIZE - 1));
         }
         try {
             bus.dmaRead(this, iova, dst, off, length);
@@ -763,8 +763,8 @@ public abstract class Device implements AutoCloseable {
     /** Writes device memory and marks the internal dirty log after the write (W4). */
     protected final void writeDeviceMemory(long address, byte[] src, int off, int length) {
         memory.write(address, src, off, length);
-        long first = address >>> Pages.PAGE_SHIFT;
-        long last = (address + length - 1) >>> Pages.PAGE_SHIFT;
+        long first = address >>> PageGeometry.PAGE_SHIFT;
+        long last = (address + length - 1) >>> PageGeometry.PAGE_SHIFT;
         memoryLog.markRange(first, last - first + 1);
     }
 

@@ -1,6 +1,6 @@
 package dev.ferry.device;
 
-import dev.ferry.device.memory.Pages;
+import dev.ferry.device.memory.PageGeometry;
 import java.nio.charset.StandardCharsets;
 import java.util.regex.Pattern;
 
@@ -34,9 +34,9 @@ public record DeviceConfig(String id, DeviceKind kind, boolean ndma, boolean pre
             throw new DeviceModelException(DeviceModelException.NDMA_REQUIRED,
                     "device " + id + ": page requests (pri) need NDMA support (M4)");
         }
-        if (memoryBytes <= 0 || memoryBytes > MAX_MEMORY_BYTES || memoryBytes % Pages.PAGE_SIZE != 0) {
+        if (memoryBytes <= 0 || memoryBytes > MAX_MEMORY_BYTES || memoryBytes % PageGeometry.PAGE_SIZE != 0) {
             throw DeviceModelException.invalid("device " + id + ": memoryBytes must be a multiple of "
-                    + Pages.PAGE_SIZE + " between 4096 and " + MAX_MEMORY_BYTES + ": " + memoryBytes);
+                    + PageGeometry.PAGE_SIZE + " between 4096 and " + MAX_MEMORY_BYTES + ": " + memoryBytes);
         }
     }
 

@@ -1,7 +1,7 @@
 package dev.ferry.device;
 
 import dev.ferry.device.memory.ChunkPool;
-import dev.ferry.device.memory.Pages;
+import dev.ferry.device.memory.PageGeometry;
 import dev.ferry.device.migration.StreamFormatException;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
@@ -28,8 +28,8 @@ final class GpuDevice extends Device {
     private long p2pCursor;
     private long p2pSent;
 
-    private final byte[] input = new byte[Pages.PAGE_SIZE];
-    private final byte[] tile = new byte[Pages.PAGE_SIZE];
+    private final byte[] input = new byte[PageGeometry.PAGE_SIZE];
+    private final byte[] tile = new byte[PageGeometry.PAGE_SIZE];
     private final byte[] result = new byte[RESULT_BYTES];
     private final byte[] register = new byte[8];
 
@@ -52,24 +52,24 @@ final class GpuDevice extends Device {
     }
 
     private void compute(long arg) throws IommuFault, InterruptedException {
-        long guestPages = bus().guestMemoryBytes() / Pages.PAGE_SIZE;
-        dmaRead(Mix.index(arg, guestPages) * Pages.PAGE_SIZE, input, 0, Pages.PAGE_SIZE);
+        long guestPages = bus().guestMemoryBytes() / PageGeometry.PAGE_SIZE;
+        dmaRead(Mix.index(arg, guestPages) * PageGeometry.PAGE_SIZE, input, 0, PageGeometry.PAGE_SIZE);
 
-        long tilePages = deviceMemoryBytes() / Pages.PAGE_SIZE;
-        long tileAddress = Mix.index(Mix.mix(checksum, arg), tilePages) * Pages.PAGE_SIZE;
-        readDeviceMemory(tileAddress, tile, 0, Pages.PAGE_SIZE);
-        for (int i = 0; i < Pages.PAGE_SIZE; i += 8) {
+        long tilePages = deviceMemoryBytes() / PageGeometry.PAGE_SIZE;
+        long tileAddress = Mix.index(Mix.mix(checksum, arg), tilePages) * PageGeometry.PAGE_SIZE;
+        readDeviceMemory(tileAddress, tile, 0, PageGeometry.PAGE_SIZE);
+        for (int i = 0; i < PageGeometry.PAGE_SIZE; i += 8) {
             Mix.putLong(tile, i, Mix.mix(Mix.getLong(tile, i) + fence, Mix.getLong(input, i)));
         }
-        writeDeviceMemory(tileAddress, tile, 0, Pages.PAGE_SIZE);
-        checksum = Mix.mix(checksum, tile, 0, Pages.PAGE_SIZE);
+        writeDeviceMemory(tileAddress, tile, 0, PageGeometry.PAGE_SIZE);
+        checksum = Mix.mix(checksum, tile, 0, PageGeometry.PAGE_SIZE);
 
         long h = checksum;
         for (int i = 0; i < RESULT_BYTES; i += 8) {
             h = Mix.mix(h, fence);
             Mix.putLong(result, i, h);
         }
-        long out = Mix.index(Mix.mix(arg, fence), guestPages) * Pages.PAGE_SIZE + (fence % (Pages.PAGE_SIZE / RESULT_BYTES)) * RESULT_BYTES;
+        long out = Mix.index(Mix.mix(arg, fence), guestPages) * PageGeometry.PAGE_SIZE + (fence % (PageGeometry.PAGE_SIZE / RESULT_BYTES)) * RESULT_BYTES;
         dmaWrite(out, result, 0, RESULT_BYTES);
         fence++;
         raiseInterrupt();

@@ -1,7 +1,7 @@
 package dev.ferry.device;
 
 import dev.ferry.device.memory.ChunkPool;
-import dev.ferry.device.memory.Pages;
+import dev.ferry.device.memory.PageGeometry;
 import dev.ferry.device.migration.StreamFormatException;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
@@ -26,7 +26,7 @@ final class NvmeDevice extends Device {
     static final int OP_READ = 2;
     /** Doorbell: flush; nothing is cached, so it only completes. */
     static final int OP_FLUSH = 3;
-    static final int BLOCK_BYTES = Pages.PAGE_SIZE;
+    static final int BLOCK_BYTES = PageGeometry.PAGE_SIZE;
     static final int COMPLETION_BYTES = 16;
     private static final int COMPLETION_QUEUE_BYTES = 4096;
 

@@ -4,7 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.device.memory.DirtyBitmap;
 import dev.ferry.device.memory.GuestMemory;
-import dev.ferry.device.memory.Pages;
+import dev.ferry.device.memory.PageGeometry;
 import dev.ferry.device.vm.Vm;
 import dev.ferry.device.vm.VmConfig;
 import java.util.ArrayList;
@@ -77,13 +77,13 @@ class NvmeDeviceTest {
                 if (!Arrays.equals(now, new byte[BLOCK])) {
                     filled.add(i);
                     assertThat(now).as("buffer %d holds the block written from it", i).isEqualTo(patterns.get(i));
-                    assertThat(dirty.contains(buffers.get(i) / Pages.PAGE_SIZE)).as("M1: the DMA log has the read's page").isTrue();
+                    assertThat(dirty.contains(buffers.get(i) / PageGeometry.PAGE_SIZE)).as("M1: the DMA log has the read's page").isTrue();
                 }
             }
             assertThat(filled).hasSize(1);
 
             long queue = VmConfig.ringBase(memory.sizeBytes(), nvme.slot());
-            assertThat(dirty.contains(queue / Pages.PAGE_SIZE)).as("M1: the DMA log has the completion queue").isTrue();
+            assertThat(dirty.contains(queue / PageGeometry.PAGE_SIZE)).as("M1: the DMA log has the completion queue").isTrue();
             for (int command = 0; command < 3; command++) {
                 assertThat(memory.readLong(queue + 16L * command)).as("completion %d", command).isEqualTo(command);
             }

@@ -194,7 +194,7 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
         }
     }
 
-    /** Source → destination: the source's flow entered a phase ({@link MigrationPhase} code). */
+    /** Source → destination: the source's flow entered a phase ({@link PhaseCode} code). */
     record Phase(int phase, int iteration) implements Frame {
         @Override
         public FrameType type() {

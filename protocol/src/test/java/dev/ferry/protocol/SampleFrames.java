@@ -17,7 +17,7 @@ final class SampleFrames {
 
     static List<Frame> all(SplittableRandom random) {
         List<Frame> frames = new ArrayList<>();
-        frames.add(new Frame.Hello(Frame.MAGIC, 1, 1, Role.DATA.code(), 3, SessionId.random(), bytes(random, 32)));
+        frames.add(new Frame.Hello(Frame.MAGIC, 1, 1, ChannelRole.DATA.code(), 3, SessionId.random(), bytes(random, 32)));
         frames.add(new Frame.Challenge(1, bytes(random, 32), bytes(random, 32)));
         frames.add(new Frame.Auth(bytes(random, 32)));
         frames.add(new Frame.Accept(FrameType.MAX_PAYLOAD, 10_000));
@@ -26,7 +26,7 @@ final class SampleFrames {
         frames.add(new Frame.VmAccepted());
         frames.add(new Frame.DeviceData(2, 12345, Unpooled.wrappedBuffer(bytes(random, 1000))));
         frames.add(new Frame.DeviceEnd(2, 13345));
-        frames.add(new Frame.Phase(MigrationPhase.PRECOPY.code(), 3));
+        frames.add(new Frame.Phase(PhaseCode.PRECOPY.code(), 3));
         frames.add(new Frame.IterationEnd(3, 1000, 4_100_000));
         frames.add(new Frame.IterationDone(3));
         frames.add(new Frame.Prepare(true));

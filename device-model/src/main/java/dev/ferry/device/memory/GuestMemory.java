@@ -76,7 +76,7 @@ public final class GuestMemory {
     /** A guest store of one 8-byte value: writes then marks the vCPU log. */
     public void vcpuWriteLong(long address, long value) {
         store.writeLong(address, value);
-        vcpuLog.mark(address >>> Pages.PAGE_SHIFT);
+        vcpuLog.mark(address >>> PageGeometry.PAGE_SHIFT);
     }
 
     public void read(long address, byte[] dst, int off, int length) {
@@ -130,8 +130,8 @@ public final class GuestMemory {
         if (length == 0) {
             return;
         }
-        long first = address >>> Pages.PAGE_SHIFT;
-        long last = (address + length - 1) >>> Pages.PAGE_SHIFT;
+        long first = address >>> PageGeometry.PAGE_SHIFT;
+        long last = (address + length - 1) >>> PageGeometry.PAGE_SHIFT;
         log.markRange(first, last - first + 1);
     }
 }

@@ -18,7 +18,7 @@ public final class PageStore {
     /** Default chunk: 2 MiB, a huge page. */
     public static final int DEFAULT_CHUNK_BYTES = 2 << 20;
 
-    private static final ByteBuffer ZERO_PAGE = ByteBuffer.allocateDirect(Pages.PAGE_SIZE).asReadOnlyBuffer();
+    private static final ByteBuffer ZERO_PAGE = ByteBuffer.allocateDirect(PageGeometry.PAGE_SIZE).asReadOnlyBuffer();
 
     private final long sizeBytes;
     private final long pages;
@@ -39,15 +39,15 @@ public final class PageStore {
 
     /** A store whose chunks come from and go back to {@code pool}. */
     public PageStore(long sizeBytes, int chunkBytes, ChunkPool pool) {
-        Pages.requireAligned(sizeBytes, "memory size");
-        if (Integer.bitCount(chunkBytes) != 1 || chunkBytes < Pages.PAGE_SIZE) {
+        PageGeometry.requireAligned(sizeBytes, "memory size");
+        if (Integer.bitCount(chunkBytes) != 1 || chunkBytes < PageGeometry.PAGE_SIZE) {
             throw new IllegalArgumentException("chunk size must be a power of two >= one page: " + chunkBytes);
         }
         this.sizeBytes = sizeBytes;
-        this.pages = sizeBytes >>> Pages.PAGE_SHIFT;
-        this.chunkBytes = (int) Math.min(chunkBytes, Math.max(Pages.PAGE_SIZE, Long.highestOneBit(Math.max(1, sizeBytes))));
+        this.pages = sizeBytes >>> PageGeometry.PAGE_SHIFT;
+        this.chunkBytes = (int) Math.min(chunkBytes, Math.max(PageGeometry.PAGE_SIZE, Long.highestOneBit(Math.max(1, sizeBytes))));
         this.chunkShift = Integer.numberOfTrailingZeros(this.chunkBytes);
-        this.pagesPerChunk = this.chunkBytes >>> Pages.PAGE_SHIFT;
+        this.pagesPerChunk = this.chunkBytes >>> PageGeometry.PAGE_SHIFT;
         long chunkCount = (sizeBytes + this.chunkBytes - 1) >>> chunkShift;
         if (chunkCount > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("memory too large: " + sizeBytes);
@@ -99,7 +99,7 @@ public final class PageStore {
             return true;
         }
         int offset = offsetInChunk(page);
-        return chunk.slice(offset, Pages.PAGE_SIZE).mismatch(ZERO_PAGE.duplicate()) == -1;
+        return chunk.slice(offset, PageGeometry.PAGE_SIZE).mismatch(ZERO_PAGE.duplicate()) == -1;
     }
 
     /**
@@ -111,7 +111,7 @@ public final class PageStore {
         if (chunk == null) {
             return null;
         }
-        return chunk.slice(offsetInChunk(page), Pages.PAGE_SIZE).asReadOnlyBuffer();
+        return chunk.slice(offsetInChunk(page), PageGeometry.PAGE_SIZE).asReadOnlyBuffer();
     }
 
     /**
@@ -130,36 +130,36 @@ public final class PageStore {
         if (chunk == null) {
             return null;
         }
-        return chunk.slice(offsetInChunk(first), count << Pages.PAGE_SHIFT).asReadOnlyBuffer();
+        return chunk.slice(offsetInChunk(first), count << PageGeometry.PAGE_SHIFT).asReadOnlyBuffer();
     }
 
     /** Copies one page into {@code dst} at its position, advancing it by a page. */
     public void readPage(long page, ByteBuffer dst) {
         ByteBuffer chunk = chunkOrNull(page);
-        if (dst.remaining() < Pages.PAGE_SIZE) {
+        if (dst.remaining() < PageGeometry.PAGE_SIZE) {
             throw new IllegalArgumentException("destination has room for less than a page");
         }
         if (chunk == null) {
             dst.put(ZERO_PAGE.duplicate());
         } else {
-            dst.put(chunk.slice(offsetInChunk(page), Pages.PAGE_SIZE));
+            dst.put(chunk.slice(offsetInChunk(page), PageGeometry.PAGE_SIZE));
         }
     }
 
     /** Replaces one page with the next page-size bytes of {@code src}, advancing it. */
     public void writePage(long page, ByteBuffer src) {
-        if (src.remaining() < Pages.PAGE_SIZE) {
+        if (src.remaining() < PageGeometry.PAGE_SIZE) {
             throw new IllegalArgumentException("source holds less than a page");
         }
-        chunk(page).put(offsetInChunk(page), src, src.position(), Pages.PAGE_SIZE);
-        src.position(src.position() + Pages.PAGE_SIZE);
+        chunk(page).put(offsetInChunk(page), src, src.position(), PageGeometry.PAGE_SIZE);
+        src.position(src.position() + PageGeometry.PAGE_SIZE);
     }
 
     /** Sets one page to zeros; a page never written is zero already and stays unbacked. */
     public void zeroPage(long page) {
         ByteBuffer chunk = chunkOrNull(page);
         if (chunk != null) {
-            chunk.put(offsetInChunk(page), ZERO_PAGE, 0, Pages.PAGE_SIZE);
+            chunk.put(offsetInChunk(page), ZERO_PAGE, 0, PageGeometry.PAGE_SIZE);
         }
     }
 
@@ -309,7 +309,7 @@ public final class PageStore {
     }
 
     private int offsetInChunk(long page) {
-        return (int) ((page % pagesPerChunk) << Pages.PAGE_SHIFT);
+        return (int) ((page % pagesPerChunk) << PageGeometry.PAGE_SHIFT);
     }
 
     private void checkPage(long page) {

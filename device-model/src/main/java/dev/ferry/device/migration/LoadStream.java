@@ -1,7 +1,7 @@
 package dev.ferry.device.migration;
 
 import dev.ferry.device.memory.PageStore;
-import dev.ferry.device.memory.Pages;
+import dev.ferry.device.memory.PageGeometry;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
@@ -186,9 +186,9 @@ public final class LoadStream {
         }
         long memoryBytes = body.getLong();
         int pageSize = body.getInt();
-        if (memoryBytes != memory.sizeBytes() || pageSize != Pages.PAGE_SIZE) {
+        if (memoryBytes != memory.sizeBytes() || pageSize != PageGeometry.PAGE_SIZE) {
             throw new StreamFormatException("device memory " + memoryBytes + " bytes in " + pageSize
-                    + "-byte pages, this device has " + memory.sizeBytes() + " in " + Pages.PAGE_SIZE);
+                    + "-byte pages, this device has " + memory.sizeBytes() + " in " + PageGeometry.PAGE_SIZE);
         }
         if (body.hasRemaining()) {
             throw new StreamFormatException("HEADER record has " + body.remaining() + " trailing bytes");

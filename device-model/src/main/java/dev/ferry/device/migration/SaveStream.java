@@ -2,7 +2,7 @@ package dev.ferry.device.migration;
 
 import dev.ferry.device.memory.DirtyBitmap;
 import dev.ferry.device.memory.PageStore;
-import dev.ferry.device.memory.Pages;
+import dev.ferry.device.memory.PageGeometry;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.zip.CRC32C;
@@ -195,7 +195,7 @@ public final class SaveStream {
         if (!memory.isBacked(page)) {
             pageRecord.put(StreamFormat.ZERO).putInt(4).putInt((int) page);
         } else {
-            pageRecord.put(StreamFormat.PAGE).putInt(4 + Pages.PAGE_SIZE).putInt((int) page);
+            pageRecord.put(StreamFormat.PAGE).putInt(4 + PageGeometry.PAGE_SIZE).putInt((int) page);
             memory.readPage(page, pageRecord);
         }
         pageRecord.flip();
@@ -249,7 +249,7 @@ public final class SaveStream {
                 .putInt(StreamFormat.MAGIC).putShort((short) StreamFormat.VERSION)
                 .put((byte) kind.length).put(kind)
                 .putShort((short) config.length).put(config)
-                .putLong(image.memory().sizeBytes()).putInt(Pages.PAGE_SIZE);
+                .putLong(image.memory().sizeBytes()).putInt(PageGeometry.PAGE_SIZE);
         return header.flip();
     }
 }

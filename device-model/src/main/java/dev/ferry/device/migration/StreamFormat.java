@@ -1,6 +1,6 @@
 package dev.ferry.device.migration;
 
-import dev.ferry.device.memory.Pages;
+import dev.ferry.device.memory.PageGeometry;
 
 /**
  * The device migration data format (W5). A stream is a sequence of records, all integers
@@ -31,7 +31,7 @@ public final class StreamFormat {
 
     /** type + length. */
     public static final int RECORD_HEADER_BYTES = 5;
-    public static final int PAGE_RECORD_BYTES = RECORD_HEADER_BYTES + 4 + Pages.PAGE_SIZE;
+    public static final int PAGE_RECORD_BYTES = RECORD_HEADER_BYTES + 4 + PageGeometry.PAGE_SIZE;
     public static final int ZERO_RECORD_BYTES = RECORD_HEADER_BYTES + 4;
     public static final int END_PAYLOAD_BYTES = 12;
     public static final int END_RECORD_BYTES = RECORD_HEADER_BYTES + END_PAYLOAD_BYTES;
@@ -46,7 +46,7 @@ public final class StreamFormat {
     static int maxPayload(byte type) {
         return switch (type) {
             case HEADER -> MAX_HEADER_PAYLOAD;
-            case PAGE -> 4 + Pages.PAGE_SIZE;
+            case PAGE -> 4 + PageGeometry.PAGE_SIZE;
             case ZERO -> 4;
             case STATE -> MAX_STATE_PAYLOAD;
             case END -> END_PAYLOAD_BYTES;

@@ -3,7 +3,7 @@ package dev.ferry.device.vm;
 import dev.ferry.device.Device;
 import dev.ferry.device.memory.DirtyBitmap;
 import dev.ferry.device.memory.GuestMemory;
-import dev.ferry.device.memory.Pages;
+import dev.ferry.device.memory.PageGeometry;
 import dev.ferry.device.migration.DeviceState;
 import dev.ferry.device.migration.GraceStates;
 import dev.ferry.device.migration.TransitionResult;
@@ -25,7 +25,7 @@ public final class InProcessMigration {
 
     private final Vm source;
     private final Vm target;
-    private final ByteBuffer page = ByteBuffer.allocateDirect(Pages.PAGE_SIZE);
+    private final ByteBuffer page = ByteBuffer.allocateDirect(PageGeometry.PAGE_SIZE);
     private final ByteBuffer chunk = ByteBuffer.allocate(WINDOW_CHUNK);
     private long pagesSent;
     private long zeroPages;

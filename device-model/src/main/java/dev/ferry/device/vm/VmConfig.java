@@ -3,7 +3,7 @@ package dev.ferry.device.vm;
 import dev.ferry.device.DeviceConfig;
 import dev.ferry.device.DeviceModelException;
 import dev.ferry.device.P2pPolicy;
-import dev.ferry.device.memory.Pages;
+import dev.ferry.device.memory.PageGeometry;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -30,8 +30,8 @@ public record VmConfig(String id, long memoryBytes, int vcpus, InitialMemory ini
         if (id == null || !DeviceConfig.ID.matcher(id).matches()) {
             throw DeviceModelException.invalid("VM id must match " + DeviceConfig.ID.pattern() + ": " + id);
         }
-        if (memoryBytes <= 0 || memoryBytes % Pages.PAGE_SIZE != 0) {
-            throw DeviceModelException.invalid("memoryBytes must be a positive multiple of " + Pages.PAGE_SIZE + ": " + memoryBytes);
+        if (memoryBytes <= 0 || memoryBytes % PageGeometry.PAGE_SIZE != 0) {
+            throw DeviceModelException.invalid("memoryBytes must be a positive multiple of " + PageGeometry.PAGE_SIZE + ": " + memoryBytes);
         }
         if (vcpus < 1 || vcpus > MAX_VCPUS) {
             throw DeviceModelException.invalid("vcpus must be between 1 and " + MAX_VCPUS + ": " + vcpus);

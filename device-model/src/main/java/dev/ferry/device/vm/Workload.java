@@ -4,7 +4,7 @@ import dev.ferry.device.Device;
 import dev.ferry.device.DeviceModelException;
 import dev.ferry.device.MmioSource;
 import dev.ferry.device.memory.GuestMemory;
-import dev.ferry.device.memory.Pages;
+import dev.ferry.device.memory.PageGeometry;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
@@ -214,7 +214,7 @@ public final class Workload implements AutoCloseable {
             long elapsed = Math.min(t - last, MAX_CREDIT_NANOS);
             last = t;
             double scale = (100 - throttlePercent) / 100.0 / vcpus / 1e9 * elapsed;
-            pageCredit += config.dirtyBytesPerSecond() / (double) Pages.PAGE_SIZE * scale;
+            pageCredit += config.dirtyBytesPerSecond() / (double) PageGeometry.PAGE_SIZE * scale;
             bellCredit += config.doorbellsPerSecond() * scale;
             p2pCredit += config.p2pOpsPerSecond() * scale;
             int batch = 0;
@@ -244,7 +244,7 @@ public final class Workload implements AutoCloseable {
     private long nanosToNextAction(double pageCredit, double bellCredit, double p2pCredit, int vcpus) {
         double factor = (100 - throttlePercent) / 100.0 / vcpus / 1e9;
         double wait = Math.min(Math.min(
-                until(pageCredit, config.dirtyBytesPerSecond() / (double) Pages.PAGE_SIZE * factor),
+                until(pageCredit, config.dirtyBytesPerSecond() / (double) PageGeometry.PAGE_SIZE * factor),
                 until(bellCredit, config.doorbellsPerSecond() * factor)),
                 until(p2pCredit, config.p2pOpsPerSecond() * factor));
         // At least a millisecond: a vCPU does its actions in batches rather than waking for each one,
@@ -258,9 +258,9 @@ public final class Workload implements AutoCloseable {
 
     private void dirtyPage(SplittableRandom random, byte[] scratch) {
         long page = random.nextLong(memory.pages());
-        int offset = random.nextInt(Pages.PAGE_SIZE / WRITE_BYTES) * WRITE_BYTES;
+        int offset = random.nextInt(PageGeometry.PAGE_SIZE / WRITE_BYTES) * WRITE_BYTES;
         random.nextBytes(scratch);
-        memory.vcpuWrite(page * Pages.PAGE_SIZE + offset, scratch, 0, WRITE_BYTES);
+        memory.vcpuWrite(page * PageGeometry.PAGE_SIZE + offset, scratch, 0, WRITE_BYTES);
         pagesDirtied.increment();
     }
 

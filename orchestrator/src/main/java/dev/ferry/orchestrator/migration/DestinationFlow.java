@@ -2,7 +2,7 @@ package dev.ferry.orchestrator.migration;
 
 import dev.ferry.device.Device;
 import dev.ferry.device.memory.GuestMemory;
-import dev.ferry.device.memory.Pages;
+import dev.ferry.device.memory.PageGeometry;
 import dev.ferry.device.migration.DeviceState;
 import dev.ferry.device.migration.GraceStates;
 import dev.ferry.device.vm.Vm;
@@ -13,7 +13,7 @@ import dev.ferry.orchestrator.vm.VmManager;
 import dev.ferry.orchestrator.vm.VmState;
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
-import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.PhaseCode;
 import dev.ferry.protocol.PageRouting;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.net.FrameChannel;
@@ -75,7 +75,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     private List<Device> devices;
     private long[] offsets;
     private boolean[] ended;
-    private String sourcePhase = MigrationPhase.SETUP.label();
+    private String sourcePhase = PhaseCode.SETUP.label();
     private VmDescription description;
 
     DestinationFlow(Migration migration, FrameChannel control, VmManager vms, FerryMetrics metrics, FaultInjector faults) {
@@ -143,7 +143,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
                     int count = pages.count();
                     long bytes = pages.content().readableBytes() + 16;
                     receiver.frameReceived(ch, frame);
-                    migration.memoryTransferred.addAndGet((long) count * Pages.PAGE_SIZE);
+                    migration.memoryTransferred.addAndGet((long) count * PageGeometry.PAGE_SIZE);
                     migration.zeroPages.addAndGet(zeroPages[0]);
                     zeroPages[0] = 0;
                     migration.wireBytes.addAndGet(bytes);
@@ -188,7 +188,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     /** R1: the description checked and the empty VM built; R2: every device RESUMING. */
     private void build(Frame.VmDescription described) throws MigrationFailure, InterruptedException {
         description = VmDescription.parse(described.description());
-        if (described.pageSize() != Pages.PAGE_SIZE || described.memoryBytes() != description.memoryBytes()) {
+        if (described.pageSize() != PageGeometry.PAGE_SIZE || described.memoryBytes() != description.memoryBytes()) {
             throw new MigrationFailure(MigrationFailure.INCOMPATIBLE, "memory of " + described.memoryBytes() + " bytes in "
                     + described.pageSize() + "-byte pages does not match the description");
         }
@@ -274,10 +274,10 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
                 }
                 ended[index] = true;
             } else if (item instanceof Frame.Phase phase) {
-                MigrationPhase p = MigrationPhase.of(phase.phase());
+                PhaseCode p = PhaseCode.of(phase.phase());
                 sourcePhase = p == null ? sourcePhase : p.label();
             } else if (item instanceof Frame.IterationEnd end) {
-                if (MigrationPhase.PRECOPY.label().equals(sourcePhase)) {
+                if (PhaseCode.PRECOPY.label().equals(sourcePhase)) {
                     migration.iterations.set(end.iteration() + 1L);
                 }
                 // The iteration barrier: every control frame before this one is applied; now its pages.
@@ -371,7 +371,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
     private void awaitCommit() throws MigrationFailure, InterruptedException {
         Object item = next();
         while (item instanceof Frame.Phase phase) {
-            MigrationPhase p = MigrationPhase.of(phase.phase());
+            PhaseCode p = PhaseCode.of(phase.phase());
             sourcePhase = p == null ? sourcePhase : p.label();
             item = next();
         }

@@ -3,7 +3,7 @@ package dev.ferry.orchestrator.migration;
 import dev.ferry.device.Device;
 import dev.ferry.device.memory.DirtyBitmap;
 import dev.ferry.device.memory.GuestMemory;
-import dev.ferry.device.memory.Pages;
+import dev.ferry.device.memory.PageGeometry;
 import dev.ferry.device.migration.DeviceState;
 import dev.ferry.device.migration.GraceStates;
 import dev.ferry.device.migration.TransitionResult;
@@ -13,7 +13,7 @@ import dev.ferry.orchestrator.vm.ManagedVm;
 import dev.ferry.orchestrator.vm.VmState;
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
-import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.PhaseCode;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.SessionId;
 import dev.ferry.protocol.net.FrameChannel;
@@ -55,8 +55,8 @@ final class SourceFlow implements Migration.Control {
     private static final Duration REASON_WAIT = Duration.ofSeconds(2);
     private static final int DEVICE_CHUNK = Frame.DeviceData.MAX_CHUNK_BYTES;
     /** A page on the wire: its entry and its bytes. */
-    private static final long PAGE_WIRE_BYTES = 8 + Pages.PAGE_SIZE;
-    private static final ByteBuffer ZERO_PAGE = ByteBuffer.allocateDirect(Pages.PAGE_SIZE).asReadOnlyBuffer();
+    private static final long PAGE_WIRE_BYTES = 8 + PageGeometry.PAGE_SIZE;
+    private static final ByteBuffer ZERO_PAGE = ByteBuffer.allocateDirect(PageGeometry.PAGE_SIZE).asReadOnlyBuffer();
 
 
     private final Migration migration;
@@ -123,7 +123,7 @@ final class SourceFlow implements Migration.Control {
 
     private void setup() throws MigrationFailure, InterruptedException {
         step(Phase.SETUP);
-        control = connect(dev.ferry.protocol.Role.CONTROL, 0, new FrameHandler() {
+        control = connect(dev.ferry.protocol.ChannelRole.CONTROL, 0, new FrameHandler() {
             @Override
             public void frameReceived(FrameChannel channel, Frame frame) {
                 // Only small frames come back on the control channel (its rules admit no buffers).
@@ -136,10 +136,10 @@ final class SourceFlow implements Migration.Control {
             }
         });
         VmDescription description = VmDescription.of(vm, vcpusWereRunning, migration.id());
-        control.send(new Frame.VmDescription(vm.memory().sizeBytes(), Pages.PAGE_SIZE, policy.channels(), description.toJson()));
+        control.send(new Frame.VmDescription(vm.memory().sizeBytes(), PageGeometry.PAGE_SIZE, policy.channels(), description.toJson()));
         await(Frame.VmAccepted.class, ANSWER_TIMEOUT, "the destination did not accept the VM");
         for (int c = 0; c < policy.channels(); c++) {
-            data.add(connect(dev.ferry.protocol.Role.DATA, c, new FrameHandler() {
+            data.add(connect(dev.ferry.protocol.ChannelRole.DATA, c, new FrameHandler() {
                 @Override
                 public void frameReceived(FrameChannel channel, Frame frame) {
                     if (frame instanceof Frame.Abort) {
@@ -218,7 +218,7 @@ final class SourceFlow implements Migration.Control {
         memory.vcpuLog().stop();
         vm.iommu().stopDirtyTracking();
         long t1 = System.nanoTime();
-        long pagesBefore = migration.memoryTransferred.get() / Pages.PAGE_SIZE;
+        long pagesBefore = migration.memoryTransferred.get() / PageGeometry.PAGE_SIZE;
         long deviceBytes = pass(iteration + 1, last, Phase.STOP_COPY, true);
         long t3 = System.nanoTime();
         try {
@@ -240,7 +240,7 @@ final class SourceFlow implements Migration.Control {
         long t5 = System.nanoTime();
         LOG.debug("migration {} stop-and-copy: devices stopped in {} us, {} pages and {} device bytes in {} us,"
                         + " channels ended in {} us, PREPARED after {} us (destination loaded in {} us)", migration.id(),
-                (t1 - t0) / 1000, migration.memoryTransferred.get() / Pages.PAGE_SIZE - pagesBefore, deviceBytes, (t3 - t1) / 1000,
+                (t1 - t0) / 1000, migration.memoryTransferred.get() / PageGeometry.PAGE_SIZE - pagesBefore, deviceBytes, (t3 - t1) / 1000,
                 (t4 - t3) / 1000, (t5 - t4) / 1000, prepared.loadMicros());
         if (policy.verify()) {
             boolean equal = Arrays.equals(digest, prepared.digest());
@@ -327,7 +327,7 @@ final class SourceFlow implements Migration.Control {
         migration.iterations.incrementAndGet();
         metrics.iteration();
         if (number > 0 && elapsed > 0) {
-            migration.setDirtyRate((long) (result.pages() * (double) Pages.PAGE_SIZE * 1e9 / elapsed));
+            migration.setDirtyRate((long) (result.pages() * (double) PageGeometry.PAGE_SIZE * 1e9 / elapsed));
         }
         return deviceBytes;
     }
@@ -519,8 +519,8 @@ final class SourceFlow implements Migration.Control {
         }
     }
 
-    private static MigrationPhase wirePhase(Phase phase) {
-        return MigrationPhase.valueOf(phase.name());
+    private static PhaseCode wirePhase(Phase phase) {
+        return PhaseCode.valueOf(phase.name());
     }
 
     /** Fails at once if cancelled, aborted by the destination, disconnected, or past the timeout. */
@@ -590,7 +590,7 @@ final class SourceFlow implements Migration.Control {
         return reason != null ? failureOf(reason) : MigrationFailure.of(e, during);
     }
 
-    private FrameChannel connect(dev.ferry.protocol.Role role, int index, FrameHandler handler)
+    private FrameChannel connect(dev.ferry.protocol.ChannelRole role, int index, FrameHandler handler)
             throws MigrationFailure, InterruptedException {
         try {
             return client.connect(policy.destination().resolve(), session, role, index, handler)

@@ -14,7 +14,7 @@ import dev.ferry.orchestrator.TestDaemons;
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.PagesBuilder;
-import dev.ferry.protocol.Role;
+import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.SessionId;
 import dev.ferry.protocol.net.FrameChannel;
 import dev.ferry.protocol.net.ProtocolClient;
@@ -47,12 +47,12 @@ class PartialFirstPassTest {
                     group);
             SessionId session = SessionId.random();
             BlockingQueue<Frame> replies = new LinkedBlockingQueue<>();
-            FrameChannel control = client.connect(daemons.destination.migration().resolve(), session, Role.CONTROL, 0,
+            FrameChannel control = client.connect(daemons.destination.migration().resolve(), session, ChannelRole.CONTROL, 0,
                     (channel, frame) -> replies.add(frame)).get(30, TimeUnit.SECONDS);
             byte[] description = VmDescription.of(vm, false, "mig-partial").toJson();
             control.send(new Frame.VmDescription(config.memoryBytes(), 4096, 1, description));
             assertThat(replies.poll(30, TimeUnit.SECONDS)).isInstanceOf(Frame.VmAccepted.class);
-            FrameChannel data = client.connect(daemons.destination.migration().resolve(), session, Role.DATA, 0,
+            FrameChannel data = client.connect(daemons.destination.migration().resolve(), session, ChannelRole.DATA, 0,
                     (channel, frame) -> { }).get(30, TimeUnit.SECONDS);
 
             // Iteration 0 with the first 10 pages of 2048.

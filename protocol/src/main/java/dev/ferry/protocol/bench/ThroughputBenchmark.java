@@ -3,7 +3,7 @@ package dev.ferry.protocol.bench;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.PageRouting;
 import dev.ferry.protocol.ProtocolException;
-import dev.ferry.protocol.Role;
+import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.SessionId;
 import dev.ferry.protocol.net.FrameChannel;
 import dev.ferry.protocol.net.FrameHandler;
@@ -117,11 +117,11 @@ public final class ThroughputBenchmark {
             ProtocolClient client = new ProtocolClient(ProtocolConfig.of(token, null), sourceLoops);
             SessionId session = SessionId.random();
             long start = System.nanoTime();
-            FrameChannel control = client.connect(address, session, Role.CONTROL, 0, null).get(30, TimeUnit.SECONDS);
+            FrameChannel control = client.connect(address, session, ChannelRole.CONTROL, 0, null).get(30, TimeUnit.SECONDS);
             control.send(new Frame.VmDescription(source.capacity(), PAGE, channels, new byte[0]));
             List<FrameChannel> data = new ArrayList<>();
             for (int c = 0; c < channels; c++) {
-                data.add(client.connect(address, session, Role.DATA, c, null).get(30, TimeUnit.SECONDS));
+                data.add(client.connect(address, session, ChannelRole.DATA, c, null).get(30, TimeUnit.SECONDS));
             }
             PageSender sender = new PageSender(data, senders, RateLimiter.unlimited(), Duration.ofMinutes(1));
             sender.send(0, PageSet.all(pages), new PageSource() {

@@ -3,7 +3,7 @@ package dev.ferry.protocol.net;
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.ProtocolException;
-import dev.ferry.protocol.Role;
+import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.SessionId;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -26,7 +26,7 @@ final class ClientHandshake extends ChannelInboundHandlerAdapter {
     private ScheduledFuture<?> timeout;
     private boolean challenged;
 
-    ClientHandshake(ProtocolConfig config, TokenAuth auth, SessionId session, Role role, int index, FrameHandler handler,
+    ClientHandshake(ProtocolConfig config, TokenAuth auth, SessionId session, ChannelRole role, int index, FrameHandler handler,
                     CompletableFuture<FrameChannel> result) {
         this.config = config;
         this.auth = auth;
@@ -67,7 +67,7 @@ final class ClientHandshake extends ChannelInboundHandlerAdapter {
             ctx.writeAndFlush(new Frame.Auth(auth.clientProof(hello, challenge.version(), challenge.nonce())));
         } else if (challenged && msg instanceof Frame.Accept) {
             timeout.cancel(false);
-            FrameChannel channel = new FrameChannel(ctx.channel(), Role.of(hello.role()), hello.channelIndex(), hello.session(), false);
+            FrameChannel channel = new FrameChannel(ctx.channel(), ChannelRole.of(hello.role()), hello.channelIndex(), hello.session(), false);
             channel.setHandler(handler);
             ctx.pipeline().replace(this, "session", new SessionHandler(channel, config.limits()));
             result.complete(channel);

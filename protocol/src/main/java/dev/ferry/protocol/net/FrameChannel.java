@@ -4,7 +4,7 @@ import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.PageRouting;
 import dev.ferry.protocol.ProtocolException;
-import dev.ferry.protocol.Role;
+import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.SessionId;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
@@ -19,7 +19,7 @@ import java.util.concurrent.TimeUnit;
  */
 public final class FrameChannel {
     private final Channel channel;
-    private final Role role;
+    private final ChannelRole role;
     private final int index;
     private final SessionId session;
     private final FrameRules rules;
@@ -29,7 +29,7 @@ public final class FrameChannel {
     private volatile boolean orderlyEnd;
     private volatile ProtocolException closeCause;
 
-    FrameChannel(Channel channel, Role role, int index, SessionId session, boolean destination) {
+    FrameChannel(Channel channel, ChannelRole role, int index, SessionId session, boolean destination) {
         this.channel = channel;
         this.role = role;
         this.index = index;
@@ -37,7 +37,7 @@ public final class FrameChannel {
         this.rules = new FrameRules(role, destination);
     }
 
-    public Role role() {
+    public ChannelRole role() {
         return role;
     }
 
@@ -192,7 +192,7 @@ public final class FrameChannel {
 
     @Override
     public String toString() {
-        return role.name().toLowerCase(java.util.Locale.ROOT) + (role == Role.DATA ? "#" + index : "") + " channel of session "
+        return role.name().toLowerCase(java.util.Locale.ROOT) + (role == ChannelRole.DATA ? "#" + index : "") + " channel of session "
                 + session + " with " + channel.remoteAddress();
     }
 }

@@ -2,10 +2,10 @@ package dev.ferry.protocol.net;
 
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
-import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.PhaseCode;
 import dev.ferry.protocol.PageRouting;
 import dev.ferry.protocol.ProtocolException;
-import dev.ferry.protocol.Role;
+import dev.ferry.protocol.ChannelRole;
 
 /**
  * What a peer may send on an open channel, and when. The source dials, so the client side of a
@@ -22,7 +22,7 @@ import dev.ferry.protocol.Role;
  * </pre>
  */
 final class FrameRules {
-    private final Role role;
+    private final ChannelRole role;
     private final boolean destination;
 
     // Control, destination side.
@@ -45,7 +45,7 @@ final class FrameRules {
     private long totalPages;
     private boolean channelEnded;
 
-    FrameRules(Role role, boolean destination) {
+    FrameRules(ChannelRole role, boolean destination) {
         this.role = role;
         this.destination = destination;
     }
@@ -59,7 +59,7 @@ final class FrameRules {
         if (frame instanceof Frame.Keepalive || frame instanceof Frame.KeepaliveAck || frame instanceof Frame.Abort) {
             return;
         }
-        if (role == Role.CONTROL) {
+        if (role == ChannelRole.CONTROL) {
             if (destination) {
                 controlAtDestination(frame);
             } else {
@@ -106,7 +106,7 @@ final class FrameRules {
                 throw unexpected(frame, "everything was sent already (PREPARE)");
             }
         } else if (frame instanceof Frame.Phase phase) {
-            if (MigrationPhase.of(phase.phase()) == null) {
+            if (PhaseCode.of(phase.phase()) == null) {
                 throw new ProtocolException(ErrorCode.MALFORMED, "unknown phase " + phase.phase());
             }
         } else if (frame instanceof Frame.Prepare) {

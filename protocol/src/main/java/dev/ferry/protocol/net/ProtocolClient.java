@@ -3,7 +3,7 @@ package dev.ferry.protocol.net;
 import dev.ferry.protocol.FrameDecoder;
 import dev.ferry.protocol.FrameEncoder;
 import dev.ferry.protocol.ProtocolException;
-import dev.ferry.protocol.Role;
+import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.SessionId;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
@@ -31,7 +31,7 @@ public final class ProtocolClient {
      * Connects, runs the handshake and completes with the open channel, or fails with a
      * {@link ProtocolException} (its code says why: refused, wrong token, TLS, connection lost...).
      */
-    public CompletableFuture<FrameChannel> connect(InetSocketAddress address, SessionId session, Role role, int index,
+    public CompletableFuture<FrameChannel> connect(InetSocketAddress address, SessionId session, ChannelRole role, int index,
                                                    FrameHandler handler) {
         CompletableFuture<FrameChannel> result = new CompletableFuture<>();
         Bootstrap bootstrap = new Bootstrap()

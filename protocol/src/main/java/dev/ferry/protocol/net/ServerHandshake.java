@@ -5,7 +5,7 @@ import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.FrameType;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.ProtocolVersion;
-import dev.ferry.protocol.Role;
+import dev.ferry.protocol.ChannelRole;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -73,9 +73,9 @@ final class ServerHandshake extends ChannelInboundHandlerAdapter {
                     + config.maxVersion() + "; the peer offered " + h.minVersion() + ".." + h.maxVersion());
             return;
         }
-        Role role = Role.of(h.role());
-        if (role == null || (role == Role.CONTROL && h.channelIndex() != 0)
-                || (role == Role.DATA && h.channelIndex() >= config.limits().maxDataChannels())) {
+        ChannelRole role = ChannelRole.of(h.role());
+        if (role == null || (role == ChannelRole.CONTROL && h.channelIndex() != 0)
+                || (role == ChannelRole.DATA && h.channelIndex() >= config.limits().maxDataChannels())) {
             refuse(ctx, ErrorCode.BAD_ROLE, "role " + h.role() + " with channel index " + h.channelIndex()
                     + " is not a control channel (index 0) or a data channel (index below " + config.limits().maxDataChannels() + ")");
             return;
@@ -91,11 +91,11 @@ final class ServerHandshake extends ChannelInboundHandlerAdapter {
             refuse(ctx, ErrorCode.AUTH_FAILED, "the peer's proof does not match this daemon's token");
             return;
         }
-        Role role = Role.of(hello.role());
+        ChannelRole role = ChannelRole.of(hello.role());
         FrameChannel channel = new FrameChannel(ctx.channel(), role, hello.channelIndex(), hello.session(), true);
         FrameHandler handler;
         try {
-            handler = role == Role.CONTROL ? acceptor.acceptControl(channel) : acceptor.acceptData(channel);
+            handler = role == ChannelRole.CONTROL ? acceptor.acceptControl(channel) : acceptor.acceptData(channel);
         } catch (ProtocolException e) {
             refuse(ctx, e.code(), e.getMessage());
             return;

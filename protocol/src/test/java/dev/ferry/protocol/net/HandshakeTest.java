@@ -6,7 +6,7 @@ import static org.awaitility.Awaitility.await;
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.ProtocolException;
-import dev.ferry.protocol.Role;
+import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.SessionId;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -55,12 +55,12 @@ class HandshakeTest {
         TestAcceptor acceptor = start(Loopback.config("secret"), Loopback.config("secret"));
         SessionId session = SessionId.random();
         BlockingQueue<Frame> replies = new LinkedBlockingQueue<>();
-        FrameChannel control = loopback.connect(session, Role.CONTROL, 0, (ch, frame) -> replies.add(frame));
+        FrameChannel control = loopback.connect(session, ChannelRole.CONTROL, 0, (ch, frame) -> replies.add(frame));
         control.send(new Frame.VmDescription(1 << 20, 4096, 2, new byte[0]));
         // Data channels join a session only once its description has been accepted.
         assertThat(replies.poll(30, TimeUnit.SECONDS)).isInstanceOf(Frame.VmAccepted.class);
-        FrameChannel data0 = loopback.connect(session, Role.DATA, 0, null);
-        FrameChannel data1 = loopback.connect(session, Role.DATA, 1, null);
+        FrameChannel data0 = loopback.connect(session, ChannelRole.DATA, 0, null);
+        FrameChannel data1 = loopback.connect(session, ChannelRole.DATA, 1, null);
         assertThat(acceptor.calls.get()).isEqualTo(3);
         await().atMost(Duration.ofSeconds(10)).until(() -> control.rttNanos() > 0 && data1.rttNanos() > 0);
         assertThat(control.isOpen() && data0.isOpen() && data1.isOpen()).isTrue();
@@ -70,7 +70,7 @@ class HandshakeTest {
     @Test
     void wrongMagicIsRefusedBeforeAnythingIsAllocated() throws Exception {
         TestAcceptor acceptor = start(Loopback.config("secret"), Loopback.config("secret"));
-        Frame.Refuse refuse = refusal(hello(0x1234L, Role.CONTROL.code(), 0, 1, 1));
+        Frame.Refuse refuse = refusal(hello(0x1234L, ChannelRole.CONTROL.code(), 0, 1, 1));
         assertThat(refuse.code()).isEqualTo(ErrorCode.BAD_MAGIC);
         assertThat(refuse.message()).contains("not a Ferry migration peer");
         assertThat(acceptor.calls.get()).isZero();
@@ -79,7 +79,7 @@ class HandshakeTest {
     @Test
     void wrongVersionIsRefusedNamingBothRanges() throws Exception {
         TestAcceptor acceptor = start(Loopback.config("secret"), Loopback.config("secret").withVersions(2, 3));
-        ProtocolException refused = loopback.refusal(SessionId.random(), Role.CONTROL, 0);
+        ProtocolException refused = loopback.refusal(SessionId.random(), ChannelRole.CONTROL, 0);
         assertThat(refused.code()).isEqualTo(ErrorCode.UNSUPPORTED_VERSION);
         assertThat(refused.getMessage()).contains("versions 1..1").contains("offered 2..3");
         assertThat(acceptor.calls.get()).isZero();
@@ -89,12 +89,12 @@ class HandshakeTest {
     void wrongTokenFailsOnBothSides() throws Exception {
         TestAcceptor acceptor = start(Loopback.config("secret"), Loopback.config("guess"));
         // The client checks the server's proof first and will not prove itself to a stranger.
-        ProtocolException refused = loopback.refusal(SessionId.random(), Role.CONTROL, 0);
+        ProtocolException refused = loopback.refusal(SessionId.random(), ChannelRole.CONTROL, 0);
         assertThat(refused.code()).isEqualTo(ErrorCode.AUTH_FAILED);
         assertThat(refused.getMessage()).contains("could not prove it holds the token");
         // A client that answers anyway is refused by the server.
         try (RawPeer peer = new RawPeer(loopback.address)) {
-            peer.send(hello(Frame.MAGIC, Role.CONTROL.code(), 0, 1, 1));
+            peer.send(hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0, 1, 1));
             assertThat(peer.readUntil(Frame.Challenge.class)).isNotNull();
             peer.send(new Frame.Auth(new byte[32]));
             Frame.Refuse refuse = peer.readUntil(Frame.Refuse.class);
@@ -108,7 +108,7 @@ class HandshakeTest {
         String token = "a-very-recognisable-token";
         start(Loopback.config(token), Loopback.config(token));
         try (RawPeer peer = new RawPeer(loopback.address)) {
-            Frame.Hello hello = hello(Frame.MAGIC, Role.CONTROL.code(), 0, 1, 1);
+            Frame.Hello hello = hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0, 1, 1);
             peer.send(hello);
             Frame.Challenge challenge = peer.readUntil(Frame.Challenge.class);
             String everything = new String(challenge.nonce(), StandardCharsets.ISO_8859_1)
@@ -125,15 +125,15 @@ class HandshakeTest {
     void wrongRoleIsRefused() throws Exception {
         TestAcceptor acceptor = start(Loopback.config(""), Loopback.config(""));
         assertThat(refusal(hello(Frame.MAGIC, 7, 0, 1, 1)).code()).isEqualTo(ErrorCode.BAD_ROLE);
-        assertThat(refusal(hello(Frame.MAGIC, Role.CONTROL.code(), 1, 1, 1)).code()).isEqualTo(ErrorCode.BAD_ROLE);
-        assertThat(refusal(hello(Frame.MAGIC, Role.DATA.code(), 200, 1, 1)).code()).isEqualTo(ErrorCode.BAD_ROLE);
+        assertThat(refusal(hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 1, 1, 1)).code()).isEqualTo(ErrorCode.BAD_ROLE);
+        assertThat(refusal(hello(Frame.MAGIC, ChannelRole.DATA.code(), 200, 1, 1)).code()).isEqualTo(ErrorCode.BAD_ROLE);
         assertThat(acceptor.calls.get()).isZero();
     }
 
     @Test
     void dataChannelOfAnUnknownSessionIsRefused() throws Exception {
         start(Loopback.config(""), Loopback.config(""));
-        ProtocolException refused = loopback.refusal(SessionId.random(), Role.DATA, 0);
+        ProtocolException refused = loopback.refusal(SessionId.random(), ChannelRole.DATA, 0);
         assertThat(refused.code()).isEqualTo(ErrorCode.UNKNOWN_SESSION);
     }
 
@@ -163,7 +163,7 @@ class HandshakeTest {
         start(server, Loopback.config("t"));
         try (RawPeer peer = new RawPeer(loopback.address)) {
             TokenAuth auth = new TokenAuth("t".getBytes(StandardCharsets.UTF_8));
-            Frame.Hello hello = hello(Frame.MAGIC, Role.CONTROL.code(), 0, 1, 1);
+            Frame.Hello hello = hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0, 1, 1);
             peer.send(hello);
             Frame.Challenge challenge = peer.readUntil(Frame.Challenge.class);
             peer.send(new Frame.Auth(auth.clientProof(hello, challenge.version(), challenge.nonce())));
@@ -188,7 +188,7 @@ class HandshakeTest {
                 assertThat(refuse.code()).isEqualTo(ErrorCode.UNKNOWN_TYPE);
             }
         }
-        FrameChannel fine = loopback.connect(SessionId.random(), Role.CONTROL, 0, null);
+        FrameChannel fine = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, null);
         assertThat(fine.isOpen()).isTrue();
         fine.close().sync();
     }
@@ -196,9 +196,9 @@ class HandshakeTest {
     @Test
     void connectionsBeyondTheLimitAreRefusedAsBusy() throws Exception {
         start(Loopback.config("").withLimits(Limits.DEFAULT.withMaxConnections(2)), Loopback.config(""));
-        FrameChannel first = loopback.connect(SessionId.random(), Role.CONTROL, 0, null);
-        FrameChannel second = loopback.connect(SessionId.random(), Role.CONTROL, 0, null);
-        ProtocolException refused = loopback.refusal(SessionId.random(), Role.CONTROL, 0);
+        FrameChannel first = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, null);
+        FrameChannel second = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, null);
+        ProtocolException refused = loopback.refusal(SessionId.random(), ChannelRole.CONTROL, 0);
         assertThat(refused.code()).isEqualTo(ErrorCode.BUSY);
         first.close().sync();
         second.close().sync();

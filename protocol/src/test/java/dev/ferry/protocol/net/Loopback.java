@@ -1,7 +1,7 @@
 package dev.ferry.protocol.net;
 
 import dev.ferry.protocol.ProtocolException;
-import dev.ferry.protocol.Role;
+import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.SessionId;
 import io.netty.channel.EventLoopGroup;
 import java.net.InetSocketAddress;
@@ -31,16 +31,16 @@ final class Loopback implements AutoCloseable {
                 .withLimits(Limits.DEFAULT.withKeepalive(Duration.ofMillis(100), Duration.ofSeconds(5)));
     }
 
-    CompletableFuture<FrameChannel> open(SessionId session, Role role, int index, FrameHandler handler) {
+    CompletableFuture<FrameChannel> open(SessionId session, ChannelRole role, int index, FrameHandler handler) {
         return client.connect(address, session, role, index, handler);
     }
 
-    FrameChannel connect(SessionId session, Role role, int index, FrameHandler handler) throws Exception {
+    FrameChannel connect(SessionId session, ChannelRole role, int index, FrameHandler handler) throws Exception {
         return open(session, role, index, handler).get(TEST_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
     }
 
     /** The code a connection attempt failed with. */
-    ProtocolException refusal(SessionId session, Role role, int index) throws Exception {
+    ProtocolException refusal(SessionId session, ChannelRole role, int index) throws Exception {
         try {
             FrameChannel channel = connect(session, role, index, null);
             channel.close();

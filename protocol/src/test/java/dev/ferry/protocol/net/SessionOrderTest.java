@@ -5,10 +5,10 @@ import static org.awaitility.Awaitility.await;
 
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
-import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.PhaseCode;
 import dev.ferry.protocol.PagesBuilder;
 import dev.ferry.protocol.ProtocolException;
-import dev.ferry.protocol.Role;
+import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.SessionId;
 import java.nio.ByteBuffer;
 import java.time.Duration;
@@ -64,7 +64,7 @@ class SessionOrderTest {
 
     private void expectAbort(List<Frame> frames, String because) throws Exception {
         Recorder recorder = new Recorder();
-        FrameChannel control = loopback.connect(SessionId.random(), Role.CONTROL, 0, recorder);
+        FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, recorder);
         for (Frame frame : frames) {
             control.send(frame);
         }
@@ -81,7 +81,7 @@ class SessionOrderTest {
 
     @Test
     void aSessionStartsWithTheVmDescription() throws Exception {
-        expectAbort(List.of(new Frame.Phase(MigrationPhase.PRECOPY.code(), 0)), "starts with VM_DESCRIPTION");
+        expectAbort(List.of(new Frame.Phase(PhaseCode.PRECOPY.code(), 0)), "starts with VM_DESCRIPTION");
     }
 
     @Test
@@ -101,11 +101,11 @@ class SessionOrderTest {
 
     @Test
     void dataChannelIterationsEndWithTheirPageCounts() throws Exception {
-        FrameChannel control = loopback.connect(SessionId.random(), Role.CONTROL, 0, new Recorder());
+        FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, new Recorder());
         control.send(description()).sync();
         await().atMost(Duration.ofSeconds(10)).until(() -> acceptor.sessions.get(control.session()).memory != null);
         Recorder recorder = new Recorder();
-        FrameChannel data = loopback.connect(control.session(), Role.DATA, 0, recorder);
+        FrameChannel data = loopback.connect(control.session(), ChannelRole.DATA, 0, recorder);
         data.send(new PagesBuilder(data.channel().alloc(), 0).addCopy(3, ByteBuffer.allocate(4096)).build());
         data.send(new Frame.DataEnd(0, 2));
         Frame.Abort abort = recorder.abort();
@@ -115,11 +115,11 @@ class SessionOrderTest {
 
     @Test
     void pagesOfALaterIterationWaitForTheEndOfTheCurrentOne() throws Exception {
-        FrameChannel control = loopback.connect(SessionId.random(), Role.CONTROL, 0, new Recorder());
+        FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, new Recorder());
         control.send(description()).sync();
         await().atMost(Duration.ofSeconds(10)).until(() -> acceptor.sessions.get(control.session()).memory != null);
         Recorder recorder = new Recorder();
-        FrameChannel data = loopback.connect(control.session(), Role.DATA, 0, recorder);
+        FrameChannel data = loopback.connect(control.session(), ChannelRole.DATA, 0, recorder);
         data.send(new PagesBuilder(data.channel().alloc(), 1).addZero(3).build());
         assertThat(recorder.abort().message()).contains("pages of iteration 1 while iteration 0 is open");
     }
@@ -127,7 +127,7 @@ class SessionOrderTest {
     @Test
     void aDroppedConnectionIsReportedAsLost() throws Exception {
         Recorder recorder = new Recorder();
-        FrameChannel control = loopback.connect(SessionId.random(), Role.CONTROL, 0, recorder);
+        FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, recorder);
         control.send(description()).sync();
         await().atMost(Duration.ofSeconds(10)).until(() -> acceptor.sessions.get(control.session()) != null);
         acceptor.sessions.get(control.session()).control.channel().close().sync();
@@ -139,7 +139,7 @@ class SessionOrderTest {
     @Test
     void theSourceTakesEachIterationDoneOnceInOrderAndOnlyForIterationsItEnded() throws Exception {
         Recorder recorder = new Recorder();
-        FrameChannel control = loopback.connect(SessionId.random(), Role.CONTROL, 0, recorder);
+        FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, recorder);
         control.send(description());
         assertThat(recorder.frames.poll(30, TimeUnit.SECONDS)).isInstanceOf(Frame.VmAccepted.class);
         control.send(new Frame.IterationEnd(0, 10, 40_960));

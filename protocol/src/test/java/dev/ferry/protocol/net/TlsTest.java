@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.ProtocolException;
-import dev.ferry.protocol.Role;
+import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.SessionId;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
@@ -63,7 +63,7 @@ class TlsTest {
     @Test
     void mutualTlsOpensChannels() throws Exception {
         loopback = new Loopback(config(fromDirectory("server", server)), config(fromDirectory("client", client)), new TestAcceptor());
-        FrameChannel control = loopback.connect(SessionId.random(), Role.CONTROL, 0, null);
+        FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, null);
         assertThat(control.channel().pipeline().get("tls")).isNotNull();
         control.send(new Frame.VmDescription(4096, 4096, 1, new byte[0])).sync();
         control.close().sync();
@@ -76,7 +76,7 @@ class TlsTest {
         TlsConfig serverTls = fromDirectory("server", server);
         TlsConfig anonymous = new TlsConfig(null, noCertificate);
         loopback = new Loopback(config(serverTls), config(anonymous), acceptor);
-        ProtocolException refused = loopback.refusal(SessionId.random(), Role.CONTROL, 0);
+        ProtocolException refused = loopback.refusal(SessionId.random(), ChannelRole.CONTROL, 0);
         assertThat(refused.code()).isIn(ErrorCode.AUTH_FAILED, ErrorCode.CONNECTION_LOST);
         assertThat(refused.getMessage()).containsIgnoringCase("certificate");
         assertThat(acceptor.calls.get()).isZero();
@@ -86,7 +86,7 @@ class TlsTest {
     void plainClientIsNotUnderstoodByATlsServer() throws Exception {
         TestAcceptor acceptor = new TestAcceptor();
         loopback = new Loopback(config(fromDirectory("server", server)), config(null), acceptor);
-        ProtocolException refused = loopback.refusal(SessionId.random(), Role.CONTROL, 0);
+        ProtocolException refused = loopback.refusal(SessionId.random(), ChannelRole.CONTROL, 0);
         assertThat(refused.code()).isIn(ErrorCode.CONNECTION_LOST, ErrorCode.UNKNOWN_TYPE, ErrorCode.AUTH_FAILED);
         assertThat(acceptor.calls.get()).isZero();
     }
@@ -99,7 +99,7 @@ class TlsTest {
         InetSocketAddress localhost = new InetSocketAddress("localhost", loopback.address.getPort());
         assertThat(localhost.getAddress().getHostAddress()).isEqualTo("127.0.0.1");
         try {
-            loopback.client.connect(localhost, SessionId.random(), Role.CONTROL, 0, null).get(30, TimeUnit.SECONDS);
+            loopback.client.connect(localhost, SessionId.random(), ChannelRole.CONTROL, 0, null).get(30, TimeUnit.SECONDS);
             throw new AssertionError("a certificate for 127.0.0.1 was accepted for 'localhost'");
         } catch (ExecutionException e) {
             assertThat(((ProtocolException) e.getCause()).code()).isEqualTo(ErrorCode.AUTH_FAILED);

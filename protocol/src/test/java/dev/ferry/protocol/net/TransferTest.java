@@ -6,7 +6,7 @@ import static org.awaitility.Awaitility.await;
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.PagesBuilder;
-import dev.ferry.protocol.Role;
+import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.SessionId;
 import dev.ferry.protocol.transfer.PageReceiver;
 import dev.ferry.protocol.transfer.PageSender;
@@ -85,12 +85,12 @@ class TransferTest {
         loopback = new Loopback(Loopback.config("k"), Loopback.config("k"), acceptor);
         SessionId id = SessionId.random();
         BlockingQueue<Frame> replies = new LinkedBlockingQueue<>();
-        FrameChannel control = loopback.connect(id, Role.CONTROL, 0, (ch, frame) -> replies.add(frame));
+        FrameChannel control = loopback.connect(id, ChannelRole.CONTROL, 0, (ch, frame) -> replies.add(frame));
         control.send(new Frame.VmDescription(memoryBytes, PAGE, channels, new byte[0]));
         assertThat(replies.poll(30, TimeUnit.SECONDS)).isInstanceOf(Frame.VmAccepted.class);
         List<FrameChannel> data = new ArrayList<>();
         for (int c = 0; c < channels; c++) {
-            data.add(loopback.connect(id, Role.DATA, c, null));
+            data.add(loopback.connect(id, ChannelRole.DATA, c, null));
         }
         return new Session(control, data, acceptor.sessions.get(id));
     }

@@ -1,7 +1,7 @@
 package dev.ferry.protocol;
 
 /** What a channel carries. */
-public enum Role {
+public enum ChannelRole {
     /** One per session: VM description, device data, phases, commit, confirmation, abort. */
     CONTROL(1),
     /** Any number per session, up to the limit: memory page runs. */
@@ -9,7 +9,7 @@ public enum Role {
 
     private final int code;
 
-    Role(int code) {
+    ChannelRole(int code) {
         this.code = code;
     }
 
@@ -18,8 +18,8 @@ public enum Role {
     }
 
     /** The role with this wire code, or {@code null}. */
-    public static Role of(int code) {
-        for (Role role : values()) {
+    public static ChannelRole of(int code) {
+        for (ChannelRole role : values()) {
             if (role.code == code) {
                 return role;
             }

@@ -1,12 +1,12 @@
 package dev.ferry.device.memory;
 
 /** Page geometry shared by guest memory, device memory and the migration streams (M1). */
-public final class Pages {
+public final class PageGeometry {
     /** Guest and device pages are 4 KiB. */
     public static final int PAGE_SIZE = 4096;
     public static final int PAGE_SHIFT = 12;
 
-    private Pages() {
+    private PageGeometry() {
     }
 
     /** Number of pages in {@code bytes}, which must be a multiple of the page size. */
