@@ -1,5 +1,6 @@
 package dev.ferry.orchestrator.api;
 
+import dev.ferry.orchestrator.Refusal;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import java.util.Map;
 
@@ -33,6 +34,17 @@ public final class ApiException extends RuntimeException {
 
     public Map<String, Object> details() {
         return details;
+    }
+
+    /** The one place a domain refusal becomes an HTTP status. */
+    public static ApiException of(Refusal refusal) {
+        HttpResponseStatus status = switch (refusal.kind()) {
+            case INVALID -> HttpResponseStatus.BAD_REQUEST;
+            case NOT_FOUND -> HttpResponseStatus.NOT_FOUND;
+            case CONFLICT -> HttpResponseStatus.CONFLICT;
+            case UNAVAILABLE -> HttpResponseStatus.SERVICE_UNAVAILABLE;
+        };
+        return new ApiException(status, refusal.code(), refusal.getMessage(), refusal.details());
     }
 
     public static ApiException badRequest(String code, String message) {

@@ -1,5 +1,6 @@
 package dev.ferry.orchestrator.api;
 
+import dev.ferry.orchestrator.Refusal;
 import io.netty.handler.codec.http.HttpMethod;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -54,6 +55,15 @@ public final class Router {
     }
 
     public Router add(Route route) {
+        Handler handler = route.handler();
+        // The domain refuses in its own terms; here, once for every route, they become HTTP errors.
+        route = new Route(route.method(), route.template(), request -> {
+            try {
+                return handler.handle(request);
+            } catch (Refusal refusal) {
+                throw ApiException.of(refusal);
+            }
+        }, route.blocking(), route.open());
         for (Route existing : routes) {
             if (existing.method().equals(route.method()) && existing.template().equals(route.template())) {
                 throw new IllegalArgumentException("route " + route.method() + " " + route.template() + " defined twice");

@@ -6,7 +6,7 @@ import dev.ferry.device.memory.PageGeometry;
 import dev.ferry.device.migration.DeviceState;
 import dev.ferry.device.migration.GraceStates;
 import dev.ferry.device.vm.Vm;
-import dev.ferry.orchestrator.api.ApiException;
+import dev.ferry.orchestrator.Refusal;
 import dev.ferry.orchestrator.metrics.FerryMetrics;
 import dev.ferry.orchestrator.vm.ManagedVm;
 import dev.ferry.orchestrator.vm.VmManager;
@@ -196,7 +196,7 @@ final class DestinationFlow implements FrameHandler, Migration.Control {
         dev.ferry.device.vm.VmConfig config = description.config();
         try {
             managed = vms.buildIncoming(config, description.slots(), migration.id());
-        } catch (ApiException e) {
+        } catch (Refusal e) {
             String code = switch (e.code()) {
                 case "duplicate_id" -> ErrorCode.DUPLICATE_VM.label();
                 case "too_many_vms", "insufficient_memory" -> ErrorCode.BUSY.label();

@@ -1,7 +1,7 @@
 package dev.ferry.orchestrator.migration;
 
 import dev.ferry.orchestrator.Managed;
-import dev.ferry.orchestrator.api.ApiException;
+import dev.ferry.orchestrator.Refusal;
 import dev.ferry.orchestrator.config.FerrydConfig;
 import dev.ferry.orchestrator.metrics.FerryMetrics;
 import dev.ferry.orchestrator.vm.ManagedVm;
@@ -13,7 +13,6 @@ import dev.ferry.protocol.net.FrameChannel;
 import dev.ferry.protocol.net.FrameHandler;
 import dev.ferry.protocol.net.ProtocolClient;
 import dev.ferry.protocol.net.SessionAcceptor;
-import io.netty.handler.codec.http.HttpResponseStatus;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -103,7 +102,7 @@ public final class MigrationManager implements Managed, SessionAcceptor {
     /** Starts migrating a VM; the flow runs on its own thread. */
     public Migration start(MigrationPolicy policy) {
         if (stopping) {
-            throw new ApiException(HttpResponseStatus.SERVICE_UNAVAILABLE, "shutting_down", "ferryd is shutting down");
+            throw Refusal.unavailable("shutting_down", "ferryd is shutting down");
         }
         ManagedVm vm = vms.get(policy.vm());
         SessionId session = SessionId.random();
@@ -179,7 +178,7 @@ public final class MigrationManager implements Managed, SessionAcceptor {
                 }
             }
         }
-        throw ApiException.notFound("migration_not_found", "no migration " + id);
+        throw Refusal.notFound("migration_not_found", "no migration " + id);
     }
 
     /** Running migrations, then finished ones, newest first. */
@@ -196,11 +195,11 @@ public final class MigrationManager implements Managed, SessionAcceptor {
     public Migration cancel(String id) {
         Migration migration = get(id);
         if (migration.finished()) {
-            throw ApiException.conflict("migration_finished", "migration " + id + " already ended: " + migration.phase().label());
+            throw Refusal.conflict("migration_finished", "migration " + id + " already ended: " + migration.phase().label());
         }
         Migration.Control control = migration.control();
         if (control == null || !control.cancel()) {
-            throw ApiException.conflict("too_late", "migration " + id + " is past its commit: the VM runs on the destination");
+            throw Refusal.conflict("too_late", "migration " + id + " is past its commit: the VM runs on the destination");
         }
         return migration;
     }

@@ -1,6 +1,6 @@
 package dev.ferry.orchestrator.migration;
 
-import dev.ferry.orchestrator.api.ApiException;
+import dev.ferry.orchestrator.Refusal;
 import dev.ferry.orchestrator.api.Requests;
 import dev.ferry.orchestrator.config.Endpoint;
 
@@ -24,19 +24,19 @@ public record MigrationPolicy(String vm, Endpoint destination, long downtimeLimi
 
     public static MigrationPolicy from(Requests.StartMigration request) {
         if (request.vm() == null || request.vm().isBlank()) {
-            throw ApiException.invalid("vm is required");
+            throw Refusal.invalid("vm is required");
         }
         if (request.destination() == null) {
-            throw ApiException.invalid("destination is required, as HOST:PORT of the destination's migration listener");
+            throw Refusal.invalid("destination is required, as HOST:PORT of the destination's migration listener");
         }
         Endpoint destination;
         try {
             destination = Endpoint.parse(request.destination());
         } catch (IllegalArgumentException e) {
-            throw ApiException.invalid("destination: " + e.getMessage());
+            throw Refusal.invalid("destination: " + e.getMessage());
         }
         if (destination.port() == 0) {
-            throw ApiException.invalid("destination needs a port");
+            throw Refusal.invalid("destination needs a port");
         }
         long downtime = or(request.downtimeLimitMs(), DEFAULT_DOWNTIME_LIMIT_MS);
         long bandwidth = or(request.maxBandwidthBytesPerSecond(), 0L);
@@ -54,7 +54,7 @@ public record MigrationPolicy(String vm, Endpoint destination, long downtimeLimi
 
     private static void check(boolean ok, String message) {
         if (!ok) {
-            throw ApiException.invalid(message);
+            throw Refusal.invalid(message);
         }
     }
 

@@ -13,10 +13,9 @@ import dev.ferry.device.vm.Vm;
 import dev.ferry.device.vm.VmConfig;
 import dev.ferry.device.vm.VmDigest;
 import dev.ferry.orchestrator.Managed;
-import dev.ferry.orchestrator.api.ApiException;
+import dev.ferry.orchestrator.Refusal;
 import dev.ferry.orchestrator.config.FerrydConfig;
 import dev.ferry.orchestrator.metrics.FerryMetrics;
-import io.netty.handler.codec.http.HttpResponseStatus;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -159,16 +158,16 @@ public final class VmManager implements Managed {
      */
     private Admission admit(VmConfig vmConfig) {
         if (vmConfig.memoryBytes() > config.maxVmMemoryBytes()) {
-            throw ApiException.invalid("memoryBytes " + vmConfig.memoryBytes() + " exceeds this daemon's limit of "
+            throw Refusal.invalid("memoryBytes " + vmConfig.memoryBytes() + " exceeds this daemon's limit of "
                     + config.maxVmMemoryBytes());
         }
         long bytes = footprint(vmConfig);
         synchronized (admission) {
             if (vms.containsKey(vmConfig.id())) {
-                throw ApiException.conflict("duplicate_id", "a VM with id " + vmConfig.id() + " exists already");
+                throw Refusal.conflict("duplicate_id", "a VM with id " + vmConfig.id() + " exists already");
             }
             if (vms.size() + admittedVms >= config.maxVms()) {
-                throw ApiException.conflict("too_many_vms", "this daemon hosts at most " + config.maxVms() + " VMs");
+                throw Refusal.conflict("too_many_vms", "this daemon hosts at most " + config.maxVms() + " VMs");
             }
             long committed = committedBytes();
             long over = committed + bytes + memoryPool.keptBytes() - memoryBudget;
@@ -176,7 +175,7 @@ public final class VmManager implements Managed {
                 memoryPool.trim(over);
             }
             if (committed + bytes > memoryBudget) {
-                throw ApiException.conflict("insufficient_memory", "a VM of " + bytes + " bytes of guest and device memory"
+                throw Refusal.conflict("insufficient_memory", "a VM of " + bytes + " bytes of guest and device memory"
                         + " does not fit: " + committed + " of this daemon's " + memoryBudget + " bytes are committed"
                         + " (raise -XX:MaxDirectMemorySize to host more)");
             }
@@ -201,7 +200,7 @@ public final class VmManager implements Managed {
             synchronized (admission) {
                 if (vms.putIfAbsent(id, managed) != null) {
                     managed.vm().close();
-                    throw ApiException.conflict("duplicate_id", "a VM with id " + id + " exists already");
+                    throw Refusal.conflict("duplicate_id", "a VM with id " + id + " exists already");
                 }
                 release();
             }
@@ -243,7 +242,7 @@ public final class VmManager implements Managed {
     public ManagedVm get(String id) {
         ManagedVm managed = vms.get(id);
         if (managed == null) {
-            throw ApiException.notFound("vm_not_found", "no VM " + id);
+            throw Refusal.notFound("vm_not_found", "no VM " + id);
         }
         return managed;
     }
@@ -328,10 +327,10 @@ public final class VmManager implements Managed {
         managed.lock().lock();
         try {
             if (managed.state() == VmState.MIGRATING || managed.state() == VmState.INCOMING) {
-                throw ApiException.conflict("migration_in_progress", "VM " + id + " is being migrated");
+                throw Refusal.conflict("migration_in_progress", "VM " + id + " is being migrated");
             }
             if (managed.vm().vcpusRunning()) {
-                throw ApiException.conflict("vm_running", "VM " + id + " is running; pause it to take its digest");
+                throw Refusal.conflict("vm_running", "VM " + id + " is running; pause it to take its digest");
             }
             return deviceModel(() -> managed.vm().digest());
         } finally {
@@ -343,7 +342,7 @@ public final class VmManager implements Managed {
 
     public Device device(String vmId, String deviceId) {
         return get(vmId).vm().device(deviceId)
-                .orElseThrow(() -> ApiException.notFound("device_not_found", "VM " + vmId + " has no device " + deviceId));
+                .orElseThrow(() -> Refusal.notFound("device_not_found", "VM " + vmId + " has no device " + deviceId));
     }
 
     /** Hot-plug (M3: {@code ndma_required} when the device lacks NDMA while P2P is active). */
@@ -354,7 +353,7 @@ public final class VmManager implements Managed {
             synchronized (admission) {
                 long committed = committedBytes();
                 if (committed + deviceConfig.memoryBytes() > memoryBudget) {
-                    throw ApiException.conflict("insufficient_memory", "device " + deviceConfig.id() + " with "
+                    throw Refusal.conflict("insufficient_memory", "device " + deviceConfig.id() + " with "
                             + deviceConfig.memoryBytes() + " bytes of memory does not fit: " + committed + " of this daemon's "
                             + memoryBudget + " bytes are committed");
                 }
@@ -424,7 +423,7 @@ public final class VmManager implements Managed {
             details.put("rule", failed.failure().rule());
         }
         details.putAll(extra);
-        throw ApiException.conflict("transition_failed", result.describe(), details);
+        throw Refusal.conflict("transition_failed", result.describe(), details);
     }
 
     // ---- migrations' view ----------------------------------------------------------------------
@@ -438,7 +437,7 @@ public final class VmManager implements Managed {
         try {
             requireNotMigrating(managed);
             if (managed.state() == VmState.MIGRATED) {
-                throw ApiException.conflict("vm_migrated", "VM " + managed.id() + " was migrated away already");
+                throw Refusal.conflict("vm_migrated", "VM " + managed.id() + " was migrated away already");
             }
             boolean running = managed.state() == VmState.RUNNING;
             managed.beginMigration(migrationId, VmState.MIGRATING);
@@ -464,7 +463,7 @@ public final class VmManager implements Managed {
         try {
             requireNotMigrating(managed);
             if (managed.state() == VmState.MIGRATED) {
-                throw ApiException.conflict("vm_migrated", "VM " + managed.id() + " was migrated away; delete it");
+                throw Refusal.conflict("vm_migrated", "VM " + managed.id() + " was migrated away; delete it");
             }
             action.run();
         } finally {
@@ -474,7 +473,7 @@ public final class VmManager implements Managed {
 
     private static void requireNotMigrating(ManagedVm managed) {
         if (managed.state() == VmState.MIGRATING || managed.state() == VmState.INCOMING) {
-            throw ApiException.conflict("migration_in_progress", "VM " + managed.id() + " is being migrated by "
+            throw Refusal.conflict("migration_in_progress", "VM " + managed.id() + " is being migrated by "
                     + managed.migrationId(), Map.of("migration", String.valueOf(managed.migrationId())));
         }
     }
@@ -488,14 +487,14 @@ public final class VmManager implements Managed {
         }
     }
 
-    public static ApiException translate(DeviceModelException e) {
+    public static Refusal translate(DeviceModelException e) {
         return switch (e.code()) {
-            case DeviceModelException.NDMA_REQUIRED -> ApiException.conflict("ndma_required", e.getMessage());
-            case DeviceModelException.DUPLICATE_ID -> ApiException.conflict("duplicate_id", e.getMessage());
-            case DeviceModelException.NOT_FOUND -> ApiException.notFound("not_found", e.getMessage());
-            case DeviceModelException.NOT_IDLE -> ApiException.conflict("vm_running", e.getMessage());
-            case DeviceModelException.TIMEOUT -> new ApiException(HttpResponseStatus.CONFLICT, "timeout", e.getMessage());
-            default -> ApiException.invalid(e.getMessage());
+            case DeviceModelException.NDMA_REQUIRED -> Refusal.conflict("ndma_required", e.getMessage());
+            case DeviceModelException.DUPLICATE_ID -> Refusal.conflict("duplicate_id", e.getMessage());
+            case DeviceModelException.NOT_FOUND -> Refusal.notFound("not_found", e.getMessage());
+            case DeviceModelException.NOT_IDLE -> Refusal.conflict("vm_running", e.getMessage());
+            case DeviceModelException.TIMEOUT -> Refusal.conflict("timeout", e.getMessage());
+            default -> Refusal.invalid(e.getMessage());
         };
     }
 }
