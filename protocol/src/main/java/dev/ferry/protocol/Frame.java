@@ -361,6 +361,11 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
             return count;
         }
 
+        /** Pages sent as a zero flag only, without data. */
+        public int zeroPages() {
+            return count - (content().readableBytes() - 6 - 8 * count) / PAGE_SIZE;
+        }
+
         @Override
         public FrameType type() {
             return FrameType.PAGES;

@@ -32,6 +32,8 @@ public final class FrameDecoder extends ByteToMessageDecoder {
     private final int maxPayload;
     private int expectedSequence;
     private boolean failed;
+    /** When bytes last arrived, frame or not: a frame trickling in over a slow link is progress too. */
+    private volatile long lastReadNanos = System.nanoTime();
 
     public FrameDecoder() {
         this(FrameType.MAX_PAYLOAD);
@@ -41,6 +43,17 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         this.maxPayload = maxPayload;
         // Large frames arrive in many reads; composing them avoids a copy per read.
         setCumulator(COMPOSITE_CUMULATOR);
+    }
+
+    /** When the last bytes arrived from the peer ({@link System#nanoTime()}). */
+    public long lastReadNanos() {
+        return lastReadNanos;
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) throws Exception {
+        lastReadNanos = System.nanoTime();
+        super.channelRead(ctx, msg);
     }
 
     @Override

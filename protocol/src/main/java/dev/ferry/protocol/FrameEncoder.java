@@ -3,6 +3,7 @@ package dev.ferry.protocol;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufHolder;
 import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelPromise;
 import io.netty.handler.codec.MessageToMessageEncoder;
 import java.util.List;
 import java.util.zip.CRC32C;
@@ -14,9 +15,37 @@ import java.util.zip.CRC32C;
  */
 public final class FrameEncoder extends MessageToMessageEncoder<Frame> {
     private int sequence;
+    /** The payload length of the frame encoded last: {@link #write} reads it right after encoding. */
+    private int lastLength;
 
     public FrameEncoder() {
         super(Frame.class);
+    }
+
+    /** Encodes, and tells the channel's {@link TrafficMeter}, if it has one, of the frame's bytes. */
+    @Override
+    public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) throws Exception {
+        TrafficMeter meter = ctx.channel().attr(TrafficMeter.KEY).get();
+        if (meter == null || !(msg instanceof Frame frame)) {
+            super.write(ctx, msg, promise);
+            return;
+        }
+        FrameType type = frame.type();
+        int pages = frame instanceof Frame.Pages run ? run.count() : 0;
+        int zeroPages = frame instanceof Frame.Pages run ? run.zeroPages() : 0;
+        lastLength = -1;
+        ChannelPromise tracked = promise.unvoid();
+        super.write(ctx, msg, tracked);
+        if (lastLength < 0) {
+            return;
+        }
+        int bytes = FrameHeader.BYTES + lastLength;
+        meter.queued(type, bytes);
+        tracked.addListener(f -> {
+            if (f.isSuccess()) {
+                meter.written(type, bytes, pages, zeroPages);
+            }
+        });
     }
 
     @Override
@@ -33,6 +62,7 @@ public final class FrameEncoder extends MessageToMessageEncoder<Frame> {
             throw new IllegalArgumentException(frame.type() + " payload of " + length + " bytes is outside ["
                     + frame.type().minPayload() + ", " + frame.type().maxPayload() + "]");
         }
+        lastLength = length;
         head.setInt(0, length);
         head.setByte(4, frame.type().code());
         head.setByte(5, 0);

@@ -123,7 +123,7 @@ public final class ThroughputBenchmark {
             for (int c = 0; c < channels; c++) {
                 data.add(client.connect(address, session, ChannelRole.DATA, c, null).get(30, TimeUnit.SECONDS));
             }
-            PageSender sender = new PageSender(data, senders, RateLimiter.unlimited(), Duration.ofMinutes(1));
+            PageSender sender = new PageSender(data, senders, RateLimiter.unlimited());
             sender.send(0, PageSet.all(pages), new PageSource() {
                 @Override
                 public ByteBuffer page(long index) {

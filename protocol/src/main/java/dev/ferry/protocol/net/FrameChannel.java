@@ -6,12 +6,11 @@ import dev.ferry.protocol.PageRouting;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.SessionId;
+import dev.ferry.protocol.TrafficMeter;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import java.net.InetSocketAddress;
-import java.time.Duration;
-import java.util.concurrent.TimeUnit;
 
 /**
  * One authenticated channel of a session, as the application sees it: send frames (waiting for
@@ -89,35 +88,33 @@ public final class FrameChannel {
     /**
      * Waits until the channel is writable (its outbound buffer below the low watermark), then sends.
      * This is the sending side of backpressure: a sender never queues more than the high watermark.
+     * The wait lasts as long as the channel is open: a peer that stopped reading is found out by its
+     * silence (the keepalive timeout closes the channel), a cancel by an interrupt.
      *
-     * @throws ProtocolException when the channel closed, or stayed unwritable past the timeout
+     * @throws ProtocolException when the channel closed
      */
-    public ChannelFuture sendWhenWritable(Frame frame, Duration timeout) throws ProtocolException, InterruptedException {
-        if (!awaitWritable(timeout)) {
+    public ChannelFuture sendWhenWritable(Frame frame) throws ProtocolException, InterruptedException {
+        try {
+            awaitWritable();
+        } catch (InterruptedException | ProtocolException e) {
             io.netty.util.ReferenceCountUtil.release(frame);
-            ProtocolException cause = closeCause;
-            if (cause != null) {
-                throw cause;
-            }
-            throw new ProtocolException(channel.isActive() ? ErrorCode.TIMEOUT : ErrorCode.CONNECTION_LOST,
-                    channel.isActive() ? "peer did not read for " + timeout.toMillis() + " ms" : "channel closed");
+            throw e;
         }
         return send(frame);
     }
 
-    /** Waits until writable; false if the channel closed or the timeout passed. */
-    public boolean awaitWritable(Duration timeout) throws InterruptedException {
-        long deadline = System.nanoTime() + timeout.toNanos();
+    /** Waits until writable; interruptible. */
+    public void awaitWritable() throws ProtocolException, InterruptedException {
         synchronized (writable) {
             while (channel.isActive() && !channel.isWritable()) {
-                long remaining = deadline - System.nanoTime();
-                if (remaining <= 0) {
-                    return false;
-                }
-                TimeUnit.NANOSECONDS.timedWait(writable, remaining);
+                // Bounded, so a notification that raced the check is seen soon anyway.
+                writable.wait(100);
             }
         }
-        return channel.isActive();
+        if (!channel.isActive()) {
+            ProtocolException cause = closeCause;
+            throw cause != null ? cause : new ProtocolException(ErrorCode.CONNECTION_LOST, "channel closed");
+        }
     }
 
     void writabilityChanged() {
@@ -159,6 +156,38 @@ public final class FrameChannel {
             return channel.newSucceededFuture();
         }
         return channel.writeAndFlush(new Frame.Abort(code, message)).addListener(ChannelFutureListener.CLOSE);
+    }
+
+    /**
+     * Ends the session on this channel at once: ABORT is written if the socket takes it now, and the
+     * channel closes without waiting for anything queued (a peer that stopped reading never takes it).
+     * Frames still queued are released; once the returned future completes, nothing of the channel
+     * reads memory any more.
+     */
+    public ChannelFuture abortNow(ErrorCode code, String message) {
+        orderlyEnd = true;
+        if (channel.isActive()) {
+            channel.eventLoop().execute(() -> {
+                if (channel.isActive() && channel.isWritable()) {
+                    channel.writeAndFlush(new Frame.Abort(code, message));
+                }
+                channel.close();
+            });
+        } else {
+            channel.close();
+        }
+        return channel.closeFuture();
+    }
+
+    /** Closes at once, dropping whatever is queued; see {@link #abortNow}. */
+    public ChannelFuture closeNow() {
+        orderlyEnd = true;
+        return channel.close();
+    }
+
+    /** Counts every frame this channel sends from now on (see {@link TrafficMeter}). */
+    public void setTrafficMeter(TrafficMeter meter) {
+        channel.attr(TrafficMeter.KEY).set(meter);
     }
 
     /** Closes after what was sent so far is flushed. */

@@ -24,7 +24,9 @@ final class SessionHandler extends ChannelDuplexHandler {
 
     private final FrameChannel channel;
     private final Limits limits;
-    private long lastRead;
+    private FrameDecoder decoder;
+    /** The last time the peer was heard from, or reading resumed after a pause. */
+    private long lastHeard;
     private ScheduledFuture<?> tick;
 
     SessionHandler(FrameChannel channel, Limits limits) {
@@ -34,15 +36,28 @@ final class SessionHandler extends ChannelDuplexHandler {
 
     @Override
     public void handlerAdded(ChannelHandlerContext ctx) {
-        lastRead = System.nanoTime();
+        decoder = ctx.pipeline().get(FrameDecoder.class);
+        lastHeard = System.nanoTime();
         long interval = limits.keepaliveInterval().toNanos();
         tick = ctx.executor().scheduleAtFixedRate(() -> tick(ctx), interval, interval, TimeUnit.NANOSECONDS);
     }
 
+    /**
+     * Liveness follows bytes, not frames (SPEC F12): a frame arriving slowly over a slow link keeps the
+     * channel alive, and only a peer from which nothing at all arrived for the keepalive timeout is
+     * dropped. While this side has paused reading (its own backpressure), the peer cannot be heard and
+     * is not judged.
+     */
     private void tick(ChannelHandlerContext ctx) {
-        long silent = System.nanoTime() - lastRead;
+        long now = System.nanoTime();
+        if (!ctx.channel().config().isAutoRead()) {
+            lastHeard = now;
+        } else if (decoder != null) {
+            lastHeard = Math.max(lastHeard, decoder.lastReadNanos());
+        }
+        long silent = now - lastHeard;
         if (silent > limits.keepaliveTimeout().toNanos()) {
-            fail(ctx, new ProtocolException(ErrorCode.TIMEOUT, "no frame from the peer for "
+            fail(ctx, new ProtocolException(ErrorCode.TIMEOUT, "nothing from the peer for "
                     + TimeUnit.NANOSECONDS.toMillis(silent) + " ms"));
             return;
         }
@@ -57,7 +72,6 @@ final class SessionHandler extends ChannelDuplexHandler {
             ReferenceCountUtil.release(msg);
             return;
         }
-        lastRead = System.nanoTime();
         try {
             channel.rules().inbound(frame);
         } catch (ProtocolException e) {

@@ -9,23 +9,22 @@ import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.net.FrameChannel;
 import io.netty.channel.ChannelFuture;
 import java.nio.ByteBuffer;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executor;
-import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 
 /**
  * Sends iterations of pages over a session's data channels. Each page goes on the channel
  * {@link PageRouting} gives it, so a later copy of a page never overtakes an older one; one sender
  * task per channel, each waiting for its channel to be writable before it queues a frame
- * (backpressure), all sharing one {@link RateLimiter}. Each iteration ends with DATA_END on every
- * channel, and {@link #finish} ends the channels.
+ * (backpressure) and for credit from the session's {@link RateLimiter}. Each iteration ends with
+ * DATA_END on every channel, and {@link #finish} ends the channels.
+ *
+ * <p>Every wait is interruptible and lasts only while its channel is open: a sender never decides on
+ * its own that a peer is too slow (liveness is the channels' keepalive timeout). When one channel's
+ * sender fails, or the caller is interrupted, every other sender of the pass is interrupted and has
+ * ended before {@link #send} returns.
  */
 public final class PageSender {
     /** Consecutive pages sent without a copy as one buffer when there are at least this many. */
@@ -41,22 +40,20 @@ public final class PageSender {
     private final List<FrameChannel> channels;
     private final Executor executor;
     private final RateLimiter limiter;
-    private final Duration stallTimeout;
     private final long[] channelPages;
 
     /**
-     * @param channels     the session's data channels, in index order
-     * @param executor     runs the senders of channels 1..n-1; channel 0 is sent from the caller's thread
-     * @param stallTimeout how long a channel may stay unwritable before the send fails
+     * @param channels the session's data channels, in index order
+     * @param executor runs the senders of channels 1..n-1; channel 0 is sent from the caller's thread
+     * @param limiter  the session's rate limit, waited on before each frame
      */
-    public PageSender(List<FrameChannel> channels, Executor executor, RateLimiter limiter, Duration stallTimeout) {
+    public PageSender(List<FrameChannel> channels, Executor executor, RateLimiter limiter) {
         if (channels.isEmpty()) {
             throw new IllegalArgumentException("at least one data channel");
         }
         this.channels = List.copyOf(channels);
         this.executor = executor;
         this.limiter = limiter;
-        this.stallTimeout = stallTimeout;
         this.channelPages = new long[channels.size()];
     }
 
@@ -74,35 +71,25 @@ public final class PageSender {
     public Result send(int iteration, PageSet pages, PageSource source, boolean stable)
             throws ProtocolException, InterruptedException {
         int n = channels.size();
-        List<CompletableFuture<Result>> others = new ArrayList<>(n - 1);
-        for (int c = 1; c < n; c++) {
-            int channel = c;
-            others.add(CompletableFuture.supplyAsync(() -> {
-                try {
-                    return sendChannel(channel, iteration, pages, source, stable);
-                } catch (ProtocolException | InterruptedException e) {
-                    throw new CompletionException(e);
-                }
-            }, executor));
+        try (TaskGroup others = new TaskGroup(executor, "page senders")) {
+            List<TaskGroup.Task<Result>> tasks = new ArrayList<>(n - 1);
+            for (int c = 1; c < n; c++) {
+                int channel = c;
+                tasks.add(others.submit(() -> sendChannel(channel, iteration, pages, source, stable)));
+            }
+            Result total = sendChannel(0, iteration, pages, source, stable);
+            for (TaskGroup.Task<Result> task : tasks) {
+                total = total.plus(join(task));
+            }
+            return total;
         }
-        Result total;
-        try {
-            total = sendChannel(0, iteration, pages, source, stable);
-        } catch (ProtocolException | InterruptedException e) {
-            others.forEach(f -> f.cancel(true));
-            throw e;
-        }
-        for (CompletableFuture<Result> other : others) {
-            total = total.plus(join(other));
-        }
-        return total;
     }
 
     /** Ends every data channel: CHANNEL_END with its page count, and waits until it is written. */
     public void finish() throws ProtocolException, InterruptedException {
         List<ChannelFuture> writes = new ArrayList<>();
         for (int c = 0; c < channels.size(); c++) {
-            writes.add(channels.get(c).sendWhenWritable(new Frame.ChannelEnd(channelPages[c]), stallTimeout));
+            writes.add(channels.get(c).sendWhenWritable(new Frame.ChannelEnd(channelPages[c])));
         }
         for (int c = 0; c < writes.size(); c++) {
             await(channels.get(c), writes.get(c));
@@ -144,7 +131,7 @@ public final class PageSender {
             batch.builder.discard();
         }
         channelPages[channel] += sent;
-        ChannelFuture end = out.sendWhenWritable(new Frame.DataEnd(iteration, sent), stallTimeout);
+        ChannelFuture end = out.sendWhenWritable(new Frame.DataEnd(iteration, sent));
         await(out, batch.last == null ? end : batch.last);
         await(out, end);
         return new Result(sent, zero, batch.wire + FrameHeader.BYTES + 12);
@@ -209,8 +196,8 @@ public final class PageSender {
         void ship() throws ProtocolException, InterruptedException {
             long bytes = frameBytes(builder);
             wire += bytes;
-            limiter.acquire(bytes);
-            last = out.sendWhenWritable(builder.build(), stallTimeout);
+            limiter.awaitCredit();
+            last = out.sendWhenWritable(builder.build());
         }
     }
 
@@ -233,22 +220,20 @@ public final class PageSender {
         return -1;
     }
 
-    private void await(FrameChannel channel, ChannelFuture write) throws ProtocolException, InterruptedException {
-        try {
-            write.get(stallTimeout.toNanos(), TimeUnit.NANOSECONDS);
-        } catch (ExecutionException e) {
+    /** Waits until a write is done: written, or failed because the channel closed. */
+    private static void await(FrameChannel channel, ChannelFuture write) throws ProtocolException, InterruptedException {
+        write.await();
+        if (!write.isSuccess()) {
             ProtocolException cause = channel.closeCause();
-            throw cause != null ? cause : new ProtocolException(ErrorCode.CONNECTION_LOST, "write failed: " + e.getCause());
-        } catch (TimeoutException e) {
-            throw new ProtocolException(ErrorCode.TIMEOUT, "write not completed within " + stallTimeout.toMillis() + " ms");
+            throw cause != null ? cause : new ProtocolException(ErrorCode.CONNECTION_LOST, "write failed: " + write.cause());
         }
     }
 
-    private static Result join(Future<Result> future) throws ProtocolException, InterruptedException {
+    private static Result join(TaskGroup.Task<Result> task) throws ProtocolException, InterruptedException {
         try {
-            return future.get();
+            return task.join();
         } catch (ExecutionException e) {
-            Throwable cause = e.getCause() instanceof CompletionException c ? c.getCause() : e.getCause();
+            Throwable cause = e.getCause();
             if (cause instanceof ProtocolException p) {
                 throw p;
             }

@@ -1,41 +1,87 @@
 package dev.ferry.protocol.transfer;
 
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.LockSupport;
 
-/** A byte-rate limit shared by a session's senders; 0 means unlimited. */
+/**
+ * A byte-rate limit over everything a session sends, 0 meaning unlimited.
+ *
+ * <p>Every frame written on any channel of the session is {@linkplain #debit debited} as it is queued,
+ * whatever it carries (pages, device data, control frames, keepalives), so the limit covers every byte
+ * (SPEC F13). Senders of bulk data {@linkplain #awaitCredit wait for credit} before they queue the
+ * next frame: the debt drains at the limit's rate, and a sender goes on once it is within a short
+ * burst. Small frames that must not wait (keepalives, control) are debited without waiting, and delay
+ * the bulk data after them instead. The limit may change at any time.
+ *
+ * <p>Waiting is interruptible: a cancelled migration's senders leave at once (SPEC F12).
+ */
 public final class RateLimiter {
+    /** How far ahead of the limit a sender may run: one burst of this many nanoseconds' worth of bytes. */
     private static final long BURST_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
 
-    private final long bytesPerSecond;
-    private long next = System.nanoTime();
+    private volatile long bytesPerSecond;
+    /** When the bytes debited so far will have drained at the limit: the time the next byte is due. */
+    private long due = System.nanoTime();
 
     public RateLimiter(long bytesPerSecond) {
-        this.bytesPerSecond = bytesPerSecond;
+        setRate(bytesPerSecond);
     }
 
     public static RateLimiter unlimited() {
         return new RateLimiter(0);
     }
 
-    /** Waits until {@code bytes} more may be sent. */
-    public void acquire(long bytes) throws InterruptedException {
-        if (bytesPerSecond <= 0) {
+    public long bytesPerSecond() {
+        return bytesPerSecond;
+    }
+
+    /** A new limit, 0 for none; applies to what is sent from now on. */
+    public void setRate(long newBytesPerSecond) {
+        if (newBytesPerSecond < 0) {
+            throw new IllegalArgumentException("rate must not be negative: " + newBytesPerSecond);
+        }
+        synchronized (this) {
+            bytesPerSecond = newBytesPerSecond;
+            due = Math.min(due, System.nanoTime());
+            notifyAll();
+        }
+    }
+
+    /** Counts {@code bytes} as sent; never waits. */
+    public void debit(long bytes) {
+        long rate = bytesPerSecond;
+        if (rate <= 0 || bytes <= 0) {
             return;
         }
-        long wait;
         synchronized (this) {
             long now = System.nanoTime();
-            next = Math.max(next, now - BURST_NANOS) + bytes * 1_000_000_000L / bytesPerSecond;
-            wait = next - now - BURST_NANOS;
+            due = Math.max(due, now - BURST_NANOS) + nanosFor(bytes, rate);
         }
-        while (wait > 0) {
-            long start = System.nanoTime();
-            LockSupport.parkNanos(this, wait);
-            if (Thread.interrupted()) {
-                throw new InterruptedException("interrupted while rate limited");
+    }
+
+    /** Waits until the bytes debited so far are within one burst of the limit. */
+    public void awaitCredit() throws InterruptedException {
+        synchronized (this) {
+            while (true) {
+                if (Thread.interrupted()) {
+                    throw new InterruptedException("interrupted while rate limited");
+                }
+                if (bytesPerSecond <= 0) {
+                    return;
+                }
+                long wait = due - System.nanoTime() - BURST_NANOS;
+                if (wait <= 0) {
+                    return;
+                }
+                // A change of the limit wakes the waiters; an interrupt does too.
+                TimeUnit.NANOSECONDS.timedWait(this, wait);
             }
-            wait -= System.nanoTime() - start;
         }
+    }
+
+    private static long nanosFor(long bytes, long rate) {
+        if (bytes > Long.MAX_VALUE / 1_000_000_000L) {
+            return Long.MAX_VALUE / 4;
+        }
+        return bytes * 1_000_000_000L / rate;
     }
 }

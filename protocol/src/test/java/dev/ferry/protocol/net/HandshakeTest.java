@@ -170,7 +170,7 @@ class HandshakeTest {
             assertThat(peer.readUntil(Frame.Accept.class)).isNotNull();
             Frame.Abort abort = peer.readUntil(Frame.Abort.class);
             assertThat(abort.code()).isEqualTo(ErrorCode.TIMEOUT);
-            assertThat(abort.message()).contains("no frame from the peer");
+            assertThat(abort.message()).contains("nothing from the peer");
         }
     }
 

@@ -96,7 +96,7 @@ class TransferTest {
     }
 
     private static PageSender sender(Session session) {
-        return new PageSender(session.data(), senders, RateLimiter.unlimited(), Duration.ofSeconds(30));
+        return new PageSender(session.data(), senders, RateLimiter.unlimited());
     }
 
     private static void awaitEnded(Session session) throws Exception {
@@ -252,7 +252,7 @@ class TransferTest {
                     for (int p = 0; p < 64; p++) {
                         builder.addStable((long) i * 64 + p, page);
                     }
-                    out.sendWhenWritable(builder.build(), Duration.ofSeconds(60));
+                    out.sendWhenWritable(builder.build());
                     queued.incrementAndGet();
                 }
             } catch (Exception e) {

@@ -1,0 +1,137 @@
+package dev.ferry.protocol.transfer;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Tasks that work for one caller on other threads (the page senders of a pass, a device drain), which
+ * the caller can always stop and wait for. Unlike a {@code Future}'s cancel, {@link #close} returns only
+ * once every task has really ended: a failed pass must not roll back, or free, memory that a sender
+ * still reads.
+ */
+public final class TaskGroup implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger(TaskGroup.class.getName());
+    /** How long {@link #close} waits for interrupted tasks: their waits are all interruptible. */
+    private static final long JOIN_LIMIT_NANOS = TimeUnit.SECONDS.toNanos(10);
+
+    /** A task's outcome, once it ended. */
+    public final class Task<T> {
+        private final CountDownLatch done = new CountDownLatch(1);
+        private final Callable<T> work;
+        private Thread thread;
+        private boolean cancelled;
+        private T value;
+        private Throwable failure;
+
+        private Task(Callable<T> work) {
+            this.work = work;
+        }
+
+        private void run() {
+            synchronized (this) {
+                if (cancelled) {
+                    failure = new InterruptedException("cancelled before it started");
+                    done.countDown();
+                    return;
+                }
+                thread = Thread.currentThread();
+            }
+            try {
+                value = work.call();
+            } catch (Throwable t) {
+                failure = t;
+            } finally {
+                synchronized (this) {
+                    thread = null;
+                    // An interrupt that came too late to matter must not leak into the pool's next task.
+                    Thread.interrupted();
+                }
+                done.countDown();
+            }
+        }
+
+        private synchronized void cancel() {
+            cancelled = true;
+            if (thread != null) {
+                thread.interrupt();
+            }
+        }
+
+        /** Waits for the task and returns its value; its exception is the cause of the one thrown. */
+        public T join() throws ExecutionException, InterruptedException {
+            done.await();
+            if (failure != null) {
+                throw new ExecutionException(failure);
+            }
+            return value;
+        }
+
+        boolean awaitEnd(long nanos) throws InterruptedException {
+            return done.await(nanos, TimeUnit.NANOSECONDS);
+        }
+    }
+
+    private final Executor executor;
+    private final String name;
+    private final List<Task<?>> tasks = new ArrayList<>();
+    private boolean closed;
+
+    public TaskGroup(Executor executor, String name) {
+        this.executor = executor;
+        this.name = name;
+    }
+
+    /** Starts a task; if the executor refuses it (shut down), the task ends at once with that failure. */
+    public synchronized <T> Task<T> submit(Callable<T> work) {
+        Task<T> task = new Task<>(work);
+        if (closed) {
+            task.cancel();
+        }
+        tasks.add(task);
+        try {
+            executor.execute(task::run);
+        } catch (RejectedExecutionException e) {
+            task.failure = e;
+            task.done.countDown();
+        }
+        return task;
+    }
+
+    /** Interrupts every task still running and waits until all have ended. Idempotent. */
+    @Override
+    public void close() {
+        List<Task<?>> all;
+        synchronized (this) {
+            closed = true;
+            all = List.copyOf(tasks);
+        }
+        all.forEach(Task::cancel);
+        boolean interrupted = Thread.interrupted();
+        long deadline = System.nanoTime() + JOIN_LIMIT_NANOS;
+        try {
+            for (Task<?> task : all) {
+                while (true) {
+                    try {
+                        if (!task.awaitEnd(Math.max(0, deadline - System.nanoTime()))) {
+                            LOG.log(System.Logger.Level.ERROR, name + ": a task did not end within "
+                                    + TimeUnit.NANOSECONDS.toSeconds(JOIN_LIMIT_NANOS) + " s of being interrupted");
+                        }
+                        break;
+                    } catch (InterruptedException e) {
+                        interrupted = true;
+                    }
+                }
+            }
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+}
