@@ -366,7 +366,11 @@ public abstract class Device implements AutoCloseable {
         if (req.ndma() && !cur.ndma()) {
             step(TransitionStep.NDMA_SET);
             engineNdma = true;
-            if (!awaitEngineIdle()) {
+            Quiesce quiesce = awaitEngineIdle();
+            if (quiesce == Quiesce.INTERRUPTED) {
+                return abandoned(cur);
+            }
+            if (quiesce == Quiesce.TIMED_OUT) {
                 return failed(cur, TransitionFailure.QUIESCE_TIMEOUT, "DMA still in flight after NDMA was set on " + id());
             }
         }
@@ -374,7 +378,11 @@ public abstract class Device implements AutoCloseable {
         if (cur.running() && !req.running()) {
             step(TransitionStep.FREEZE);
             engineRunning = false;
-            if (!awaitEngineIdle()) {
+            Quiesce quiesce = awaitEngineIdle();
+            if (quiesce == Quiesce.INTERRUPTED) {
+                return abandoned(cur);
+            }
+            if (quiesce == Quiesce.TIMED_OUT) {
                 return failed(cur, TransitionFailure.QUIESCE_TIMEOUT, "work still in flight after " + id() + " was stopped");
             }
         }
@@ -444,20 +452,35 @@ public abstract class Device implements AutoCloseable {
         }
     }
 
-    private boolean awaitEngineIdle() {
+    /**
+     * D2 for an interrupted quiesce: only the gates of steps 1 and 2 were touched, so restoring them
+     * leaves the device exactly as it was, and the write fails with the state unchanged. The interrupt
+     * stays set for the caller.
+     */
+    private TransitionResult abandoned(DeviceState cur) {
+        engineNdma = cur.ndma();
+        engineRunning = cur.running();
+        changed.signalAll();
+        return new TransitionResult.Rejected(cur, TransitionFailure.INTERRUPTED,
+                "the write to " + id() + " was abandoned while it waited for work in flight: the caller was interrupted");
+    }
+
+    private enum Quiesce { IDLE, TIMED_OUT, INTERRUPTED }
+
+    private Quiesce awaitEngineIdle() {
         long remaining = quiesceTimeoutNanos;
         while (inFlight) {
             if (remaining <= 0) {
-                return false;
+                return Quiesce.TIMED_OUT;
             }
             try {
                 remaining = changed.awaitNanos(remaining);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                return false;
+                return Quiesce.INTERRUPTED;
             }
         }
-        return true;
+        return Quiesce.IDLE;
     }
 
     private void discardWindow() {

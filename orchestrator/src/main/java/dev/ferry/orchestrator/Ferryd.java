@@ -2,11 +2,14 @@ package dev.ferry.orchestrator;
 
 import com.google.inject.Guice;
 import com.google.inject.Injector;
+import com.google.inject.Module;
 import com.google.inject.Stage;
+import com.google.inject.util.Modules;
 import dev.ferry.orchestrator.api.ApiServer;
 import dev.ferry.orchestrator.config.Endpoint;
 import dev.ferry.orchestrator.config.FerrydConfig;
 import dev.ferry.orchestrator.transport.MigrationTransport;
+import java.util.List;
 
 /** A running daemon: its object graph, started; {@link #stop()} stops it in reverse order. */
 public final class Ferryd implements AutoCloseable {
@@ -28,7 +31,16 @@ public final class Ferryd implements AutoCloseable {
 
     /** Builds and starts a daemon; returns once both listeners are bound. */
     public static Ferryd start(FerrydConfig config) throws Exception {
-        Ferryd daemon = new Ferryd(Guice.createInjector(Stage.PRODUCTION, new FerrydModule(config)));
+        return start(config, List.of());
+    }
+
+    /**
+     * Builds and starts a daemon whose bindings {@code overrides} replace (a test's flow hooks, say);
+     * returns once both listeners are bound.
+     */
+    public static Ferryd start(FerrydConfig config, List<Module> overrides) throws Exception {
+        Module module = overrides.isEmpty() ? new FerrydModule(config) : Modules.override(new FerrydModule(config)).with(overrides);
+        Ferryd daemon = new Ferryd(Guice.createInjector(Stage.PRODUCTION, module));
         daemon.lifecycle.start();
         return daemon;
     }

@@ -1,6 +1,7 @@
 package dev.ferry.orchestrator;
 
 import com.google.inject.AbstractModule;
+import com.google.inject.Provider;
 import com.google.inject.Provides;
 import com.google.inject.Singleton;
 import com.google.inject.name.Named;
@@ -9,12 +10,14 @@ import dev.ferry.orchestrator.api.MigrationResource;
 import dev.ferry.orchestrator.api.Router;
 import dev.ferry.orchestrator.api.SystemResource;
 import dev.ferry.orchestrator.api.VmResource;
+import dev.ferry.orchestrator.config.Endpoint;
 import dev.ferry.orchestrator.config.FerrydConfig;
 import dev.ferry.orchestrator.metrics.FerryMetrics;
-import dev.ferry.orchestrator.migration.FaultInjector;
+import dev.ferry.orchestrator.migration.FlowHooks;
 import dev.ferry.orchestrator.migration.MigrationManager;
 import dev.ferry.orchestrator.transport.MigrationTransport;
 import dev.ferry.orchestrator.vm.VmManager;
+import dev.ferry.protocol.net.Limits;
 import dev.ferry.protocol.net.ProtocolClient;
 import dev.ferry.protocol.net.ProtocolConfig;
 import dev.ferry.protocol.net.TlsConfig;
@@ -22,6 +25,7 @@ import dev.ferry.protocol.net.Transport;
 import io.netty.channel.EventLoopGroup;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -93,7 +97,11 @@ public final class FerrydModule extends AbstractModule {
     ProtocolConfig protocol(FerrydConfig config) {
         try {
             TlsConfig tls = config.tlsDir() == null ? null : TlsConfig.fromDirectory(config.tlsDir());
-            return ProtocolConfig.of(config.token(), tls);
+            FerrydConfig.Timeouts timeouts = config.timeouts();
+            Limits limits = Limits.DEFAULT
+                    .withKeepalive(Duration.ofMillis(timeouts.keepaliveIntervalMs()), Duration.ofMillis(timeouts.keepaliveTimeoutMs()))
+                    .withHandshakeTimeout(Duration.ofMillis(timeouts.handshakeTimeoutMs()));
+            return ProtocolConfig.of(config.token(), tls).withLimits(limits);
         } catch (IOException e) {
             throw new UncheckedIOException("TLS: " + e.getMessage(), e);
         }
@@ -105,10 +113,11 @@ public final class FerrydModule extends AbstractModule {
         return new ProtocolClient(protocol, group);
     }
 
+    /** The daemon lets every flow through; a test overrides this binding to hold or damage one. */
     @Provides
     @Singleton
-    FaultInjector faults() {
-        return new FaultInjector();
+    FlowHooks hooks() {
+        return FlowHooks.NONE;
     }
 
     @Provides
@@ -119,8 +128,10 @@ public final class FerrydModule extends AbstractModule {
 
     @Provides
     @Singleton
-    MigrationManager migrations(FerrydConfig config, VmManager vms, ProtocolClient client, FerryMetrics metrics, FaultInjector faults) {
-        return new MigrationManager(config, vms, client, metrics, faults);
+    MigrationManager migrations(FerrydConfig config, VmManager vms, ProtocolClient client, FerryMetrics metrics, FlowHooks hooks,
+                                Provider<MigrationTransport> transport) {
+        // The listener is bound before migrations start (start order below), so its address is known by then.
+        return new MigrationManager(config, vms, client, metrics, hooks, () -> Endpoint.of(transport.get().address()).toString());
     }
 
     @Provides

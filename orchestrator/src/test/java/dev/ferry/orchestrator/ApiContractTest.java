@@ -4,8 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.ferry.orchestrator.api.Json;
-import dev.ferry.orchestrator.migration.FaultInjector;
-import dev.ferry.orchestrator.migration.Phase;
+import dev.ferry.orchestrator.faults.FaultInjector;
+import dev.ferry.orchestrator.migration.SourcePhase;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -147,7 +147,7 @@ class ApiContractTest {
     @Test
     void status409WhileMigrating() throws Exception {
         daemons.sourceApi.post("/v1/vms", TestDaemons.vm("moving", false, 0, 0, TestDaemons.p2pDevices()));
-        FaultInjector.Hold hold = daemons.sourceFaults().holdAt(Phase.PRECOPY);
+        FaultInjector.Hold hold = daemons.sourceFaults().holdAt(SourcePhase.PRECOPY);
         String id = daemons.migrate("moving", Map.of()).path("id").asText();
         try {
             assertThat(hold.awaitReached(30, TimeUnit.SECONDS)).isTrue();

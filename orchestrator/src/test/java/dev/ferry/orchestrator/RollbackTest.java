@@ -6,8 +6,8 @@ import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.ferry.orchestrator.cli.ApiClient;
-import dev.ferry.orchestrator.migration.FaultInjector;
-import dev.ferry.orchestrator.migration.Phase;
+import dev.ferry.orchestrator.faults.FaultInjector;
+import dev.ferry.orchestrator.migration.SourcePhase;
 import dev.ferry.orchestrator.transport.MigrationTransport;
 import java.time.Duration;
 import java.util.Map;
@@ -58,8 +58,8 @@ class RollbackTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = Phase.class, names = {"SETUP", "PRECOPY", "VIOMMU_GRACE", "P2P_GRACE", "STOP_COPY", "SWITCHOVER"})
-    void cancelInEverySourcePhaseRollsBackWithTheDigestUnchanged(Phase phase) throws Exception {
+    @EnumSource(value = SourcePhase.class, names = {"SETUP", "PRECOPY", "VIOMMU_GRACE", "P2P_GRACE", "STOP_COPY", "SWITCHOVER"})
+    void cancelInEverySourcePhaseRollsBackWithTheDigestUnchanged(SourcePhase phase) throws Exception {
         JsonNode digest = pausedVm("vm1");
         FaultInjector.Hold hold = daemons.sourceFaults().holdAt(phase);
         String id = daemons.migrate("vm1", Map.of("channels", 2)).path("id").asText();
@@ -79,7 +79,7 @@ class RollbackTest {
     @Test
     void cancelOfARunningVmRestartsItsVcpus() throws Exception {
         daemons.sourceApi.post("/v1/vms", TestDaemons.vm("live", true, 4L << 20, 100, TestDaemons.p2pDevices()));
-        FaultInjector.Hold hold = daemons.sourceFaults().holdAt(Phase.STOP_COPY);
+        FaultInjector.Hold hold = daemons.sourceFaults().holdAt(SourcePhase.STOP_COPY);
         String id = daemons.migrate("live", Map.of()).path("id").asText();
         assertThat(hold.awaitReached(30, TimeUnit.SECONDS)).isTrue();
         daemons.sourceApi.delete("/v1/migrations/" + id);
@@ -104,7 +104,7 @@ class RollbackTest {
         JsonNode end = daemons.awaitEnd(id);
         assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("failed");
         assertThat(end.path("error").path("code").asText()).isEqualTo("timeout");
-        assertThat(end.path("error").path("message").asText()).contains("did not converge in 3 iterations");
+        assertThat(end.path("error").path("message").asText()).contains("did not converge in 3 passes (maxIterations 3)");
         assertThat(end.path("iterations").asLong()).isEqualTo(3);
         assertRolledBack("live", null, "running");
         assertThat(daemons.sourceApi.get("/v1/vms/live").path("workload").path("throttlePercent").asLong())
@@ -115,7 +115,7 @@ class RollbackTest {
     @Test
     void f3PastTimeoutMsTheMigrationGivesUpAndRollsBack() throws Exception {
         JsonNode digest = pausedVm("vm1");
-        FaultInjector.Hold hold = daemons.sourceFaults().holdAt(Phase.PRECOPY);
+        FaultInjector.Hold hold = daemons.sourceFaults().holdAt(SourcePhase.PRECOPY);
         String id = daemons.migrate("vm1", Map.of("timeoutMs", 100)).path("id").asText();
         assertThat(hold.awaitReached(30, TimeUnit.SECONDS)).isTrue();
         await().atMost(Duration.ofSeconds(10)).until(() ->
@@ -130,7 +130,7 @@ class RollbackTest {
     @Test
     void cancelAfterTheCommitIsTooLate() throws Exception {
         pausedVm("vm1");
-        FaultInjector.Hold committed = daemons.destinationFaults().holdAt(Phase.SWITCHOVER);
+        FaultInjector.Hold committed = daemons.destinationFaults().holdAtCommit();
         String id = daemons.migrate("vm1", Map.of()).path("id").asText();
         assertThat(committed.awaitReached(30, TimeUnit.SECONDS)).isTrue();
         assertThatThrownBy(() -> daemons.sourceApi.delete("/v1/migrations/" + id))
@@ -163,8 +163,8 @@ class RollbackTest {
      * destination's migration listener and every connection to it go away (F4).
      */
     @ParameterizedTest
-    @EnumSource(value = Phase.class, names = {"SETUP", "PRECOPY", "VIOMMU_GRACE", "P2P_GRACE", "STOP_COPY"})
-    void aDestinationCutOffInEverySourcePhaseRollsTheSourceBack(Phase phase) throws Exception {
+    @EnumSource(value = SourcePhase.class, names = {"SETUP", "PRECOPY", "VIOMMU_GRACE", "P2P_GRACE", "STOP_COPY"})
+    void aDestinationCutOffInEverySourcePhaseRollsTheSourceBack(SourcePhase phase) throws Exception {
         JsonNode digest = pausedVm("vm1");
         JsonNode end = cutOffAt(phase);
         assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("failed");
@@ -182,7 +182,7 @@ class RollbackTest {
     @Test
     void aDestinationCutOffAtTheSwitchoverRollsBackOrStaysStopped() throws Exception {
         JsonNode digest = pausedVm("vm1");
-        JsonNode end = cutOffAt(Phase.SWITCHOVER);
+        JsonNode end = cutOffAt(SourcePhase.SWITCHOVER);
         assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("failed");
         if (end.path("error").path("code").asText().equals("switchover_unknown")) {
             JsonNode view = daemons.sourceApi.get("/v1/vms/vm1");
@@ -199,7 +199,7 @@ class RollbackTest {
     }
 
     /** Holds the source at {@code phase}, takes the destination's migration listener and connections away, lets go. */
-    private JsonNode cutOffAt(Phase phase) throws Exception {
+    private JsonNode cutOffAt(SourcePhase phase) throws Exception {
         FaultInjector.Hold hold = daemons.sourceFaults().holdAt(phase);
         String id = daemons.migrate("vm1", Map.of("channels", 2)).path("id").asText();
         assertThat(hold.awaitReached(30, TimeUnit.SECONDS)).isTrue();
@@ -212,7 +212,7 @@ class RollbackTest {
     @Test
     void aDestinationCutOffAfterTheCommitLeavesTheSourceVmStopped() throws Exception {
         daemons.sourceApi.post("/v1/vms", TestDaemons.vm("live", true, 4L << 20, 50, TestDaemons.p2pDevices()));
-        FaultInjector.Hold committed = daemons.destinationFaults().holdAt(Phase.SWITCHOVER);
+        FaultInjector.Hold committed = daemons.destinationFaults().holdAtCommit();
         String id = daemons.migrate("live", Map.of()).path("id").asText();
         assertThat(committed.awaitReached(30, TimeUnit.SECONDS)).isTrue();
         daemons.destination.get(MigrationTransport.class).stop();
@@ -234,17 +234,17 @@ class RollbackTest {
     @Test
     void sourceShutdownCancelsAndRollsBackTheMigration() throws Exception {
         pausedVm("vm1");
-        FaultInjector.Hold hold = daemons.sourceFaults().holdAt(Phase.PRECOPY);
+        FaultInjector.Hold hold = daemons.sourceFaults().holdAt(SourcePhase.PRECOPY);
         String id = daemons.migrate("vm1", Map.of()).path("id").asText();
         assertThat(hold.awaitReached(30, TimeUnit.SECONDS)).isTrue();
         dev.ferry.orchestrator.migration.MigrationManager migrations =
                 daemons.source.get(dev.ferry.orchestrator.migration.MigrationManager.class);
         CompletableFuture<Void> stopping = CompletableFuture.runAsync(daemons.source::stop);
-        await().atMost(Duration.ofSeconds(10)).until(() -> migrations.get(id).phase() != Phase.PRECOPY
+        await().atMost(Duration.ofSeconds(10)).until(() -> migrations.get(id).phase() != SourcePhase.PRECOPY
                 || daemons.destinationApi.get("/v1/migrations/" + id).path("phase").asText().equals("failed"));
         hold.release();
         stopping.get(60, TimeUnit.SECONDS);
-        assertThat(migrations.get(id).phase()).isEqualTo(Phase.CANCELLED);
+        assertThat(migrations.get(id).phase()).isEqualTo(SourcePhase.CANCELLED);
         JsonNode destinationSide = daemons.awaitDestinationEnd(id);
         assertThat(destinationSide.path("phase").asText()).isIn("failed", "cancelled");
         assertThat(daemons.destinationApi.get("/v1/vms").path("vms")).isEmpty();

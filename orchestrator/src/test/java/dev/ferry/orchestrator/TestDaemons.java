@@ -4,7 +4,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.ferry.orchestrator.cli.ApiClient;
 import dev.ferry.orchestrator.config.Endpoint;
 import dev.ferry.orchestrator.config.FerrydConfig;
-import dev.ferry.orchestrator.migration.FaultInjector;
+import dev.ferry.orchestrator.faults.FaultInjector;
+import dev.ferry.orchestrator.migration.FlowHooks;
+import com.google.inject.AbstractModule;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
@@ -17,6 +19,8 @@ public final class TestDaemons implements AutoCloseable {
 
     public final Ferryd source;
     public final Ferryd destination;
+    private final FaultInjector sourceFaults = new FaultInjector();
+    private final FaultInjector destinationFaults = new FaultInjector();
     public final ApiClient sourceApi;
     public final ApiClient destinationApi;
 
@@ -29,10 +33,10 @@ public final class TestDaemons implements AutoCloseable {
     }
 
     public TestDaemons(FerrydConfig sourceConfig, FerrydConfig destinationConfig) throws Exception {
-        source = Ferryd.start(sourceConfig);
+        source = Ferryd.start(sourceConfig, List.of(hooks(sourceFaults)));
         Ferryd started;
         try {
-            started = Ferryd.start(destinationConfig);
+            started = Ferryd.start(destinationConfig, List.of(hooks(destinationFaults)));
         } catch (Exception e) {
             source.close();
             throw e;
@@ -47,12 +51,22 @@ public final class TestDaemons implements AutoCloseable {
         return FerrydConfig.defaults().withListeners(any, any).withToken(TOKEN.getBytes(StandardCharsets.UTF_8));
     }
 
+    /** A module that binds the daemon's flow hooks to a test's injector. */
+    public static com.google.inject.Module hooks(FaultInjector faults) {
+        return new AbstractModule() {
+            @Override
+            protected void configure() {
+                bind(FlowHooks.class).toInstance(faults);
+            }
+        };
+    }
+
     public FaultInjector sourceFaults() {
-        return source.get(FaultInjector.class);
+        return sourceFaults;
     }
 
     public FaultInjector destinationFaults() {
-        return destination.get(FaultInjector.class);
+        return destinationFaults;
     }
 
     /** A VM description with the usual devices and small sizes. */

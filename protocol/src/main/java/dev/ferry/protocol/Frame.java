@@ -148,6 +148,8 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
      */
     final class DeviceData extends DefaultByteBufHolder implements Frame {
         public static final int MAX_CHUNK_BYTES = 256 * 1024;
+        /** Bytes of a DEVICE_DATA frame besides its chunk: the header, the device and the offset. */
+        public static final int WIRE_OVERHEAD = FrameHeader.BYTES + 10;
         private final int device;
         private final long offset;
 

@@ -33,6 +33,7 @@ public final class FrameEncoder extends MessageToMessageEncoder<Frame> {
         FrameType type = frame.type();
         int pages = frame instanceof Frame.Pages run ? run.count() : 0;
         int zeroPages = frame instanceof Frame.Pages run ? run.zeroPages() : 0;
+        int device = frame instanceof Frame.DeviceData data ? data.device() : -1;
         lastLength = -1;
         ChannelPromise tracked = promise.unvoid();
         super.write(ctx, msg, tracked);
@@ -43,7 +44,7 @@ public final class FrameEncoder extends MessageToMessageEncoder<Frame> {
         meter.queued(type, bytes);
         tracked.addListener(f -> {
             if (f.isSuccess()) {
-                meter.written(type, bytes, pages, zeroPages);
+                meter.written(new TrafficMeter.Sent(type, bytes, pages, zeroPages, device));
             }
         });
     }

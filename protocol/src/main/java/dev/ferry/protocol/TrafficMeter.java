@@ -15,10 +15,14 @@ public interface TrafficMeter {
     default void queued(FrameType type, int bytes) {
     }
 
+    /** That frame is written to the socket. */
+    default void written(Sent sent) {
+    }
+
     /**
-     * That frame is written to the socket. For PAGES, {@code pages} is the pages it carried and
-     * {@code zeroPages} how many of them were zero (sent as a flag only); 0 for other frames.
+     * A frame written: its type and bytes on the wire; for PAGES the pages it carried and how many were
+     * zero (a flag only); for DEVICE_DATA the device's index in the VM description, else -1.
      */
-    default void written(FrameType type, int bytes, int pages, int zeroPages) {
+    record Sent(FrameType type, int bytes, int pages, int zeroPages, int device) {
     }
 }

@@ -21,7 +21,12 @@ public enum TransitionFailure {
     /** V2: STOP_COPY towards PRE_COPY or PRE_COPY_P2P. */
     V2_NO_PATH("V2"),
     /** The device was removed while the write was waiting. */
-    DEVICE_CLOSED("D2");
+    DEVICE_CLOSED("D2"),
+    /**
+     * D2: the caller was interrupted (a cancelled migration) while the write waited for work in flight
+     * to finish; the write was abandoned before anything irreversible and the state is unchanged.
+     */
+    INTERRUPTED("D2");
 
     private final String rule;
 

@@ -27,7 +27,16 @@ public final class Views {
     }
 
     public record VmView(String id, String state, long memoryBytes, int vcpus, String initialMemory, WorkloadView workload,
-                         String p2p, boolean p2pActive, String migration, List<DeviceView> devices) {
+                         String p2p, boolean p2pActive, String migration, HoldView hold, List<DeviceView> devices) {
+    }
+
+    /**
+     * Why a VM is held for an operator: its migration failed past the commit (SPEC F5), on the source
+     * because the destination never confirmed ({@code switchover_unknown}), on the destination because
+     * it could not start the VM ({@code destination_failed}). Resume it (after checking the other side)
+     * or delete it.
+     */
+    public record HoldView(String reason, String migration) {
     }
 
     public static VmView vm(ManagedVm managed) {
@@ -41,7 +50,8 @@ public final class Views {
         return new VmView(vm.id(), managed.state().label(), config.memoryBytes(), config.vcpus(), config.initialMemory().label(),
                 new WorkloadView(workload.dirtyBytesPerSecond(), workload.p2pOpsPerSecond(), workload.doorbellsPerSecond(),
                         workload.seed(), vm.workload().throttle()),
-                config.p2p().label(), vm.p2pActive(), managed.migrationId(), devices);
+                config.p2p().label(), vm.p2pActive(), managed.migrationId(),
+                managed.heldBy() == null ? null : new HoldView(managed.heldFor(), managed.heldBy()), devices);
     }
 
     public static DeviceView device(Device device) {

@@ -10,23 +10,30 @@ public final class Progress {
     private Progress() {
     }
 
-    /** {@code vm1  precopy      it 3 [#########.......]  512.0 MiB/1.0 GiB  1.2 GiB/s  exp. downtime 12 ms} */
+    /**
+     * {@code vm1  precopy  pass 3 [#########...............]  37.5%  sent 512.0 MiB  left 853.3 MiB  1.2 GiB/s  eta 0.7 s  exp. downtime 12 ms}
+     *
+     * <p>The bar is the share of bytes sent of those sent and still to send: it moves during a pass,
+     * never passes 100%, and may step back when the guest dirties memory faster than it is sent.
+     */
     public static String line(JsonNode migration) {
-        JsonNode memory = migration.path("memoryBytes");
-        long total = memory.path("total").asLong();
-        long done = memory.path("transferred").asLong();
+        long sent = migration.path("transferredBytes").asLong();
+        long left = migration.path("remainingBytes").asLong();
         String phase = migration.path("phase").asText();
-        boolean finished = phase.equals("completed") || phase.equals("failed") || phase.equals("cancelled");
-        double fraction = total == 0 ? 0 : Math.min(1.0, (double) done / total);
-        if (phase.equals("completed")) {
-            fraction = 1;
-        }
+        boolean finished = finished(migration);
+        double fraction = phase.equals("completed") ? 1 : sent + left == 0 ? 0 : Math.min(1.0, (double) sent / (sent + left));
         int filled = (int) Math.round(fraction * BAR);
         String bar = "[" + "#".repeat(filled) + ".".repeat(BAR - filled) + "]";
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "%-8s %-12s it %-3d %s %5.1f%%  %s/%s  %s/s", migration.path("vm").asText(),
-                phase, migration.path("iterations").asLong(), bar, fraction * 100, bytes(done), bytes(total),
+        sb.append(String.format(Locale.ROOT, "%-8s %-12s pass %-3d %s %5.1f%%  sent %s  left %s  %s/s", migration.path("vm").asText(),
+                phase, migration.path("iterations").asLong(), bar, fraction * 100, bytes(sent), bytes(left),
                 bytes(migration.path("throughputBytesPerSecond").asLong())));
+        if (!finished && !migration.path("etaMs").isNull()) {
+            sb.append(String.format(Locale.ROOT, "  eta %.1f s", migration.path("etaMs").asLong() / 1000.0));
+        }
+        if (!finished && migration.path("dirtyRateBytesPerSecond").asLong() > 0) {
+            sb.append("  dirty ").append(bytes(migration.path("dirtyRateBytesPerSecond").asLong())).append("/s");
+        }
         if (!finished && !migration.path("expectedDowntimeMs").isNull()) {
             sb.append("  exp. downtime ").append(migration.path("expectedDowntimeMs").asLong()).append(" ms");
         }

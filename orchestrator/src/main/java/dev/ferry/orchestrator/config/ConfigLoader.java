@@ -27,7 +27,11 @@ public final class ConfigLoader {
                         @JsonProperty("migrationHistory") Integer migrationHistory,
                         @JsonProperty("apiThreads") Integer apiThreads,
                         @JsonProperty("memoryPoolBytes") Long memoryPoolBytes,
-                        @JsonProperty("maxTotalMemoryBytes") Long maxTotalMemoryBytes) {
+                        @JsonProperty("maxTotalMemoryBytes") Long maxTotalMemoryBytes,
+                        @JsonProperty("keepaliveIntervalMs") Long keepaliveIntervalMs,
+                        @JsonProperty("keepaliveTimeoutMs") Long keepaliveTimeoutMs,
+                        @JsonProperty("handshakeTimeoutMs") Long handshakeTimeoutMs,
+                        @JsonProperty("switchoverTimeoutMs") Long switchoverTimeoutMs) {
     }
 
     /** A usage or configuration error, with the sentence to print. */
@@ -77,7 +81,8 @@ public final class ConfigLoader {
                 default -> throw new ConfigException("unknown argument '" + flag + "'\n" + USAGE);
             }
         }
-        FileSettings file = configFile == null ? new FileSettings(null, null, null, null, null, null, null, null, null, null, null, null)
+        FileSettings file = configFile == null ? new FileSettings(null, null, null, null, null, null, null, null, null, null, null, null,
+                null, null, null, null)
                 : readFile(Path.of(configFile));
         FerrydConfig defaults = FerrydConfig.defaults();
         try {
@@ -92,7 +97,11 @@ public final class ConfigLoader {
                     or(file.maxIncomingMigrations(), defaults.maxIncomingMigrations()),
                     or(file.migrationHistory(), defaults.migrationHistory()), or(file.apiThreads(), defaults.apiThreads()),
                     or(first(memoryPool, file.memoryPoolBytes()), defaults.memoryPoolBytes()),
-                    or(file.maxTotalMemoryBytes(), defaults.maxTotalMemoryBytes()));
+                    or(file.maxTotalMemoryBytes(), defaults.maxTotalMemoryBytes()),
+                    new FerrydConfig.Timeouts(or(file.keepaliveIntervalMs(), defaults.timeouts().keepaliveIntervalMs()),
+                            or(file.keepaliveTimeoutMs(), defaults.timeouts().keepaliveTimeoutMs()),
+                            or(file.handshakeTimeoutMs(), defaults.timeouts().handshakeTimeoutMs()),
+                            or(file.switchoverTimeoutMs(), defaults.timeouts().switchoverTimeoutMs())));
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());
         }

@@ -20,10 +20,38 @@ import java.nio.file.Path;
  *                              VM instead of being returned to the operating system (0 keeps none)
  * @param maxTotalMemoryBytes   guest and device memory of all VMs together; 0 for as much as the JVM's
  *                              direct-memory limit allows (less a reserve for network buffers)
+ * @param timeouts              how long migrations wait for a peer
  */
 public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path tlsDir, boolean insecure, int maxVms,
                            long maxVmMemoryBytes, int maxIncomingMigrations, int migrationHistory, int apiThreads,
-                           long memoryPoolBytes, long maxTotalMemoryBytes) {
+                           long memoryPoolBytes, long maxTotalMemoryBytes, Timeouts timeouts) {
+    /**
+     * How long migrations wait for a peer. Liveness follows bytes: a channel on which nothing at all
+     * arrived for {@code keepaliveTimeoutMs} is dropped, and each side sends a keepalive every
+     * {@code keepaliveIntervalMs}, so only a dead, frozen or cut-off peer is ever dropped, however slow
+     * the link. Nothing else in a migration has a clock of its own, except the handshake and the
+     * switchover.
+     *
+     * @param keepaliveIntervalMs each side sends a keepalive on every channel this often
+     * @param keepaliveTimeoutMs  a channel on which nothing arrived for this long is dropped (at least twice the interval)
+     * @param handshakeTimeoutMs  a channel must complete its handshake, and a source describe its VM, within this
+     * @param switchoverTimeoutMs after COMMIT, how long the source waits for CONFIRM before the VM is held (F5)
+     */
+    public record Timeouts(long keepaliveIntervalMs, long keepaliveTimeoutMs, long handshakeTimeoutMs, long switchoverTimeoutMs) {
+        public static final Timeouts DEFAULT = new Timeouts(1_000, 10_000, 10_000, 30_000);
+
+        public Timeouts {
+            if (keepaliveIntervalMs < 10 || keepaliveTimeoutMs < 2 * keepaliveIntervalMs) {
+                throw new IllegalArgumentException("keepaliveIntervalMs must be at least 10 and keepaliveTimeoutMs at least twice"
+                        + " it: " + keepaliveIntervalMs + ", " + keepaliveTimeoutMs);
+            }
+            if (handshakeTimeoutMs < 100 || switchoverTimeoutMs < 100) {
+                throw new IllegalArgumentException("handshakeTimeoutMs and switchoverTimeoutMs must be at least 100: "
+                        + handshakeTimeoutMs + ", " + switchoverTimeoutMs);
+            }
+        }
+    }
+
     /** Default memory pool: 1 GiB. */
     public static final long DEFAULT_MEMORY_POOL_BYTES = 1L << 30;
     public static final Endpoint DEFAULT_HTTP = new Endpoint("127.0.0.1", 7070);
@@ -36,6 +64,9 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
         }
         if (memoryPoolBytes < 0) {
             throw new IllegalArgumentException("memoryPoolBytes must not be negative: " + memoryPoolBytes);
+        }
+        if (timeouts == null) {
+            throw new IllegalArgumentException("timeouts are required");
         }
         if (maxTotalMemoryBytes < 0) {
             throw new IllegalArgumentException("maxTotalMemoryBytes must not be negative: " + maxTotalMemoryBytes);
@@ -53,7 +84,7 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
     /** Defaults: loopback listeners on 7070 and 7071, no token, no TLS. */
     public static FerrydConfig defaults() {
         return new FerrydConfig(DEFAULT_HTTP, DEFAULT_MIGRATION, new byte[0], null, false, 64, 64L << 30, 4, 100, 8,
-                DEFAULT_MEMORY_POOL_BYTES, 0);
+                DEFAULT_MEMORY_POOL_BYTES, 0, Timeouts.DEFAULT);
     }
 
     @Override
@@ -67,21 +98,26 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
 
     public FerrydConfig withListeners(Endpoint newHttp, Endpoint newMigration) {
         return new FerrydConfig(newHttp, newMigration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts);
     }
 
     public FerrydConfig withToken(byte[] newToken) {
         return new FerrydConfig(http, migration, newToken, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts);
     }
 
     public FerrydConfig withMemory(long poolBytes, long maxTotalBytes) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, poolBytes, maxTotalBytes);
+                migrationHistory, apiThreads, poolBytes, maxTotalBytes, timeouts);
+    }
+
+    public FerrydConfig withTimeouts(Timeouts newTimeouts) {
+        return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, newTimeouts);
     }
 
     public FerrydConfig withTlsDir(Path dir) {
         return new FerrydConfig(http, migration, token, dir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts);
     }
 }

@@ -1,54 +1,106 @@
 package dev.ferry.orchestrator.migration;
 
+import java.util.concurrent.TimeUnit;
+
 /**
- * The point after which a migration no longer rolls back (F4, F5): on the source, sending COMMIT; on
- * the destination, receiving it. An operator's cancel and the commit race for it, and a failure
+ * The point after which a migration no longer rolls back (F4, F5): on the source, COMMIT written to
+ * the socket; on the destination, COMMIT received. A cancel and the commit race for it, and a failure
  * closes it: whichever comes first decides.
+ *
+ * <p>On the source the commit takes a moment: COMMIT is written, and only a completed write counts (a
+ * COMMIT that never left whole cannot have reached the destination, so the migration still rolls
+ * back). A cancel that arrives meanwhile waits for that outcome, so its answer ({@code too_late} or
+ * cancelled) is never contradicted by what the flow does next.
  */
 final class CommitPoint {
-    /** Where a failed flow stood: past the commit, and whether an operator's cancel made it fail. */
-    record Failure(boolean committed, boolean byCancel) {
+    /** Where a failed flow stood: past the commit, and the cancel that made it fail, if one did. */
+    record Failure(boolean committed, String cancelReason) {
+        boolean byCancel() {
+            return cancelReason != null;
+        }
     }
 
-    private boolean committed;
-    private boolean cancelled;
+    private enum State { OPEN, COMMITTING, COMMITTED, CLOSED }
 
-    /** An operator's cancel; true when it came before the commit, so the migration will roll back. */
-    synchronized boolean cancel() {
-        if (committed) {
+    private State state = State.OPEN;
+    private String cancelReason;
+
+    /**
+     * A cancel, with its reason ({@code cancelled}, {@code shutdown}); true when it came before the
+     * commit, so the migration rolls back. While a commit is being written it waits up to
+     * {@code waitMillis} for the outcome; if there is still none, the commit has not happened yet and
+     * the flow will withdraw it, so the cancel holds.
+     */
+    synchronized boolean cancel(String reason, long waitMillis) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(waitMillis);
+        while (state == State.COMMITTING) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                break;
+            }
+            TimeUnit.NANOSECONDS.timedWait(this, left);
+        }
+        if (state == State.COMMITTED) {
             return false;
         }
-        cancelled = true;
+        if (cancelReason == null && state != State.CLOSED) {
+            cancelReason = reason;
+        }
+        if (state == State.OPEN) {
+            state = State.CLOSED;
+        }
         return true;
     }
 
     /** Whether a cancel or a failure closed the point before the commit. */
-    synchronized boolean cancelled() {
-        return cancelled;
+    synchronized boolean closed() {
+        return state == State.CLOSED || cancelReason != null;
     }
 
-    /** Passes the point, unless a cancel or a failure came first: then {@code cancelled} and a rollback. */
-    synchronized void commit(String whenCancelled) throws MigrationFailure {
-        if (cancelled) {
-            throw new MigrationFailure(MigrationFailure.CANCELLED, whenCancelled);
+    /** The reason of the cancel that closed the point, or null. */
+    synchronized String cancelReason() {
+        return cancelReason;
+    }
+
+    /** The source begins writing COMMIT; refused if a cancel or failure came first. */
+    synchronized void beginCommit() throws MigrationFailure {
+        if (state != State.OPEN || cancelReason != null) {
+            throw new MigrationFailure(cancelReason != null ? cancelReason : MigrationFailure.CANCELLED,
+                    "stopped before the commit");
         }
-        committed = true;
+        state = State.COMMITTING;
     }
 
-    /**
-     * Takes back a commit that provably never left (its COMMIT was not written). The flow then fails
-     * and, through {@link #fail()}, rolls back as before the commit.
-     */
-    synchronized void withdraw() {
-        committed = false;
+    /** COMMIT is written: from here the source never restarts the VM by itself. */
+    synchronized void committed() {
+        if (state == State.COMMITTING) {
+            state = State.COMMITTED;
+        }
+        notifyAll();
     }
 
-    /** A failure: no commit can follow it; says whether it came after the commit, and whether a cancel caused it. */
+    /** COMMIT provably never left whole: the migration fails and rolls back as before the commit. */
+    synchronized void withdrawn() {
+        if (state == State.COMMITTING) {
+            state = State.CLOSED;
+        }
+        notifyAll();
+    }
+
+    /** The destination received COMMIT. */
+    synchronized void commit() throws MigrationFailure {
+        beginCommit();
+        committed();
+    }
+
+    /** A failure: no commit can follow it; says whether it came after the commit, and which cancel caused it. */
     synchronized Failure fail() {
-        Failure failure = new Failure(committed, cancelled && !committed);
+        boolean committed = state == State.COMMITTED;
+        Failure failure = new Failure(committed, committed ? null : cancelReason);
         if (!committed) {
-            cancelled = true;
+            state = State.CLOSED;
         }
+        notifyAll();
         return failure;
     }
 }

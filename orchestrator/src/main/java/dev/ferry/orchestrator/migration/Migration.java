@@ -1,6 +1,7 @@
 package dev.ferry.orchestrator.migration;
 
 import dev.ferry.device.Device;
+import dev.ferry.device.memory.PageGeometry;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -11,11 +12,17 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
+import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
 /**
- * One migration on this daemon, source or destination: its phase, progress numbers, trace, and the
- * subscribers of its event stream. The flow that runs it writes; the API reads snapshots.
+ * One migration on this daemon, source or destination: its phase (a state machine per role, see
+ * {@link Phase}), its live numbers, its trace, and the subscribers of its event stream. The flow that
+ * runs it and the channels' meters write; the API reads snapshots.
+ *
+ * <p>Progress moves as bytes leave or arrive, not per pass: page bytes are counted when their frame
+ * is written to the socket (so they are never ahead of what was sent), and every 250 ms {@link #tick}
+ * samples the bytes for the current rate and asks the flow how much is left.
  */
 public final class Migration {
     /** An event of the stream: {@code phase}, {@code progress} or {@code end}, with the migration's view. */
@@ -24,14 +31,21 @@ public final class Migration {
 
     /** How a flow is asked to stop. */
     interface Control {
-        /** Cancels unless the commit is already sent; returns false when it was too late. */
-        boolean cancel();
+        /**
+         * Stops the migration unless it is past its commit: operator's cancel ({@code cancelled}) or the
+         * daemon stopping ({@code shutdown}). Returns false when it was too late; waits at most briefly
+         * while a commit is being written, so the answer is never contradicted by what follows.
+         */
+        boolean cancel(String reason);
     }
+
+    /** The rate is measured over about this long a window. */
+    private static final long RATE_WINDOW_NANOS = TimeUnit.SECONDS.toNanos(2);
 
     private final String id;
     private final Role role;
     private volatile String vm;
-    private final String peer;
+    private volatile String peer;
     private final Map<String, Object> policy;
     private final Instant startedAt = Instant.now();
     private final long startNanos = System.nanoTime();
@@ -39,26 +53,34 @@ public final class Migration {
     private final List<Consumer<Event>> subscribers = new CopyOnWriteArrayList<>();
     private final Map<String, AtomicLong> deviceBytes = new ConcurrentHashMap<>();
     private volatile Supplier<List<Device>> devices = List::of;
+    private volatile LongSupplier remaining = () -> 0;
     private volatile Control control;
 
-    private volatile Phase phase = Phase.SETUP;
+    private volatile Phase phase;
     private final List<MigrationView.PhaseView> phases = new ArrayList<>();
-    final AtomicLong iterations = new AtomicLong();
-    final AtomicLong wireBytes = new AtomicLong();
-    final AtomicLong memoryTransferred = new AtomicLong();
-    final AtomicLong zeroPages = new AtomicLong();
-    final AtomicLong deviceTotal = new AtomicLong();
+    private final List<MigrationView.PassView> passes = new CopyOnWriteArrayList<>();
+    private final AtomicLong iterations = new AtomicLong();
+    private final AtomicLong wireBytes = new AtomicLong();
+    private final AtomicLong normalPages = new AtomicLong();
+    private final AtomicLong zeroPages = new AtomicLong();
+    private final AtomicLong deviceTotal = new AtomicLong();
     private volatile long memoryTotal;
     private volatile long remainingBytes;
     private volatile long dirtyRate;
-    private volatile long throughput;
+    private volatile long rate;
+    private volatile int throttle;
     private volatile Long expectedDowntimeMs;
     private volatile Long setupTimeMs;
     private volatile Long downtimeMs;
     private volatile Boolean verified;
     private volatile Long verifyMs;
     private volatile long endNanos = -1;
+    private volatile Instant finishedAt;
     private volatile MigrationView.ErrorView error;
+    // Guarded by this: samples of (time, wire bytes) for the rate.
+    private final long[] sampleNanos = new long[16];
+    private final long[] sampleBytes = new long[16];
+    private int samples;
 
     Migration(String id, Role role, String vm, String peer, Map<String, Object> policy) {
         this.id = id;
@@ -66,8 +88,9 @@ public final class Migration {
         this.vm = vm;
         this.peer = peer;
         this.policy = policy;
-        phases.add(new MigrationView.PhaseView(Phase.SETUP.label(), 0, null));
-        trace.phase(Phase.SETUP, startNanos);
+        this.phase = role == Role.SOURCE ? SourcePhase.SETUP : DestinationPhase.SETUP;
+        phases.add(new MigrationView.PhaseView(phase.label(), 0, null));
+        trace.phase(phase, startNanos);
     }
 
     public String id() {
@@ -85,6 +108,11 @@ public final class Migration {
     /** The destination learns the VM's id from its description. */
     void setVm(String id) {
         vm = id;
+    }
+
+    /** The destination learns where the source's daemon listens from its description. */
+    void setPeer(String address) {
+        peer = address;
     }
 
     public Phase phase() {
@@ -119,27 +147,42 @@ public final class Migration {
         memoryTotal = bytes;
     }
 
-    // ---- progress ------------------------------------------------------------------------------
+    /** What the flow says is left to send, asked at each tick. */
+    void setRemaining(LongSupplier estimate) {
+        remaining = estimate;
+    }
 
+    // ---- phases --------------------------------------------------------------------------------
+
+    /**
+     * Enters the next phase; a transition the role's state machine does not allow is a bug in the flow
+     * and fails at once.
+     */
     void enter(Phase next) {
         if (next == phase) {
             return;
+        }
+        if (!phase.canEnter(next)) {
+            throw new IllegalStateException("migration " + id + ": " + role.label() + " cannot go from " + phase.label()
+                    + " to " + next.label());
         }
         long now = System.nanoTime();
         synchronized (phases) {
             int last = phases.size() - 1;
             MigrationView.PhaseView open = phases.get(last);
             phases.set(last, new MigrationView.PhaseView(open.phase(), open.startMs(), millis(now) - open.startMs()));
-            phases.add(new MigrationView.PhaseView(next.label(), millis(now), null));
+            phases.add(new MigrationView.PhaseView(next.label(), millis(now), next.terminal() ? 0L : null));
+        }
+        if (next.terminal()) {
+            endNanos = now;
+            finishedAt = Instant.now();
+            remainingBytes = next == SourcePhase.COMPLETED || next == DestinationPhase.COMPLETED ? 0 : remainingBytes;
+            long elapsed = Math.max(1, now - startNanos);
+            rate = (long) (wireBytes.get() * 1e9 / elapsed);
         }
         phase = next;
         trace.phase(next, now);
         if (next.terminal()) {
-            endNanos = now;
-            synchronized (phases) {
-                int last = phases.size() - 1;
-                phases.set(last, new MigrationView.PhaseView(next.label(), millis(now), 0L));
-            }
             publish("end");
             subscribers.clear();
         } else {
@@ -147,28 +190,58 @@ public final class Migration {
         }
     }
 
-    void memorySent(long pages, long zero, long wire) {
-        memoryTransferred.addAndGet(pages * 4096);
-        zeroPages.addAndGet(zero);
-        wireBytes.addAndGet(wire);
-    }
+    // ---- progress ------------------------------------------------------------------------------
 
-    void deviceSent(String device, long bytes) {
-        deviceBytes.computeIfAbsent(device, d -> new AtomicLong()).addAndGet(bytes);
-        deviceTotal.addAndGet(bytes);
+    /** Bytes of any frame on the wire, sent (source) or received (destination). */
+    void wire(long bytes) {
         wireBytes.addAndGet(bytes);
     }
 
-    void setRemainingBytes(long bytes) {
-        remainingBytes = bytes;
+    /** Pages of a PAGES frame, written (source) or applied (destination). */
+    void pages(long pages, long zero) {
+        normalPages.addAndGet(pages - zero);
+        zeroPages.addAndGet(zero);
+    }
+
+    /** A device's migration data, written (source) or loaded into its window (destination). */
+    void deviceData(String device, long bytes) {
+        deviceBytes.computeIfAbsent(device, d -> new AtomicLong()).addAndGet(bytes);
+        deviceTotal.addAndGet(bytes);
+    }
+
+    /** A pass over memory ended (its iteration barrier passed). */
+    void passEnded(MigrationView.PassView pass) {
+        passes.add(pass);
+        iterations.set(passes.size());
+    }
+
+    /** The destination counts iterations from the source's ITERATION_END frames. */
+    void setIterations(long count) {
+        iterations.set(count);
+    }
+
+    long iterations() {
+        return iterations.get();
+    }
+
+    long wireBytes() {
+        return wireBytes.get();
+    }
+
+    long normalPages() {
+        return normalPages.get();
+    }
+
+    long zeroPagesSent() {
+        return zeroPages.get();
     }
 
     void setDirtyRate(long bytesPerSecond) {
         dirtyRate = bytesPerSecond;
     }
 
-    void setThroughput(long bytesPerSecond) {
-        throughput = bytesPerSecond;
+    void setThrottle(int percent) {
+        throttle = percent;
     }
 
     void setExpectedDowntimeMs(long millis) {
@@ -189,7 +262,7 @@ public final class Migration {
 
     /** This side digested the frozen VM in {@code nanos}. */
     void setVerifyTime(long nanos) {
-        verifyMs = java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(nanos);
+        verifyMs = TimeUnit.NANOSECONDS.toMillis(nanos);
     }
 
     void setVerified(boolean value) {
@@ -212,12 +285,46 @@ public final class Migration {
         return dirtyRate;
     }
 
+    /** Bytes per second over the last two seconds while running; over the whole migration once ended. */
     long throughput() {
-        return throughput;
+        return rate;
     }
 
     private long millis(long nanos) {
         return TimeUnit.NANOSECONDS.toMillis(nanos - startNanos);
+    }
+
+    /** Every 250 ms while running: samples the rate, asks the flow what is left, tells subscribers. */
+    void tick() {
+        if (finished()) {
+            return;
+        }
+        long now = System.nanoTime();
+        long bytes = wireBytes.get();
+        synchronized (this) {
+            int slot = samples % sampleNanos.length;
+            sampleNanos[slot] = now;
+            sampleBytes[slot] = bytes;
+            samples++;
+            // The oldest sample within the window, or the oldest kept.
+            int oldest = samples - 1;
+            for (int i = samples - 1; i >= Math.max(0, samples - sampleNanos.length); i--) {
+                int k = i % sampleNanos.length;
+                if (now - sampleNanos[k] > RATE_WINDOW_NANOS) {
+                    break;
+                }
+                oldest = i;
+            }
+            int k = oldest % sampleNanos.length;
+            long span = now - sampleNanos[k];
+            rate = span <= 0 ? rate : (long) ((bytes - sampleBytes[k]) * 1e9 / span);
+        }
+        if (!finished()) {
+            remainingBytes = Math.max(0, remaining.getAsLong());
+        }
+        if (!subscribers.isEmpty() && !finished()) {
+            publish("progress");
+        }
     }
 
     // ---- events --------------------------------------------------------------------------------
@@ -238,13 +345,6 @@ public final class Migration {
         subscribers.remove(subscriber);
     }
 
-    /** A progress event to every subscriber. */
-    void tick() {
-        if (!subscribers.isEmpty() && !finished()) {
-            publish("progress");
-        }
-    }
-
     private void publish(String type) {
         if (subscribers.isEmpty()) {
             return;
@@ -262,17 +362,25 @@ public final class Migration {
         List<MigrationView.DeviceProgress> deviceViews = new ArrayList<>();
         for (Device device : devices.get()) {
             AtomicLong bytes = deviceBytes.get(device.id());
-            deviceViews.add(new MigrationView.DeviceProgress(device.id(), device.state().label(), bytes == null ? 0 : bytes.get()));
+            deviceViews.add(new MigrationView.DeviceProgress(device.id(), device.state().label(), bytes == null ? 0 : bytes.get(),
+                    device.pendingBytes()));
         }
         List<MigrationView.PhaseView> phaseList;
         synchronized (phases) {
             phaseList = List.copyOf(phases);
         }
-        return new MigrationView(id, vm, role.label(), peer, phase.label(), policy, startedAt.toString(), setupTimeMs,
-                TimeUnit.NANOSECONDS.toMillis(now - startNanos), downtimeMs, expectedDowntimeMs, iterations.get(),
-                wireBytes.get(), remainingBytes,
-                new MigrationView.MemoryProgress(memoryTotal, memoryTransferred.get(), zeroPages.get()), deviceTotal.get(),
-                dirtyRate, throughput, deviceViews, verified, verifyMs, error, phaseList);
+        long throughput = rate;
+        long left = remainingBytes;
+        Long eta = finished() ? Long.valueOf(0) : throughput > 0 ? Long.valueOf(left * 1000 / throughput) : null;
+        Instant finished = finishedAt;
+        long normal = normalPages.get();
+        return new MigrationView(id, vm, role.label(), peer, phase.label(), policy, startedAt.toString(),
+                finished == null ? null : finished.toString(), setupTimeMs, TimeUnit.NANOSECONDS.toMillis(now - startNanos),
+                downtimeMs, expectedDowntimeMs, iterations.get(), wireBytes.get(), left,
+                new MigrationView.MemoryProgress(memoryTotal, normal * PageGeometry.PAGE_SIZE, zeroPages.get(), normal,
+                        PageGeometry.PAGE_SIZE),
+                deviceTotal.get(), dirtyRate, throughput, eta, throttle, deviceViews, List.copyOf(passes), verified, verifyMs, error,
+                phaseList);
     }
 
     static Map<String, Object> policyView(MigrationPolicy policy) {

@@ -2,8 +2,6 @@ package dev.ferry.orchestrator.migration;
 
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.ProtocolException;
-import java.util.function.Consumer;
-import org.slf4j.Logger;
 
 /**
  * Why a migration failed: a bounded code (a metrics label, the API's {@code error.code}) and a
@@ -23,12 +21,6 @@ public final class MigrationFailure extends Exception {
     public static final String INTERNAL = "internal";
     /** The peer sent something the protocol or the migration on top does not allow. */
     public static final String PROTOCOL_ERROR = "protocol_error";
-
-    /** The steps of a flow, which end early by throwing. */
-    @FunctionalInterface
-    interface Steps {
-        void run() throws MigrationFailure, InterruptedException;
-    }
 
     private final String code;
 
@@ -57,24 +49,6 @@ public final class MigrationFailure extends Exception {
                 yield known != null ? known : ErrorCode.INTERNAL;
             }
         };
-    }
-
-    /**
-     * Runs a flow's steps and hands whatever ends them early to {@code fail}: a failure as it is, an
-     * interrupt as the daemon shutting down, any other exception as a bug (logged with its trace).
-     */
-    static void runSteps(Steps steps, Consumer<MigrationFailure> fail, Logger log, String flow) {
-        try {
-            steps.run();
-        } catch (MigrationFailure failure) {
-            fail.accept(failure);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            fail.accept(new MigrationFailure(SHUTDOWN, "interrupted"));
-        } catch (RuntimeException e) {
-            log.error("{} failed", flow, e);
-            fail.accept(new MigrationFailure(INTERNAL, e.toString()));
-        }
     }
 
     /** A failure from the protocol: the peer's ABORT, a refused handshake, a broken channel. */

@@ -13,6 +13,7 @@ import dev.ferry.protocol.net.FrameChannel;
 import dev.ferry.protocol.net.FrameHandler;
 import dev.ferry.protocol.net.ProtocolClient;
 import dev.ferry.protocol.net.SessionAcceptor;
+import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -23,41 +24,56 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
 import java.util.function.ToDoubleFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The daemon's migrations, outgoing and incoming: starts source flows, accepts destination sessions
- * from the migration listener, cancels, and keeps the running ones and the last finished ones for the
- * API. On stop it cancels every running migration and waits for the rollbacks.
+ * The daemon's migrations, outgoing and incoming: starts save flows, accepts resume flows from the
+ * migration listener, cancels, and keeps the running ones and the last finished ones for the API. On
+ * stop it stops every running migration (each rolls back or discards within a second, SPEC F12) and
+ * waits for them.
  */
 public final class MigrationManager implements Managed, SessionAcceptor {
     private static final Logger LOG = LoggerFactory.getLogger(MigrationManager.class);
-    private static final long STOP_WAIT_SECONDS = 30;
+    /** How long stopping waits for the flows: they end within a second, or a switchover's bound after a commit. */
+    private static final long STOP_WAIT_MILLIS = 5_000;
 
     private final FerrydConfig config;
     private final VmManager vms;
     private final ProtocolClient client;
     private final FerryMetrics metrics;
-    private final FaultInjector faults;
+    private final FlowHooks hooks;
+    private final Supplier<String> listener;
     private final ConcurrentMap<String, Migration> running = new ConcurrentHashMap<>();
     private final Deque<Migration> finished = new ArrayDeque<>();
-    private final ConcurrentMap<SessionId, DestinationFlow> incoming = new ConcurrentHashMap<>();
+    private final ConcurrentMap<SessionId, ResumeFlow> incoming = new ConcurrentHashMap<>();
     private final ExecutorService flows = Executors.newCachedThreadPool(named("ferry-migration"));
-    private final ExecutorService senders = Executors.newCachedThreadPool(named("ferry-page-sender"));
+    private final ExecutorService workers = Executors.newCachedThreadPool(named("ferry-page-sender"));
     private final ScheduledExecutorService ticker = Executors.newSingleThreadScheduledExecutor(named("ferry-progress"));
-    private volatile boolean stopping;
+    /** Guards starting against stopping: no flow starts once the manager stops. */
+    private final Object lifecycle = new Object();
+    private boolean stopping;
 
-    public MigrationManager(FerrydConfig config, VmManager vms, ProtocolClient client, FerryMetrics metrics, FaultInjector faults) {
+    /**
+     * @param listener where this daemon takes migrations (the bound address), which a destination shows
+     *                 as the source's {@code peer}
+     */
+    public MigrationManager(FerrydConfig config, VmManager vms, ProtocolClient client, FerryMetrics metrics, FlowHooks hooks,
+                            Supplier<String> listener) {
         this.config = config;
         this.vms = vms;
         this.client = client;
         this.metrics = metrics;
-        this.faults = faults;
+        this.hooks = hooks;
+        this.listener = listener;
         for (Role role : Role.values()) {
             metrics.gauge("ferry.migrations.active", "Migrations running", this, m -> m.count(role), "role", role.label());
         }
@@ -65,7 +81,7 @@ public final class MigrationManager implements Managed, SessionAcceptor {
                 sum(Migration::remainingBytes));
         metrics.gauge("ferry.migration.dirty.rate.bytes.per.second", "Guest memory dirtied per second, running migrations", this,
                 sum(Migration::dirtyRate));
-        metrics.gauge("ferry.migration.throughput.bytes.per.second", "Measured bandwidth of the running migrations", this,
+        metrics.gauge("ferry.migration.throughput.bytes.per.second", "Bytes per second the running migrations move now", this,
                 sum(Migration::throughput));
     }
 
@@ -74,26 +90,27 @@ public final class MigrationManager implements Managed, SessionAcceptor {
         ticker.scheduleAtFixedRate(() -> running.values().forEach(Migration::tick), 250, 250, TimeUnit.MILLISECONDS);
     }
 
-    /** Cancels every running migration (sources roll back, destinations discard) and waits for them. */
+    /** Stops every running migration (sources roll back, destinations discard) and waits for them. */
     @Override
     public void stop() {
-        stopping = true;
-        List<Migration> all = new ArrayList<>(running.values());
-        for (Migration migration : all) {
+        synchronized (lifecycle) {
+            stopping = true;
+        }
+        for (Migration migration : new ArrayList<>(running.values())) {
             Migration.Control control = migration.control();
-            if (control != null && control.cancel()) {
-                LOG.info("shutting down: cancelled migration {}", migration.id());
+            if (control != null && control.cancel(MigrationFailure.SHUTDOWN)) {
+                LOG.info("shutting down: stopped migration {}", migration.id());
             }
         }
         flows.shutdown();
         try {
-            if (!flows.awaitTermination(STOP_WAIT_SECONDS, TimeUnit.SECONDS)) {
-                LOG.warn("migrations still running after {} s", STOP_WAIT_SECONDS);
+            if (!flows.awaitTermination(STOP_WAIT_MILLIS + config.timeouts().switchoverTimeoutMs(), TimeUnit.MILLISECONDS)) {
+                LOG.warn("migrations still running when stopping: {}", running.keySet());
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        senders.shutdownNow();
+        workers.shutdownNow();
         ticker.shutdownNow();
     }
 
@@ -101,26 +118,41 @@ public final class MigrationManager implements Managed, SessionAcceptor {
 
     /** Starts migrating a VM; the flow runs on its own thread. */
     public Migration start(MigrationPolicy policy) {
-        if (stopping) {
-            throw Refusal.unavailable("shutting_down", "ferryd is shutting down");
-        }
         ManagedVm vm = vms.get(policy.vm());
         SessionId session = SessionId.random();
         Migration migration = new Migration(idOf(session), Role.SOURCE, vm.id(), policy.destination().toString(),
                 Migration.policyView(policy));
-        boolean vcpusRunning = vms.claimForMigration(vm, migration.id());
-        SourceFlow flow = new SourceFlow(migration, vm, policy, session, vcpusRunning, client, senders, metrics, faults);
-        migration.setControl(flow);
-        running.put(migration.id(), migration);
+        synchronized (lifecycle) {
+            if (stopping) {
+                throw Refusal.unavailable("shutting_down", "ferryd is shutting down");
+            }
+            boolean vcpusRunning = vms.claimForMigration(vm, migration.id());
+            SaveFlow flow = new SaveFlow(migration, vm, policy, session, vcpusRunning, client, workers, metrics, hooks,
+                    new SaveFlow.Timeouts(Duration.ofMillis(config.timeouts().switchoverTimeoutMs())), listener.get());
+            migration.setControl(flow);
+            running.put(migration.id(), migration);
+            // F3: past timeoutMs the migration gives up with timeout, in whatever wait it is.
+            ScheduledFuture<?> deadline = ticker.schedule(() -> flow.cancel(MigrationFailure.TIMEOUT), policy.timeoutMs(),
+                    TimeUnit.MILLISECONDS);
+            try {
+                flows.execute(() -> {
+                    try {
+                        flow.run();
+                    } finally {
+                        deadline.cancel(false);
+                        finish(migration);
+                    }
+                });
+            } catch (RejectedExecutionException e) {
+                // Only while stopping, which the lock rules out; the VM must not stay claimed either way.
+                deadline.cancel(false);
+                running.remove(migration.id());
+                vm.endMigration(vcpusRunning ? dev.ferry.orchestrator.vm.VmState.RUNNING : dev.ferry.orchestrator.vm.VmState.PAUSED);
+                throw Refusal.unavailable("shutting_down", "ferryd is shutting down");
+            }
+        }
         metrics.migrationStarted(Role.SOURCE.label());
         LOG.info("migration {}: VM {} to {}", migration.id(), vm.id(), policy.destination());
-        flows.execute(() -> {
-            try {
-                flow.run();
-            } finally {
-                finish(migration);
-            }
-        });
         return migration;
     }
 
@@ -128,36 +160,45 @@ public final class MigrationManager implements Managed, SessionAcceptor {
 
     @Override
     public FrameHandler acceptControl(FrameChannel channel) throws ProtocolException {
-        if (stopping) {
-            throw new ProtocolException(ErrorCode.SHUTDOWN, "ferryd is shutting down");
-        }
-        if (incoming.size() >= config.maxIncomingMigrations()) {
-            throw new ProtocolException(ErrorCode.BUSY, "this daemon takes " + config.maxIncomingMigrations()
-                    + " incoming migrations at once");
-        }
         Migration migration = new Migration(idOf(channel.session()), Role.DESTINATION, null,
                 channel.remoteAddress().getAddress().getHostAddress() + ":" + channel.remoteAddress().getPort(), Map.of());
-        DestinationFlow flow = new DestinationFlow(migration, channel, vms, metrics, faults);
-        if (incoming.putIfAbsent(channel.session(), flow) != null) {
-            throw new ProtocolException(ErrorCode.DUPLICATE_CHANNEL, "session " + channel.session() + " has a control channel");
-        }
-        migration.setControl(flow);
-        running.put(migration.id(), migration);
-        metrics.migrationStarted(Role.DESTINATION.label());
-        flows.execute(() -> {
-            try {
-                flow.run();
-            } finally {
-                incoming.remove(channel.session(), flow);
-                finish(migration);
+        ResumeFlow flow = new ResumeFlow(migration, channel, vms, metrics, hooks, ticker,
+                Duration.ofMillis(config.timeouts().handshakeTimeoutMs()));
+        synchronized (lifecycle) {
+            if (stopping) {
+                throw new ProtocolException(ErrorCode.SHUTDOWN, "ferryd is shutting down");
             }
-        });
+            if (incoming.size() >= config.maxIncomingMigrations()) {
+                throw new ProtocolException(ErrorCode.BUSY, "this daemon takes " + config.maxIncomingMigrations()
+                        + " incoming migrations at once");
+            }
+            if (incoming.putIfAbsent(channel.session(), flow) != null) {
+                throw new ProtocolException(ErrorCode.DUPLICATE_CHANNEL, "session " + channel.session() + " has a control channel");
+            }
+            migration.setControl(flow);
+            running.put(migration.id(), migration);
+            try {
+                flows.execute(() -> {
+                    try {
+                        flow.run();
+                    } finally {
+                        incoming.remove(channel.session(), flow);
+                        finish(migration);
+                    }
+                });
+            } catch (RejectedExecutionException e) {
+                incoming.remove(channel.session(), flow);
+                running.remove(migration.id());
+                throw new ProtocolException(ErrorCode.SHUTDOWN, "ferryd is shutting down");
+            }
+        }
+        metrics.migrationStarted(Role.DESTINATION.label());
         return flow;
     }
 
     @Override
     public FrameHandler acceptData(FrameChannel channel) throws ProtocolException {
-        DestinationFlow flow = incoming.get(channel.session());
+        ResumeFlow flow = incoming.get(channel.session());
         if (flow == null) {
             throw new ProtocolException(ErrorCode.UNKNOWN_SESSION, "no migration with session " + channel.session());
         }
@@ -191,14 +232,17 @@ public final class MigrationManager implements Managed, SessionAcceptor {
         return all;
     }
 
-    /** Cancels a migration; too late once the commit is sent (409 {@code too_late}). */
+    /**
+     * Cancels a migration: it stops within a second and rolls back (source) or discards its copy
+     * (destination). Too late once the commit is written (409 {@code too_late}).
+     */
     public Migration cancel(String id) {
         Migration migration = get(id);
         if (migration.finished()) {
             throw Refusal.conflict("migration_finished", "migration " + id + " already ended: " + migration.phase().label());
         }
         Migration.Control control = migration.control();
-        if (control == null || !control.cancel()) {
+        if (control == null || !control.cancel(MigrationFailure.CANCELLED)) {
             throw Refusal.conflict("too_late", "migration " + id + " is past its commit: the VM runs on the destination");
         }
         return migration;
@@ -235,7 +279,7 @@ public final class MigrationManager implements Managed, SessionAcceptor {
         return "mig-" + session.toString().substring(0, 12);
     }
 
-    private static java.util.concurrent.ThreadFactory named(String prefix) {
+    private static ThreadFactory named(String prefix) {
         AtomicInteger next = new AtomicInteger();
         return runnable -> {
             Thread thread = new Thread(runnable, prefix + "-" + next.incrementAndGet());

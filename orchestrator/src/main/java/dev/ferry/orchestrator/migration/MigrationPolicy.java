@@ -8,7 +8,8 @@ import dev.ferry.orchestrator.config.Endpoint;
  * A migration's settings: the request's, with defaults filled in.
  *
  * @param downtimeLimitMs            converge when the expected downtime fits this (F3)
- * @param maxBandwidthBytesPerSecond cap on page data sent per second, 0 for none
+ * @param maxBandwidthBytesPerSecond cap on every byte the migration sends per second (pages, device data, control;
+ *                                   F13), 0 for none
  * @param channels                   data channels (1–16)
  * @param maxIterations              pre-copy passes before giving up with {@code timeout}
  * @param timeoutMs                  the whole migration's time before giving up with {@code timeout}
@@ -21,6 +22,11 @@ public record MigrationPolicy(String vm, Endpoint destination, long downtimeLimi
     public static final int DEFAULT_MAX_ITERATIONS = 30;
     public static final long DEFAULT_TIMEOUT_MS = 600_000;
     public static final int MAX_CHANNELS = 16;
+    /**
+     * The lowest limit: below it the session's own keepalives (two small frames a second on every
+     * channel, which must not wait) would be a noticeable share of what may be sent.
+     */
+    public static final long MIN_BANDWIDTH_BYTES_PER_SECOND = 64 * 1024;
 
     public static MigrationPolicy from(Requests.StartMigration request) {
         if (request.vm() == null || request.vm().isBlank()) {
@@ -44,7 +50,8 @@ public record MigrationPolicy(String vm, Endpoint destination, long downtimeLimi
         int iterations = or(request.maxIterations(), DEFAULT_MAX_ITERATIONS);
         long timeout = or(request.timeoutMs(), DEFAULT_TIMEOUT_MS);
         check(downtime >= 1 && downtime <= 3_600_000, "downtimeLimitMs must be between 1 and 3600000");
-        check(bandwidth >= 0, "maxBandwidthBytesPerSecond must not be negative (0 is unlimited)");
+        check(bandwidth == 0 || bandwidth >= MIN_BANDWIDTH_BYTES_PER_SECOND, "maxBandwidthBytesPerSecond must be 0 (unlimited) or at least "
+                + MIN_BANDWIDTH_BYTES_PER_SECOND);
         check(channels >= 1 && channels <= MAX_CHANNELS, "channels must be between 1 and " + MAX_CHANNELS);
         check(iterations >= 1 && iterations <= 10_000, "maxIterations must be between 1 and 10000");
         check(timeout >= 100 && timeout <= 86_400_000, "timeoutMs must be between 100 and 86400000");

@@ -1,20 +1,17 @@
 package dev.ferry.orchestrator.migration;
 
-import java.util.Locale;
-
 /**
- * A migration's phases as the API names them. Source: setup, precopy (S1, S2), viommu_grace (S3),
- * p2p_grace (S4), stop_copy (S5), switchover (S6). Destination: setup (R1), resuming (R2),
- * p2p_grace (R3). Both end in completed, failed or cancelled.
+ * A phase of a migration on this daemon: {@link SourcePhase} on the source, {@link DestinationPhase}
+ * on the destination. Each role's phases form a small state machine; {@link Migration} refuses a
+ * transition its role does not allow, so a flow that takes a wrong turn fails loudly, not quietly.
  */
-public enum Phase {
-    SETUP, PRECOPY, VIOMMU_GRACE, P2P_GRACE, STOP_COPY, SWITCHOVER, RESUMING, COMPLETED, FAILED, CANCELLED;
+public sealed interface Phase permits SourcePhase, DestinationPhase {
+    /** The API's name of the phase. */
+    String label();
 
-    public String label() {
-        return name().toLowerCase(Locale.ROOT);
-    }
+    /** Completed, failed or cancelled: nothing follows. */
+    boolean terminal();
 
-    public boolean terminal() {
-        return this == COMPLETED || this == FAILED || this == CANCELLED;
-    }
+    /** Whether a migration in this phase may enter {@code next}. */
+    boolean canEnter(Phase next);
 }

@@ -13,6 +13,8 @@ public final class ManagedVm {
     private final ReentrantLock lock = new ReentrantLock();
     private volatile VmState state;
     private volatile String migrationId;
+    private volatile String heldBy;
+    private volatile String heldFor;
 
     ManagedVm(Vm vm, VmState state) {
         this.vm = vm;
@@ -48,6 +50,42 @@ public final class ManagedVm {
     public void beginMigration(String id, VmState migratingState) {
         migrationId = id;
         state = migratingState;
+    }
+
+    /**
+     * The migration that left the VM held after a switchover whose outcome is unknown (F5), or
+     * {@code null}. A held VM is paused with its devices stopped; it refuses a new migration until an
+     * operator resumes it or deletes it.
+     */
+    public String heldBy() {
+        return heldBy;
+    }
+
+    /** Why the VM is held ({@code switchover_unknown}, {@code destination_failed}), or {@code null}. */
+    public String heldFor() {
+        return heldFor;
+    }
+
+    /**
+     * Takes the VM back from its migration {@code migration}, which failed past its commit for
+     * {@code reason}, and holds it, paused, for an operator (F5).
+     */
+    public void hold(String migration, String reason) {
+        lock.lock();
+        try {
+            migrationId = null;
+            heldBy = migration;
+            heldFor = reason;
+            state = VmState.PAUSED;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** An operator resumed the held VM; the caller holds the lock. */
+    void release() {
+        heldBy = null;
+        heldFor = null;
     }
 
     /** Takes the VM back from its migration, in {@code after}. */

@@ -298,27 +298,41 @@ public final class VmManager implements Managed {
     }
 
     /**
-     * vCPUs run again. Devices that a failed switchover left stopped are brought back to RUNNING first
-     * (reset if in ERROR): resuming is the operator's decision that the destination never ran (F5).
+     * vCPUs run again. Devices a switchover of unknown outcome left stopped (F5) are brought back first:
+     * resuming is the operator's decision that the destination does not run the VM. They go through
+     * the grace state (every device runs without starting DMA before any starts it, as in a rollback);
+     * a device in ERROR, or one that does not come back, is reset.
      */
     public ManagedVm resume(String id) {
         ManagedVm managed = get(id);
+        String held = managed.heldBy();
         withVm(managed, () -> {
-            for (Device device : managed.vm().devices()) {
-                DeviceState state = device.state();
-                if (state.isError()) {
-                    managed.vm().resetDevice(device.id());
-                } else if (!state.equals(DeviceState.RUNNING)) {
-                    TransitionResult result = device.setState(DeviceState.RUNNING);
-                    if (!result.succeeded()) {
-                        managed.vm().resetDevice(device.id());
-                    }
+            Vm vm = managed.vm();
+            for (Device device : vm.devices()) {
+                if (device.state().isError()) {
+                    vm.resetDevice(device.id());
                 }
             }
+            restore(vm, d -> d.config().ndma() ? DeviceState.RUNNING_NDMA : DeviceState.RUNNING);
+            restore(vm, d -> DeviceState.RUNNING);
+            vm.workload().setThrottle(0);
             managed.vm().resume();
+            managed.release();
             managed.setState(VmState.RUNNING);
         });
+        if (held != null) {
+            LOG.info("VM {}, held after migration {}, resumed here by the operator", id, held);
+        }
         return managed;
+    }
+
+    private static void restore(Vm vm, java.util.function.Function<Device, DeviceState> target) {
+        for (Device device : vm.devices()) {
+            DeviceState state = target.apply(device);
+            if (!device.state().equals(state) && !device.setState(state).succeeded()) {
+                vm.resetDevice(device.id());
+            }
+        }
     }
 
     /** The digest of a paused, idle VM (M5). */
@@ -438,6 +452,12 @@ public final class VmManager implements Managed {
             requireNotMigrating(managed);
             if (managed.state() == VmState.MIGRATED) {
                 throw Refusal.conflict("vm_migrated", "VM " + managed.id() + " was migrated away already");
+            }
+            if (managed.heldBy() != null) {
+                throw Refusal.conflict("vm_held", "VM " + managed.id() + " is held for an operator: migration "
+                        + managed.heldBy() + " failed past its commit (" + managed.heldFor() + "). Check the other daemon: if"
+                        + " the VM runs there, delete it here; if not, resume it here",
+                        Map.of("migration", managed.heldBy(), "reason", managed.heldFor()));
             }
             boolean running = managed.state() == VmState.RUNNING;
             managed.beginMigration(migrationId, VmState.MIGRATING);

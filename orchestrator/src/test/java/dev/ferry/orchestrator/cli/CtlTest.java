@@ -3,8 +3,8 @@ package dev.ferry.orchestrator.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.orchestrator.TestDaemons;
-import dev.ferry.orchestrator.migration.FaultInjector;
-import dev.ferry.orchestrator.migration.Phase;
+import dev.ferry.orchestrator.faults.FaultInjector;
+import dev.ferry.orchestrator.migration.SourcePhase;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -66,7 +66,7 @@ class CtlTest {
         assertThat(list.out()).contains("cli1").contains("running").contains("nic0:RUNNING");
 
         // The migration waits in pre-copy until the progress display has shown it.
-        FaultInjector.Hold precopy = daemons.sourceFaults().holdAt(Phase.PRECOPY);
+        FaultInjector.Hold precopy = daemons.sourceFaults().holdAt(SourcePhase.PRECOPY);
         ByteArrayOutputStream watched = new ByteArrayOutputStream();
         Thread releaser = new Thread(() -> {
             try {

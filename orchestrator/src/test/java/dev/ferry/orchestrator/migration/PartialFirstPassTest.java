@@ -49,7 +49,7 @@ class PartialFirstPassTest {
             BlockingQueue<Frame> replies = new LinkedBlockingQueue<>();
             FrameChannel control = client.connect(daemons.destination.migration().resolve(), session, ChannelRole.CONTROL, 0,
                     (channel, frame) -> replies.add(frame)).get(30, TimeUnit.SECONDS);
-            byte[] description = VmDescription.of(vm, false, "mig-partial").toJson();
+            byte[] description = VmManifest.of(vm, false, "mig-partial", 60_000, null).toJson();
             control.send(new Frame.VmDescription(config.memoryBytes(), 4096, 1, description));
             assertThat(replies.poll(30, TimeUnit.SECONDS)).isInstanceOf(Frame.VmAccepted.class);
             FrameChannel data = client.connect(daemons.destination.migration().resolve(), session, ChannelRole.DATA, 0,

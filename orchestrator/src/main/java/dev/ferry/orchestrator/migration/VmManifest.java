@@ -22,10 +22,13 @@ import java.util.Map;
 /**
  * What the source tells the destination about the VM (the VM_DESCRIPTION frame's JSON): enough to
  * check compatibility and build the empty VM before anything else is sent. Device order is the
- * device index of DEVICE_DATA frames.
+ * device index of DEVICE_DATA frames. {@code timeoutMs} is the migration's own limit, which the
+ * destination keeps too, so a source that stays connected but never finishes cannot hold it for
+ * longer; {@code source} is where the source daemon takes migrations itself, for the destination's view.
  */
-record VmDescription(String id, long memoryBytes, int vcpus, String initialMemory, Workload workload, String p2p,
-                     List<DeviceEntry> devices, boolean vcpusRunning, String migration, int chunkBytes, String backedChunks) {
+record VmManifest(String id, long memoryBytes, int vcpus, String initialMemory, Workload workload, String p2p,
+                  List<DeviceEntry> devices, boolean vcpusRunning, String migration, int chunkBytes, String backedChunks,
+                  long timeoutMs, String source) {
 
     record Workload(long dirtyBytesPerSecond, long p2pOpsPerSecond, long doorbellsPerSecond, long seed) {
     }
@@ -33,7 +36,7 @@ record VmDescription(String id, long memoryBytes, int vcpus, String initialMemor
     record DeviceEntry(String id, String kind, boolean ndma, boolean precopy, boolean pri, long memoryBytes, int slot) {
     }
 
-    static VmDescription of(Vm vm, boolean vcpusRunning, String migrationId) {
+    static VmManifest of(Vm vm, boolean vcpusRunning, String migrationId, long timeoutMs, String source) {
         VmConfig config = vm.config();
         List<DeviceEntry> devices = new ArrayList<>();
         for (Device device : vm.devices()) {
@@ -41,10 +44,10 @@ record VmDescription(String id, long memoryBytes, int vcpus, String initialMemor
             devices.add(new DeviceEntry(d.id(), d.kind().label(), d.ndma(), d.preCopy(), d.pri(), d.memoryBytes(), device.slot()));
         }
         WorkloadConfig w = config.workload();
-        return new VmDescription(config.id(), config.memoryBytes(), config.vcpus(), config.initialMemory().label(),
+        return new VmManifest(config.id(), config.memoryBytes(), config.vcpus(), config.initialMemory().label(),
                 new Workload(w.dirtyBytesPerSecond(), w.p2pOpsPerSecond(), w.doorbellsPerSecond(), w.seed()),
                 config.p2p().label(), devices, vcpusRunning, migrationId, vm.memory().store().chunkBytes(),
-                HexFormat.of().formatHex(vm.memory().backedChunks().toByteArray()));
+                HexFormat.of().formatHex(vm.memory().backedChunks().toByteArray()), timeoutMs, source);
     }
 
     /**
@@ -68,15 +71,18 @@ record VmDescription(String id, long memoryBytes, int vcpus, String initialMemor
     }
 
     /** Parses and validates: a description the device model would not build is {@code incompatible}. */
-    static VmDescription parse(byte[] json) throws MigrationFailure {
-        VmDescription description;
+    static VmManifest parse(byte[] json) throws MigrationFailure {
+        VmManifest description;
         try {
-            description = Json.mapper().readValue(json, VmDescription.class);
+            description = Json.mapper().readValue(json, VmManifest.class);
         } catch (IOException e) {
             throw new MigrationFailure(MigrationFailure.INCOMPATIBLE, "unreadable VM description: " + Json.describe(e));
         }
         if (description == null || description.devices() == null || description.workload() == null) {
             throw new MigrationFailure(MigrationFailure.INCOMPATIBLE, "incomplete VM description");
+        }
+        if (description.timeoutMs() < 1) {
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "the VM description's timeoutMs must be positive");
         }
         description.config();
         return description;

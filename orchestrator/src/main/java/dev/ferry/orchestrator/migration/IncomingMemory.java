@@ -1,0 +1,172 @@
+package dev.ferry.orchestrator.migration;
+
+import dev.ferry.device.memory.DirtyBitmap;
+import dev.ferry.device.memory.GuestMemory;
+import dev.ferry.orchestrator.metrics.FerryMetrics;
+import dev.ferry.protocol.ErrorCode;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameHeader;
+import dev.ferry.protocol.PageRouting;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.net.FrameChannel;
+import dev.ferry.protocol.net.FrameHandler;
+import dev.ferry.protocol.transfer.PageReceiver;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+
+/**
+ * The destination's guest memory as pages arrive on the session's data channels: each page goes to
+ * its place on the channel's event loop as its frame arrives (checked whole first), every page
+ * received is noted, and each channel's iteration ends are handed to the {@link IterationBarrier}.
+ *
+ * <p>F11: a VM is built only from a complete stream. {@link #missingPages} says how many pages have
+ * never arrived, as data or as a zero page; PREPARE with any missing is refused. That also keeps
+ * memory reused from the pool, which may hold an earlier VM's bytes until overwritten, from ever
+ * being seen: every page of it is overwritten before the VM can run or be read.
+ */
+final class IncomingMemory {
+    /** How long closing waits for a data channel; closing does not depend on the peer. */
+    private static final long CLOSE_WAIT_MILLIS = 5_000;
+
+    private final GuestMemory memory;
+    private final int channels;
+    private final Migration migration;
+    private final FerryMetrics metrics;
+    private final Supplier<String> sourcePhase;
+    private final PeerReplies replies;
+    private final IterationBarrier barrier = new IterationBarrier();
+    private final DirtyBitmap received;
+    private final Map<Integer, PageReceiver> receivers = new ConcurrentHashMap<>();
+    private final List<FrameChannel> open = new CopyOnWriteArrayList<>();
+    private volatile boolean discarded;
+
+    IncomingMemory(GuestMemory memory, int channels, Migration migration, FerryMetrics metrics, Supplier<String> sourcePhase,
+                   PeerReplies replies) {
+        this.memory = memory;
+        this.channels = channels;
+        this.migration = migration;
+        this.metrics = metrics;
+        this.sourcePhase = sourcePhase;
+        this.replies = replies;
+        this.received = new DirtyBitmap(memory.pages());
+        this.received.start();
+    }
+
+    IterationBarrier barrier() {
+        return barrier;
+    }
+
+    int channels() {
+        return channels;
+    }
+
+    /** A data channel of the session arrives; on its event loop, before it is accepted. */
+    FrameHandler accept(FrameChannel channel) throws ProtocolException {
+        if (channel.index() >= channels) {
+            throw new ProtocolException(ErrorCode.BAD_ROLE, "data channel " + channel.index() + " of a session with " + channels);
+        }
+        // Zero pages of the frame being applied; only this channel's event loop touches it.
+        long[] zeroPages = new long[1];
+        int index = channel.index();
+        PageReceiver receiver = new PageReceiver((page, data) -> {
+            if (discarded) {
+                return;
+            }
+            if (data == null) {
+                memory.loadZeroPage(page);
+                zeroPages[0]++;
+            } else {
+                memory.loadPage(page, data);
+            }
+            received.mark(page);
+        }, (iteration, pages) -> barrier.ended(index, iteration, pages));
+        if (receivers.putIfAbsent(index, receiver) != null) {
+            throw new ProtocolException(ErrorCode.DUPLICATE_CHANNEL, "data channel " + index + " is open already");
+        }
+        channel.setPageRouting(new PageRouting(memory.pages(), channels, index));
+        open.add(channel);
+        return new FrameHandler() {
+            @Override
+            public void frameReceived(FrameChannel ch, Frame frame) {
+                if (frame instanceof Frame.Pages pages) {
+                    int count = pages.count();
+                    long bytes = pages.content().readableBytes() + FrameHeader.BYTES;
+                    receiver.frameReceived(ch, frame);
+                    migration.pages(count, zeroPages[0]);
+                    zeroPages[0] = 0;
+                    migration.wire(bytes);
+                    metrics.received(sourcePhase.get(), "memory", bytes);
+                    return;
+                }
+                if (frame instanceof Frame.Abort abort) {
+                    replies.add(abort);
+                }
+                receiver.frameReceived(ch, frame);
+            }
+
+            @Override
+            public void channelClosed(FrameChannel ch, ProtocolException cause) {
+                receiver.channelClosed(ch, cause);
+                barrier.broken();
+                if (cause != null) {
+                    replies.add(new PeerReplies.Closed(cause, false));
+                }
+            }
+        };
+    }
+
+    /** Pages that never arrived, as data or as a zero page (F11). */
+    long missingPages() {
+        return memory.pages() - received.count();
+    }
+
+    /** The first page that never arrived, or -1. */
+    long firstMissingPage() {
+        for (long page = 0; page < memory.pages(); page++) {
+            if (!received.isDirty(page)) {
+                return page;
+            }
+        }
+        return -1;
+    }
+
+    /**
+     * Waits until every data channel has arrived and sent CHANNEL_END (PREPARE may overtake data on
+     * other connections). Ends early, with the failure, when a channel breaks.
+     */
+    void awaitChannelsEnded() throws MigrationFailure, InterruptedException {
+        if (receivers.size() != channels) {
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, receivers.size() + " of " + channels
+                    + " data channels arrived before PREPARE");
+        }
+        for (PageReceiver receiver : receivers.values()) {
+            try {
+                receiver.ended().get();
+            } catch (ExecutionException e) {
+                throw e.getCause() instanceof ProtocolException p ? MigrationFailure.of(p, "data channel")
+                        : new MigrationFailure(MigrationFailure.CONNECTION_LOST, "data channel: " + e.getCause());
+            }
+        }
+    }
+
+    /**
+     * Stops applying pages and closes every data channel at once; returns when they are closed, after
+     * which nothing writes into the memory any more.
+     */
+    void discard() {
+        discarded = true;
+        closeAll();
+    }
+
+    /** Closes every data channel at once (they are done, or the migration is). */
+    void closeAll() {
+        for (FrameChannel channel : open) {
+            channel.closeNow().awaitUninterruptibly(CLOSE_WAIT_MILLIS, TimeUnit.MILLISECONDS);
+        }
+    }
+}

@@ -1,0 +1,60 @@
+package dev.ferry.orchestrator.migration;
+
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * The destination's side of the iteration barrier: the last iteration each data channel has ended
+ * (DATA_END, after every page of it was applied). At the source's ITERATION_END(i) the flow waits here
+ * until every channel has ended i, then answers ITERATION_DONE(i). The wait has no clock of its own:
+ * it ends when the iteration is complete, when a data channel closes (the keepalive timeout closes a
+ * silent one), or when the flow is interrupted.
+ */
+final class IterationBarrier {
+    private final Map<Integer, Integer> ended = new HashMap<>();
+    private long firstPassPages;
+    private boolean broken;
+
+    /** Channel {@code channel} ended {@code iteration} with {@code pages} pages; on its event loop. */
+    synchronized void ended(int channel, int iteration, long pages) {
+        ended.put(channel, iteration);
+        if (iteration == 0) {
+            firstPassPages += pages;
+        }
+        notifyAll();
+    }
+
+    /** Pages of iteration 0 over every channel that has ended it. */
+    synchronized long firstPassPages() {
+        return firstPassPages;
+    }
+
+    /** A data channel closed: the barrier can no longer be reached. */
+    synchronized void broken() {
+        broken = true;
+        notifyAll();
+    }
+
+    /** Waits until {@code channels} data channels have ended {@code iteration}; false if a channel closed first. */
+    synchronized boolean await(int iteration, int channels) throws InterruptedException {
+        while (!reached(iteration, channels)) {
+            if (broken) {
+                return false;
+            }
+            wait();
+        }
+        return true;
+    }
+
+    private boolean reached(int iteration, int channels) {
+        if (ended.size() < channels) {
+            return false;
+        }
+        for (int last : ended.values()) {
+            if (last < iteration) {
+                return false;
+            }
+        }
+        return true;
+    }
+}

@@ -1,0 +1,75 @@
+package dev.ferry.orchestrator.migration;
+
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.transfer.PageSender;
+import dev.ferry.protocol.transfer.PageSet;
+import dev.ferry.protocol.transfer.PageSource;
+import dev.ferry.protocol.transfer.TaskGroup;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
+
+/**
+ * One pass over memory on the source (S1, each S2 iteration, S5): the pass's pages on the data
+ * channels and, at the same time, the devices' data on the control channel, so that neither waits for
+ * the other. The pass is over when both are written; if either fails, or the flow is stopped, the
+ * other is interrupted and has ended before the pass throws, so nothing of a failed pass still reads
+ * memory that is about to be rolled back.
+ */
+final class Pass {
+    /** What a pass sent: its pages (zero ones among them), their bytes on the wire, and device bytes. */
+    record Result(long pages, long zeroPages, long pageWireBytes, long deviceBytes) {
+    }
+
+    /** How the pass's device data is sent: nothing (the first pass), what is ready, or to the end. */
+    enum DeviceData { NONE, READY, TO_END }
+
+    private final PageSender sender;
+    private final PageSource source;
+    private final DeviceStreams devices;
+    private final Executor executor;
+
+    Pass(PageSender sender, PageSource source, DeviceStreams devices, Executor executor) {
+        this.sender = sender;
+        this.source = source;
+        this.devices = devices;
+        this.executor = executor;
+    }
+
+    /**
+     * Runs pass {@code iteration}.
+     *
+     * @param stable whether memory cannot change until the pass is written (a paused VM, or
+     *               stop-and-copy): pages then go without a copy
+     */
+    Result run(int iteration, PageSet pages, boolean stable, DeviceData deviceData)
+            throws ProtocolException, MigrationFailure, InterruptedException {
+        try (TaskGroup workers = new TaskGroup(executor, "device data")) {
+            TaskGroup.Task<Long> drained = deviceData == DeviceData.NONE ? null
+                    : workers.submit(() -> devices.drain(deviceData == DeviceData.TO_END));
+            PageSender.Result sent = sender.send(iteration, pages, source, stable);
+            long deviceBytes = drained == null ? 0 : join(drained);
+            return new Result(sent.pages(), sent.zeroPages(), sent.wireBytes(), deviceBytes);
+        }
+    }
+
+    private static long join(TaskGroup.Task<Long> task) throws ProtocolException, MigrationFailure, InterruptedException {
+        try {
+            return task.join();
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof ProtocolException p) {
+                throw p;
+            }
+            if (cause instanceof MigrationFailure f) {
+                throw f;
+            }
+            if (cause instanceof InterruptedException i) {
+                throw i;
+            }
+            if (cause instanceof RuntimeException r) {
+                throw r;
+            }
+            throw new MigrationFailure(MigrationFailure.INTERNAL, "sending device data: " + cause);
+        }
+    }
+}

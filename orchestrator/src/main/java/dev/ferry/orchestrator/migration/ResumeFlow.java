@@ -1,0 +1,433 @@
+package dev.ferry.orchestrator.migration;
+
+import dev.ferry.device.Device;
+import dev.ferry.device.memory.PageGeometry;
+import dev.ferry.device.memory.PageStore;
+import dev.ferry.device.migration.DeviceState;
+import dev.ferry.device.migration.GraceStates;
+import dev.ferry.device.vm.Vm;
+import dev.ferry.device.vm.VmConfig;
+import dev.ferry.orchestrator.Refusal;
+import dev.ferry.orchestrator.metrics.FerryMetrics;
+import dev.ferry.orchestrator.vm.ManagedVm;
+import dev.ferry.orchestrator.vm.VmManager;
+import dev.ferry.orchestrator.vm.VmState;
+import dev.ferry.protocol.ErrorCode;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.PhaseCode;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.net.FrameChannel;
+import dev.ferry.protocol.net.FrameHandler;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.BitSet;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The resume flow (SPEC §5, R1–R4) on the destination, one step per phase of
+ * {@link DestinationPhase}: setup (R1: the description checked, the empty VM built); resuming (R2:
+ * every device RESUMING; pages and device data arrive, iteration barriers answered); p2p_grace (R3:
+ * every page and every device's data complete (F11), every device loaded and in its grace state);
+ * then, after COMMIT, R4: every device RUNNING and the vCPUs as the source's were; CONFIRM. Before
+ * COMMIT any failure, cancel or lost connection discards the copy (F4); after it the destination goes
+ * on to R4 whatever happens to the connection.
+ *
+ * <p>Control frames are handled on this flow's own thread, in order. Device data queued for it is
+ * bounded: above 32 MiB the control channel stops reading until the flow has caught up.
+ */
+final class ResumeFlow implements FrameHandler, Migration.Control {
+    private static final Logger LOG = LoggerFactory.getLogger(ResumeFlow.class);
+    private static final long QUEUE_HIGH = 32L << 20;
+    private static final long QUEUE_LOW = 8L << 20;
+
+    private final Migration migration;
+    private final FrameChannel control;
+    private final VmManager vms;
+    private final FerryMetrics metrics;
+    private final FlowHooks hooks;
+    private final ScheduledExecutorService scheduler;
+    private final Duration describeTimeout;
+    private final PeerReplies replies = new PeerReplies("source");
+    private final FlowSteps steps = new FlowSteps();
+    private final CommitPoint commitPoint = new CommitPoint();
+    private final AtomicLong queuedBytes = new AtomicLong();
+    private volatile IncomingMemory incoming;
+    private volatile ManagedVm managed;
+    private volatile String sourcePhase = PhaseCode.SETUP.label();
+    private ScheduledFuture<?> deadline;
+    private Thread prefault;
+    private volatile boolean prefaultStopped;
+    private List<Device> devices = List.of();
+    private long[] offsets;
+    private boolean[] ended;
+    private VmManifest manifest;
+
+    /**
+     * @param describeTimeout how long the source may take to describe its VM once its control channel is open
+     */
+    ResumeFlow(Migration migration, FrameChannel control, VmManager vms, FerryMetrics metrics, FlowHooks hooks,
+               ScheduledExecutorService scheduler, Duration describeTimeout) {
+        this.migration = migration;
+        this.control = control;
+        this.vms = vms;
+        this.metrics = metrics;
+        this.hooks = hooks;
+        this.scheduler = scheduler;
+        this.describeTimeout = describeTimeout;
+    }
+
+    // ---- the control channel, on its event loop ------------------------------------------------
+
+    @Override
+    public void frameReceived(FrameChannel channel, Frame frame) {
+        if (frame instanceof Frame.DeviceData chunk && queuedBytes.addAndGet(chunk.content().readableBytes()) > QUEUE_HIGH) {
+            channel.pauseReading();
+        }
+        replies.add(frame);
+    }
+
+    @Override
+    public void channelClosed(FrameChannel channel, ProtocolException cause) {
+        replies.add(new PeerReplies.Closed(cause, true));
+    }
+
+    /** A data channel of this session arrives; on its event loop, before it is accepted. */
+    FrameHandler acceptData(FrameChannel channel) throws ProtocolException {
+        IncomingMemory memory = incoming;
+        if (memory == null) {
+            throw new ProtocolException(ErrorCode.UNKNOWN_SESSION, "session " + channel.session() + " has not described its VM yet");
+        }
+        return memory.accept(channel);
+    }
+
+    // ---- the flow ------------------------------------------------------------------------------
+
+    void run() {
+        try {
+            steps.run(() -> {
+                Frame first = replies.next(System.nanoTime() + describeTimeout.toNanos());
+                if (!(first instanceof Frame.VmDescription described)) {
+                    throw new MigrationFailure(first == null ? MigrationFailure.TIMEOUT : MigrationFailure.PROTOCOL_ERROR,
+                            first == null ? "no VM description within " + describeTimeout.toMillis() + " ms" : "expected VM_DESCRIPTION");
+                }
+                build(described);
+                prepared(receive());
+                awaitCommit();
+                resume();
+                migration.enter(DestinationPhase.COMPLETED);
+                LOG.info("incoming migration {} of VM {} completed", migration.id(), migration.vm());
+            }, this::fail, LOG, "incoming migration " + migration.id());
+        } finally {
+            if (deadline != null) {
+                deadline.cancel(false);
+            }
+            stopPrefault();
+            // The VM outlives its migration here: its devices must not keep feeding this trace.
+            devices.forEach(d -> d.removeListener(migration.trace()));
+            replies.close();
+        }
+    }
+
+    /** R1: the description checked and the empty VM built; R2: every device RESUMING. */
+    private void build(Frame.VmDescription described) throws MigrationFailure, InterruptedException {
+        manifest = VmManifest.parse(described.description());
+        if (described.pageSize() != PageGeometry.PAGE_SIZE || described.memoryBytes() != manifest.memoryBytes()) {
+            throw new MigrationFailure(MigrationFailure.INCOMPATIBLE, "memory of " + described.memoryBytes() + " bytes in "
+                    + described.pageSize() + "-byte pages does not match the description");
+        }
+        migration.setVm(manifest.id());
+        if (manifest.source() != null) {
+            migration.setPeer(manifest.source());
+        }
+        // The source's own limit holds here too: a source that stays connected but never finishes
+        // cannot hold this daemon's memory for longer than it said it would take.
+        deadline = scheduler.schedule(() -> cancel(MigrationFailure.TIMEOUT), manifest.timeoutMs(), TimeUnit.MILLISECONDS);
+        VmConfig config = manifest.config();
+        try {
+            managed = vms.buildIncoming(config, manifest.slots(), migration.id());
+        } catch (Refusal e) {
+            String code = switch (e.code()) {
+                case "duplicate_id" -> ErrorCode.DUPLICATE_VM.label();
+                case "too_many_vms", "insufficient_memory" -> ErrorCode.BUSY.label();
+                default -> MigrationFailure.INCOMPATIBLE;
+            };
+            throw new MigrationFailure(code, e.getMessage());
+        }
+        Vm vm = managed.vm();
+        prepareMemory(vm, manifest.backed(), manifest.chunkBytes());
+        devices = vm.devices();
+        offsets = new long[devices.size()];
+        ended = new boolean[devices.size()];
+        devices.forEach(d -> d.addListener(migration.trace()));
+        migration.setDevices(vm::devices);
+        migration.setMemoryTotal(vm.memory().sizeBytes());
+        GraceBarrier.apply(devices, d -> DeviceState.RESUMING, "R2 resuming", MigrationFailure.DEVICE_TRANSITION_FAILED);
+        incoming = new IncomingMemory(vm.memory(), described.dataChannels(), migration, metrics, () -> sourcePhase, replies);
+        control.send(new Frame.VmAccepted());
+        migration.enter(DestinationPhase.RESUMING);
+        hooks.entered(migration, DestinationPhase.RESUMING);
+    }
+
+    /**
+     * Gives the chunks of memory the source says hold data their memory ahead of the pages, so that
+     * the event loops that receive pages never stop to allocate or zero memory. Memory the daemon's
+     * pool keeps is taken now, before any page arrives, without zeroing: every page must arrive
+     * before the VM is built (F11), so each of its bytes is overwritten before the VM can run or be
+     * read. The rest is allocated, zeroed, on a thread of its own while the pages flow.
+     */
+    private void prepareMemory(Vm vm, BitSet backed, int chunkBytes) {
+        PageStore store = vm.memory().store();
+        if (chunkBytes != store.chunkBytes()) {
+            return;
+        }
+        BitSet rest = new BitSet();
+        for (int chunk = backed.nextSetBit(0); chunk >= 0 && chunk < store.chunks(); chunk = backed.nextSetBit(chunk + 1)) {
+            if (!store.allocateChunkForOverwrite(chunk) && !store.chunkBacked(chunk)) {
+                rest.set(chunk);
+            }
+        }
+        if (rest.isEmpty()) {
+            return;
+        }
+        prefault = new Thread(() -> {
+            for (int chunk = rest.nextSetBit(0); chunk >= 0 && !prefaultStopped; chunk = rest.nextSetBit(chunk + 1)) {
+                try {
+                    store.allocateChunk(chunk);
+                } catch (IllegalStateException e) {
+                    return;
+                }
+            }
+        }, "ferry-prefault-" + migration.id());
+        prefault.setDaemon(true);
+        prefault.start();
+    }
+
+    private void stopPrefault() {
+        prefaultStopped = true;
+        Thread thread = prefault;
+        if (thread != null) {
+            boolean interrupted = false;
+            while (true) {
+                try {
+                    thread.join();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /** Device data and progress until PREPARE, which it returns. */
+    private Frame.Prepare receive() throws MigrationFailure, InterruptedException {
+        while (true) {
+            Frame frame = replies.next(Long.MAX_VALUE);
+            if (frame instanceof Frame.DeviceData chunk) {
+                try {
+                    apply(chunk);
+                } finally {
+                    chunk.release();
+                }
+            } else if (frame instanceof Frame.DeviceEnd end) {
+                int index = deviceIndex(end.device());
+                if (end.totalBytes() != offsets[index]) {
+                    throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "device " + devices.get(index).id() + " ended at "
+                            + end.totalBytes() + " bytes, " + offsets[index] + " arrived");
+                }
+                ended[index] = true;
+            } else if (frame instanceof Frame.Phase phase) {
+                notePhase(phase);
+            } else if (frame instanceof Frame.IterationEnd end) {
+                iterationEnded(end);
+            } else if (frame instanceof Frame.Prepare prepare) {
+                return prepare;
+            } else {
+                throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "unexpected " + frame.type() + " before PREPARE");
+            }
+        }
+    }
+
+    /** The iteration barrier: every control frame before this one is applied; now its pages, then ITERATION_DONE. */
+    private void iterationEnded(Frame.IterationEnd end) throws MigrationFailure, InterruptedException {
+        if (PhaseCode.PRECOPY.label().equals(sourcePhase)) {
+            migration.setIterations(end.iteration() + 1L);
+        }
+        if (!incoming.barrier().await(end.iteration(), incoming.channels())) {
+            throw replies.explain(new PeerReplies.Closed(new ProtocolException(ErrorCode.CONNECTION_LOST,
+                    "the pages of iteration " + end.iteration() + " did not all arrive"), false));
+        }
+        long memoryPages = managed.vm().memory().pages();
+        if (end.iteration() == 0 && incoming.barrier().firstPassPages() != memoryPages) {
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "the first pass carried " + incoming.barrier().firstPassPages()
+                    + " pages of " + memoryPages + ": it must carry every page");
+        }
+        control.send(new Frame.IterationDone(end.iteration()));
+    }
+
+    private void notePhase(Frame.Phase phase) {
+        PhaseCode code = PhaseCode.of(phase.phase());
+        sourcePhase = code == null ? sourcePhase : code.label();
+    }
+
+    private void apply(Frame.DeviceData chunk) throws MigrationFailure {
+        int index = deviceIndex(chunk.device());
+        if (chunk.offset() != offsets[index] || ended[index]) {
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "data of device " + devices.get(index).id() + " at offset "
+                    + chunk.offset() + ", expected " + offsets[index]);
+        }
+        int bytes = chunk.content().readableBytes();
+        ByteBuffer window = chunk.content().nioBuffer();
+        Device device = devices.get(index);
+        hooks.deviceData(device.id(), window);
+        device.writeWindow(window);
+        offsets[index] += bytes;
+        migration.deviceData(device.id(), bytes);
+        migration.wire(bytes + Frame.DeviceData.WIRE_OVERHEAD);
+        metrics.received(sourcePhase, "device", bytes + Frame.DeviceData.WIRE_OVERHEAD);
+        if (queuedBytes.addAndGet(-bytes) < QUEUE_LOW && !control.channel().config().isAutoRead()) {
+            control.channel().eventLoop().execute(() -> {
+                if (queuedBytes.get() < QUEUE_LOW) {
+                    control.resumeReading();
+                }
+            });
+        }
+    }
+
+    private int deviceIndex(int index) throws MigrationFailure {
+        if (index < 0 || index >= devices.size()) {
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "device index " + index + " of a VM with " + devices.size() + " devices");
+        }
+        return index;
+    }
+
+    /**
+     * F11, then R3: every data channel ended, every page and every device's stream complete; every
+     * device loaded and in its grace state; PREPARED.
+     */
+    private void prepared(Frame.Prepare prepare) throws MigrationFailure, InterruptedException {
+        long start = System.nanoTime();
+        incoming.awaitChannelsEnded();
+        long missing = incoming.missingPages();
+        if (missing > 0) {
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "PREPARE before the stream was complete: " + missing + " of "
+                    + managed.vm().memory().pages() + " pages never arrived (the first is page " + incoming.firstMissingPage()
+                    + "); a VM is built only from a complete stream (F11)");
+        }
+        for (int i = 0; i < ended.length; i++) {
+            if (!ended[i]) {
+                throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "PREPARE before device " + devices.get(i).id()
+                        + " ended its data; a VM is built only from a complete stream (F11)");
+            }
+        }
+        GraceBarrier.apply(devices, d -> GraceStates.resumeGrace(d.config().ndma()), "R3 load and P2P grace",
+                MigrationFailure.DEVICE_LOAD_FAILED);
+        migration.enter(DestinationPhase.P2P_GRACE);
+        hooks.entered(migration, DestinationPhase.P2P_GRACE);
+        byte[] digest = new byte[0];
+        if (prepare.verify()) {
+            long digestStart = System.nanoTime();
+            digest = HexFormat.of().parseHex(managed.vm().digest().vm());
+            migration.setVerifyTime(System.nanoTime() - digestStart);
+        }
+        control.send(new Frame.Prepared(digest, TimeUnit.NANOSECONDS.toMicros(System.nanoTime() - start)));
+    }
+
+    private void awaitCommit() throws MigrationFailure, InterruptedException {
+        Frame frame = replies.next(Long.MAX_VALUE);
+        while (frame instanceof Frame.Phase phase) {
+            notePhase(phase);
+            frame = replies.next(Long.MAX_VALUE);
+        }
+        if (!(frame instanceof Frame.Commit)) {
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "expected COMMIT, got " + frame.type());
+        }
+        commitPoint.commit();
+        if (deadline != null) {
+            deadline.cancel(false);
+        }
+        hooks.committed(migration);
+    }
+
+    /** R4: every device RUNNING, then the vCPUs if the source's were running; CONFIRM. */
+    private void resume() throws MigrationFailure {
+        long start = System.nanoTime();
+        GraceBarrier.apply(devices, d -> DeviceState.RUNNING, "R4 running", MigrationFailure.DEVICE_TRANSITION_FAILED);
+        boolean running = manifest.vcpusRunning();
+        if (running) {
+            managed.vm().startVcpus();
+        }
+        managed.endMigration(running ? VmState.RUNNING : VmState.PAUSED);
+        if (control.isOpen()) {
+            control.send(new Frame.Confirm(TimeUnit.NANOSECONDS.toMicros(System.nanoTime() - start)));
+        }
+        control.close();
+        incoming.closeAll();
+    }
+
+    // ---- stop, failure -------------------------------------------------------------------------
+
+    @Override
+    public boolean cancel(String reason) {
+        try {
+            if (!commitPoint.cancel(reason, 0)) {
+                return false;
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        replies.add(new PeerReplies.Stopped(reason));
+        steps.interrupt();
+        return true;
+    }
+
+    private void fail(MigrationFailure failure) {
+        CommitPoint.Failure state = commitPoint.fail();
+        MigrationFailure reason = state.byCancel() ? stopped(state.cancelReason()) : failure;
+        migration.setError(reason.code(), reason.getMessage());
+        metrics.migrationFailed(Role.DESTINATION.label(), reason.code());
+        ErrorCode wire = state.committed() ? ErrorCode.DESTINATION_FAILED : reason.wireCode();
+        control.abortNow(wire, reason.getMessage()).awaitUninterruptibly(5, TimeUnit.SECONDS);
+        IncomingMemory memory = incoming;
+        ManagedVm vm = managed;
+        if (state.committed()) {
+            // The source committed and will not run the VM: keep what is here for an operator.
+            if (memory != null) {
+                memory.closeAll();
+            }
+            if (vm != null) {
+                vm.hold(migration.id(), "destination_failed");
+            }
+        } else {
+            // F4: the destination discards its copy, once nothing writes into it any more.
+            if (memory != null) {
+                memory.discard();
+            }
+            stopPrefault();
+            if (vm != null) {
+                vms.discard(vm);
+            }
+        }
+        LOG.warn("incoming migration {}: {}: {}", migration.id(), reason.code(), reason.getMessage());
+        boolean stoppedByOperator = reason.code().equals(MigrationFailure.CANCELLED) || reason.code().equals(MigrationFailure.SHUTDOWN);
+        migration.enter(stoppedByOperator ? DestinationPhase.CANCELLED : DestinationPhase.FAILED);
+    }
+
+    private MigrationFailure stopped(String reason) {
+        return switch (reason) {
+            case MigrationFailure.SHUTDOWN -> new MigrationFailure(MigrationFailure.SHUTDOWN, "ferryd is shutting down");
+            case MigrationFailure.TIMEOUT -> new MigrationFailure(MigrationFailure.TIMEOUT, "the source's timeoutMs "
+                    + (manifest == null ? "" : manifest.timeoutMs() + " ") + "passed before the commit");
+            default -> new MigrationFailure(MigrationFailure.CANCELLED, "cancelled on the destination");
+        };
+    }
+}

@@ -1,0 +1,506 @@
+package dev.ferry.orchestrator.migration;
+
+import dev.ferry.device.Device;
+import dev.ferry.device.memory.DirtyBitmap;
+import dev.ferry.device.memory.GuestMemory;
+import dev.ferry.device.memory.PageGeometry;
+import dev.ferry.device.migration.DeviceState;
+import dev.ferry.device.migration.GraceStates;
+import dev.ferry.device.vm.Vm;
+import dev.ferry.orchestrator.metrics.FerryMetrics;
+import dev.ferry.orchestrator.vm.ManagedVm;
+import dev.ferry.orchestrator.vm.VmState;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameType;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.SessionId;
+import dev.ferry.protocol.TrafficMeter;
+import dev.ferry.protocol.net.ProtocolClient;
+import dev.ferry.protocol.transfer.PageSender;
+import dev.ferry.protocol.transfer.PageSet;
+import dev.ferry.protocol.transfer.PageSource;
+import dev.ferry.protocol.transfer.RateLimiter;
+import io.netty.channel.ChannelFuture;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.concurrent.Executor;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The save flow (SPEC §5, S1–S6) on the source, one step per phase of {@link SourcePhase}: setup;
+ * precopy (S1, the first pass over all of memory, then S2 iterations until F3 converges); viommu_grace
+ * (S3); p2p_grace (S4: the vCPUs stop and downtime begins, F6); stop_copy (S5); switchover (S6).
+ * Until COMMIT is written any failure, cancel or shutdown rolls back (F4): the session is closed,
+ * the flow's workers have ended, then {@link Rollback} restores the VM. After it, the source never
+ * restarts the VM by itself (F5): without the destination's confirmation the VM is held, stopped, for
+ * an operator.
+ *
+ * <p>Every wait here lasts only while the destination is alive (its channels' keepalives) and ends at
+ * once when the flow is stopped (SPEC F12); see {@link FlowSteps}.
+ */
+final class SaveFlow implements Migration.Control {
+    private static final Logger LOG = LoggerFactory.getLogger(SaveFlow.class);
+    /** A page on the wire: its entry and its bytes. */
+    private static final long PAGE_WIRE_BYTES = 8 + PageGeometry.PAGE_SIZE;
+    /** A zero page on the wire: its entry only. */
+    private static final long ZERO_PAGE_WIRE_BYTES = 8;
+    /**
+     * How long COMMIT may take to be written. It is the only frame in flight then (everything before
+     * it was acknowledged by PREPARED), so on a live connection it takes microseconds; one that does
+     * not leave in this time is withdrawn, and the migration rolls back.
+     */
+    private static final long COMMIT_WRITE_MILLIS = 1_000;
+    /** How long a cancel waits for a COMMIT being written; longer than {@link #COMMIT_WRITE_MILLIS}. */
+    private static final long CANCEL_DURING_COMMIT_MILLIS = 2 * COMMIT_WRITE_MILLIS;
+    private static final ByteBuffer ZERO_PAGE = ByteBuffer.allocateDirect(PageGeometry.PAGE_SIZE).asReadOnlyBuffer();
+
+    /** What the source waits for besides liveness: the destination's confirmation after COMMIT (F5). */
+    record Timeouts(Duration switchover) {
+    }
+
+    private final Migration migration;
+    private final ManagedVm managed;
+    private final Vm vm;
+    private final MigrationPolicy policy;
+    private final boolean vcpusWereRunning;
+    private final Executor workers;
+    private final FerryMetrics metrics;
+    private final FlowHooks hooks;
+    private final Timeouts timeouts;
+    private final String sourceListener;
+    private final RateLimiter limiter;
+    private final PeerReplies replies = new PeerReplies("destination");
+    private final SourceSession session;
+    private final FlowSteps steps = new FlowSteps();
+    private final CommitPoint commitPoint = new CommitPoint();
+    private final Convergence convergence;
+    private List<Device> devices;
+    private Pass pass;
+    private PageSender sender;
+    private long barrierNanos;
+    private long downtimeStart;
+    private int iteration;
+    /** When the dirty logs were last read and cleared: the dirty rate is measured from there. */
+    private volatile long logClearedNanos;
+    /** The pass under way, for the live estimate of what is left: its pages, and the pages written before it. */
+    private volatile long passPages;
+    private volatile long passBackedPages;
+    private volatile long pagesBeforePass;
+
+    SaveFlow(Migration migration, ManagedVm managed, MigrationPolicy policy, SessionId sessionId, boolean vcpusWereRunning,
+             ProtocolClient client, Executor workers, FerryMetrics metrics, FlowHooks hooks, Timeouts timeouts,
+             String sourceListener) {
+        this.migration = migration;
+        this.managed = managed;
+        this.vm = managed.vm();
+        this.policy = policy;
+        this.vcpusWereRunning = vcpusWereRunning;
+        this.workers = workers;
+        this.metrics = metrics;
+        this.hooks = hooks;
+        this.timeouts = timeouts;
+        this.sourceListener = sourceListener;
+        this.limiter = new RateLimiter(policy.maxBandwidthBytesPerSecond());
+        this.session = new SourceSession(client, policy.destination(), sessionId, new Meter(), replies);
+        this.convergence = new Convergence(policy);
+    }
+
+    /** Runs the whole migration on the calling thread. */
+    void run() {
+        devices = vm.devices();
+        devices.forEach(d -> d.addListener(migration.trace()));
+        migration.setDevices(vm::devices);
+        migration.setMemoryTotal(vm.memory().sizeBytes());
+        migration.setRemaining(this::remainingBytes);
+        try {
+            steps.run(() -> {
+                setup();
+                preCopy();
+                grace();
+                stopAndCopy();
+                switchover();
+                migration.enter(SourcePhase.COMPLETED);
+                LOG.info("migration {} of VM {} completed: downtime {} ms, {} iterations, {} bytes", migration.id(), vm.id(),
+                        migration.downtimeMs(), migration.iterations(), migration.wireBytes());
+            }, this::fail, LOG, "migration " + migration.id());
+        } finally {
+            devices.forEach(d -> d.removeListener(migration.trace()));
+            replies.close();
+        }
+    }
+
+    // ---- the steps -----------------------------------------------------------------------------
+
+    private void setup() throws MigrationFailure, InterruptedException {
+        step(SourcePhase.SETUP);
+        session.openControl();
+        VmManifest manifest = VmManifest.of(vm, vcpusWereRunning, migration.id(), policy.timeoutMs(), sourceListener);
+        session.send(new Frame.VmDescription(vm.memory().sizeBytes(), PageGeometry.PAGE_SIZE, policy.channels(), manifest.toJson()));
+        replies.await(Frame.VmAccepted.class, f -> false, Long.MAX_VALUE, "the destination did not accept the VM");
+        session.openData(policy.channels());
+        sender = new PageSender(session.data(), workers, limiter);
+        pass = new Pass(sender, pageSource(), new DeviceStreams(devices, session.control(), limiter), workers);
+        migration.setSetupTime(System.nanoTime() - migration.startNanos());
+    }
+
+    /** S1, then S2 until converged (F3). */
+    private void preCopy() throws MigrationFailure, InterruptedException {
+        step(SourcePhase.PRECOPY);
+        GuestMemory memory = vm.memory();
+        // S1: devices RUNNING, DIRTY_TRACKING on, all of memory.
+        memory.vcpuLog().start();
+        vm.iommu().startDirtyTracking();
+        logClearedNanos = System.nanoTime();
+        runPass(0, PageSet.all(memory.pages()), memory.pages(), memory.store().backedPagesIn(0, memory.pages()),
+                Pass.DeviceData.NONE);
+        // S2: every device SAVING|RUNNING; iterate until stopping now fits the downtime limit.
+        barrierNanos = GraceBarrier.apply(devices, d -> DeviceState.PRE_COPY, "S2 pre-copy", MigrationFailure.DEVICE_TRANSITION_FAILED)
+                .typicalNanos();
+        iteration = 0;
+        while (true) {
+            checkEnded();
+            long remaining = dirtyPagesNow() * PAGE_WIRE_BYTES + stopCopyDeviceBytes();
+            long fixed = Convergence.fixedCostNanos(barrierNanos, Math.max(0, session.control().rttNanos()));
+            long expected = convergence.expectedDowntimeMillis(remaining, fixed);
+            migration.setExpectedDowntimeMs(expected);
+            LOG.debug("migration {} after pass {}: {} bytes left, bandwidth {} B/s, fixed cost {} us, expected downtime {} ms",
+                    migration.id(), iteration, remaining, convergence.bandwidth(), fixed / 1000, expected);
+            // Pre-copy exists to move the devices' bulk state while they run: until each device's initial
+            // data has been sent once (W4), stopping now would move it all in the downtime.
+            long initial = initialDeviceBytes();
+            if (convergence.fits(expected) && initial == 0) {
+                break;
+            }
+            // maxIterations counts every pass over memory, the first included.
+            if (iteration + 1 >= policy.maxIterations()) {
+                throw new MigrationFailure(MigrationFailure.TIMEOUT, "did not converge in " + (iteration + 1)
+                        + (iteration == 0 ? " pass" : " passes") + " (maxIterations " + policy.maxIterations()
+                        + "): expected downtime " + expected + " ms, limit " + policy.downtimeLimitMs() + " ms"
+                        + (initial > 0 ? ", " + initial + " bytes of the devices' initial pre-copy data not sent yet" : ""));
+            }
+            if (iteration > 0) {
+                int throttle = convergence.nextThrottle();
+                if (throttle > 0) {
+                    vm.workload().setThrottle(throttle);
+                    migration.setThrottle(throttle);
+                }
+            }
+            iteration++;
+            DirtyBitmap.Snapshot dirty = readDirtyLogs();
+            runPass(iteration, dirty::next, dirty.count(), dirty.count(), Pass.DeviceData.READY);
+        }
+    }
+
+    /** S3, every device in its grace state (F1); then S4, the vCPUs stop and downtime begins (F6). */
+    private void grace() throws MigrationFailure, InterruptedException {
+        step(SourcePhase.VIOMMU_GRACE);
+        GraceBarrier.apply(devices, d -> GraceStates.saveGrace(d.config().ndma()), "S3 vIOMMU grace",
+                MigrationFailure.DEVICE_TRANSITION_FAILED);
+        step(SourcePhase.P2P_GRACE);
+        downtimeStart = System.nanoTime();
+        vm.stopVcpus();
+    }
+
+    /** S5: every device stops; the last dirty pages and the rest of every device's data; PREPARE. */
+    private void stopAndCopy() throws MigrationFailure, InterruptedException {
+        step(SourcePhase.STOP_COPY);
+        GraceBarrier.apply(devices, d -> DeviceState.STOP_COPY, "S5 stop-and-copy", MigrationFailure.DEVICE_TRANSITION_FAILED);
+        GuestMemory memory = vm.memory();
+        DirtyBitmap.Snapshot last = readDirtyLogs();
+        memory.vcpuLog().stop();
+        vm.iommu().stopDirtyTracking();
+        runPass(iteration + 1, last::next, last.count(), last.count(), Pass.DeviceData.TO_END);
+        try {
+            sender.finish();
+        } catch (ProtocolException e) {
+            throw replies.explainSendFailure(e, "ending the data channels");
+        }
+        session.dataComplete();
+        session.send(new Frame.Prepare(policy.verify()));
+        // With verify, both sides digest at once: this one its frozen VM while the destination loads its copy.
+        byte[] digest = new byte[0];
+        if (policy.verify()) {
+            long digestStart = System.nanoTime();
+            digest = HexFormat.of().parseHex(vm.digest().vm());
+            migration.setVerifyTime(System.nanoTime() - digestStart);
+        }
+        Frame.Prepared prepared = replies.await(Frame.Prepared.class, f -> f instanceof Frame.IterationDone, Long.MAX_VALUE,
+                "the destination did not load the VM");
+        LOG.debug("migration {}: destination loaded in {} us", migration.id(), prepared.loadMicros());
+        if (policy.verify()) {
+            boolean equal = Arrays.equals(digest, prepared.digest());
+            migration.setVerified(equal);
+            if (!equal) {
+                throw new MigrationFailure(MigrationFailure.VERIFY_FAILED, "the destination's digest of the frozen VM "
+                        + HexFormat.of().formatHex(prepared.digest()) + " differs from the source's " + HexFormat.of().formatHex(digest));
+            }
+        }
+    }
+
+    /** S6: the commit, then the destination's confirmation. */
+    private void switchover() throws MigrationFailure, InterruptedException {
+        step(SourcePhase.SWITCHOVER);
+        commitPoint.beginCommit();
+        ChannelFuture commit = session.send(new Frame.Commit());
+        // Only a COMMIT written whole to the socket can have reached the destination: one that failed,
+        // or did not leave in time (the channel is closed below, dropping it), is still before the
+        // commit (F4). Once written, only CONFIRM can tell (F5).
+        if (!commit.awaitUninterruptibly(COMMIT_WRITE_MILLIS) || !commit.isSuccess()) {
+            session.abort(dev.ferry.protocol.ErrorCode.CONNECTION_LOST, "COMMIT could not be written");
+            commitPoint.withdrawn();
+            throw new MigrationFailure(MigrationFailure.CONNECTION_LOST, "COMMIT could not be written to the destination ("
+                    + (commit.isDone() ? commit.cause() : "not written within " + COMMIT_WRITE_MILLIS + " ms") + ")");
+        }
+        commitPoint.committed();
+        try {
+            replies.await(Frame.Confirm.class, f -> false, System.nanoTime() + timeouts.switchover().toNanos(),
+                    "no confirmation within " + timeouts.switchover().toMillis() + " ms");
+        } catch (MigrationFailure f) {
+            throw new MigrationFailure(MigrationFailure.SWITCHOVER_UNKNOWN, "committed, but the destination did not confirm ("
+                    + f.getMessage() + "); the VM is held here, stopped, for an operator (F5)");
+        }
+        long downtime = System.nanoTime() - downtimeStart;
+        migration.setDowntime(downtime);
+        metrics.downtime(downtime);
+        session.close();
+        managed.endMigration(VmState.MIGRATED);
+    }
+
+    // ---- passes --------------------------------------------------------------------------------
+
+    /**
+     * One pass and its iteration barrier: the destination has applied all of it. Measured to there, the
+     * bandwidth is the rate at which the destination takes data, and no backlog there is left for the
+     * downtime. The stop-and-copy pass has no barrier: PREPARED follows it.
+     */
+    private void runPass(int number, PageSet pages, long pageCount, long backedPages, Pass.DeviceData deviceData)
+            throws MigrationFailure, InterruptedException {
+        long start = System.nanoTime();
+        pagesBeforePass = migration.normalPages() + migration.zeroPagesSent();
+        passBackedPages = backedPages;
+        passPages = pageCount;
+        boolean stable = deviceData == Pass.DeviceData.TO_END || !vm.vcpusRunning();
+        Pass.Result result;
+        try {
+            result = pass.run(number, pages, stable, deviceData);
+        } catch (ProtocolException e) {
+            throw replies.explainSendFailure(e, "sending memory");
+        }
+        session.send(new Frame.IterationEnd(number, result.pages(), result.pageWireBytes()));
+        if (deviceData == Pass.DeviceData.TO_END) {
+            passPages = 0;
+            return;
+        }
+        Frame.IterationDone done = replies.await(Frame.IterationDone.class, f -> false, Long.MAX_VALUE,
+                "the destination did not apply iteration " + number);
+        if (done.iteration() != number) {
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "the destination acknowledged iteration " + done.iteration()
+                    + " instead of " + number);
+        }
+        long elapsed = System.nanoTime() - start;
+        long bytes = result.pageWireBytes() + result.deviceBytes();
+        convergence.measured(bytes, elapsed);
+        migration.passEnded(new MigrationView.PassView(number, result.pages(), result.zeroPages(), bytes,
+                TimeUnit.NANOSECONDS.toMillis(elapsed), dirtyRate(dirtyPagesNow(), System.nanoTime())));
+        metrics.iteration();
+        passPages = 0;
+    }
+
+    /** Reads and clears both dirty logs (M1); the pages they held over the time since the last read are the dirty rate. */
+    private DirtyBitmap.Snapshot readDirtyLogs() {
+        GuestMemory memory = vm.memory();
+        long now = System.nanoTime();
+        DirtyBitmap.Snapshot dirty = memory.vcpuLog().readAndClear().union(memory.dmaLog().readAndClear());
+        migration.setDirtyRate(dirtyRate(dirty.count(), now));
+        logClearedNanos = now;
+        return dirty;
+    }
+
+    private long dirtyRate(long pages, long now) {
+        long elapsed = now - logClearedNanos;
+        return elapsed <= 0 ? 0 : (long) (pages * (double) PageGeometry.PAGE_SIZE * 1e9 / elapsed);
+    }
+
+    /** Pages dirty now, not cleared. */
+    private long dirtyPagesNow() {
+        GuestMemory memory = vm.memory();
+        return memory.vcpuLog().countUnion(memory.dmaLog());
+    }
+
+    private long initialDeviceBytes() {
+        long total = 0;
+        for (Device device : devices) {
+            total += device.initialBytes();
+        }
+        return total;
+    }
+
+    private long stopCopyDeviceBytes() {
+        long total = 0;
+        for (Device device : devices) {
+            total += device.estimatedStopCopyBytes();
+        }
+        return total;
+    }
+
+    /**
+     * What is left to send, for the live view: the rest of the pass under way (pages not yet written,
+     * in proportion, zero pages costing their entry only), the pages dirtied since the logs were last
+     * read, and what the devices will still stream.
+     */
+    private long remainingBytes() {
+        SourcePhase phase = (SourcePhase) migration.phase();
+        if (phase.ordinal() > SourcePhase.STOP_COPY.ordinal()) {
+            return 0;
+        }
+        long left = 0;
+        long planned = passPages;
+        if (planned > 0) {
+            long written = migration.normalPages() + migration.zeroPagesSent() - pagesBeforePass;
+            double share = Math.max(0, 1 - (double) written / planned);
+            left += (long) (share * (passBackedPages * PAGE_WIRE_BYTES + (planned - passBackedPages) * ZERO_PAGE_WIRE_BYTES));
+        }
+        if (vm.memory().vcpuLog().isLogging()) {
+            left += dirtyPagesNow() * PAGE_WIRE_BYTES;
+        }
+        return left + (devices == null ? 0 : stopCopyDeviceBytes());
+    }
+
+    /** Guest memory as the sender reads it: zero pages flagged, runs of pages as one view. */
+    private PageSource pageSource() {
+        GuestMemory memory = vm.memory();
+        return new PageSource() {
+            @Override
+            public ByteBuffer page(long index) {
+                ByteBuffer view = memory.pageView(index);
+                return view == null || view.mismatch(ZERO_PAGE.duplicate()) == -1 ? null : view;
+            }
+
+            @Override
+            public ByteBuffer run(long first, int count) {
+                return memory.pagesView(first, count);
+            }
+        };
+    }
+
+    /** Counts every frame of the session as it is queued (the rate limit) and as it is written (progress). */
+    private final class Meter implements TrafficMeter {
+        @Override
+        public void queued(FrameType type, int bytes) {
+            limiter.debit(bytes);
+        }
+
+        @Override
+        public void written(Sent sent) {
+            migration.wire(sent.bytes());
+            String kind = switch (sent.type()) {
+                case PAGES, DATA_END, CHANNEL_END -> "memory";
+                case DEVICE_DATA, DEVICE_END -> "device";
+                default -> "control";
+            };
+            if (sent.type() == FrameType.PAGES) {
+                migration.pages(sent.pages(), sent.zeroPages());
+            } else if (sent.type() == FrameType.DEVICE_DATA && sent.device() >= 0 && sent.device() < devices.size()) {
+                migration.deviceData(devices.get(sent.device()).id(), sent.bytes() - Frame.DeviceData.WIRE_OVERHEAD);
+            }
+            metrics.sent(migration.phase().label(), kind, sent.bytes());
+        }
+    }
+
+    // ---- stop, failure, rollback ---------------------------------------------------------------
+
+    @Override
+    public boolean cancel(String reason) {
+        try {
+            if (!commitPoint.cancel(reason, CANCEL_DURING_COMMIT_MILLIS)) {
+                return false;
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        replies.add(new PeerReplies.Stopped(reason));
+        steps.interrupt();
+        return true;
+    }
+
+    private void fail(MigrationFailure failure) {
+        CommitPoint.Failure state = commitPoint.fail();
+        MigrationFailure reason = state.byCancel() ? stopped(state.cancelReason()) : failure;
+        migration.setError(reason.code(), reason.getMessage());
+        metrics.migrationFailed(Role.SOURCE.label(), reason.code());
+        if (state.committed()) {
+            // F5: two running copies are never possible. The channels close without a word (the
+            // destination may be running the VM), and the VM is held, stopped, for an operator.
+            session.abort(dev.ferry.protocol.ErrorCode.SOURCE_FAILED, reason.getMessage());
+            holdForOperator();
+            LOG.error("migration {} of VM {}: {}", migration.id(), vm.id(), reason.getMessage());
+            migration.enter(SourcePhase.FAILED);
+            return;
+        }
+        // F4: the channels closed (nothing reads the VM's memory through them any more; the pass's
+        // workers have ended already), then the VM restored.
+        session.abort(reason.wireCode(), reason.getMessage());
+        Rollback.run(vm, devices, vcpusWereRunning);
+        migration.setThrottle(0);
+        managed.endMigration(vcpusWereRunning ? VmState.RUNNING : VmState.PAUSED);
+        LOG.warn("migration {} of VM {} rolled back: {}: {}", migration.id(), vm.id(), reason.code(), reason.getMessage());
+        boolean stoppedByOperator = reason.code().equals(MigrationFailure.CANCELLED) || reason.code().equals(MigrationFailure.SHUTDOWN);
+        migration.enter(stoppedByOperator ? SourcePhase.CANCELLED : SourcePhase.FAILED);
+    }
+
+    /**
+     * F5's defined state: every device's save session ended (SAVING cleared, the device stays stopped,
+     * D9), the throttle lifted, dirty tracking off, the vCPUs stopped, and the VM held: paused, refusing
+     * a new migration until an operator resumes it (after checking the destination) or deletes it.
+     */
+    private void holdForOperator() {
+        vm.memory().vcpuLog().stop();
+        vm.iommu().stopDirtyTracking();
+        vm.workload().setThrottle(0);
+        migration.setThrottle(0);
+        for (Device device : devices) {
+            DeviceState state = device.state();
+            if (state.saving() && !state.isError()) {
+                device.setState(DeviceState.STOP);
+            }
+        }
+        managed.hold(migration.id(), MigrationFailure.SWITCHOVER_UNKNOWN);
+    }
+
+    private MigrationFailure stopped(String reason) {
+        return switch (reason) {
+            case MigrationFailure.SHUTDOWN -> new MigrationFailure(MigrationFailure.SHUTDOWN, "ferryd is shutting down");
+            case MigrationFailure.TIMEOUT -> new MigrationFailure(MigrationFailure.TIMEOUT, "timeoutMs " + policy.timeoutMs()
+                    + " passed in " + migration.phase().label());
+            default -> new MigrationFailure(MigrationFailure.CANCELLED, "cancelled by the operator");
+        };
+    }
+
+    // ---- helpers -------------------------------------------------------------------------------
+
+    private void step(SourcePhase phase) throws MigrationFailure, InterruptedException {
+        checkEnded();
+        migration.enter(phase);
+        hooks.entered(migration, phase);
+        checkEnded();
+        if (phase != SourcePhase.SETUP) {
+            session.send(new Frame.Phase(phase.wireCode().code(), iteration));
+        }
+    }
+
+    /** Fails at once if stopped, or if the destination aborted or a channel broke. */
+    private void checkEnded() throws MigrationFailure {
+        if (commitPoint.closed()) {
+            throw new MigrationFailure(MigrationFailure.CANCELLED, "stopped");
+        }
+        MigrationFailure ended = replies.ended();
+        if (ended != null) {
+            throw ended;
+        }
+    }
+}

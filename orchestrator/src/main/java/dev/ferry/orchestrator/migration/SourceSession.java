@@ -1,0 +1,174 @@
+package dev.ferry.orchestrator.migration;
+
+import dev.ferry.orchestrator.config.Endpoint;
+import dev.ferry.protocol.ChannelRole;
+import dev.ferry.protocol.ErrorCode;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.SessionId;
+import dev.ferry.protocol.TrafficMeter;
+import dev.ferry.protocol.net.FrameChannel;
+import dev.ferry.protocol.net.FrameHandler;
+import dev.ferry.protocol.net.ProtocolClient;
+import io.netty.channel.ChannelFuture;
+import io.netty.util.ReferenceCountUtil;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The source's side of one session: its control channel and data channels to the destination, all
+ * counted by one meter (which paces them under the migration's rate limit, F13). Frames the
+ * destination sends go to the flow's {@link PeerReplies}; a channel that closes is queued there too.
+ *
+ * <p>Ending is always bounded: {@link #abort} closes every channel at once without waiting for a peer
+ * that stopped reading, and returns once they are closed (pages sent without a copy are views of the
+ * VM's memory: once a channel is closed, nothing of it reads them any more). A connect still under way
+ * when the session ends is closed as soon as it completes.
+ */
+final class SourceSession {
+    /** How long closing waits for the channels; closing does not depend on the peer, so this is generous. */
+    private static final long CLOSE_WAIT_MILLIS = 5_000;
+
+    private final ProtocolClient client;
+    private final Endpoint destination;
+    private final SessionId session;
+    private final TrafficMeter meter;
+    private final PeerReplies replies;
+    private final List<CompletableFuture<FrameChannel>> connecting = new ArrayList<>();
+    private final List<FrameChannel> open = new ArrayList<>();
+    private volatile FrameChannel control;
+    private volatile List<FrameChannel> data = List.of();
+    /** Every data channel carried CHANNEL_END: the destination may close them from here on. */
+    private volatile boolean dataComplete;
+    private boolean ended;
+
+    SourceSession(ProtocolClient client, Endpoint destination, SessionId session, TrafficMeter meter, PeerReplies replies) {
+        this.client = client;
+        this.destination = destination;
+        this.session = session;
+        this.meter = meter;
+        this.replies = replies;
+    }
+
+    FrameChannel control() {
+        return control;
+    }
+
+    /** The data channels, in index order; fixed once {@link #openData} returned. */
+    List<FrameChannel> data() {
+        return data;
+    }
+
+    /** Opens the control channel: every frame the destination sends on it goes to the replies. */
+    void openControl() throws MigrationFailure, InterruptedException {
+        control = connect(ChannelRole.CONTROL, 0, new FrameHandler() {
+            @Override
+            public void frameReceived(FrameChannel channel, Frame frame) {
+                // Only small frames come back on the control channel (its rules admit no buffers).
+                replies.add(frame);
+            }
+
+            @Override
+            public void channelClosed(FrameChannel channel, ProtocolException cause) {
+                replies.add(new PeerReplies.Closed(cause, true));
+            }
+        });
+    }
+
+    /** Opens {@code count} data channels; the destination sends nothing on them but keepalives and ABORT. */
+    void openData(int count) throws MigrationFailure, InterruptedException {
+        List<FrameChannel> channels = new ArrayList<>(count);
+        for (int c = 0; c < count; c++) {
+            channels.add(connect(ChannelRole.DATA, c, new FrameHandler() {
+                @Override
+                public void frameReceived(FrameChannel channel, Frame frame) {
+                    if (frame instanceof Frame.Abort) {
+                        replies.add(frame);
+                    } else {
+                        ReferenceCountUtil.release(frame);
+                    }
+                }
+
+                @Override
+                public void channelClosed(FrameChannel channel, ProtocolException cause) {
+                    if (cause != null && !dataComplete) {
+                        replies.add(new PeerReplies.Closed(cause, false));
+                    }
+                }
+            }));
+        }
+        data = List.copyOf(channels);
+    }
+
+    /** Every data channel carried its CHANNEL_END: closing them is the destination's right now. */
+    void dataComplete() {
+        dataComplete = true;
+    }
+
+    /** Sends on the control channel without waiting for writability (control frames are small). */
+    ChannelFuture send(Frame frame) {
+        return control.send(frame);
+    }
+
+    /**
+     * Ends the session at once: ABORT with the reason where the socket takes it, every channel closed
+     * without waiting for what is queued; returns when all are closed.
+     */
+    void abort(ErrorCode code, String message) {
+        for (FrameChannel channel : endAll()) {
+            ChannelFuture closed = channel == control ? channel.abortNow(code, message) : channel.closeNow();
+            closed.awaitUninterruptibly(CLOSE_WAIT_MILLIS, TimeUnit.MILLISECONDS);
+        }
+    }
+
+    /** Ends a session that completed: what was sent is flushed, then every channel closes. */
+    void close() {
+        for (FrameChannel channel : endAll()) {
+            if (!channel.close().awaitUninterruptibly(CLOSE_WAIT_MILLIS, TimeUnit.MILLISECONDS)) {
+                channel.closeNow().awaitUninterruptibly(CLOSE_WAIT_MILLIS, TimeUnit.MILLISECONDS);
+            }
+        }
+    }
+
+    private List<FrameChannel> endAll() {
+        synchronized (this) {
+            ended = true;
+            connecting.forEach(pending -> pending.thenAccept(FrameChannel::closeNow));
+            return List.copyOf(open);
+        }
+    }
+
+    private FrameChannel connect(ChannelRole role, int index, FrameHandler handler) throws MigrationFailure, InterruptedException {
+        CompletableFuture<FrameChannel> pending = client.connect(destination.resolve(), session, role, index, handler);
+        synchronized (this) {
+            if (ended) {
+                pending.thenAccept(FrameChannel::closeNow);
+                throw new MigrationFailure(MigrationFailure.CANCELLED, "stopped while connecting");
+            }
+            connecting.add(pending);
+        }
+        FrameChannel channel;
+        try {
+            channel = pending.get();
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof ProtocolException p) {
+                String code = p.code() == ErrorCode.CONNECTION_LOST ? MigrationFailure.CONNECTION_FAILED : MigrationFailure.codeOf(p.code());
+                throw new MigrationFailure(code, "connecting to " + destination + ": " + p.getMessage());
+            }
+            throw new MigrationFailure(MigrationFailure.CONNECTION_FAILED, "connecting to " + destination + ": " + e.getCause());
+        }
+        synchronized (this) {
+            connecting.remove(pending);
+            if (ended) {
+                channel.closeNow();
+                throw new MigrationFailure(MigrationFailure.CANCELLED, "stopped while connecting");
+            }
+            channel.setTrafficMeter(meter);
+            open.add(channel);
+        }
+        return channel;
+    }
+}
