@@ -38,23 +38,11 @@ class RollbackTest {
     }
 
     private JsonNode pausedVm(String id) throws Exception {
-        daemons.sourceApi.post("/v1/vms", TestDaemons.vm(id, false, 0, 0, TestDaemons.p2pDevices()));
-        return daemons.sourceApi.get("/v1/vms/" + id + "/digest");
+        return daemons.pausedVm(id);
     }
 
     private void assertRolledBack(String vm, JsonNode digest, String state) throws Exception {
-        JsonNode view = daemons.sourceApi.get("/v1/vms/" + vm);
-        assertThat(view.path("state").asText()).isEqualTo(state);
-        assertThat(view.path("migration").isNull()).isTrue();
-        for (JsonNode device : view.path("devices")) {
-            assertThat(device.path("deviceState").asText()).as("device %s", device.path("id")).isEqualTo("RUNNING");
-            assertThat(device.path("stats").path("mmioWhileStopped").asLong()).isZero();
-        }
-        if (digest != null) {
-            assertThat(daemons.sourceApi.get("/v1/vms/" + vm + "/digest")).isEqualTo(digest);
-        }
-        // The destination discarded its copy.
-        await().atMost(Duration.ofSeconds(10)).until(() -> daemons.destinationApi.get("/v1/vms").path("vms").isEmpty());
+        daemons.assertRolledBack(vm, digest, state);
     }
 
     @ParameterizedTest

@@ -84,10 +84,47 @@ public final class TestDaemons implements AutoCloseable {
     }
 
     public JsonNode migrate(String vm, Map<String, Object> extra) throws Exception {
+        return migrateTo(destination.migration().toString(), vm, extra);
+    }
+
+    /** Migrates through another address that leads to the destination (a fault proxy). */
+    public JsonNode migrateTo(String address, String vm, Map<String, Object> extra) throws Exception {
         Map<String, Object> request = new java.util.HashMap<>(extra);
         request.put("vm", vm);
-        request.put("destination", destination.migration().toString());
+        request.put("destination", address);
         return sourceApi.post("/v1/migrations", request);
+    }
+
+    /** The base configuration with short keepalives, so a silent peer is found out in {@code timeoutMs}. */
+    public static FerrydConfig withKeepalive(long intervalMs, long timeoutMs) {
+        return base().withTimeouts(new FerrydConfig.Timeouts(intervalMs, timeoutMs, 10_000, 10_000));
+    }
+
+    /**
+     * F4 held: the source VM is back in {@code state} with every device RUNNING and no MMIO lost to a
+     * stopped device, its digest (if given) unchanged, and the destination kept nothing.
+     */
+    public void assertRolledBack(String vm, JsonNode digest, String state) throws Exception {
+        JsonNode view = sourceApi.get("/v1/vms/" + vm);
+        org.assertj.core.api.Assertions.assertThat(view.path("state").asText()).isEqualTo(state);
+        org.assertj.core.api.Assertions.assertThat(view.path("migration").isNull()).isTrue();
+        org.assertj.core.api.Assertions.assertThat(view.path("hold").isNull()).isTrue();
+        org.assertj.core.api.Assertions.assertThat(view.path("workload").path("throttlePercent").asLong()).isZero();
+        for (JsonNode device : view.path("devices")) {
+            org.assertj.core.api.Assertions.assertThat(device.path("deviceState").asText()).as("device %s", device.path("id"))
+                    .isEqualTo("RUNNING");
+            org.assertj.core.api.Assertions.assertThat(device.path("stats").path("mmioWhileStopped").asLong()).isZero();
+        }
+        if (digest != null) {
+            org.assertj.core.api.Assertions.assertThat(sourceApi.get("/v1/vms/" + vm + "/digest")).isEqualTo(digest);
+        }
+        Awaitility.await().atMost(Duration.ofSeconds(10)).until(() -> destinationApi.get("/v1/vms").path("vms").isEmpty());
+    }
+
+    /** Creates a paused VM of random memory with the usual devices and returns its digest. */
+    public JsonNode pausedVm(String id) throws Exception {
+        sourceApi.post("/v1/vms", vm(id, false, 0, 0, p2pDevices()));
+        return sourceApi.get("/v1/vms/" + id + "/digest");
     }
 
     /** Waits until the migration has ended on the source, and returns its final view. */

@@ -32,6 +32,7 @@ public final class FrameDecoder extends ByteToMessageDecoder {
     private final int maxPayload;
     private int expectedSequence;
     private boolean failed;
+    private volatile ProtocolException failure;
     /** When bytes last arrived, frame or not: a frame trickling in over a slow link is progress too. */
     private volatile long lastReadNanos = System.nanoTime();
 
@@ -43,6 +44,14 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         this.maxPayload = maxPayload;
         // Large frames arrive in many reads; composing them avoids a copy per read.
         setCumulator(COMPOSITE_CUMULATOR);
+    }
+
+    /**
+     * Why decoding stopped, or null. Set before the failure is thrown, so a handler that learns of the
+     * channel's end first (the end of input is reported before the decoder's failure) still knows.
+     */
+    public ProtocolException failure() {
+        return failure;
     }
 
     /** When the last bytes arrived from the peer ({@link System#nanoTime()}). */
@@ -69,6 +78,7 @@ public final class FrameDecoder extends ByteToMessageDecoder {
             }
         } catch (ProtocolException e) {
             failed = true;
+            failure = e;
             in.skipBytes(in.readableBytes());
             throw new FrameException(e);
         }
@@ -80,9 +90,9 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         if (!failed && in.isReadable()) {
             int partial = in.readableBytes();
             failed = true;
+            failure = new ProtocolException(ErrorCode.TRUNCATED, "connection closed inside a frame, " + partial + " bytes into it");
             in.skipBytes(partial);
-            throw new FrameException(new ProtocolException(ErrorCode.TRUNCATED,
-                    "connection closed inside a frame, " + partial + " bytes into it"));
+            throw new FrameException(failure);
         }
     }
 

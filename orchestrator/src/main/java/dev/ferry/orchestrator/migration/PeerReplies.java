@@ -109,13 +109,20 @@ final class PeerReplies {
      * so a broken data channel waits briefly for it.
      */
     MigrationFailure explain(Object item) {
-        if (item instanceof Closed closed && !closed.control()) {
+        // Only a channel the peer broke is the peer's to explain. One this side dropped (for silence,
+        // a bad checksum, a frame out of order) is explained here: both ends of a stalled channel find
+        // out at once, and neither may wait for the other.
+        if (item instanceof Closed closed && !closed.control() && closedByPeer(closed.cause())) {
             Object reason = awaitReason(REASON_WAIT);
             if (reason != null) {
                 return failureOf(reason);
             }
         }
         return failureOf(item);
+    }
+
+    private static boolean closedByPeer(ProtocolException cause) {
+        return cause == null || cause.code() == ErrorCode.CONNECTION_LOST || cause.code() == ErrorCode.TRUNCATED;
     }
 
     /** A send failed: the peer's own reason, if it sends one soon, says more than the broken channel. */

@@ -141,6 +141,7 @@ public final class VmManager implements Managed {
      * {@code incoming}. Refused, before anything is allocated, as {@link #admit} refuses.
      */
     public ManagedVm buildIncoming(VmConfig vmConfig, Map<String, Integer> slots, String migrationId) {
+        retireMigratedShell(vmConfig.id());
         try (Admission admitted = admit(vmConfig)) {
             Vm vm = deviceModel(() -> Vm.incoming(vmConfig, slots, vmOptions));
             ManagedVm managed = new ManagedVm(vm, VmState.INCOMING);
@@ -149,6 +150,27 @@ public final class VmManager implements Managed {
             vm.devices().forEach(d -> d.addListener(counting));
             return managed;
         }
+    }
+
+    /**
+     * A VM coming back to a daemon it was migrated away from replaces the stopped shell it left here:
+     * the shell is only kept for inspection, and migrating a VM back must not need a manual delete.
+     */
+    private void retireMigratedShell(String id) {
+        ManagedVm existing = vms.get(id);
+        if (existing == null) {
+            return;
+        }
+        existing.lock().lock();
+        try {
+            if (existing.state() != VmState.MIGRATED || !vms.remove(id, existing)) {
+                return;
+            }
+        } finally {
+            existing.lock().unlock();
+        }
+        retire(existing);
+        LOG.info("VM {} comes back: the shell it left when it was migrated away is deleted", id);
     }
 
     /**

@@ -5,7 +5,6 @@ import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.FrameDecoder;
 import dev.ferry.protocol.ProtocolException;
 import io.netty.channel.ChannelDuplexHandler;
-import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
 import io.netty.util.ReferenceCountUtil;
@@ -132,7 +131,9 @@ final class SessionHandler extends ChannelDuplexHandler {
         }
         channel.writabilityChanged();
         if (!channel.orderlyEnd()) {
-            channel.setCloseCause(new ProtocolException(ErrorCode.CONNECTION_LOST, "the peer closed the connection"));
+            ProtocolException decoding = decoder == null ? null : decoder.failure();
+            channel.setCloseCause(decoding != null ? decoding
+                    : new ProtocolException(ErrorCode.CONNECTION_LOST, "the peer closed the connection"));
         }
         FrameHandler handler = channel.handler();
         if (handler != null) {
@@ -146,11 +147,12 @@ final class SessionHandler extends ChannelDuplexHandler {
             LOG.log(System.Logger.Level.WARNING, channel + ": " + cause);
         }
         channel.setCloseCause(cause);
-        if (ctx.channel().isActive()) {
-            ctx.writeAndFlush(new Frame.Abort(cause.code(), cause.getMessage())).addListener(ChannelFutureListener.CLOSE);
-        } else {
-            ctx.close();
+        // The reason goes out if the socket takes it now; the channel closes either way, without waiting
+        // on a peer that stopped reading (a stalled peer is one of the reasons to be here).
+        if (ctx.channel().isActive() && ctx.channel().isWritable()) {
+            ctx.writeAndFlush(new Frame.Abort(cause.code(), cause.getMessage()));
         }
+        ctx.close();
     }
 
     static ProtocolException toProtocolException(Throwable cause) {
