@@ -93,10 +93,49 @@ class DeployFilesTest {
                 assertThat(rule.has("alert") || rule.has("record")).isTrue();
             }
         }
+    }
+
+    /**
+     * The dashboard imports into any Grafana (its data source an input of the import) and shows each
+     * daemon on its own: every query is filtered by the {@code instance} variable, and keeps
+     * {@code instance} in what it sums by, so daemons are never added together.
+     */
+    @Test
+    void theDashboardCanBeImportedAndShowsDaemonsApart() throws Exception {
         JsonNode dashboard = new ObjectMapper().readTree(DEPLOY.resolve("grafana/ferry-dashboard.json").toFile());
+        assertThat(dashboard.path("__inputs").findValuesAsText("name")).containsExactly("DS_PROMETHEUS");
+        assertThat(dashboard.path("__inputs").get(0).path("pluginId").asText()).isEqualTo("prometheus");
+        List<String> required = new ArrayList<>();
+        for (JsonNode requirement : dashboard.path("__requires")) {
+            required.add(requirement.path("type").asText() + ":" + requirement.path("id").asText());
+        }
+        assertThat(required).contains("grafana:grafana", "datasource:prometheus");
+
+        JsonNode variables = dashboard.path("templating").path("list");
+        assertThat(variables.findValuesAsText("name")).containsExactly("datasource", "instance");
+        assertThat(variables.get(0).path("current").path("value").asText()).isEqualTo("${DS_PROMETHEUS}");
+        JsonNode instance = variables.get(1);
+        assertThat(instance.path("query").path("query").asText()).isEqualTo("label_values(ferry_build_info, instance)");
+        assertThat(instance.path("datasource").path("uid").asText()).isEqualTo("${datasource}");
+        assertThat(instance.path("multi").asBoolean() && instance.path("includeAll").asBoolean()).isTrue();
+
         assertThat(dashboard.path("panels").size()).isGreaterThan(10);
+        Pattern sumBy = Pattern.compile("\\b(?:sum|max|min|avg) by \\(([^)]*)\\)");
         for (JsonNode panel : dashboard.path("panels")) {
-            assertThat(panel.path("targets").size()).as(panel.path("title").asText()).isPositive();
+            String title = panel.path("title").asText();
+            assertThat(required).as(title).contains("panel:" + panel.path("type").asText());
+            assertThat(panel.path("datasource").path("uid").asText()).as(title).isEqualTo("${datasource}");
+            assertThat(panel.path("targets").size()).as(title).isPositive();
+            for (JsonNode target : panel.path("targets")) {
+                String expr = target.path("expr").asText();
+                assertThat(expr).as(title).contains("instance=~\"$instance\"");
+                assertThat(expr).as(title).doesNotContain("sum(").doesNotContain("max(");
+                Matcher by = sumBy.matcher(expr);
+                while (by.find()) {
+                    assertThat(by.group(1)).as("%s: %s", title, expr).contains("instance");
+                }
+                assertThat(target.path("legendFormat").asText()).as(title).contains("{{instance}}");
+            }
         }
     }
 

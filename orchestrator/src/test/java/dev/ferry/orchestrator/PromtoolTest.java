@@ -11,16 +11,18 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Prometheus' own tool on what the daemon exports and on the rules in deploy/prometheus: the scrape
  * of daemons that migrated passes its lint, the rules load, and every alert has unit tests (a case
- * where it fires and one where it does not) that pass.
+ * where it fires and one where it does not) that pass, and the dashboard's queries parse.
  */
 class PromtoolTest {
     private static final Path RULES_DIR = Path.of("..", "deploy", "prometheus").toAbsolutePath().normalize();
@@ -63,6 +65,26 @@ class PromtoolTest {
                 List.of(promtool().toString(), "check", "rules", "ferry-rules.yml"));
         assertThat(check.exitCode()).as(check.output()).isZero();
         assertThat(check.output()).contains("SUCCESS");
+    }
+
+    /** Grafana's variables replaced as it would, every query of the dashboard is valid PromQL. */
+    @Test
+    void theDashboardsQueriesParse(@TempDir Path dir) throws Exception {
+        Path promtool = promtool();
+        JsonNode dashboard = new ObjectMapper().readTree(RULES_DIR.resolveSibling("grafana").resolve("ferry-dashboard.json").toFile());
+        List<Map<String, String>> rules = new ArrayList<>();
+        for (JsonNode panel : dashboard.path("panels")) {
+            for (JsonNode target : panel.path("targets")) {
+                String expr = target.path("expr").asText().replace("$__rate_interval", "1m").replace("$instance", "a:7070|b:7070");
+                rules.add(Map.of("record", "dashboard:panel" + panel.path("id").asText() + ":" + target.path("refId").asText(), "expr", expr));
+            }
+        }
+        assertThat(rules).hasSizeGreaterThan(10);
+        Path file = dir.resolve("dashboard-queries.yml");
+        YAML.writeValue(file.toFile(), Map.of("groups", List.of(Map.of("name", "dashboard", "rules", rules))));
+        ExternalTool.Result check = ExternalTool.run(dir, TIMEOUT, null, List.of(promtool.toString(), "check", "rules", file.toString()));
+        assertThat(check.exitCode()).as(check.output()).isZero();
+        assertThat(check.output()).contains("SUCCESS: " + rules.size() + " rules found");
     }
 
     @Test
