@@ -72,7 +72,7 @@ class DeployFilesTest {
                 assertThat(container.path("readinessProbe").path("httpGet").path("path").asText()).isEqualTo("/v1/health");
             }
         }
-        assertThat(kinds).containsExactly("Service", "StatefulSet");
+        assertThat(kinds).containsExactly("DaemonSet", "PodDisruptionBudget", "NetworkPolicy");
 
         // Comments show other programs' commands; what runs is checked, with the options of the other
         // programs it runs (useradd's, HEALTHCHECK's, the JVM's) named.
@@ -137,6 +137,103 @@ class DeployFilesTest {
                 assertThat(target.path("legendFormat").asText()).as(title).contains("{{instance}}");
             }
         }
+    }
+
+    /**
+     * A VMM daemon per node whose restart loses every VM in it: a DaemonSet updated only on delete,
+     * no voluntary eviction, patient probes, no API token mounted, not root (by number), and only
+     * its two ports open. (KubernetesSchemaTest checks the same file against the API's schemas.)
+     */
+    @Test
+    void theKubernetesManifestKeepsTheDaemonsVmsSafe() throws Exception {
+        List<JsonNode> documents = yamlDocuments(DEPLOY.resolve("kubernetes/ferryd.yaml"));
+        JsonNode daemonSet = documents.get(0).path("spec");
+        assertThat(daemonSet.path("updateStrategy").path("type").asText()).isEqualTo("OnDelete");
+        JsonNode pod = daemonSet.path("template").path("spec");
+        assertThat(pod.path("automountServiceAccountToken").isBoolean() && !pod.path("automountServiceAccountToken").asBoolean()).isTrue();
+        assertThat(pod.path("securityContext").path("runAsNonRoot").asBoolean()).isTrue();
+        assertThat(pod.path("securityContext").path("runAsUser").asInt()).isEqualTo(10001);
+        JsonNode container = pod.path("containers").get(0);
+        for (String probe : List.of("startupProbe", "readinessProbe", "livenessProbe")) {
+            assertThat(container.path(probe).path("timeoutSeconds").asInt()).as(probe).isGreaterThan(1);
+            assertThat(container.path(probe).path("httpGet").path("path").asText()).as(probe).isEqualTo("/v1/health");
+        }
+        assertThat(container.path("securityContext").path("allowPrivilegeEscalation").asBoolean(true)).isFalse();
+
+        JsonNode budget = documents.get(1).path("spec");
+        assertThat(budget.path("minAvailable").asInt()).isGreaterThanOrEqualTo(10000);
+        assertThat(budget.path("selector")).isEqualTo(daemonSet.path("selector"));
+
+        JsonNode policy = documents.get(2).path("spec");
+        assertThat(policy.path("podSelector")).isEqualTo(daemonSet.path("selector"));
+        List<Integer> ports = new ArrayList<>();
+        for (JsonNode rule : policy.path("ingress")) {
+            for (JsonNode port : rule.path("ports")) {
+                ports.add(port.path("port").asInt());
+            }
+            assertThat(rule.path("from").size()).as("an ingress rule limited to some peers").isPositive();
+        }
+        assertThat(ports).containsExactly(7070, 7071);
+    }
+
+    /**
+     * The image: its base an argument, its user a number, and a health check that starts no JVM; the
+     * compose file builds it with the same default base and has no top-level name (Debian's
+     * docker-compose 1.29 refuses one).
+     */
+    @Test
+    void theImageAndComposeFileWorkWithPlainEngines() throws Exception {
+        List<String> dockerfile = Files.readString(DEPLOY.resolve("container/Dockerfile")).lines()
+                .filter(line -> !line.startsWith("#") && !line.isBlank()).toList();
+        Matcher arg = Pattern.compile("ARG BASE_IMAGE=(\\S+)").matcher(dockerfile.get(0));
+        assertThat(arg.matches()).as(dockerfile.get(0)).isTrue();
+        assertThat(dockerfile.get(1)).isEqualTo("FROM ${BASE_IMAGE}");
+        assertThat(dockerfile).anyMatch(line -> line.matches("USER [0-9]+:[0-9]+"));
+        int check = dockerfile.indexOf(dockerfile.stream().filter(l -> l.startsWith("HEALTHCHECK")).findFirst().orElseThrow());
+        // The instruction and its continuation line.
+        String healthcheck = dockerfile.get(check) + dockerfile.get(check + 1);
+        assertThat(healthcheck).contains("/v1/health").doesNotContain("ferryctl").doesNotContain("java");
+        assertThat(Files.readString(Path.of("..", ".dockerignore"))).contains("!orchestrator/target/ferryd.jar");
+
+        JsonNode compose = yamlDocuments(DEPLOY.resolve("compose/compose.yaml")).get(0);
+        assertThat(compose.has("name")).isFalse();
+        assertThat(compose.path("services").path("source").path("build").path("args").path("BASE_IMAGE").asText())
+                .isEqualTo("${FERRY_BASE_IMAGE:-" + arg.group(1) + "}");
+    }
+
+    /** ferryctl never runs with the daemon's JVM options (DeployWrappersIT runs both wrappers). */
+    @Test
+    void ferryctlHasJvmOptionsOfItsOwn() throws Exception {
+        String ferryctl = Files.readString(DEPLOY.resolve("bin/ferryctl"));
+        assertThat(ferryctl).contains("JAVA_OPTS=${FERRYCTL_JAVA_OPTS:-").doesNotContain("${JAVA_OPTS");
+    }
+
+    /**
+     * The unit's hardening, and its install steps: run as written (into a temporary directory, not
+     * /etc/ferry), they leave a token ferryd accepts, readable by the service's group only.
+     */
+    @Test
+    void theSystemdUnitIsHardenedAndItsInstallStepsMakeAToken() throws Exception {
+        String unit = Files.readString(DEPLOY.resolve("systemd/ferryd.service"));
+        assertThat(unit.lines()).contains("SystemCallFilter=@system-service", "ProtectProc=invisible", "UMask=0077",
+                "NoNewPrivileges=yes", "CapabilityBoundingSet=");
+        assertThat(unit).doesNotContain("MemoryDenyWriteExecute=yes");
+
+        // The commands are the comment lines indented by three spaces, some with a comment after them.
+        List<String> steps = unit.lines().takeWhile(line -> line.startsWith("#")).filter(line -> line.startsWith("#   "))
+                .map(line -> line.substring(4).replaceFirst("\\s+# .*$", ""))
+                .filter(line -> line.contains("/etc/ferry/token")).toList();
+        assertThat(steps).hasSizeGreaterThanOrEqualTo(2);
+        Path etc = Files.createDirectories(dir.resolve("etc-ferry"));
+        long gid = (Integer) Files.getAttribute(etc, "unix:gid");
+        String script = String.join("\n", steps).replace("/etc/ferry", etc.toString()).replace("chgrp ferry ", "chgrp " + gid + " ");
+        Process sh = new ProcessBuilder("sh", "-euc", script).redirectErrorStream(true).start();
+        String output = new String(sh.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertThat(sh.waitFor()).as("%s\n%s", script, output).isZero();
+        Path token = etc.resolve("token");
+        assertThat(java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(token))).isEqualTo("rw-r-----");
+        assertThat(Files.readString(token).strip()).hasSizeGreaterThanOrEqualTo(32);
+        assertThat(ConfigLoader.load(List.of("--token-file", token.toString())).hasToken()).isTrue();
     }
 
     @Test
