@@ -59,10 +59,13 @@ public final class FerrydModule extends AbstractModule {
 
     @Provides
     @Singleton
-    FerryMetrics metrics(@Named("version") String version, @Named("migration") EventLoopGroup migration) {
+    FerryMetrics metrics(@Named("version") String version, @Named("migration") EventLoopGroup migration,
+                         @Named("http") EventLoopGroup http) {
         FerryMetrics metrics = new FerryMetrics(version);
-        // Pending tasks per event loop of the migration transport, where a backlog slows migrations.
-        metrics.bindEventLoops(migration);
+        // Pending tasks per event loop: a backlog on the migration loops slows migrations, on the
+        // API's loops every request.
+        metrics.bindEventLoops("migration", migration);
+        metrics.bindEventLoops("http", http);
         return metrics;
     }
 

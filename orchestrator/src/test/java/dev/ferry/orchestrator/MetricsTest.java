@@ -2,6 +2,7 @@ package dev.ferry.orchestrator;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.ferry.orchestrator.metrics.FerryMetrics;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -101,6 +102,24 @@ class MetricsTest {
             Map<String, Double> destination = parse(scrape(daemons, false, null));
             assertThat(destination).containsEntry("ferry_migrations_finished_total{result=\"completed\",role=\"destination\"}", 1.0);
             assertThat(destination.get("ferry_migration_received_bytes_total{kind=\"memory\",phase=\"precopy\"}")).isPositive();
+            // Both sides label bytes with the source's phases, so sent and received line up per phase.
+            Pattern phase = Pattern.compile("ferry_migration_(?:sent|received)_bytes_total\\{kind=\"[a-z]+\",phase=\"([a-z_0-9]+)\"\\}");
+            Set<String> phases = new TreeSet<>();
+            for (String key : source.keySet()) {
+                Matcher m = phase.matcher(key);
+                if (m.matches()) {
+                    phases.add(m.group(1));
+                }
+            }
+            for (String key : destination.keySet()) {
+                Matcher m = phase.matcher(key);
+                if (m.matches()) {
+                    phases.add(m.group(1));
+                }
+            }
+            assertThat(phases).containsExactlyInAnyOrderElementsOf(FerryMetrics.PHASES);
+            assertThat(source.keySet()).as("no histogram maximum that decays to 0").noneMatch(k -> k.startsWith("ferry_migration_duration_seconds_max")
+                    || k.startsWith("ferry_migration_downtime_seconds_max") || k.startsWith("http_server_requests_seconds_max"));
 
             // The alerting rules and the dashboard in deploy/ name only metrics the daemons export.
             Set<String> exported = new TreeSet<>();
