@@ -63,8 +63,8 @@ public final class FerryMetrics implements AutoCloseable {
      * source's phase from PHASE frames), so sent and received bytes of one phase line up.
      */
     public static final List<String> PHASES = List.of("setup", "precopy", "viommu_grace", "p2p_grace", "stop_copy", "switchover");
-    /** What the bytes on the wire carry. */
-    public static final List<String> BYTE_KINDS = List.of("memory", "device");
+    /** What the bytes on the wire carry: pages, device data, or the rest (control frames, keepalives). */
+    public static final List<String> BYTE_KINDS = List.of("memory", "device", "control");
     public static final List<String> TRANSITION_RESULTS = List.of("ok", "failed");
 
     /**
@@ -217,7 +217,7 @@ public final class FerryMetrics implements AutoCloseable {
         downtime.record(nanos, TimeUnit.NANOSECONDS);
     }
 
-    /** Bytes put on the wire; {@code phase} one of {@link #PHASES}, {@code kind} {@code memory} or {@code device}. */
+    /** Bytes put on the wire; {@code phase} one of {@link #PHASES}, {@code kind} one of {@link #BYTE_KINDS}. */
     public void sent(String phase, String kind, long bytes) {
         lookup(sent, phase + '/' + kind, () -> bytesCounter("ferry.migration.sent.bytes", "Migration bytes sent", phase, kind))
                 .increment(bytes);

@@ -390,6 +390,9 @@ final class SaveFlow implements Migration.Control {
 
     /** Counts every frame of the session as it is queued (the rate limit) and as it is written (progress). */
     private final class Meter implements TrafficMeter {
+        /** The phase bytes are counted in: the source's last phase before the end, for frames written as it ends. */
+        private volatile String phase = SourcePhase.SETUP.label();
+
         @Override
         public void queued(FrameType type, int bytes) {
             limiter.debit(bytes);
@@ -408,7 +411,11 @@ final class SaveFlow implements Migration.Control {
             } else if (sent.type() == FrameType.DEVICE_DATA && sent.device() >= 0 && sent.device() < devices.size()) {
                 migration.deviceData(devices.get(sent.device()).id(), sent.bytes() - Frame.DeviceData.WIRE_OVERHEAD);
             }
-            metrics.sent(migration.phase().label(), kind, sent.bytes());
+            Phase now = migration.phase();
+            if (!now.terminal()) {
+                phase = now.label();
+            }
+            metrics.sent(phase, kind, sent.bytes());
         }
     }
 
