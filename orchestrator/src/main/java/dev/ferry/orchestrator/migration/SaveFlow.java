@@ -106,7 +106,8 @@ final class SaveFlow implements Migration.Control {
         this.timeouts = timeouts;
         this.sourceListener = sourceListener;
         this.limiter = new RateLimiter(policy.maxBandwidthBytesPerSecond());
-        this.session = new SourceSession(client, policy.destination(), sessionId, new Meter(), replies);
+        this.session = new SourceSession(SourceSession.Connector.of(client, policy.destination(), sessionId),
+                policy.destination().toString(), new Meter(), replies);
         this.convergence = new Convergence(policy);
     }
 

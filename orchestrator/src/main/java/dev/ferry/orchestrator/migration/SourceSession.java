@@ -29,12 +29,21 @@ import java.util.concurrent.TimeUnit;
  * when the session ends is closed as soon as it completes.
  */
 final class SourceSession {
+    /** Opens one authenticated channel of the session: the protocol's client, or a test's in-memory channels. */
+    @FunctionalInterface
+    interface Connector {
+        CompletableFuture<FrameChannel> connect(ChannelRole role, int index, FrameHandler handler);
+
+        static Connector of(ProtocolClient client, Endpoint destination, SessionId session) {
+            return (role, index, handler) -> client.connect(destination.resolve(), session, role, index, handler);
+        }
+    }
+
     /** How long closing waits for the channels; closing does not depend on the peer, so this is generous. */
     private static final long CLOSE_WAIT_MILLIS = 5_000;
 
-    private final ProtocolClient client;
-    private final Endpoint destination;
-    private final SessionId session;
+    private final Connector connector;
+    private final String destination;
     private final TrafficMeter meter;
     private final PeerReplies replies;
     private final List<CompletableFuture<FrameChannel>> connecting = new ArrayList<>();
@@ -45,10 +54,10 @@ final class SourceSession {
     private volatile boolean dataComplete;
     private boolean ended;
 
-    SourceSession(ProtocolClient client, Endpoint destination, SessionId session, TrafficMeter meter, PeerReplies replies) {
-        this.client = client;
+    /** @param destination where the channels go, for messages */
+    SourceSession(Connector connector, String destination, TrafficMeter meter, PeerReplies replies) {
+        this.connector = connector;
         this.destination = destination;
-        this.session = session;
         this.meter = meter;
         this.replies = replies;
     }
@@ -142,7 +151,7 @@ final class SourceSession {
     }
 
     private FrameChannel connect(ChannelRole role, int index, FrameHandler handler) throws MigrationFailure, InterruptedException {
-        CompletableFuture<FrameChannel> pending = client.connect(destination.resolve(), session, role, index, handler);
+        CompletableFuture<FrameChannel> pending = connector.connect(role, index, handler);
         synchronized (this) {
             if (ended) {
                 pending.thenAccept(FrameChannel::closeNow);

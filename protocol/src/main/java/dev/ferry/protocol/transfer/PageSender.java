@@ -44,7 +44,7 @@ public final class PageSender {
 
     /**
      * @param channels the session's data channels, in index order
-     * @param executor runs the senders of channels 1..n-1; channel 0 is sent from the caller's thread
+     * @param executor runs the senders, one per channel
      * @param limiter  the session's rate limit, waited on before each frame
      */
     public PageSender(List<FrameChannel> channels, Executor executor, RateLimiter limiter) {
@@ -71,13 +71,20 @@ public final class PageSender {
     public Result send(int iteration, PageSet pages, PageSource source, boolean stable)
             throws ProtocolException, InterruptedException {
         int n = channels.size();
-        try (TaskGroup others = new TaskGroup(executor, "page senders")) {
-            List<TaskGroup.Task<Result>> tasks = new ArrayList<>(n - 1);
-            for (int c = 1; c < n; c++) {
+        try (TaskGroup senders = new TaskGroup(executor, "page senders")) {
+            List<TaskGroup.Task<Result>> tasks = new ArrayList<>(n);
+            for (int c = 0; c < n; c++) {
                 int channel = c;
-                tasks.add(others.submit(() -> sendChannel(channel, iteration, pages, source, stable)));
+                tasks.add(senders.submit(() -> sendChannel(channel, iteration, pages, source, stable)));
             }
-            Result total = sendChannel(0, iteration, pages, source, stable);
+            // The first sender to fail ends the pass: the others are interrupted as the group closes.
+            senders.awaitAllOrFailure();
+            for (TaskGroup.Task<Result> task : tasks) {
+                if (task.failed()) {
+                    join(task);
+                }
+            }
+            Result total = new Result(0, 0, 0);
             for (TaskGroup.Task<Result> task : tasks) {
                 total = total.plus(join(task));
             }

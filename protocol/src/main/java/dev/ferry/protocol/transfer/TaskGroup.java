@@ -53,6 +53,7 @@ public final class TaskGroup implements AutoCloseable {
                     Thread.interrupted();
                 }
                 done.countDown();
+                ended();
             }
         }
 
@@ -61,6 +62,11 @@ public final class TaskGroup implements AutoCloseable {
             if (thread != null) {
                 thread.interrupt();
             }
+        }
+
+        /** Whether the task has ended with an exception. */
+        public boolean failed() {
+            return done.getCount() == 0 && failure != null;
         }
 
         /** Waits for the task and returns its value; its exception is the cause of the one thrown. */
@@ -99,8 +105,34 @@ public final class TaskGroup implements AutoCloseable {
         } catch (RejectedExecutionException e) {
             task.failure = e;
             task.done.countDown();
+            notifyAll();
         }
         return task;
+    }
+
+    private synchronized void ended() {
+        notifyAll();
+    }
+
+    /**
+     * Waits until every task has ended, or one has failed, whichever comes first: a pass whose sender on
+     * one channel failed stops at once, without waiting for the senders of the other channels.
+     */
+    public synchronized void awaitAllOrFailure() throws InterruptedException {
+        while (true) {
+            boolean all = true;
+            for (Task<?> task : tasks) {
+                if (task.done.getCount() > 0) {
+                    all = false;
+                } else if (task.failure != null) {
+                    return;
+                }
+            }
+            if (all) {
+                return;
+            }
+            wait();
+        }
     }
 
     /** Interrupts every task still running and waits until all have ended. Idempotent. */
