@@ -25,16 +25,18 @@ final class ServerHandshake extends ChannelInboundHandlerAdapter {
     private final ProtocolConfig config;
     private final TokenAuth auth;
     private final SessionAcceptor acceptor;
+    private final RateLimitedLog refusals;
     private Frame.Hello hello;
     private int version;
     private byte[] serverNonce;
     private boolean done;
     private ScheduledFuture<?> timeout;
 
-    ServerHandshake(ProtocolConfig config, TokenAuth auth, SessionAcceptor acceptor) {
+    ServerHandshake(ProtocolConfig config, TokenAuth auth, SessionAcceptor acceptor, RateLimitedLog refusals) {
         this.config = config;
         this.auth = auth;
         this.acceptor = acceptor;
+        this.refusals = refusals;
     }
 
     @Override
@@ -125,8 +127,7 @@ final class ServerHandshake extends ChannelInboundHandlerAdapter {
         if (timeout != null) {
             timeout.cancel(false);
         }
-        LOG.log(System.Logger.Level.INFO, "refused migration channel from " + ctx.channel().remoteAddress() + ": "
-                + code.label() + ": " + message);
+        refusals.log(() -> "refused migration channel from " + ctx.channel().remoteAddress() + ": " + code.label() + ": " + message);
         if (ctx.channel().isActive()) {
             ctx.writeAndFlush(new Frame.Refuse(code, message)).addListener(ChannelFutureListener.CLOSE);
         } else {

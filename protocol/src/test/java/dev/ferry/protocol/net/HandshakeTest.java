@@ -10,10 +10,13 @@ import dev.ferry.protocol.Role;
 import dev.ferry.protocol.SessionId;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -202,5 +205,23 @@ class HandshakeTest {
         assertThat(refused.code()).isEqualTo(ErrorCode.BUSY);
         first.close().sync();
         second.close().sync();
+    }
+
+    @Test
+    void refusalsAreLoggedAtMostTenTimesAnIntervalWithACountOfTheRest() throws Exception {
+        List<String> lines = new CopyOnWriteArrayList<>();
+        AtomicLong clock = new AtomicLong();
+        RateLimitedLog log = new RateLimitedLog(lines::add, 10, Duration.ofSeconds(10), clock::get);
+        loopback = new Loopback(Loopback.config("s"), Loopback.config("s"), new TestAcceptor(), log);
+        // The line is logged before the REFUSE is written, so it is there once the peer has read it.
+        for (int i = 0; i < 50; i++) {
+            assertThat(refusal(hello(0x1234L, Role.CONTROL.code(), 0, 1, 1)).code()).isEqualTo(ErrorCode.BAD_MAGIC);
+        }
+        assertThat(lines).hasSize(10).allMatch(line -> line.startsWith("refused migration channel from /127.0.0.1:")
+                && line.contains("bad_magic"));
+        assertThat(log.suppressedTotal()).isEqualTo(40);
+        clock.addAndGet(Duration.ofSeconds(10).toNanos());
+        assertThat(refusal(new Frame.Commit()).code()).isEqualTo(ErrorCode.OUT_OF_ORDER);
+        assertThat(lines).hasSize(11).last().asString().contains("out_of_order").endsWith("(40 similar lines not logged before this one)");
     }
 }
