@@ -164,6 +164,33 @@ class FrameCodecTest {
     }
 
     @Test
+    void aTypeNotAllowedNowFailsOnTheHeaderWithoutWaitingForThePayload() {
+        FrameDecoder decoder = new FrameDecoder();
+        decoder.allowOnly(java.util.EnumSet.of(FrameType.HELLO));
+        EmbeddedChannel channel = new EmbeddedChannel(decoder);
+        ByteBuf header = Unpooled.buffer(FrameHeader.BYTES);
+        header.writeInt(Frame.Pages.MAX_PAYLOAD_BYTES).writeByte(FrameType.PAGES.code()).writeByte(0).writeShort(0).writeInt(0)
+                .writeInt(0);
+        assertThatThrownBy(() -> channel.writeInbound(header))
+                .isInstanceOf(FrameDecoder.FrameException.class)
+                .satisfies(e -> {
+                    ProtocolException cause = ((FrameDecoder.FrameException) e).protocolException();
+                    assertThat(cause.code()).isEqualTo(ErrorCode.OUT_OF_ORDER);
+                    assertThat(cause.getMessage()).contains("PAGES").contains("HELLO");
+                });
+        channel.finishAndReleaseAll();
+
+        // Widened again, every type decodes.
+        FrameDecoder widened = new FrameDecoder();
+        widened.allowOnly(java.util.EnumSet.noneOf(FrameType.class));
+        widened.allowAll();
+        EmbeddedChannel other = new EmbeddedChannel(widened);
+        other.writeInbound(Unpooled.wrappedBuffer(SampleFrames.encode(List.of(new Frame.Keepalive(7)))));
+        assertThat(other.<Frame>readInbound()).isEqualTo(new Frame.Keepalive(7));
+        other.finishAndReleaseAll();
+    }
+
+    @Test
     void truncatedInputFailsWhenTheConnectionCloses() {
         byte[] bytes = SampleFrames.encode(List.of(samples.get(19)));
         for (int length : new int[] {1, 15, 16, 17, bytes.length / 2, bytes.length - 1}) {

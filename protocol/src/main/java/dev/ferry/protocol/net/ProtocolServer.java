@@ -71,10 +71,11 @@ public final class ProtocolServer implements AutoCloseable {
                         if (config.tls() != null) {
                             ch.pipeline().addLast("tls", config.tls().serverHandler(ch.alloc()));
                         }
-                        ch.pipeline().addLast("decoder", new FrameDecoder());
+                        FrameDecoder decoder = new FrameDecoder();
+                        ch.pipeline().addLast("decoder", decoder);
                         ch.pipeline().addLast("encoder", new FrameEncoder());
                         ch.pipeline().addLast("handshake", full ? new Busy(refusals)
-                                : new ServerHandshake(config, auth, acceptor, refusals));
+                                : new ServerHandshake(config, auth, acceptor, refusals, decoder));
                     }
                 });
         listener = bootstrap.bind(address).sync().channel();

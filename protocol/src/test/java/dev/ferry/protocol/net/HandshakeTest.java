@@ -5,6 +5,8 @@ import static org.awaitility.Awaitility.await;
 
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameHeader;
+import dev.ferry.protocol.FrameType;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.Role;
 import dev.ferry.protocol.SessionId;
@@ -144,6 +146,36 @@ class HandshakeTest {
     void framesOtherThanTheHandshakeAreRefused() throws Exception {
         start(Loopback.config(""), Loopback.config(""));
         assertThat(refusal(new Frame.Commit()).code()).isEqualTo(ErrorCode.OUT_OF_ORDER);
+    }
+
+    /** The 16 bytes of a frame header announcing a payload that never comes. */
+    private static byte[] headerOnly(FrameType type, int length, int sequence) {
+        return java.nio.ByteBuffer.allocate(FrameHeader.BYTES).putInt(length).put((byte) type.code()).put((byte) 0)
+                .putShort((short) 0).putInt(sequence).putInt(0).array();
+    }
+
+    @Test
+    void aSessionFrameBeforeTheHandshakeIsRefusedOnItsHeaderWithoutWaitingForItsPayload() throws Exception {
+        // A handshake timeout far beyond the test's reads: a refusal as out_of_order cannot be the timeout's.
+        ProtocolConfig server = Loopback.config("t").withLimits(Limits.DEFAULT.withHandshakeTimeout(Duration.ofMinutes(5)));
+        TestAcceptor acceptor = start(server, Loopback.config("t"));
+        try (RawPeer peer = new RawPeer(loopback.address)) {
+            peer.sendBytes(headerOnly(FrameType.PAGES, Frame.Pages.MAX_PAYLOAD_BYTES, 0));
+            Frame.Refuse refuse = peer.readUntil(Frame.Refuse.class);
+            assertThat(refuse.code()).isEqualTo(ErrorCode.OUT_OF_ORDER);
+            assertThat(refuse.message()).contains("PAGES").contains("[HELLO]");
+            assertThat(peer.read()).as("then the server closes").isNull();
+        }
+        // After HELLO only AUTH may come.
+        try (RawPeer peer = new RawPeer(loopback.address)) {
+            peer.send(hello(Frame.MAGIC, Role.CONTROL.code(), 0, 1, 1));
+            assertThat(peer.readUntil(Frame.Challenge.class)).isNotNull();
+            peer.sendBytes(headerOnly(FrameType.DEVICE_DATA, 10 + Frame.DeviceData.MAX_CHUNK_BYTES, 1));
+            Frame.Refuse refuse = peer.readUntil(Frame.Refuse.class);
+            assertThat(refuse.code()).isEqualTo(ErrorCode.OUT_OF_ORDER);
+            assertThat(refuse.message()).contains("DEVICE_DATA").contains("[AUTH]");
+        }
+        assertThat(acceptor.calls.get()).isZero();
     }
 
     @Test
