@@ -165,6 +165,9 @@ public final class FrameDecoder extends ByteToMessageDecoder {
                 if (memory < 0 || size != p.readableBytes()) {
                     throw malformed(type, "memory size or description length does not match the frame");
                 }
+                if (channels < 1 || channels > Frame.VmDescription.MAX_DATA_CHANNELS) {
+                    throw malformed(type, "dataChannels " + channels + " outside [1, " + Frame.VmDescription.MAX_DATA_CHANNELS + "]");
+                }
                 yield new Frame.VmDescription(memory, pageSize, channels, bytes(p, (int) size));
             }
             case VM_ACCEPTED -> new Frame.VmAccepted();

@@ -236,6 +236,21 @@ class FrameCodecTest {
         assertThat(decoded.failure().getMessage()).contains("3 entries need");
     }
 
+    @Test
+    void aVmDescriptionAsksForOneToSixteenDataChannels() {
+        for (int channels : new int[] {0, 17, 1000, 65535}) {
+            byte[] bytes = SampleFrames.encode(List.of(new Frame.VmDescription(1 << 20, 4096, channels, new byte[0])));
+            Decoded decoded = decode(bytes, whole(bytes.length));
+            assertThat(decoded.failure()).as("%d data channels", channels).isNotNull();
+            assertThat(decoded.failure().code()).isEqualTo(ErrorCode.MALFORMED);
+            assertThat(decoded.failure().getMessage()).contains("dataChannels " + channels + " outside [1, 16]");
+        }
+        for (int channels : new int[] {1, 16}) {
+            byte[] bytes = SampleFrames.encode(List.of(new Frame.VmDescription(1 << 20, 4096, channels, new byte[0])));
+            assertThat(decode(bytes, whole(bytes.length)).frames()).hasSize(1);
+        }
+    }
+
     private static void fixCrc(byte[] frame) {
         java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
         crc.update(frame, 0, 12);
