@@ -158,8 +158,7 @@ public final class FerrydModule extends AbstractModule {
     @Singleton
     ApiServer api(FerrydConfig config, Router router, @Named("http") EventLoopGroup group, @Named("api") ExecutorService workers,
                   FerryMetrics metrics) {
-        return new ApiServer(config.http(), config.token(), router, group, workers, metrics.registry(), ApiServer.REQUEST_TIMEOUT,
-                ApiServer.MAX_CONNECTIONS);
+        return new ApiServer(config.http(), config.token(), router, group, workers, metrics.registry(), ApiServer.Limits.DEFAULT);
     }
 
     /**

@@ -1,5 +1,7 @@
 package dev.ferry.orchestrator;
 
+import com.google.inject.CreationException;
+import com.google.inject.ProvisionException;
 import dev.ferry.orchestrator.bench.Bench;
 import dev.ferry.orchestrator.cli.Ctl;
 import dev.ferry.orchestrator.config.ConfigLoader;
@@ -39,6 +41,33 @@ public final class Main {
         System.exit(daemon(arguments, System.out, System.err));
     }
 
+    /**
+     * One line saying why the daemon could not start: the failure itself, without the injector's report
+     * around it (which names every object that needed the failed one, each with a stack trace) or the
+     * wrappers that only carry it.
+     */
+    static String reason(Throwable failure) {
+        Throwable cause = failure;
+        while (true) {
+            Throwable inner = cause instanceof CreationException creation ? firstCause(creation.getErrorMessages())
+                    : cause instanceof ProvisionException provision ? firstCause(provision.getErrorMessages())
+                    : cause instanceof java.io.UncheckedIOException || cause.getMessage() == null
+                            || (cause.getCause() != null && cause.getMessage().equals(cause.getCause().toString())) ? cause.getCause()
+                    : null;
+            if (inner == null || inner == cause) {
+                break;
+            }
+            cause = inner;
+        }
+        String message = cause.getMessage() == null ? cause.toString() : cause.getMessage();
+        return message.lines().findFirst().orElse(cause.toString());
+    }
+
+    private static Throwable firstCause(java.util.Collection<com.google.inject.spi.Message> messages) {
+        return messages.stream().map(com.google.inject.spi.Message::getCause).filter(java.util.Objects::nonNull).findFirst()
+                .orElse(null);
+    }
+
     /** Runs the daemon until SIGTERM or SIGINT; returns the exit code. */
     static int daemon(List<String> arguments, PrintStream out, PrintStream err) {
         FerrydConfig config;
@@ -53,8 +82,7 @@ public final class Main {
         try {
             daemon = Ferryd.start(config);
         } catch (Exception e) {
-            Throwable cause = e.getCause() != null && e.getMessage() == null ? e.getCause() : e;
-            err.println("ferryd: cannot start: " + cause.getMessage());
+            err.println("ferryd: cannot start: " + reason(e));
             log.debug("start failed", e);
             return 1;
         }

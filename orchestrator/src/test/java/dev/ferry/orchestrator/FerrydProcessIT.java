@@ -137,6 +137,43 @@ class FerrydProcessIT {
         assertThat(process.getInputStream().readAllBytes()).isEmpty();
     }
 
+    /** Exit status, stdout and stderr of a daemon that is expected not to start. */
+    private record Refused(int status, String stdout, String stderr) {
+    }
+
+    private static Refused refused(String... args) throws Exception {
+        Process process = new ProcessBuilder(java(args)).start();
+        byte[] stdout = process.getInputStream().readAllBytes();
+        byte[] stderr = process.getErrorStream().readAllBytes();
+        assertThat(process.waitFor(60, TimeUnit.SECONDS)).isTrue();
+        return new Refused(process.exitValue(), new String(stdout, StandardCharsets.UTF_8), new String(stderr, StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void aMissingTlsDirectoryOrKeyOrAPkcs1KeyIsAOneLineConfigurationError() throws Exception {
+        Path missing = dir.resolve("no-such-dir");
+        Refused noDir = refused("--http", "127.0.0.1:0", "--migration", "127.0.0.1:0", "--tls-dir", missing.toString());
+        assertThat(noDir.status()).as(noDir.stderr()).isEqualTo(2);
+        assertThat(noDir.stderr()).isEqualTo("ferryd: --tls-dir: TLS directory " + missing + " does not exist\n");
+        assertThat(noDir.stdout()).isEmpty();
+
+        io.netty.pkitesting.X509Bundle ca = TestTls.ca("Ferry CA");
+        io.netty.pkitesting.X509Bundle rsa = TestTls.rsaDaemon("ferryd", ca);
+        Path noKey = TestTls.directory(dir.resolve("no-key"), ca, rsa);
+        Files.delete(noKey.resolve("key.pem"));
+        Refused withoutKey = refused("--http", "127.0.0.1:0", "--migration", "127.0.0.1:0", "--tls-dir", noKey.toString());
+        assertThat(withoutKey.status()).isEqualTo(2);
+        assertThat(withoutKey.stderr()).isEqualTo("ferryd: --tls-dir: TLS file " + noKey.resolve("key.pem") + " is missing\n");
+
+        Path pkcs1 = TestTls.directory(dir.resolve("pkcs1"), ca, rsa, TestTls.pkcs1Pem(rsa.getKeyPair().getPrivate()));
+        Refused oldKey = refused("--http", "127.0.0.1:0", "--migration", "127.0.0.1:0", "--tls-dir", pkcs1.toString());
+        assertThat(oldKey.status()).isEqualTo(2);
+        assertThat(oldKey.stderr().lines()).as(oldKey.stderr()).singleElement().asString()
+                .startsWith("ferryd: --tls-dir: TLS key " + pkcs1.resolve("key.pem") + " is a PKCS#1 RSA key")
+                .contains("openssl pkcs8 -topk8 -nocrypt");
+        assertThat(oldKey.stdout()).isEmpty();
+    }
+
     @Test
     void theDemoMigratesBothVmsAndStopsBothDaemons() throws IOException, InterruptedException {
         Process process = new ProcessBuilder(java("demo", "--quick")).redirectErrorStream(true).start();

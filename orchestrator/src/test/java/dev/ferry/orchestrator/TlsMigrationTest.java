@@ -5,10 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.ferry.orchestrator.cli.ApiClient;
 import dev.ferry.orchestrator.config.FerrydConfig;
-import io.netty.pkitesting.CertificateBuilder;
 import io.netty.pkitesting.X509Bundle;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -20,20 +17,15 @@ class TlsMigrationTest {
     Path dir;
 
     private Path tlsDir(String name, X509Bundle ca, X509Bundle identity) throws Exception {
-        Path d = Files.createDirectories(dir.resolve(name));
-        Files.writeString(d.resolve("ca.pem"), ca.getCertificatePEM(), StandardCharsets.US_ASCII);
-        Files.writeString(d.resolve("cert.pem"), identity.getCertificatePathPEM(), StandardCharsets.US_ASCII);
-        Files.writeString(d.resolve("key.pem"), identity.getPrivateKeyPEM(), StandardCharsets.US_ASCII);
-        return d;
+        return TestTls.directory(dir.resolve(name), ca, identity);
     }
 
     private static X509Bundle ca(String name) throws Exception {
-        return new CertificateBuilder().subject("CN=" + name).setIsCertificateAuthority(true).ecp256().buildSelfSigned();
+        return TestTls.ca(name);
     }
 
     private static X509Bundle daemon(String name, X509Bundle ca) throws Exception {
-        return new CertificateBuilder().subject("CN=" + name).addSanIpAddress("127.0.0.1").ecp256()
-                .addExtendedKeyUsageServerAuth().addExtendedKeyUsageClientAuth().buildIssuedBy(ca);
+        return TestTls.daemon(name, ca);
     }
 
     @Test

@@ -117,6 +117,8 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
      */
     record VmDescription(long memoryBytes, int pageSize, int dataChannels, byte[] description) implements Frame {
         public static final int MAX_DESCRIPTION_BYTES = 64 * 1024;
+        /** A session has 1 to this many data channels. */
+        public static final int MAX_DATA_CHANNELS = 16;
 
         @Override
         public FrameType type() {

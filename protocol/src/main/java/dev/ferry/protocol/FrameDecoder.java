@@ -5,7 +5,9 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.ByteToMessageDecoder;
 import io.netty.handler.codec.DecoderException;
 import java.nio.charset.StandardCharsets;
+import java.util.EnumSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * Reads frames, strictly. The header is checked as soon as its 16 bytes are in (type, length
@@ -14,6 +16,10 @@ import java.util.List;
  * The CRC is then checked over the bytes exactly as received, and the payload's structure before
  * the frame is passed on. After the first error every further byte is discarded: nothing a peer
  * sends past the point of failure is delivered.
+ *
+ * <p>The types a peer may send can be narrowed ({@link #allowOnly}): a handshake accepts only its next
+ * frame, so a peer that has proven nothing cannot make the decoder wait for, or hold, the payload of a
+ * session frame; a frame of another type fails as {@code out_of_order} as soon as its header is in.
  *
  * <p>Page runs and device data are delivered as slices of the received buffers, not copies.
  */
@@ -30,6 +36,7 @@ public final class FrameDecoder extends ByteToMessageDecoder {
     }
 
     private final int maxPayload;
+    private final EnumSet<FrameType> allowed = EnumSet.allOf(FrameType.class);
     private int expectedSequence;
     private boolean failed;
     private volatile ProtocolException failure;
@@ -63,6 +70,20 @@ public final class FrameDecoder extends ByteToMessageDecoder {
     public void channelRead(ChannelHandlerContext ctx, Object msg) throws Exception {
         lastReadNanos = System.nanoTime();
         super.channelRead(ctx, msg);
+    }
+
+    /**
+     * From the next frame on, only frames of these types are accepted. Call on the channel's event loop
+     * (a handler that receives a frame may change what the next one can be, even in the same read).
+     */
+    public void allowOnly(Set<FrameType> types) {
+        allowed.clear();
+        allowed.addAll(types);
+    }
+
+    /** From the next frame on, every type is accepted (the session rules then decide what is in order). */
+    public void allowAll() {
+        allowed.addAll(EnumSet.allOf(FrameType.class));
     }
 
     @Override
@@ -106,6 +127,10 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         FrameType type = FrameType.of(code);
         if (type == null) {
             throw new ProtocolException(ErrorCode.UNKNOWN_TYPE, String.format("unknown frame type 0x%02x", code));
+        }
+        if (!allowed.contains(type)) {
+            throw new ProtocolException(ErrorCode.OUT_OF_ORDER, type + " frame where only " + (allowed.isEmpty() ? "nothing"
+                    : allowed.toString()) + " may come");
         }
         if (length > type.maxPayload() || length > maxPayload) {
             throw new ProtocolException(ErrorCode.OVERSIZE, type + " frame of " + length + " bytes exceeds its limit of "
@@ -162,6 +187,9 @@ public final class FrameDecoder extends ByteToMessageDecoder {
                 long size = p.readUnsignedInt();
                 if (memory < 0 || size != p.readableBytes()) {
                     throw malformed(type, "memory size or description length does not match the frame");
+                }
+                if (channels < 1 || channels > Frame.VmDescription.MAX_DATA_CHANNELS) {
+                    throw malformed(type, "dataChannels " + channels + " outside [1, " + Frame.VmDescription.MAX_DATA_CHANNELS + "]");
                 }
                 yield new Frame.VmDescription(memory, pageSize, channels, bytes(p, (int) size));
             }

@@ -164,6 +164,33 @@ class FrameCodecTest {
     }
 
     @Test
+    void aTypeNotAllowedNowFailsOnTheHeaderWithoutWaitingForThePayload() {
+        FrameDecoder decoder = new FrameDecoder();
+        decoder.allowOnly(java.util.EnumSet.of(FrameType.HELLO));
+        EmbeddedChannel channel = new EmbeddedChannel(decoder);
+        ByteBuf header = Unpooled.buffer(FrameHeader.BYTES);
+        header.writeInt(Frame.Pages.MAX_PAYLOAD_BYTES).writeByte(FrameType.PAGES.code()).writeByte(0).writeShort(0).writeInt(0)
+                .writeInt(0);
+        assertThatThrownBy(() -> channel.writeInbound(header))
+                .isInstanceOf(FrameDecoder.FrameException.class)
+                .satisfies(e -> {
+                    ProtocolException cause = ((FrameDecoder.FrameException) e).protocolException();
+                    assertThat(cause.code()).isEqualTo(ErrorCode.OUT_OF_ORDER);
+                    assertThat(cause.getMessage()).contains("PAGES").contains("HELLO");
+                });
+        channel.finishAndReleaseAll();
+
+        // Widened again, every type decodes.
+        FrameDecoder widened = new FrameDecoder();
+        widened.allowOnly(java.util.EnumSet.noneOf(FrameType.class));
+        widened.allowAll();
+        EmbeddedChannel other = new EmbeddedChannel(widened);
+        other.writeInbound(Unpooled.wrappedBuffer(SampleFrames.encode(List.of(new Frame.Keepalive(7)))));
+        assertThat(other.<Frame>readInbound()).isEqualTo(new Frame.Keepalive(7));
+        other.finishAndReleaseAll();
+    }
+
+    @Test
     void truncatedInputFailsWhenTheConnectionCloses() {
         byte[] bytes = SampleFrames.encode(List.of(samples.get(19)));
         for (int length : new int[] {1, 15, 16, 17, bytes.length / 2, bytes.length - 1}) {
@@ -207,6 +234,21 @@ class FrameCodecTest {
         Decoded decoded = decode(lying, whole(lying.length));
         assertThat(decoded.failure().code()).isEqualTo(ErrorCode.MALFORMED);
         assertThat(decoded.failure().getMessage()).contains("3 entries need");
+    }
+
+    @Test
+    void aVmDescriptionAsksForOneToSixteenDataChannels() {
+        for (int channels : new int[] {0, 17, 1000, 65535}) {
+            byte[] bytes = SampleFrames.encode(List.of(new Frame.VmDescription(1 << 20, 4096, channels, new byte[0])));
+            Decoded decoded = decode(bytes, whole(bytes.length));
+            assertThat(decoded.failure()).as("%d data channels", channels).isNotNull();
+            assertThat(decoded.failure().code()).isEqualTo(ErrorCode.MALFORMED);
+            assertThat(decoded.failure().getMessage()).contains("dataChannels " + channels + " outside [1, 16]");
+        }
+        for (int channels : new int[] {1, 16}) {
+            byte[] bytes = SampleFrames.encode(List.of(new Frame.VmDescription(1 << 20, 4096, channels, new byte[0])));
+            assertThat(decode(bytes, whole(bytes.length)).frames()).hasSize(1);
+        }
     }
 
     private static void fixCrc(byte[] frame) {

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.ferry.orchestrator.api.Json;
+import dev.ferry.protocol.net.TlsConfig;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -91,6 +92,9 @@ public final class ConfigLoader {
             String tokenPath = first(tokenFile, file.tokenFile());
             byte[] token = tokenPath == null ? new byte[0] : readToken(Path.of(tokenPath));
             String tls = first(tlsDir, file.tlsDir());
+            if (tls != null) {
+                checkTls(tlsDir != null ? "--tls-dir" : "tlsDir", Path.of(tls));
+            }
             return new FerrydConfig(httpEndpoint, migrationEndpoint, token, tls == null ? null : Path.of(tls),
                     insecure || Boolean.TRUE.equals(file.insecure()),
                     or(file.maxVms(), defaults.maxVms()), or(file.maxVmMemoryBytes(), defaults.maxVmMemoryBytes()),
@@ -117,6 +121,19 @@ public final class ConfigLoader {
             return token.getBytes(StandardCharsets.UTF_8);
         } catch (IOException e) {
             throw new ConfigException("cannot read token file " + path + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * Reads the TLS files once at start, so that a missing directory or file, or a key in a format the
+     * JDK cannot read, is a configuration error with one line that says what to fix, before anything is
+     * built; the daemon reads them again when it builds its listener and client.
+     */
+    private static void checkTls(String setting, Path dir) throws ConfigException {
+        try {
+            TlsConfig.fromDirectory(dir);
+        } catch (IOException e) {
+            throw new ConfigException(setting + ": " + e.getMessage());
         }
     }
 

@@ -3,6 +3,8 @@ package dev.ferry.orchestrator.config;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.ferry.orchestrator.TestTls;
+import io.netty.pkitesting.X509Bundle;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -93,6 +95,64 @@ class ConfigLoaderTest {
         assertThat(ConfigLoader.load(List.of("--http", "0.0.0.0:7070", "--insecure")).insecure()).isTrue();
         Path token = Files.writeString(dir.resolve("t"), "abc");
         assertThat(ConfigLoader.load(List.of("--http", "0.0.0.0:7070", "--token-file", token.toString())).hasToken()).isTrue();
+    }
+
+    @Test
+    void theTlsDirectoryIsReadAtStartAndEachFaultIsOneLineSayingWhatToFix() throws Exception {
+        X509Bundle ca = TestTls.ca("Ferry CA");
+        X509Bundle rsa = TestTls.rsaDaemon("ferryd", ca);
+        Path good = TestTls.directory(dir.resolve("good"), ca, rsa);
+        assertThat(ConfigLoader.load(List.of("--tls-dir", good.toString())).tlsDir()).isEqualTo(good);
+
+        Path missing = dir.resolve("missing");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--tls-dir", missing.toString())))
+                .isInstanceOf(ConfigLoader.ConfigException.class)
+                .hasMessage("--tls-dir: TLS directory " + missing + " does not exist");
+
+        Path noKey = TestTls.directory(dir.resolve("no-key"), ca, rsa);
+        Files.delete(noKey.resolve("key.pem"));
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--tls-dir", noKey.toString())))
+                .hasMessage("--tls-dir: TLS file " + noKey.resolve("key.pem") + " is missing");
+
+        Path pkcs1 = TestTls.directory(dir.resolve("pkcs1"), ca, rsa, TestTls.pkcs1Pem(rsa.getKeyPair().getPrivate()));
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--tls-dir", pkcs1.toString())))
+                .isInstanceOf(ConfigLoader.ConfigException.class)
+                .hasMessageStartingWith("--tls-dir: TLS key " + pkcs1.resolve("key.pem") + " is a PKCS#1 RSA key")
+                .hasMessageContaining("openssl pkcs8 -topk8 -nocrypt -in " + pkcs1.resolve("key.pem"))
+                .hasMessageNotContaining("\n");
+
+        Path notACertificate = TestTls.directory(dir.resolve("swapped"), ca, rsa);
+        Files.writeString(notACertificate.resolve("cert.pem"), rsa.getPrivateKeyPEM());
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--tls-dir", notACertificate.toString())))
+                .hasMessageContaining("cert.pem holds no PEM certificate");
+
+        // The config file's key is named as such.
+        Path file = Files.writeString(dir.resolve("tls.yaml"), "tlsDir: " + missing + "\n");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--config", file.toString())))
+                .hasMessage("tlsDir: TLS directory " + missing + " does not exist");
+    }
+
+    @Test
+    void theKeyFixtureIsARealPkcs1Key() throws Exception {
+        // What the test above feeds the loader is what openssl genrsa -traditional writes: the JDK's RSA
+        // key factory cannot read it as PKCS#8, and its body is the key's own RSAPrivateKey structure.
+        X509Bundle rsa = TestTls.rsaDaemon("ferryd", TestTls.ca("Ferry CA"));
+        String pem = TestTls.pkcs1Pem(rsa.getKeyPair().getPrivate());
+        byte[] der = java.util.Base64.getMimeDecoder().decode(pem.replaceAll("-----[A-Z ]+-----", ""));
+        assertThatThrownBy(() -> java.security.KeyFactory.getInstance("RSA")
+                .generatePrivate(new java.security.spec.PKCS8EncodedKeySpec(der)))
+                .isInstanceOf(java.security.spec.InvalidKeySpecException.class);
+        java.security.interfaces.RSAPrivateCrtKey key = (java.security.interfaces.RSAPrivateCrtKey) rsa.getKeyPair().getPrivate();
+        byte[] modulus = key.getModulus().toByteArray();
+        assertThat(java.util.Collections.indexOfSubList(bytes(der), bytes(modulus))).as("the modulus is inside").isPositive();
+    }
+
+    private static List<Byte> bytes(byte[] array) {
+        List<Byte> list = new java.util.ArrayList<>(array.length);
+        for (byte b : array) {
+            list.add(b);
+        }
+        return list;
     }
 
     @Test

@@ -2,12 +2,15 @@ package dev.ferry.protocol.net;
 
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameDecoder;
+import dev.ferry.protocol.FrameType;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.SessionId;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.util.ReferenceCountUtil;
+import java.util.EnumSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
@@ -15,7 +18,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * The client's half of the handshake: sends HELLO, checks the server's proof of the token before
  * proving its own (the source must know it talks to a token holder before it sends a VM), then
- * waits for ACCEPT or REFUSE.
+ * waits for ACCEPT or REFUSE. Like the server, it lets its decoder accept only those frames until the
+ * channel is open.
  */
 final class ClientHandshake extends ChannelInboundHandlerAdapter {
     private final ProtocolConfig config;
@@ -23,17 +27,20 @@ final class ClientHandshake extends ChannelInboundHandlerAdapter {
     private final Frame.Hello hello;
     private final FrameHandler handler;
     private final CompletableFuture<FrameChannel> result;
+    private final FrameDecoder decoder;
     private ScheduledFuture<?> timeout;
     private boolean challenged;
 
     ClientHandshake(ProtocolConfig config, TokenAuth auth, SessionId session, ChannelRole role, int index, FrameHandler handler,
-                    CompletableFuture<FrameChannel> result) {
+                    CompletableFuture<FrameChannel> result, FrameDecoder decoder) {
         this.config = config;
         this.auth = auth;
         this.hello = new Frame.Hello(Frame.MAGIC, config.minVersion(), config.maxVersion(), role.code(), index, session,
                 TokenAuth.nonce());
         this.handler = handler;
         this.result = result;
+        this.decoder = decoder;
+        decoder.allowOnly(EnumSet.of(FrameType.CHALLENGE, FrameType.REFUSE));
     }
 
     @Override
@@ -64,9 +71,11 @@ final class ClientHandshake extends ChannelInboundHandlerAdapter {
                         + " could not prove it holds the token"));
                 return;
             }
+            decoder.allowOnly(EnumSet.of(FrameType.ACCEPT, FrameType.REFUSE));
             ctx.writeAndFlush(new Frame.Auth(auth.clientProof(hello, challenge.version(), challenge.nonce())));
         } else if (challenged && msg instanceof Frame.Accept) {
             timeout.cancel(false);
+            decoder.allowAll();
             FrameChannel channel = new FrameChannel(ctx.channel(), ChannelRole.of(hello.role()), hello.channelIndex(), hello.session(), false);
             channel.setHandler(handler);
             ctx.pipeline().replace(this, "session", new SessionHandler(channel, config.limits()));

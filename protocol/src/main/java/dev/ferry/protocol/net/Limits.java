@@ -1,5 +1,6 @@
 package dev.ferry.protocol.net;
 
+import dev.ferry.protocol.Frame;
 import java.time.Duration;
 
 /**
@@ -9,7 +10,7 @@ import java.time.Duration;
  * @param keepaliveInterval each side sends a keepalive on every channel this often
  * @param keepaliveTimeout  a channel on which no frame arrived for this long is dropped; covers dead and slow peers
  * @param maxConnections    channels (handshaking or open) the server holds at once; more are refused
- * @param maxDataChannels   data channels per session
+ * @param maxDataChannels   data channels per session, at most the protocol's 16
  * @param writeBufferLow    outbound bytes below which a channel is writable again
  * @param writeBufferHigh   outbound bytes above which a channel stops being writable (senders wait)
  */
@@ -22,7 +23,8 @@ public record Limits(Duration handshakeTimeout, Duration keepaliveInterval, Dura
         if (keepaliveTimeout.compareTo(keepaliveInterval.multipliedBy(2)) < 0) {
             throw new IllegalArgumentException("keepalive timeout must be at least twice the interval");
         }
-        if (maxDataChannels < 1 || maxDataChannels > 255 || maxConnections < 1 || writeBufferLow > writeBufferHigh) {
+        if (maxDataChannels < 1 || maxDataChannels > Frame.VmDescription.MAX_DATA_CHANNELS || maxConnections < 1
+                || writeBufferLow > writeBufferHigh) {
             throw new IllegalArgumentException("invalid protocol limits");
         }
     }

@@ -47,9 +47,11 @@ public final class ProtocolClient {
                         if (config.tls() != null) {
                             ch.pipeline().addLast("tls", config.tls().clientHandler(ch.alloc(), address.getHostString(), address.getPort()));
                         }
-                        ch.pipeline().addLast("decoder", new FrameDecoder());
+                        FrameDecoder decoder = new FrameDecoder();
+                        ch.pipeline().addLast("decoder", decoder);
                         ch.pipeline().addLast("encoder", new FrameEncoder());
-                        ch.pipeline().addLast("handshake", new ClientHandshake(config, auth, session, role, index, handler, result));
+                        ch.pipeline().addLast("handshake", new ClientHandshake(config, auth, session, role, index, handler, result,
+                                decoder));
                     }
                 });
         ChannelFuture connect = bootstrap.connect(address);

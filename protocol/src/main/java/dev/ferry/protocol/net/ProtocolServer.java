@@ -29,14 +29,24 @@ public final class ProtocolServer implements AutoCloseable {
     private final TokenAuth auth;
     private final EventLoopGroup group;
     private final SessionAcceptor acceptor;
+    private final RateLimitedLog refusals;
     private final ChannelGroup channels = new DefaultChannelGroup("ferry-migration", GlobalEventExecutor.INSTANCE);
     private Channel listener;
 
     public ProtocolServer(ProtocolConfig config, EventLoopGroup group, SessionAcceptor acceptor) {
+        this(config, group, acceptor, RateLimitedLog.of(System.getLogger(ProtocolServer.class.getName()), System.Logger.Level.INFO));
+    }
+
+    /**
+     * @param refusals where refused connections are logged; a peer that has not proven the token can be
+     *                 refused as often as it connects, so this log must be rate-limited
+     */
+    public ProtocolServer(ProtocolConfig config, EventLoopGroup group, SessionAcceptor acceptor, RateLimitedLog refusals) {
         this.config = config;
         this.auth = new TokenAuth(config.token());
         this.group = group;
         this.acceptor = acceptor;
+        this.refusals = refusals;
     }
 
     /** Binds and starts accepting; returns the address actually bound (port 0 picks one). */
@@ -61,9 +71,11 @@ public final class ProtocolServer implements AutoCloseable {
                         if (config.tls() != null) {
                             ch.pipeline().addLast("tls", config.tls().serverHandler(ch.alloc()));
                         }
-                        ch.pipeline().addLast("decoder", new FrameDecoder());
+                        FrameDecoder decoder = new FrameDecoder();
+                        ch.pipeline().addLast("decoder", decoder);
                         ch.pipeline().addLast("encoder", new FrameEncoder());
-                        ch.pipeline().addLast("handshake", full ? new Busy() : new ServerHandshake(config, auth, acceptor));
+                        ch.pipeline().addLast("handshake", full ? new Busy(refusals)
+                                : new ServerHandshake(config, auth, acceptor, refusals, decoder));
                     }
                 });
         listener = bootstrap.bind(address).sync().channel();
@@ -86,8 +98,16 @@ public final class ProtocolServer implements AutoCloseable {
 
     /** Refuses a connection over the limit as soon as it is up. */
     private static final class Busy extends ChannelInboundHandlerAdapter {
+        private final RateLimitedLog refusals;
+
+        Busy(RateLimitedLog refusals) {
+            this.refusals = refusals;
+        }
+
         @Override
         public void channelActive(ChannelHandlerContext ctx) {
+            refusals.log(() -> "refused migration channel from " + ctx.channel().remoteAddress() + ": "
+                    + ErrorCode.BUSY.label() + ": too many migration connections");
             ctx.writeAndFlush(new Frame.Refuse(ErrorCode.BUSY, "too many migration connections"))
                     .addListener(ChannelFutureListener.CLOSE);
         }

@@ -2,6 +2,7 @@ package dev.ferry.protocol.net;
 
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameDecoder;
 import dev.ferry.protocol.FrameType;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.ProtocolVersion;
@@ -10,6 +11,7 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.util.ReferenceCountUtil;
+import java.util.EnumSet;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 
@@ -17,7 +19,8 @@ import java.util.concurrent.TimeUnit;
  * The server's half of the handshake. It holds nothing but the HELLO and two nonces until the
  * client has proven the token; wrong magic, version, role or token are refused with a REFUSE frame
  * naming the reason, and the connection is closed. Only then does the {@link SessionAcceptor} hear
- * of the channel.
+ * of the channel. Until then the decoder accepts only the frame the handshake expects next (HELLO,
+ * then AUTH): any other is refused as soon as its header is in, never held while its payload trickles.
  */
 final class ServerHandshake extends ChannelInboundHandlerAdapter {
     private static final System.Logger LOG = System.getLogger(ServerHandshake.class.getName());
@@ -25,16 +28,22 @@ final class ServerHandshake extends ChannelInboundHandlerAdapter {
     private final ProtocolConfig config;
     private final TokenAuth auth;
     private final SessionAcceptor acceptor;
+    private final RateLimitedLog refusals;
+    private final FrameDecoder decoder;
     private Frame.Hello hello;
     private int version;
     private byte[] serverNonce;
     private boolean done;
     private ScheduledFuture<?> timeout;
 
-    ServerHandshake(ProtocolConfig config, TokenAuth auth, SessionAcceptor acceptor) {
+    ServerHandshake(ProtocolConfig config, TokenAuth auth, SessionAcceptor acceptor, RateLimitedLog refusals,
+                    FrameDecoder decoder) {
         this.config = config;
         this.auth = auth;
         this.acceptor = acceptor;
+        this.refusals = refusals;
+        this.decoder = decoder;
+        decoder.allowOnly(EnumSet.of(FrameType.HELLO));
     }
 
     @Override
@@ -83,6 +92,7 @@ final class ServerHandshake extends ChannelInboundHandlerAdapter {
         hello = h;
         version = negotiated;
         serverNonce = TokenAuth.nonce();
+        decoder.allowOnly(EnumSet.of(FrameType.AUTH));
         ctx.writeAndFlush(new Frame.Challenge(version, serverNonce, auth.serverProof(h, version, serverNonce)));
     }
 
@@ -106,6 +116,8 @@ final class ServerHandshake extends ChannelInboundHandlerAdapter {
         }
         done = true;
         timeout.cancel(false);
+        // The session rules decide from here what is in order.
+        decoder.allowAll();
         channel.setHandler(handler);
         ctx.pipeline().replace(this, "session", new SessionHandler(channel, config.limits()));
         ctx.writeAndFlush(new Frame.Accept(FrameType.MAX_PAYLOAD, (int) config.limits().keepaliveTimeout().toMillis()));
@@ -125,8 +137,7 @@ final class ServerHandshake extends ChannelInboundHandlerAdapter {
         if (timeout != null) {
             timeout.cancel(false);
         }
-        LOG.log(System.Logger.Level.INFO, "refused migration channel from " + ctx.channel().remoteAddress() + ": "
-                + code.label() + ": " + message);
+        refusals.log(() -> "refused migration channel from " + ctx.channel().remoteAddress() + ": " + code.label() + ": " + message);
         if (ctx.channel().isActive()) {
             ctx.writeAndFlush(new Frame.Refuse(code, message)).addListener(ChannelFutureListener.CLOSE);
         } else {

@@ -25,9 +25,29 @@ public final class TlsConfig {
         this.client = client;
     }
 
-    /** Reads {@code ca.pem}, {@code cert.pem} (the chain) and {@code key.pem} (PKCS#8) from a directory. */
+    /**
+     * Reads {@code ca.pem}, {@code cert.pem} (the chain) and {@code key.pem} (PKCS#8, unencrypted) from a
+     * directory. Every failure is an {@link IOException} whose message is one sentence naming the file
+     * and, for a key in another format, how to convert it.
+     */
     public static TlsConfig fromDirectory(Path dir) throws IOException {
-        return fromPem(read(dir.resolve("ca.pem")), read(dir.resolve("cert.pem")), read(dir.resolve("key.pem")));
+        if (!Files.isDirectory(dir)) {
+            throw new IOException("TLS directory " + dir + (Files.exists(dir) ? " is not a directory" : " does not exist"));
+        }
+        Path caFile = dir.resolve("ca.pem");
+        Path certFile = dir.resolve("cert.pem");
+        Path keyFile = dir.resolve("key.pem");
+        String ca = read(caFile);
+        String cert = read(certFile);
+        String key = read(keyFile);
+        requireCertificate(caFile, ca);
+        requireCertificate(certFile, cert);
+        requirePkcs8(keyFile, key);
+        try {
+            return fromPem(ca, cert, key);
+        } catch (SSLException e) {
+            throw new SSLException("TLS files in " + dir + ": " + e.getMessage(), e);
+        }
     }
 
     /** Builds from PEM text: the trusted CA certificates, this side's certificate chain, and its private key. */
@@ -58,10 +78,39 @@ public final class TlsConfig {
     }
 
     private static String read(Path file) throws IOException {
-        if (!Files.isReadable(file)) {
-            throw new IOException("TLS file " + file + " is missing or unreadable");
+        if (!Files.exists(file)) {
+            throw new IOException("TLS file " + file + " is missing");
         }
-        return Files.readString(file, StandardCharsets.US_ASCII);
+        if (!Files.isReadable(file)) {
+            throw new IOException("TLS file " + file + " is not readable by this user");
+        }
+        return Files.readString(file, StandardCharsets.ISO_8859_1);
+    }
+
+    private static void requireCertificate(Path file, String pem) throws IOException {
+        if (!pem.contains("-----BEGIN CERTIFICATE-----")) {
+            throw new IOException("TLS file " + file + " holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+        }
+    }
+
+    /**
+     * The JDK reads unencrypted PKCS#8 keys only. A key in one of the older per-algorithm formats, which
+     * OpenSSL long wrote by default, or an encrypted one, is refused with the command that converts it,
+     * rather than with the JDK's "invalid key" that does not say what is wrong.
+     */
+    private static void requirePkcs8(Path file, String pem) throws IOException {
+        String format = pem.contains("-----BEGIN RSA PRIVATE KEY-----") ? "a PKCS#1 RSA key (BEGIN RSA PRIVATE KEY)"
+                : pem.contains("-----BEGIN EC PRIVATE KEY-----") ? "a SEC1 EC key (BEGIN EC PRIVATE KEY)"
+                : pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") ? "an encrypted key (BEGIN ENCRYPTED PRIVATE KEY)"
+                : null;
+        if (format != null) {
+            throw new IOException("TLS key " + file + " is " + format + "; ferryd reads unencrypted PKCS#8 keys (BEGIN PRIVATE"
+                    + " KEY): convert it with 'openssl pkcs8 -topk8 -nocrypt -in " + file + " -out " + file + ".pkcs8' and"
+                    + " put the result in its place");
+        }
+        if (!pem.contains("-----BEGIN PRIVATE KEY-----")) {
+            throw new IOException("TLS key " + file + " holds no PEM private key (-----BEGIN PRIVATE KEY-----)");
+        }
     }
 
     private static ByteArrayInputStream stream(String pem) {

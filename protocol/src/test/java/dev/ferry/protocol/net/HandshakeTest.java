@@ -5,15 +5,20 @@ import static org.awaitility.Awaitility.await;
 
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameHeader;
+import dev.ferry.protocol.FrameType;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.SessionId;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -143,6 +148,36 @@ class HandshakeTest {
         assertThat(refusal(new Frame.Commit()).code()).isEqualTo(ErrorCode.OUT_OF_ORDER);
     }
 
+    /** The 16 bytes of a frame header announcing a payload that never comes. */
+    private static byte[] headerOnly(FrameType type, int length, int sequence) {
+        return java.nio.ByteBuffer.allocate(FrameHeader.BYTES).putInt(length).put((byte) type.code()).put((byte) 0)
+                .putShort((short) 0).putInt(sequence).putInt(0).array();
+    }
+
+    @Test
+    void aSessionFrameBeforeTheHandshakeIsRefusedOnItsHeaderWithoutWaitingForItsPayload() throws Exception {
+        // A handshake timeout far beyond the test's reads: a refusal as out_of_order cannot be the timeout's.
+        ProtocolConfig server = Loopback.config("t").withLimits(Limits.DEFAULT.withHandshakeTimeout(Duration.ofMinutes(5)));
+        TestAcceptor acceptor = start(server, Loopback.config("t"));
+        try (RawPeer peer = new RawPeer(loopback.address)) {
+            peer.sendBytes(headerOnly(FrameType.PAGES, Frame.Pages.MAX_PAYLOAD_BYTES, 0));
+            Frame.Refuse refuse = peer.readUntil(Frame.Refuse.class);
+            assertThat(refuse.code()).isEqualTo(ErrorCode.OUT_OF_ORDER);
+            assertThat(refuse.message()).contains("PAGES").contains("[HELLO]");
+            assertThat(peer.read()).as("then the server closes").isNull();
+        }
+        // After HELLO only AUTH may come.
+        try (RawPeer peer = new RawPeer(loopback.address)) {
+            peer.send(hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0, 1, 1));
+            assertThat(peer.readUntil(Frame.Challenge.class)).isNotNull();
+            peer.sendBytes(headerOnly(FrameType.DEVICE_DATA, 10 + Frame.DeviceData.MAX_CHUNK_BYTES, 1));
+            Frame.Refuse refuse = peer.readUntil(Frame.Refuse.class);
+            assertThat(refuse.code()).isEqualTo(ErrorCode.OUT_OF_ORDER);
+            assertThat(refuse.message()).contains("DEVICE_DATA").contains("[AUTH]");
+        }
+        assertThat(acceptor.calls.get()).isZero();
+    }
+
     @Test
     void slowPeerIsDroppedAtTheHandshakeTimeout() throws Exception {
         ProtocolConfig server = Loopback.config("").withLimits(Limits.DEFAULT.withHandshakeTimeout(Duration.ofMillis(300)));
@@ -202,5 +237,23 @@ class HandshakeTest {
         assertThat(refused.code()).isEqualTo(ErrorCode.BUSY);
         first.close().sync();
         second.close().sync();
+    }
+
+    @Test
+    void refusalsAreLoggedAtMostTenTimesAnIntervalWithACountOfTheRest() throws Exception {
+        List<String> lines = new CopyOnWriteArrayList<>();
+        AtomicLong clock = new AtomicLong();
+        RateLimitedLog log = new RateLimitedLog(lines::add, 10, Duration.ofSeconds(10), clock::get);
+        loopback = new Loopback(Loopback.config("s"), Loopback.config("s"), new TestAcceptor(), log);
+        // The line is logged before the REFUSE is written, so it is there once the peer has read it.
+        for (int i = 0; i < 50; i++) {
+            assertThat(refusal(hello(0x1234L, ChannelRole.CONTROL.code(), 0, 1, 1)).code()).isEqualTo(ErrorCode.BAD_MAGIC);
+        }
+        assertThat(lines).hasSize(10).allMatch(line -> line.startsWith("refused migration channel from /127.0.0.1:")
+                && line.contains("bad_magic"));
+        assertThat(log.suppressedTotal()).isEqualTo(40);
+        clock.addAndGet(Duration.ofSeconds(10).toNanos());
+        assertThat(refusal(new Frame.Commit()).code()).isEqualTo(ErrorCode.OUT_OF_ORDER);
+        assertThat(lines).hasSize(11).last().asString().contains("out_of_order").endsWith("(40 similar lines not logged before this one)");
     }
 }

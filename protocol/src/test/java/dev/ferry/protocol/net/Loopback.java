@@ -21,7 +21,12 @@ final class Loopback implements AutoCloseable {
     final InetSocketAddress address;
 
     Loopback(ProtocolConfig serverConfig, ProtocolConfig clientConfig, SessionAcceptor acceptor) throws InterruptedException {
-        server = new ProtocolServer(serverConfig, serverGroup, acceptor);
+        this(serverConfig, clientConfig, acceptor, RateLimitedLog.of(System.getLogger(Loopback.class.getName()), System.Logger.Level.INFO));
+    }
+
+    Loopback(ProtocolConfig serverConfig, ProtocolConfig clientConfig, SessionAcceptor acceptor, RateLimitedLog refusals)
+            throws InterruptedException {
+        server = new ProtocolServer(serverConfig, serverGroup, acceptor, refusals);
         address = server.bind(new InetSocketAddress("127.0.0.1", 0));
         client = new ProtocolClient(clientConfig, clientGroup);
     }

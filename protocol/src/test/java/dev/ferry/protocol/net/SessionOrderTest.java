@@ -100,6 +100,20 @@ class SessionOrderTest {
     }
 
     @Test
+    void aDescriptionOutsideOneToSixteenDataChannelsIsMalformed() throws Exception {
+        for (int channels : new int[] {0, 1000}) {
+            Recorder recorder = new Recorder();
+            FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, recorder);
+            control.send(new Frame.VmDescription(1 << 20, 4096, channels, new byte[0]));
+            Frame.Abort abort = recorder.abort();
+            assertThat(abort).as("ABORT for %d data channels", channels).isNotNull();
+            assertThat(abort.code()).isEqualTo(ErrorCode.MALFORMED);
+            assertThat(abort.message()).contains("dataChannels " + channels);
+            assertThat(acceptor.sessions.get(control.session()).memory).as("nothing was allocated for it").isNull();
+        }
+    }
+
+    @Test
     void dataChannelIterationsEndWithTheirPageCounts() throws Exception {
         FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, new Recorder());
         control.send(description()).sync();
