@@ -33,6 +33,11 @@ public final class MigrationResource {
         router.add(HttpMethod.GET, "/v1/migrations",
                 request -> ApiResponse.ok(Map.of("migrations", migrations.list().stream().map(Migration::view).toList())));
         router.add(HttpMethod.GET, "/v1/migrations/{id}", request -> ApiResponse.ok(migrations.get(request.parameter("id")).view()));
+        router.add(HttpMethod.PATCH, "/v1/migrations/{id}", request -> {
+            Requests.UpdateMigration update = request.body(Requests.UpdateMigration.class);
+            return ApiResponse.ok(migrations.update(request.parameter("id"),
+                    MigrationPolicy.parameters(update.maxBandwidthBytesPerSecond(), update.downtimeLimitMs())).view());
+        });
         router.addBlocking(HttpMethod.DELETE, "/v1/migrations/{id}",
                 request -> ApiResponse.accepted(migrations.cancel(request.parameter("id")).view()));
         router.add(HttpMethod.GET, "/v1/migrations/{id}/events", this::events);

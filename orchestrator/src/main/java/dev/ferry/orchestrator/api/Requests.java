@@ -26,4 +26,8 @@ public final class Requests {
     public record StartMigration(String vm, String destination, Long downtimeLimitMs, Long maxBandwidthBytesPerSecond,
                                  Integer channels, Integer maxIterations, Long timeoutMs, Boolean autoConverge, Boolean verify) {
     }
+
+    /** {@code PATCH /v1/migrations/{id}}: new settings for a running migration, either or both. */
+    public record UpdateMigration(Long maxBandwidthBytesPerSecond, Long downtimeLimitMs) {
+    }
 }

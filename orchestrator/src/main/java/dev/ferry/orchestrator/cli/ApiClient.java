@@ -52,6 +52,10 @@ public final class ApiClient {
         return send(request(path).POST(body(body)).header("Content-Type", "application/json"));
     }
 
+    public JsonNode patch(String path, Object body) throws IOException, InterruptedException {
+        return send(request(path).method("PATCH", body(body)).header("Content-Type", "application/json"));
+    }
+
     public JsonNode delete(String path) throws IOException, InterruptedException {
         return send(request(path).DELETE());
     }

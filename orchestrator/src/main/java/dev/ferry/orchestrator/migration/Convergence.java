@@ -17,11 +17,13 @@ final class Convergence {
     private static final long MEANINGFUL_PASS_BYTES = 4L << 20;
 
     private final MigrationPolicy policy;
+    private volatile long downtimeLimitMs;
     private double bandwidth;
     private int throttle;
 
     Convergence(MigrationPolicy policy) {
         this.policy = policy;
+        this.downtimeLimitMs = policy.downtimeLimitMs();
     }
 
     /**
@@ -56,7 +58,16 @@ final class Convergence {
     }
 
     boolean fits(long expectedDowntimeMillis) {
-        return expectedDowntimeMillis <= policy.downtimeLimitMs();
+        return expectedDowntimeMillis <= downtimeLimitMs;
+    }
+
+    /** The limit changed while the migration runs; the next convergence check uses it. */
+    void setDowntimeLimitMs(long millis) {
+        downtimeLimitMs = millis;
+    }
+
+    long downtimeLimitMs() {
+        return downtimeLimitMs;
     }
 
     /** The next throttle after a pass that did not converge, or 0 without auto-converge. */

@@ -29,8 +29,20 @@ public final class Migration {
     public record Event(String type, MigrationView data) {
     }
 
-    /** How a flow is asked to stop. */
+    /** The settings a running migration takes (QEMU's migrate-set-parameters); null leaves one as it is. */
+    public record Parameters(Long maxBandwidthBytesPerSecond, Long downtimeLimitMs) {
+    }
+
+    /** How a flow is asked to stop, or to change course. */
     interface Control {
+        /**
+         * Applies new settings to a running source migration, from its next frame and its next
+         * convergence check; refused on a destination and past the switchover's start.
+         */
+        default void update(Parameters parameters) {
+            throw dev.ferry.orchestrator.Refusal.conflict("not_a_source", "only the source of a migration takes new settings");
+        }
+
         /**
          * Stops the migration unless it is past its commit: operator's cancel ({@code cancelled}) or the
          * daemon stopping ({@code shutdown}). Returns false when it was too late; waits at most briefly
@@ -47,6 +59,7 @@ public final class Migration {
     private volatile String vm;
     private volatile String peer;
     private final Map<String, Object> policy;
+    private final Map<String, Object> updated = new java.util.concurrent.ConcurrentHashMap<>();
     private final Instant startedAt = Instant.now();
     private final long startNanos = System.nanoTime();
     private final MigrationTrace trace = new MigrationTrace(startNanos);
@@ -236,6 +249,11 @@ public final class Migration {
         return zeroPages.get();
     }
 
+    /** A setting changed while running: the view's policy shows the value in force. */
+    void policyChanged(String name, Object value) {
+        updated.put(name, value);
+    }
+
     void setDirtyRate(long bytesPerSecond) {
         dirtyRate = bytesPerSecond;
     }
@@ -374,7 +392,12 @@ public final class Migration {
         Long eta = finished() ? Long.valueOf(0) : throughput > 0 ? Long.valueOf(left * 1000 / throughput) : null;
         Instant finished = finishedAt;
         long normal = normalPages.get();
-        return new MigrationView(id, vm, role.label(), peer, phase.label(), policy, startedAt.toString(),
+        Map<String, Object> settings = policy;
+        if (!updated.isEmpty()) {
+            settings = new LinkedHashMap<>(policy);
+            settings.putAll(updated);
+        }
+        return new MigrationView(id, vm, role.label(), peer, phase.label(), settings, startedAt.toString(),
                 finished == null ? null : finished.toString(), setupTimeMs, TimeUnit.NANOSECONDS.toMillis(now - startNanos),
                 downtimeMs, expectedDowntimeMs, iterations.get(), wireBytes.get(), left,
                 new MigrationView.MemoryProgress(memoryTotal, normal * PageGeometry.PAGE_SIZE, zeroPages.get(), normal,

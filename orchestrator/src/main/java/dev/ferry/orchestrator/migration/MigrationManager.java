@@ -248,6 +248,20 @@ public final class MigrationManager implements Managed, SessionAcceptor {
         return migration;
     }
 
+    /** New settings for a running source migration (QEMU's migrate-set-parameters). */
+    public Migration update(String id, Migration.Parameters parameters) {
+        Migration migration = get(id);
+        if (migration.finished()) {
+            throw Refusal.conflict("migration_finished", "migration " + id + " already ended: " + migration.phase().label());
+        }
+        Migration.Control control = migration.control();
+        if (control == null) {
+            throw Refusal.conflict("too_late", "migration " + id + " is ending");
+        }
+        control.update(parameters);
+        return migration;
+    }
+
     private void finish(Migration migration) {
         running.remove(migration.id());
         synchronized (finished) {

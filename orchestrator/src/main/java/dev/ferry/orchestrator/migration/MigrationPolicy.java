@@ -59,6 +59,22 @@ public record MigrationPolicy(String vm, Endpoint destination, long downtimeLimi
                 or(request.autoConverge(), true), or(request.verify(), false));
     }
 
+    /** Checks new settings for a running migration by the rules a new one's are checked by. */
+    public static Migration.Parameters parameters(Long maxBandwidthBytesPerSecond, Long downtimeLimitMs) {
+        if (maxBandwidthBytesPerSecond == null && downtimeLimitMs == null) {
+            throw Refusal.invalid("give maxBandwidthBytesPerSecond, downtimeLimitMs, or both");
+        }
+        if (maxBandwidthBytesPerSecond != null) {
+            long bandwidth = maxBandwidthBytesPerSecond;
+            check(bandwidth == 0 || bandwidth >= MIN_BANDWIDTH_BYTES_PER_SECOND, "maxBandwidthBytesPerSecond must be 0 (unlimited)"
+                    + " or at least " + MIN_BANDWIDTH_BYTES_PER_SECOND);
+        }
+        if (downtimeLimitMs != null) {
+            check(downtimeLimitMs >= 1 && downtimeLimitMs <= 3_600_000, "downtimeLimitMs must be between 1 and 3600000");
+        }
+        return new Migration.Parameters(maxBandwidthBytesPerSecond, downtimeLimitMs);
+    }
+
     private static void check(boolean ok, String message) {
         if (!ok) {
             throw Refusal.invalid(message);

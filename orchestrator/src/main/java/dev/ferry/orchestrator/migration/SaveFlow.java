@@ -181,7 +181,7 @@ final class SaveFlow implements Migration.Control {
             if (iteration + 1 >= policy.maxIterations()) {
                 throw new MigrationFailure(MigrationFailure.TIMEOUT, "did not converge in " + (iteration + 1)
                         + (iteration == 0 ? " pass" : " passes") + " (maxIterations " + policy.maxIterations()
-                        + "): expected downtime " + expected + " ms, limit " + policy.downtimeLimitMs() + " ms"
+                        + "): expected downtime " + expected + " ms, limit " + convergence.downtimeLimitMs() + " ms"
                         + (initial > 0 ? ", " + initial + " bytes of the devices' initial pre-copy data not sent yet" : ""));
             }
             if (iteration > 0) {
@@ -421,6 +421,25 @@ final class SaveFlow implements Migration.Control {
     }
 
     // ---- stop, failure, rollback ---------------------------------------------------------------
+
+    @Override
+    public void update(Migration.Parameters parameters) {
+        if (migration.finished() || ((SourcePhase) migration.phase()).ordinal() > SourcePhase.PRECOPY.ordinal()) {
+            throw dev.ferry.orchestrator.Refusal.conflict("too_late", "migration " + migration.id() + " is past pre-copy ("
+                    + migration.phase().label() + "): its settings no longer change anything");
+        }
+        if (parameters.maxBandwidthBytesPerSecond() != null) {
+            long rate = parameters.maxBandwidthBytesPerSecond();
+            limiter.setRate(rate);
+            migration.policyChanged("maxBandwidthBytesPerSecond", rate);
+        }
+        if (parameters.downtimeLimitMs() != null) {
+            long limit = parameters.downtimeLimitMs();
+            convergence.setDowntimeLimitMs(limit);
+            migration.policyChanged("downtimeLimitMs", limit);
+        }
+        LOG.info("migration {}: settings changed: {}", migration.id(), parameters);
+    }
 
     @Override
     public boolean cancel(String reason) {

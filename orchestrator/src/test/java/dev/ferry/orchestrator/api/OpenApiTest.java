@@ -92,5 +92,6 @@ class OpenApiTest {
         assertThat(schemaProperties("CreateDevice")).isEqualTo(components(Requests.CreateDevice.class));
         assertThat(schemaProperties("Workload")).isEqualTo(components(Requests.Workload.class));
         assertThat(schemaProperties("StartMigration")).isEqualTo(components(Requests.StartMigration.class));
+        assertThat(schemaProperties("UpdateMigration")).isEqualTo(components(Requests.UpdateMigration.class));
     }
 }

@@ -56,6 +56,7 @@ public final class ProtocolServer implements AutoCloseable {
                 .channel(Transport.serverChannel())
                 .option(ChannelOption.SO_BACKLOG, 128)
                 .childOption(ChannelOption.TCP_NODELAY, true)
+                .childOption(ChannelOption.MESSAGE_SIZE_ESTIMATOR, FrameSizeEstimator.INSTANCE)
                 // Page runs are 256 KiB: read in large pieces, fewer system calls and fewer pieces per frame.
                 // Not larger: Netty's adaptive allocator pools buffers up to 1 MiB, but only up to 256 KiB
                 // when the heap is small (ferryd's is), and a larger buffer is allocated and zeroed anew for

@@ -51,6 +51,7 @@ public final class LoopbackChannels implements AutoCloseable {
     public Pair open(ChannelRole role, int index, FrameHandler sourceHandler, FrameHandler destinationHandler) throws Exception {
         CompletableFuture<FrameChannel> accepted = new CompletableFuture<>();
         Channel server = new ServerBootstrap().group(group).channel(Transport.serverChannel())
+                .childOption(ChannelOption.MESSAGE_SIZE_ESTIMATOR, FrameSizeEstimator.INSTANCE)
                 .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK,
                         new WriteBufferWaterMark(limits.writeBufferLow(), limits.writeBufferHigh()))
                 .childHandler(new ChannelInitializer<Channel>() {
@@ -61,6 +62,7 @@ public final class LoopbackChannels implements AutoCloseable {
                 }).bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0)).sync().channel();
         CompletableFuture<FrameChannel> connected = new CompletableFuture<>();
         new Bootstrap().group(group).channel(Transport.channel())
+                .option(ChannelOption.MESSAGE_SIZE_ESTIMATOR, FrameSizeEstimator.INSTANCE)
                 .option(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(limits.writeBufferLow(), limits.writeBufferHigh()))
                 .handler(new ChannelInitializer<Channel>() {
                     @Override
