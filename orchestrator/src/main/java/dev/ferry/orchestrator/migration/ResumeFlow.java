@@ -91,11 +91,23 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
             channel.pauseReading();
         }
         replies.add(frame);
+        if (frame instanceof Frame.Abort) {
+            abandon();
+        }
     }
 
     @Override
     public void channelClosed(FrameChannel channel, ProtocolException cause) {
         replies.add(new PeerReplies.Closed(cause, true));
+        abandon();
+    }
+
+    /** The session is over from the source's side: a wait on the data channels must not outlast it. */
+    private void abandon() {
+        IncomingMemory memory = incoming;
+        if (memory != null) {
+            memory.abandon();
+        }
     }
 
     /** A data channel of this session arrives; on its event loop, before it is accepted. */
