@@ -45,7 +45,6 @@ final class DeviceStreams {
         for (int index = 0; index < devices.size(); index++) {
             Device device = devices.get(index);
             while (true) {
-                limiter.awaitCredit();
                 ByteBuf chunk = channel.channel().alloc().directBuffer(CHUNK);
                 int n;
                 try {
@@ -59,6 +58,12 @@ final class DeviceStreams {
                     break;
                 }
                 chunk.writerIndex(n);
+                try {
+                    limiter.acquire(Frame.DeviceData.WIRE_OVERHEAD + n);
+                } catch (InterruptedException e) {
+                    chunk.release();
+                    throw e;
+                }
                 channel.sendWhenWritable(new Frame.DeviceData(index, offsets[index], chunk));
                 offsets[index] += n;
                 total += n;

@@ -389,14 +389,19 @@ final class SaveFlow implements Migration.Control {
         };
     }
 
-    /** Counts every frame of the session as it is queued (the rate limit) and as it is written (progress). */
+    /**
+     * Counts every frame of the session: as it is queued, for the rate limit (pages and device data are
+     * counted by their senders before they are queued, the rest here), and as it is written, for progress.
+     */
     private final class Meter implements TrafficMeter {
         /** The phase bytes are counted in: the source's last phase before the end, for frames written as it ends. */
         private volatile String phase = SourcePhase.SETUP.label();
 
         @Override
         public void queued(FrameType type, int bytes) {
-            limiter.debit(bytes);
+            if (type != FrameType.PAGES && type != FrameType.DEVICE_DATA) {
+                limiter.debit(bytes);
+            }
         }
 
         @Override

@@ -203,7 +203,7 @@ public final class PageSender {
         void ship() throws ProtocolException, InterruptedException {
             long bytes = frameBytes(builder);
             wire += bytes;
-            limiter.awaitCredit();
+            limiter.acquire(bytes);
             last = out.sendWhenWritable(builder.build());
         }
     }
