@@ -163,6 +163,7 @@ public final class Migration {
     /** What the flow says is left to send, asked at each tick. */
     void setRemaining(LongSupplier estimate) {
         remaining = estimate;
+        remainingBytes = Math.max(0, estimate.getAsLong());
     }
 
     // ---- phases --------------------------------------------------------------------------------

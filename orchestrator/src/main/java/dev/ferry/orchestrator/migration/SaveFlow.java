@@ -117,6 +117,10 @@ final class SaveFlow implements Migration.Control {
         devices.forEach(d -> d.addListener(migration.trace()));
         migration.setDevices(vm::devices);
         migration.setMemoryTotal(vm.memory().sizeBytes());
+        // Before the first pass, what is left is all of memory: zero pages at the cost of their entry.
+        GuestMemory memory = vm.memory();
+        passPages = memory.pages();
+        passBackedPages = memory.store().backedPagesIn(0, memory.pages());
         migration.setRemaining(this::remainingBytes);
         try {
             steps.run(() -> {

@@ -188,6 +188,7 @@ class HostileSourceTest {
             Frame answer = source.reply();
             assertThat(answer).isInstanceOf(Frame.Abort.class);
             assertThat(((Frame.Abort) answer).message()).contains("0 of 1 data channels arrived before PREPARE");
+            assertThat(destinationSide().path("phase").asText()).isEqualTo("failed");
             assertThat(daemons.destinationApi.get("/v1/vms").path("vms")).isEmpty();
         }
     }
