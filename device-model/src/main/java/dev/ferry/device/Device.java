@@ -47,6 +47,9 @@ import java.util.concurrent.locks.ReentrantLock;
  *       interrupts, internal state changes. It runs only while RUNNING without NDMA. The kind's
  *       registers belong to the engine while it executes, and to whoever holds {@link #lock}
  *       while it does not.</li>
+ *   <li>The device's own work ({@link #ownWork}), writes of its own memory offered by the VM's
+ *       workload, runs on the workload's thread holding {@link #lock}, and only while RUNNING: it is
+ *       not DMA, so NDMA does not stop it.</li>
  *   <li>State writes and resets are serialised by {@link #transitions}; they flip the engine's
  *       gates step by step and wait, releasing the lock, for work in flight to finish.</li>
  * </ul>
@@ -91,6 +94,7 @@ public abstract class Device implements AutoCloseable {
     private boolean inFlight;
     private boolean closed;
     private final ArrayDeque<Mmio> queue = new ArrayDeque<>();
+    private final byte[] ownWrite = new byte[OWN_WRITE_BYTES];
     private SaveStream save;
     private LoadStream load;
     private DeviceBus bus;
@@ -670,6 +674,52 @@ public abstract class Device implements AutoCloseable {
 
     private boolean canWork() {
         return engineRunning && !engineNdma && !held && !closed;
+    }
+
+    /**
+     * The gate of the device's own work: RUNNING (D12), not held by a digest or reset, not closed. NDMA
+     * does not close it: the device's own work writes only its own memory, and NDMA stops DMA (D11).
+     */
+    private boolean canWorkOnOwnMemory() {
+        return engineRunning && !held && !closed;
+    }
+
+    /** Bytes of one write of the device's own work; like a vCPU's write, each dirties a whole page. */
+    public static final int OWN_WRITE_BYTES = 64;
+
+    /**
+     * The device's own work, as the guest keeps it busy: {@code writes} writes of {@link #OWN_WRITE_BYTES}
+     * seeded random bytes at random places of its device memory, each marking the internal dirty log after
+     * the write (W4), like any write of device memory.
+     *
+     * <p>It is not DMA, so NDMA does not stop it; it runs only while the device is RUNNING (D12). The gate is
+     * checked and the writes are done holding the device's lock, which every state write holds while it
+     * applies its steps: once a write that freezes the device (step 2) has begun, none of this work runs,
+     * with no waiting. The VM's workload calls it only while the vCPUs run, so a paused VM stays still (M5).
+     *
+     * @return the number of writes done: {@code writes}, or 0 when the device is not RUNNING
+     */
+    public final int ownWork(int writes, SplittableRandom random) {
+        if (writes <= 0) {
+            return 0;
+        }
+        lock.lock();
+        try {
+            if (!canWorkOnOwnMemory()) {
+                return 0;
+            }
+            long pages = memory.pages();
+            for (int i = 0; i < writes; i++) {
+                long page = random.nextLong(pages);
+                int offset = random.nextInt(PageGeometry.PAGE_SIZE / OWN_WRITE_BYTES) * OWN_WRITE_BYTES;
+                random.nextBytes(ownWrite);
+                writeDeviceMemory((page << PageGeometry.PAGE_SHIFT) + offset, ownWrite, 0, OWN_WRITE_BYTES);
+            }
+            stats.ownWrites.add(writes);
+            return writes;
+        } finally {
+            lock.unlock();
+        }
     }
 
     private void runEngine() {

@@ -23,6 +23,7 @@ public final class DeviceStats {
     final LongAdder pageRequests = new LongAdder();
     final LongAdder operations = new LongAdder();
     final LongAdder operationErrors = new LongAdder();
+    final LongAdder ownWrites = new LongAdder();
 
     public long mmioWhileStopped() {
         return mmioWhileStopped.sum();
@@ -48,6 +49,11 @@ public final class DeviceStats {
         return operations.sum();
     }
 
+    /** Writes of device memory done as the device's own work (not DMA; see {@link Device#ownWork}). */
+    public long ownWrites() {
+        return ownWrites.sum();
+    }
+
     /** Every counter by its API name, in a stable order. */
     public Map<String, Long> snapshot() {
         Map<String, Long> out = new LinkedHashMap<>();
@@ -65,6 +71,7 @@ public final class DeviceStats {
         out.put("mmioDropped", mmioDropped.sum());
         out.put("iommuFaults", iommuFaults.sum());
         out.put("operationErrors", operationErrors.sum());
+        out.put("ownWrites", ownWrites.sum());
         return out;
     }
 }
