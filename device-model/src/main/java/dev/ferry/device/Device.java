@@ -67,6 +67,8 @@ public abstract class Device implements AutoCloseable {
     public static final int REGISTERS = Iommu.BAR_BYTES / 8;
     /** Queued MMIO writes beyond this are dropped and counted. */
     public static final int MAX_QUEUED = 1024;
+    /** A queued write in the device state: register {@code u16}, value {@code u64}. */
+    private static final int QUEUED_WRITE_BYTES = 2 + 8;
 
     /** Device memory is allocated in 64 KiB pieces on first write; untouched pieces stream as zero records. */
     private static final int DEVICE_MEMORY_CHUNK = 64 * 1024;
@@ -588,20 +590,21 @@ public abstract class Device implements AutoCloseable {
     }
 
     /**
-     * An estimate of what stop-and-copy will stream from here, like v2's
-     * VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: what pre-copy has not sent, plus registers and the end.
+     * W9, v2's {@code VFIO_DEVICE_FEATURE_MIG_DATA_SIZE}: the bytes stop-and-copy will still stream if the
+     * device were frozen now, in any state. In stop-and-copy, what is left to read ({@link #pendingBytes});
+     * in pre-copy with internal logging, what pre-copy has not sent yet (initial and dirty data, W4) plus the
+     * registers and the end record; otherwise (before or outside a save session, or a device without
+     * logging, W3) its whole stream. Exact for the state at the call: stop-and-copy streams exactly this
+     * many bytes if neither the device nor the reader changes anything before the freeze.
+     *
+     * <p>Cheap enough to call every few hundred milliseconds whatever the device memory's size: it counts
+     * allocated chunks and dirty-log words, and reads no device memory.
      */
-    public final long estimatedStopCopyBytes() {
+    public final long stopCopyBytes() {
         lock.lock();
         try {
-            long registers = estimatedStateBytes();
-            if (saving() && save.inStopCopy()) {
-                return save.pendingBytes();
-            }
-            if (saving() && config.preCopy()) {
-                return save.pendingBytes() + 5 + registers + 17;
-            }
-            return SaveStream.fullStreamBytes(image, registers);
+            long stateBytes = stateBytes();
+            return saving() ? save.stopCopyBytes(stateBytes) : SaveStream.fullStreamBytes(image, stateBytes);
         } finally {
             lock.unlock();
         }
@@ -611,8 +614,9 @@ public abstract class Device implements AutoCloseable {
         return state.saving() && !state.isError() && save != null;
     }
 
-    private long estimatedStateBytes() {
-        return registerBytes() + 4 + (long) queue.size() * 10;
+    /** The size {@link Image#captureState()} would have now: registers, then the queued writes. */
+    private long stateBytes() {
+        return registerBytes() + 4 + (long) queue.size() * QUEUED_WRITE_BYTES;
     }
 
     // ---- MMIO and the engine -------------------------------------------------------------------
@@ -963,7 +967,7 @@ public abstract class Device implements AutoCloseable {
 
         @Override
         public byte[] captureState() {
-            ByteArrayOutputStream bytes = new ByteArrayOutputStream(registerBytes() + 4 + queue.size() * 10);
+            ByteArrayOutputStream bytes = new ByteArrayOutputStream((int) stateBytes());
             try (DataOutputStream out = new DataOutputStream(bytes)) {
                 writeRegisters(out);
                 out.writeInt(queue.size());

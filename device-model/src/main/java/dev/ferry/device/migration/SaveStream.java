@@ -130,6 +130,22 @@ public final class SaveStream {
         return copied;
     }
 
+    /**
+     * W9: what stop-and-copy would still stream if it began now, given the size of the device state it
+     * would capture. In stop-and-copy, what is pending; in pre-copy with logging, the data not yet read
+     * once, the pages written again since they were read, and the STATE and END records; without logging,
+     * the whole stream (nothing is streamed in pre-copy, W3).
+     */
+    public long stopCopyBytes(long stateBytes) {
+        if (stopCopy) {
+            return pendingBytes();
+        }
+        if (!preCopyCapable) {
+            return fullStreamBytes(image, stateBytes);
+        }
+        return initialBytes() + dirtyBytes() + StreamFormat.RECORD_HEADER_BYTES + stateBytes + StreamFormat.END_RECORD_BYTES;
+    }
+
     /** The size of a whole stream of this device, read in one stop-and-copy. */
     public static long fullStreamBytes(DeviceImage image, long stateBytes) {
         PageStore memory = image.memory();
