@@ -15,6 +15,7 @@ import dev.ferry.device.migration.StreamFormatException;
 import dev.ferry.device.migration.TransitionFailure;
 import dev.ferry.device.migration.TransitionResult;
 import dev.ferry.device.migration.TransitionStep;
+import dev.ferry.device.migration.WindowWrite;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
@@ -99,6 +100,7 @@ public abstract class Device implements AutoCloseable {
     private final byte[] ownWrite = new byte[OWN_WRITE_BYTES];
     private SaveStream save;
     private LoadStream load;
+    private long lastLoaded;
     private DeviceBus bus;
     private Thread engine;
 
@@ -327,6 +329,7 @@ public abstract class Device implements AutoCloseable {
                     }
                     discardWindow();
                     resetInternalState();
+                    lastLoaded = 0;
                     state = DeviceState.RUNNING;
                     engineRunning = !closed;
                     engineNdma = false;
@@ -416,6 +419,7 @@ public abstract class Device implements AutoCloseable {
         if (cur.resuming() && !req.resuming()) {
             step(TransitionStep.LOAD);
             String problem = load.finish();
+            lastLoaded = load.loadedBytes();
             load = null;
             if (problem != null) {
                 return failed(cur, TransitionFailure.LOAD_FAILED, "device " + id() + " could not load its state: " + problem);
@@ -444,7 +448,7 @@ public abstract class Device implements AutoCloseable {
     }
 
     /** D13: in ERROR the device starts no DMA, raises no interrupts and takes no MMIO. */
-    private TransitionResult failed(DeviceState cur, TransitionFailure failure, String message) {
+    private TransitionResult.Failed failed(DeviceState cur, TransitionFailure failure, String message) {
         state = DeviceState.ERROR;
         engineRunning = false;
         engineNdma = true;
@@ -491,6 +495,9 @@ public abstract class Device implements AutoCloseable {
 
     private void discardWindow() {
         save = null;
+        if (load != null) {
+            lastLoaded = load.loadedBytes();
+        }
         load = null;
         memoryLog.stop();
         memoryLog.clear();
@@ -532,18 +539,65 @@ public abstract class Device implements AutoCloseable {
     }
 
     /**
-     * Writes the next chunk of migration data (W5); any chunking is accepted. Problems with the data
-     * surface when RESUMING is cleared (D8).
+     * Writes the next chunk of migration data (W5); any chunking is accepted. The device processes the data
+     * as it arrives (W7): every record the chunk completes is checked and applied before this returns.
      *
-     * @throws WindowException outside RESUMING (W6)
+     * <p>Data that fails its checks fails this write: the result is {@link WindowWrite.Failed} and the
+     * device is in ERROR, as leaving RESUMING would have left it, only earlier (D8). The caller treats that
+     * as a failed load; the window takes no more writes (W6) until a reset (D5). Problems that only the
+     * end of the stream can show (an incomplete stream) still surface when RESUMING is cleared (D8).
+     *
+     * @return {@link WindowWrite.Accepted} with {@link #loadedBytes()}, or {@link WindowWrite.Failed}
+     * @throws WindowException outside RESUMING (W6): nothing changed
      */
-    public final void writeWindow(ByteBuffer src) {
+    public final WindowWrite writeWindow(ByteBuffer src) {
+        // Serialised with state writes: a failure moves the device to ERROR, and must not interleave with
+        // a state write waiting for work in flight (D2).
+        transitions.lock();
+        try {
+            long start = System.nanoTime();
+            DeviceState from;
+            TransitionResult.Failed failure;
+            long loaded;
+            lock.lock();
+            try {
+                if (!state.resuming() || state.isError() || load == null) {
+                    throw new WindowException("the data window of " + id() + " can be written only while RESUMING; device is " + state);
+                }
+                String problem = load.write(src);
+                loaded = load.loadedBytes();
+                if (problem == null) {
+                    return new WindowWrite.Accepted(loaded);
+                }
+                from = state;
+                step(TransitionStep.LOAD);
+                failure = failed(from, TransitionFailure.LOAD_FAILED,
+                        "device " + id() + " could not load its state: " + problem);
+            } finally {
+                lock.unlock();
+            }
+            long duration = System.nanoTime() - start;
+            notifyWorkChanged();
+            for (TransitionListener listener : listeners) {
+                listener.windowFailed(this, failure, start, duration);
+            }
+            return new WindowWrite.Failed(loaded, failure);
+        } finally {
+            transitions.unlock();
+        }
+    }
+
+    /**
+     * W7: bytes of the migration data the resume session has processed, from the stream's first byte: the
+     * complete records checked and applied, so always at a record boundary. While RESUMING it grows as
+     * data arrives; after RESUMING was left (or the load failed) it keeps what the session processed; it is
+     * 0 before any session, from the moment RESUMING is entered again, and after a reset. F7 compares it
+     * with the source's {@link #initialData()} end offset.
+     */
+    public final long loadedBytes() {
         lock.lock();
         try {
-            if (!state.resuming() || state.isError() || load == null) {
-                throw new WindowException("the data window of " + id() + " can be written only while RESUMING; device is " + state);
-            }
-            load.write(src);
+            return load != null ? load.loadedBytes() : lastLoaded;
         } finally {
             lock.unlock();
         }
