@@ -6,6 +6,7 @@ import dev.ferry.device.memory.PageStore;
 import dev.ferry.device.memory.PageGeometry;
 import dev.ferry.device.migration.DeviceImage;
 import dev.ferry.device.migration.DeviceState;
+import dev.ferry.device.migration.InitialData;
 import dev.ferry.device.migration.LoadStream;
 import dev.ferry.device.migration.MigrationFlags;
 import dev.ferry.device.migration.MigrationState;
@@ -633,6 +634,21 @@ public abstract class Device implements AutoCloseable {
         }
     }
 
+    /**
+     * F7, W8: where the save session's current round of initial data ends in the stream, which round it is
+     * (0 for the bulk state pre-copy starts with, one more per re-initialisation), and whether it has been
+     * read. {@link InitialData#NONE} outside a save session and for a device without internal logging (W3).
+     * The destination has processed the round once its {@link #loadedBytes()} reaches {@code endOffset}.
+     */
+    public final InitialData initialData() {
+        lock.lock();
+        try {
+            return saving() ? save.initialData() : InitialData.NONE;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** Whether stop-and-copy has streamed its end record: the device's data is complete (W1). */
     public final boolean streamFinished() {
         lock.lock();
@@ -788,6 +804,26 @@ public abstract class Device implements AutoCloseable {
         }
     }
 
+    /** Whether the kind has own work paced by time, beyond {@link #ownWork}: a GPU that re-partitions (W8). */
+    public boolean hasTimedOwnWork() {
+        return false;
+    }
+
+    /**
+     * Advances the kind's timed own work (a GPU's re-partitioning, W8) by {@code nanos} of working time,
+     * gated like {@link #ownWork}: only while RUNNING, NDMA or not, under the device's lock.
+     *
+     * @return whether it has more to do at once (a re-partition under way), so the caller should not wait
+     */
+    public final boolean advanceOwnWork(long nanos) {
+        lock.lock();
+        try {
+            return canWorkOnOwnMemory() && ownTimedWork(nanos);
+        } finally {
+            lock.unlock();
+        }
+    }
+
     private void runEngine() {
         while (true) {
             Mmio work;
@@ -915,12 +951,46 @@ public abstract class Device implements AutoCloseable {
         return memory.sizeBytes();
     }
 
+    /** The first page at or after {@code from} in allocated device memory, or the page count if none. */
+    protected final long nextAllocatedPage(long from) {
+        long pages = memory.pages();
+        int perChunk = memory.pagesPerChunk();
+        for (long page = from; page < pages; page = (page / perChunk + 1) * perChunk) {
+            if (memory.isBacked(page)) {
+                return page;
+            }
+        }
+        return pages;
+    }
+
+    /**
+     * W8, for a kind whose bulk state just changed whole (re-initialisation): in a pre-copy session every
+     * page becomes initial data again, streamed like the first round, and {@link #initialData()} moves to
+     * the next generation. Called with the lock held, from {@link #ownTimedWork}, before the kind rewrites
+     * its memory, so that each rewritten page is either ahead of the new round or marked dirty behind it.
+     */
+    protected final void bulkStateChanged() {
+        stats.reinits.increment();
+        if (saving()) {
+            save.reinit();
+        }
+    }
+
     // ---- what each kind implements -------------------------------------------------------------
 
     /** Runs one queued register write on the engine thread: DMA, interrupts, state changes. */
     protected abstract void execute(int register, long value) throws InterruptedException, IommuFault;
 
-    /** Size of {@link #writeRegisters} output, for estimates. */
+    /**
+     * The kind's timed own work, with the device's lock held and only while RUNNING (D12): {@code nanos}
+     * of working time passed. Must be short (it holds the lock that MMIO and state writes take): do a
+     * bounded step and return true to be called again at once.
+     */
+    protected boolean ownTimedWork(long nanos) {
+        return false;
+    }
+
+    /** Size of {@link #writeRegisters} output, for predictions (W9); must be exact. */
     protected abstract int registerBytes();
 
     protected abstract void writeRegisters(DataOutputStream out) throws IOException;

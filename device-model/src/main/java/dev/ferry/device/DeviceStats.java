@@ -24,6 +24,7 @@ public final class DeviceStats {
     final LongAdder operations = new LongAdder();
     final LongAdder operationErrors = new LongAdder();
     final LongAdder ownWrites = new LongAdder();
+    final LongAdder reinits = new LongAdder();
 
     public long mmioWhileStopped() {
         return mmioWhileStopped.sum();
@@ -49,6 +50,11 @@ public final class DeviceStats {
         return operations.sum();
     }
 
+    /** Re-initialisations begun: the device's bulk state changed whole (W8). */
+    public long reinits() {
+        return reinits.sum();
+    }
+
     /** Writes of device memory done as the device's own work (not DMA; see {@link Device#ownWork}). */
     public long ownWrites() {
         return ownWrites.sum();
@@ -72,6 +78,7 @@ public final class DeviceStats {
         out.put("iommuFaults", iommuFaults.sum());
         out.put("operationErrors", operationErrors.sum());
         out.put("ownWrites", ownWrites.sum());
+        out.put("reinits", reinits.sum());
         return out;
     }
 }

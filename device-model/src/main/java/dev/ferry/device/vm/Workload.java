@@ -287,7 +287,8 @@ public final class Workload implements AutoCloseable {
 
     /**
      * The devices' own work: every device writes its memory at {@code deviceDirtyBytesPerSecond}, each write
-     * dirtying a page, slowed by the device-work throttle. Credit accrues only while RUNNING, so a pause
+     * dirtying a page, and devices with timed work (a GPU that re-partitions, W8) advance it by the time that
+     * passed; both slowed by the device-work throttle. Time and credit accrue only while RUNNING, so a pause
      * does not turn into a burst afterwards.
      */
     private void runDeviceWork(int index) {
@@ -299,7 +300,12 @@ public final class Workload implements AutoCloseable {
         long last = System.nanoTime();
         while (!closed) {
             long seen = epoch;
-            if (mode != Mode.RUNNING || perNano == 0) {
+            List<Device> now = devices.get();
+            boolean timed = false;
+            for (Device device : now) {
+                timed |= device.hasTimedOwnWork();
+            }
+            if (mode != Mode.RUNNING || (perNano == 0 && !timed)) {
                 ack(index, seen);
                 if (epoch == seen && !closed) {
                     LockSupport.parkNanos(this, IDLE_PARK_NANOS);
@@ -315,19 +321,22 @@ public final class Workload implements AutoCloseable {
             credit = Math.min(credit + perNano * share * elapsed, 4.0 * MAX_BATCH);
             int writes = (int) Math.min(credit, MAX_BATCH);
             credit -= writes;
-            if (writes > 0) {
-                List<Device> now = devices.get();
-                if (randoms.size() > now.size()) {
-                    randoms.keySet().retainAll(now);
-                }
-                for (Device device : now) {
+            if (randoms.size() > now.size()) {
+                randoms.keySet().retainAll(now);
+            }
+            boolean busy = false;
+            for (Device device : now) {
+                if (writes > 0) {
                     SplittableRandom random = randoms.computeIfAbsent(device, d -> deviceRandom(config.seed(), d.id()));
                     deviceWrites.add(device.ownWork(writes, random));
                 }
+                if (device.hasTimedOwnWork()) {
+                    busy |= device.advanceOwnWork((long) (elapsed * share));
+                }
             }
             ack(index, seen);
-            if (epoch == seen && !closed && credit < MAX_BATCH) {
-                double wait = (1 - credit) / (perNano * Math.max(share, 0.01));
+            if (!busy && epoch == seen && !closed && credit < MAX_BATCH) {
+                double wait = perNano == 0 ? Double.MAX_VALUE : (1 - credit) / (perNano * Math.max(share, 0.01));
                 LockSupport.parkNanos(this, (long) Math.max(TimeUnit.MILLISECONDS.toNanos(1),
                         Math.min(wait, TimeUnit.MILLISECONDS.toNanos(5))));
             }
