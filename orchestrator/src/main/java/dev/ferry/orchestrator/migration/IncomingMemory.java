@@ -39,6 +39,7 @@ final class IncomingMemory {
     private final FerryMetrics metrics;
     private final Supplier<String> sourcePhase;
     private final PeerReplies replies;
+    private final IncomingDevices devices;
     private final IterationBarrier barrier = new IterationBarrier();
     private final DirtyBitmap received;
     private final Map<Integer, PageReceiver> receivers = new ConcurrentHashMap<>();
@@ -47,14 +48,16 @@ final class IncomingMemory {
     private final java.util.concurrent.CompletableFuture<Void> abandoned = new java.util.concurrent.CompletableFuture<>();
     private volatile boolean discarded;
 
+    /** @param devices where device data that arrives on the data channels goes (F10) */
     IncomingMemory(GuestMemory memory, int channels, Migration migration, FerryMetrics metrics, Supplier<String> sourcePhase,
-                   PeerReplies replies) {
+                   PeerReplies replies, IncomingDevices devices) {
         this.memory = memory;
         this.channels = channels;
         this.migration = migration;
         this.metrics = metrics;
         this.sourcePhase = sourcePhase;
         this.replies = replies;
+        this.devices = devices;
         this.received = new DirtyBitmap(memory.pages());
         this.received.start();
     }
@@ -103,6 +106,10 @@ final class IncomingMemory {
                     zeroPages[0] = 0;
                     migration.wire(bytes);
                     metrics.received(sourcePhase.get(), "memory", bytes);
+                    return;
+                }
+                if (frame instanceof Frame.DeviceData chunk) {
+                    devices.chunk(ch, chunk);
                     return;
                 }
                 if (frame instanceof Frame.Abort abort) {

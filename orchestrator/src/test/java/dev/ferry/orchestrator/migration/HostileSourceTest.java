@@ -88,7 +88,7 @@ class HostileSourceTest {
             return replies.poll(30, TimeUnit.SECONDS);
         }
 
-        /** Every device's whole stream (stop-and-copy), then DEVICE_END. */
+        /** Every device's whole stream (stop-and-copy) on the data channel, then DEVICE_END on the control channel. */
         void sendDevices(Vm vm) {
             List<Device> devices = vm.devices();
             for (int index = 0; index < devices.size(); index++) {
@@ -97,7 +97,7 @@ class HostileSourceTest {
                 long offset = 0;
                 ByteBuffer chunk = ByteBuffer.allocate(64 << 10);
                 for (int n = device.readWindow(chunk.clear()); n > 0; n = device.readWindow(chunk.clear())) {
-                    control.send(new Frame.DeviceData(index, offset, Unpooled.wrappedBuffer(chunk.flip())));
+                    data.send(new Frame.DeviceData(index, offset, Unpooled.copiedBuffer(chunk.flip())));
                     offset += n;
                 }
                 control.send(new Frame.DeviceEnd(index, offset));
@@ -150,8 +150,8 @@ class HostileSourceTest {
         try (Vm vm = Vm.boot(CONFIG)) {
             RawSource source = new RawSource(vm);
             source.openData();
-            source.data.send(new Frame.ChannelEnd(0));
             source.sendDevices(vm);
+            source.data.send(new Frame.ChannelEnd(0));
             source.control.send(new Frame.Prepare(false));
             Frame answer = source.reply();
             assertThat(answer).isInstanceOf(Frame.Abort.class);
@@ -183,7 +183,6 @@ class HostileSourceTest {
     void prepareWithoutTheDataChannelsIsRefused() throws Exception {
         try (Vm vm = Vm.boot(CONFIG)) {
             RawSource source = new RawSource(vm);
-            source.sendDevices(vm);
             source.control.send(new Frame.Prepare(false));
             Frame answer = source.reply();
             assertThat(answer).isInstanceOf(Frame.Abort.class);

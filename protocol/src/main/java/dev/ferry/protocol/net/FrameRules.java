@@ -13,7 +13,7 @@ import dev.ferry.protocol.ChannelRole;
  * any time on any channel; everything else follows the session's order:
  *
  * <pre>
- * control, source to destination:  VM_DESCRIPTION, then DEVICE_DATA | DEVICE_END | DEVICE_INITIAL | PHASE | ITERATION_END,
+ * control, source to destination:  VM_DESCRIPTION, then DEVICE_END | DEVICE_INITIAL | PHASE | ITERATION_END,
  *                                  then PREPARE, then (after PREPARED) COMMIT
  * control, destination to source:  VM_ACCEPTED (or VM_REFUSED, and nothing after), then ITERATION_DONE(i) for
  *                                  iterations the source ended, in order, and SWITCHOVER_ACK with growing sequences,
@@ -105,8 +105,10 @@ final class FrameRules {
         if (!described) {
             throw unexpected(frame, "the session starts with VM_DESCRIPTION");
         }
-        if (frame instanceof Frame.DeviceData || frame instanceof Frame.DeviceEnd || frame instanceof Frame.DeviceInitial
-                || frame instanceof Frame.IterationEnd) {
+        if (frame instanceof Frame.DeviceData) {
+            throw unexpected(frame, "device data travels on the data channels (F10)");
+        }
+        if (frame instanceof Frame.DeviceEnd || frame instanceof Frame.DeviceInitial || frame instanceof Frame.IterationEnd) {
             if (prepareReceived) {
                 throw unexpected(frame, "everything was sent already (PREPARE)");
             }
@@ -145,7 +147,8 @@ final class FrameRules {
             accepted = true;
         } else if (frame instanceof Frame.SwitchoverAck ack) {
             if (!accepted || preparedReceived || ack.sequence() <= acknowledged) {
-                throw unexpected(frame, "SWITCHOVER_ACK comes after VM_ACCEPTED and before PREPARED, each with a greater sequence");
+                throw unexpected(frame, "SWITCHOVER_ACK comes after VM_ACCEPTED and before PREPARED, each with a greater sequence (accepted "
+                        + accepted + ", prepared " + preparedReceived + ", sequence " + ack.sequence() + " after " + acknowledged + ")");
             }
             acknowledged = ack.sequence();
         } else if (frame instanceof Frame.Prepared) {
