@@ -32,7 +32,8 @@ public final class ConfigLoader {
                         @JsonProperty("keepaliveIntervalMs") Long keepaliveIntervalMs,
                         @JsonProperty("keepaliveTimeoutMs") Long keepaliveTimeoutMs,
                         @JsonProperty("handshakeTimeoutMs") Long handshakeTimeoutMs,
-                        @JsonProperty("switchoverTimeoutMs") Long switchoverTimeoutMs) {
+                        @JsonProperty("switchoverTimeoutMs") Long switchoverTimeoutMs,
+                        @JsonProperty("deviceKinds") List<String> deviceKinds) {
     }
 
     /** A usage or configuration error, with the sentence to print. */
@@ -47,7 +48,7 @@ public final class ConfigLoader {
 
     public static final String USAGE = """
             usage: ferryd [--http HOST:PORT] [--migration HOST:PORT] [--token-file FILE] [--tls-dir DIR]
-                          [--memory-pool-bytes N] [--config FILE] [--insecure]
+                          [--memory-pool-bytes N] [--device-kinds LIST] [--config FILE] [--insecure]
                    ferryd ctl [--api HOST:PORT] [--token-file FILE] COMMAND ...
                    ferryd demo [--quick]
                    ferryd bench [--quick] [--only throughput,zero,downtime,devices,api] [--daemon-jvm "OPTIONS"]
@@ -56,6 +57,7 @@ public final class ConfigLoader {
               --token-file FILE      bearer token for the API and the migration handshake
               --tls-dir DIR          mutual TLS on migration channels: ca.pem, cert.pem, key.pem
               --memory-pool-bytes N  freed guest memory kept zeroed for the next VM (default 1073741824; 0 none)
+              --device-kinds LIST    the device kinds this daemon hosts and takes in migrations (default all)
               --config FILE          the same settings as JSON or YAML; flags win over the file
               --insecure             allow a non-loopback listener without a token
             """;
@@ -68,6 +70,7 @@ public final class ConfigLoader {
         String configFile = null;
         boolean insecure = false;
         Long memoryPool = null;
+        List<String> deviceKinds = null;
         List<String> rest = new ArrayList<>(args);
         while (!rest.isEmpty()) {
             String flag = rest.remove(0);
@@ -79,11 +82,12 @@ public final class ConfigLoader {
                 case "--config" -> configFile = value(flag, rest);
                 case "--insecure" -> insecure = true;
                 case "--memory-pool-bytes" -> memoryPool = number(flag, value(flag, rest));
+                case "--device-kinds" -> deviceKinds = List.of(value(flag, rest).split(",", -1));
                 default -> throw new ConfigException("unknown argument '" + flag + "'\n" + USAGE);
             }
         }
         FileSettings file = configFile == null ? new FileSettings(null, null, null, null, null, null, null, null, null, null, null, null,
-                null, null, null, null)
+                null, null, null, null, null)
                 : readFile(Path.of(configFile));
         FerrydConfig defaults = FerrydConfig.defaults();
         try {
@@ -105,7 +109,8 @@ public final class ConfigLoader {
                     new FerrydConfig.Timeouts(or(file.keepaliveIntervalMs(), defaults.timeouts().keepaliveIntervalMs()),
                             or(file.keepaliveTimeoutMs(), defaults.timeouts().keepaliveTimeoutMs()),
                             or(file.handshakeTimeoutMs(), defaults.timeouts().handshakeTimeoutMs()),
-                            or(file.switchoverTimeoutMs(), defaults.timeouts().switchoverTimeoutMs())));
+                            or(file.switchoverTimeoutMs(), defaults.timeouts().switchoverTimeoutMs())),
+                    or(first(deviceKinds, file.deviceKinds()), defaults.deviceKinds()));
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());
         }
