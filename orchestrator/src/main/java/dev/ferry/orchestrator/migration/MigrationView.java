@@ -11,7 +11,7 @@ import java.util.Map;
  */
 public record MigrationView(String id, String vm, String role, String peer, String phase, Map<String, Object> policy,
                             String startedAt, String finishedAt, Long setupTimeMs, long totalTimeMs, Long downtimeMs,
-                            List<DowntimeStep> downtimeSteps, Long expectedDowntimeMs, Long switchoverAckWaitMs, long iterations,
+                            Boolean downtimeLimitMet, List<DowntimeStep> downtimeSteps, Long expectedDowntimeMs, Long switchoverAckWaitMs, long iterations,
                             long transferredBytes, long remainingBytes, MemoryProgress memoryBytes, long deviceBytes,
                             long dirtyRateBytesPerSecond, long throughputBytesPerSecond, Long etaMs, int throttlePercent,
                             int deviceThrottlePercent, List<DeviceProgress> devices, List<PassView> passes, Boolean verified,

@@ -191,7 +191,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         devices.forEach(d -> d.addListener(migration.trace()));
         migration.setDevices(vm::devices);
         migration.setMemoryTotal(vm.memory().sizeBytes());
-        GraceBarrier.apply(devices, d -> DeviceState.RESUMING, "R2 resuming", MigrationFailure.DEVICE_TRANSITION_FAILED);
+        GraceBarrier.apply(migration, devices, d -> DeviceState.RESUMING, "R2 resuming", MigrationFailure.DEVICE_TRANSITION_FAILED);
         deviceData = new IncomingDevices(devices, described.dataChannels(), control, migration, metrics, () -> sourcePhase, hooks,
                 replies, this::abandon);
         incoming = new IncomingMemory(vm.memory(), described.dataChannels(), migration, metrics, () -> sourcePhase, replies,
@@ -317,7 +317,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         if (incomplete != null) {
             throw incomplete;
         }
-        GraceBarrier.Timing load = GraceBarrier.apply(devices, d -> GraceStates.resumeGrace(d.config().ndma()),
+        GraceBarrier.Timing load = GraceBarrier.apply(migration, devices, d -> GraceStates.resumeGrace(d.config().ndma()),
                 "R3 load and P2P grace", MigrationFailure.DEVICE_LOAD_FAILED);
         migration.enter(DestinationPhase.P2P_GRACE);
         hooks.entered(migration, DestinationPhase.P2P_GRACE);
@@ -354,7 +354,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
     /** R4: every device RUNNING, then the vCPUs if the source's were running; CONFIRM. */
     private void resume() throws MigrationFailure {
         long start = System.nanoTime();
-        GraceBarrier.Timing resumed = GraceBarrier.apply(devices, d -> DeviceState.RUNNING, "R4 running",
+        GraceBarrier.Timing resumed = GraceBarrier.apply(migration, devices, d -> DeviceState.RUNNING, "R4 running",
                 MigrationFailure.DEVICE_TRANSITION_FAILED);
         boolean running = manifest.vcpusRunning();
         if (running) {

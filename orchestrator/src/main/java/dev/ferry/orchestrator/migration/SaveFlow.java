@@ -199,7 +199,7 @@ final class SaveFlow implements Migration.Control {
         runPass(0, PageSet.all(memory.pages()), memory.pages(), memory.store().backedPagesIn(0, memory.pages()),
                 Pass.DeviceData.NONE);
         // S2: every device SAVING|RUNNING; iterate until stopping now fits the downtime limit.
-        barrierNanos = GraceBarrier.apply(devices, d -> DeviceState.PRE_COPY, "S2 pre-copy", MigrationFailure.DEVICE_TRANSITION_FAILED)
+        barrierNanos = GraceBarrier.apply(migration, devices, d -> DeviceState.PRE_COPY, "S2 pre-copy", MigrationFailure.DEVICE_TRANSITION_FAILED)
                 .typicalNanos();
         iteration = 0;
         int counted = 1;
@@ -287,7 +287,7 @@ final class SaveFlow implements Migration.Control {
     /** S3, every device in its grace state (F1); then S4, the vCPUs stop and downtime begins (F6). */
     private void grace() throws MigrationFailure, InterruptedException {
         step(SourcePhase.VIOMMU_GRACE);
-        quiesceNanos = GraceBarrier.apply(devices, d -> GraceStates.saveGrace(d.config().ndma()), "S3 vIOMMU grace",
+        quiesceNanos = GraceBarrier.apply(migration, devices, d -> GraceStates.saveGrace(d.config().ndma()), "S3 vIOMMU grace",
                 MigrationFailure.DEVICE_TRANSITION_FAILED).eachNanos();
         step(SourcePhase.P2P_GRACE);
         downtimeStart = System.nanoTime();
@@ -302,7 +302,7 @@ final class SaveFlow implements Migration.Control {
         for (int i = 0; i < devices.size(); i++) {
             predictedStopCopy[i] = devices.get(i).stopCopyBytes();
         }
-        long[] stopping = GraceBarrier.apply(devices, d -> DeviceState.STOP_COPY, "S5 stop-and-copy",
+        long[] stopping = GraceBarrier.apply(migration, devices, d -> DeviceState.STOP_COPY, "S5 stop-and-copy",
                 MigrationFailure.DEVICE_TRANSITION_FAILED).eachNanos();
         for (int i = 0; i < devices.size(); i++) {
             quiesceNanos[i] += stopping[i];
@@ -377,7 +377,7 @@ final class SaveFlow implements Migration.Control {
         }
         downtimeSteps.ended("switchover");
         long downtime = System.nanoTime() - downtimeStart;
-        migration.setDowntime(downtime, downtimeSteps.steps(downtimeStart));
+        migration.setDowntime(downtime, downtimeSteps.steps(downtimeStart), convergence.downtimeLimitMs());
         for (int i = 0; i < devices.size() && i < confirm.deviceResumeMicros().size(); i++) {
             migration.deviceResumed(devices.get(i).id(), confirm.deviceResumeMicros().get(i) / 1000.0);
         }
