@@ -2,6 +2,7 @@ package dev.ferry.device;
 
 import dev.ferry.device.memory.ChunkPool;
 import dev.ferry.device.memory.DirtyBitmap;
+import dev.ferry.device.memory.MemoryDigest;
 import dev.ferry.device.memory.PageStore;
 import dev.ferry.device.memory.PageGeometry;
 import dev.ferry.device.migration.DeviceImage;
@@ -1047,6 +1048,42 @@ public abstract class Device implements AutoCloseable {
         } finally {
             lock.unlock();
         }
+    }
+
+    /**
+     * Starts an incremental digest of the device memory ({@link MemoryDigest}): its writes mark the units
+     * to hash again from now on. The caller closes it.
+     */
+    public final MemoryDigest openMemoryDigest() {
+        return MemoryDigest.open(memory);
+    }
+
+    /**
+     * The device's registers and queued work as the STATE record carries them: with the kind, the
+     * configuration and the device memory, its full migrated state. Waits for work in flight and holds
+     * the engine while it reads, as {@link #digest()} does.
+     */
+    public final byte[] stateImage() {
+        lock.lock();
+        try {
+            held = true;
+            try {
+                while (inFlight) {
+                    changed.awaitUninterruptibly();
+                }
+                return image.captureState();
+            } finally {
+                held = false;
+                changed.signalAll();
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** The canonical configuration the stream carries and checks (D8). */
+    public final byte[] configBytes() {
+        return configBytes.clone();
     }
 
     /** Feeds every non-zero page as (index, bytes), then the page count: zero pages cost nothing. */
