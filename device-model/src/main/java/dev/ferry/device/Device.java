@@ -70,6 +70,8 @@ public abstract class Device implements AutoCloseable {
     public static final int REGISTERS = Iommu.BAR_BYTES / 8;
     /** Queued MMIO writes beyond this are dropped and counted. */
     public static final int MAX_QUEUED = 1024;
+    /** Bytes of one write of the device's own work; like a vCPU's write, each dirties a whole page. */
+    public static final int OWN_WRITE_BYTES = 64;
     /** A queued write in the device state: register {@code u16}, value {@code u64}. */
     private static final int QUEUED_WRITE_BYTES = 2 + 8;
 
@@ -766,9 +768,6 @@ public abstract class Device implements AutoCloseable {
     private boolean canWorkOnOwnMemory() {
         return engineRunning && !held && !closed;
     }
-
-    /** Bytes of one write of the device's own work; like a vCPU's write, each dirties a whole page. */
-    public static final int OWN_WRITE_BYTES = 64;
 
     /**
      * The device's own work, as the guest keeps it busy: {@code writes} writes of {@link #OWN_WRITE_BYTES}
