@@ -683,14 +683,6 @@ public abstract class Device implements AutoCloseable {
         }
     }
 
-    /**
-     * The name the orchestrator calls until it switches to {@link #stopCopyBytes()}; this bridge goes
-     * then. Same value.
-     */
-    public final long estimatedStopCopyBytes() {
-        return stopCopyBytes();
-    }
-
     private boolean saving() {
         return state.saving() && !state.isError() && save != null;
     }
