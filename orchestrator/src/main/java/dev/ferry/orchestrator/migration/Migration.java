@@ -105,7 +105,8 @@ public final class Migration {
     private volatile Long downtimeMs;
     private volatile Boolean downtimeLimitMet;
     private volatile Boolean verified;
-    private volatile Long verifyMs;
+    private volatile Double verifyMs;
+    private volatile Long verifyBytes;
     private volatile long endNanos = -1;
     private volatile Instant finishedAt;
     private volatile MigrationView.ErrorView error;
@@ -337,9 +338,10 @@ public final class Migration {
         return downtimeMs;
     }
 
-    /** This side digested the frozen VM in {@code nanos}. */
-    void setVerifyTime(long nanos) {
-        verifyMs = TimeUnit.NANOSECONDS.toMillis(nanos);
+    /** This side digested the frozen VM in {@code nanos}, hashing {@code bytes} that changed since its last refresh. */
+    void setVerify(long nanos, long bytes) {
+        verifyMs = nanos / 1e6;
+        verifyBytes = bytes;
     }
 
     void setVerified(boolean value) {
@@ -484,7 +486,7 @@ public final class Migration {
                 new MigrationView.MemoryProgress(memoryTotal, normal * PageGeometry.PAGE_SIZE, zeroPages.get(), normal,
                         PageGeometry.PAGE_SIZE),
                 deviceTotal.get(), dirtyRate, throughput, eta, throttle, deviceThrottle, deviceViews, List.copyOf(passes), verified,
-                verifyMs, error,
+                verifyMs, verifyBytes, error,
                 phaseList);
     }
 

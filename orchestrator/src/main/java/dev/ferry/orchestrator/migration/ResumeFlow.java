@@ -21,7 +21,6 @@ import dev.ferry.protocol.net.FrameHandler;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.BitSet;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
@@ -65,6 +64,8 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
     private volatile boolean prefaultStopped;
     private List<Device> devices = List.of();
     private VmManifest manifest;
+    /** With verify (announced in the description): the digest, refreshed after every iteration. */
+    private Verification verification;
 
     /**
      * @param describeTimeout how long the source may take to describe its VM once its control channel is open
@@ -140,6 +141,9 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
                 deadline.cancel(false);
             }
             stopPrefault();
+            if (verification != null) {
+                verification.close();
+            }
             // The VM outlives its migration here: its devices must not keep feeding this trace.
             devices.forEach(d -> d.removeListener(migration.trace()));
             replies.close();
@@ -188,6 +192,10 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         Vm vm = managed.vm();
         prepareMemory(vm, manifest.backed(), manifest.chunkBytes());
         devices = vm.devices();
+        if (manifest.verify()) {
+            // Before the first page: every write from here on is one the digest follows.
+            verification = Verification.open(vm);
+        }
         devices.forEach(d -> d.addListener(migration.trace()));
         migration.setDevices(vm::devices);
         migration.setMemoryTotal(vm.memory().sizeBytes());
@@ -291,7 +299,13 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
             throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "the first pass carried " + incoming.barrier().firstPassPages()
                     + " pages of " + memoryPages + ": it must carry every page");
         }
-        control.send(new Frame.IterationDone(end.iteration(), deviceData.loads()));
+        // With verify, a pre-copy iteration is hashed before it is acknowledged: the source then moves on
+        // knowing that the frozen-point digest will cost only what comes after (its F9 estimate counts on
+        // it). The last iteration, sent with the VM stopped, is left to the frozen-point digest, which is
+        // where its cost belongs (verifyMs).
+        boolean precopy = PhaseCode.PRECOPY.label().equals(sourcePhase);
+        long verifyNanos = verification == null || !precopy ? 0 : verification.refresh();
+        control.send(new Frame.IterationDone(end.iteration(), TimeUnit.NANOSECONDS.toMicros(verifyNanos), deviceData.loads()));
     }
 
     private void notePhase(Frame.Phase phase) {
@@ -323,9 +337,10 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         hooks.entered(migration, DestinationPhase.P2P_GRACE);
         byte[] digest = new byte[0];
         if (prepare.verify()) {
-            long digestStart = System.nanoTime();
-            digest = HexFormat.of().parseHex(managed.vm().digest().vm());
-            migration.setVerifyTime(System.nanoTime() - digestStart);
+            if (verification == null) {
+                throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "PREPARE asks for a digest the VM description did not announce");
+            }
+            digest = verification.frozen(migration);
         }
         for (int i = 0; i < devices.size(); i++) {
             Device device = devices.get(i);
