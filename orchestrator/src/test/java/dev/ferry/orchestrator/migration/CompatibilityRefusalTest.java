@@ -1,0 +1,118 @@
+package dev.ferry.orchestrator.migration;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.ferry.device.DeviceConfig;
+import dev.ferry.device.DeviceKind;
+import dev.ferry.device.P2pPolicy;
+import dev.ferry.device.vm.InitialMemory;
+import dev.ferry.device.vm.Vm;
+import dev.ferry.device.vm.VmConfig;
+import dev.ferry.device.vm.WorkloadConfig;
+import dev.ferry.orchestrator.TestDaemons;
+import dev.ferry.orchestrator.api.Json;
+import dev.ferry.orchestrator.vm.VmManager;
+import dev.ferry.protocol.ChannelRole;
+import dev.ferry.protocol.ErrorCode;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.SessionId;
+import dev.ferry.protocol.net.FrameChannel;
+import dev.ferry.protocol.net.ProtocolClient;
+import dev.ferry.protocol.net.ProtocolConfig;
+import dev.ferry.protocol.net.Transport;
+import io.netty.channel.EventLoopGroup;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+import org.awaitility.Awaitility;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * F8 from the destination's side, against a source of another build: a description whose device is
+ * in a data format version this daemon does not read, or configured in a way it cannot host, is
+ * refused with VM_REFUSED naming the device and the field, before anything is allocated, in a dry run
+ * as in a real migration. (Refusal by kind, between two daemons, is in DeviceHeavyTest.)
+ */
+class CompatibilityRefusalTest {
+    private static final VmConfig CONFIG = new VmConfig("foreign", 8L << 20, 1, InitialMemory.RANDOM, WorkloadConfig.IDLE,
+            P2pPolicy.AUTO, List.of(DeviceConfig.of("nic0", DeviceKind.NIC), DeviceConfig.of("crypto0", DeviceKind.CRYPTO)));
+
+    private TestDaemons daemons;
+    private EventLoopGroup group;
+    private ProtocolClient client;
+
+    @BeforeEach
+    void start() throws Exception {
+        daemons = new TestDaemons();
+        group = Transport.newGroup(1, "test-source");
+        client = new ProtocolClient(ProtocolConfig.of(TestDaemons.TOKEN.getBytes(StandardCharsets.UTF_8), null), group);
+    }
+
+    @AfterEach
+    void stop() {
+        daemons.close();
+        group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+    }
+
+    static Stream<Arguments> refusals() {
+        Consumer<ObjectNode> newerFormat = crypto -> crypto.put("formatVersion", 99);
+        Consumer<ObjectNode> ndmaOnCrypto = crypto -> crypto.put("ndma", true);
+        Consumer<ObjectNode> oddMemory = crypto -> crypto.put("memoryBytes", 4096 + 100);
+        Consumer<ObjectNode> reinitOnCrypto = crypto -> crypto.put("reinitMs", 100);
+        return Stream.of(true, false).flatMap(dryRun -> Stream.of(
+                Arguments.of("formatVersion", newerFormat, dryRun),
+                Arguments.of("ndma", ndmaOnCrypto, dryRun),
+                Arguments.of("memoryBytes", oddMemory, dryRun),
+                Arguments.of("reinitMs", reinitOnCrypto, dryRun)));
+    }
+
+    @ParameterizedTest(name = "{0}, dry run {2}")
+    @MethodSource("refusals")
+    void aDeviceThisDaemonCannotReadOrHostIsRefusedBeforeAnythingIsAllocated(String field, Consumer<ObjectNode> change,
+                                                                          boolean dryRun) throws Exception {
+        try (Vm vm = Vm.boot(CONFIG)) {
+            ObjectNode description = (ObjectNode) Json.mapper().readTree(VmManifest.of(vm, false, "mig-foreign",
+                    new MigrationPolicy(vm.id(), null, 300, 0, 1, 30, 60_000, true, false, dryRun), null).toJson());
+            change.accept((ObjectNode) description.path("devices").path(1));
+            BlockingQueue<Frame> replies = new LinkedBlockingQueue<>();
+            FrameChannel control = client.connect(daemons.destination.migration().resolve(), SessionId.random(), ChannelRole.CONTROL,
+                    0, (channel, frame) -> replies.add(frame)).get(30, TimeUnit.SECONDS);
+            control.send(new Frame.VmDescription(vm.memory().sizeBytes(), 4096, 1, Json.mapper().writeValueAsBytes(description)));
+
+            Frame answer = replies.poll(30, TimeUnit.SECONDS);
+            assertThat(answer).isInstanceOf(Frame.VmRefused.class);
+            Frame.VmRefused refused = (Frame.VmRefused) answer;
+            assertThat(refused.code()).isEqualTo(ErrorCode.INCOMPATIBLE_DEVICE);
+            assertThat(refused.device()).isEqualTo("crypto0");
+            assertThat(refused.field()).isEqualTo(field);
+            assertThat(refused.reason()).isNotBlank();
+
+            JsonNode incoming = destinationSide();
+            assertThat(incoming.path("error").path("code").asText()).isEqualTo("incompatible_device");
+            assertThat(incoming.path("error").path("details").path("device").asText()).isEqualTo("crypto0");
+            assertThat(incoming.path("error").path("details").path("field").asText()).isEqualTo(field);
+            assertThat(daemons.destinationApi.get("/v1/vms").path("vms")).isEmpty();
+            assertThat(daemons.destination.get(VmManager.class).committedBytes()).as("nothing allocated").isZero();
+        }
+    }
+
+    private JsonNode destinationSide() {
+        JsonNode[] incoming = new JsonNode[1];
+        Awaitility.await().atMost(Duration.ofSeconds(30)).until(() -> {
+            incoming[0] = daemons.destinationApi.get("/v1/migrations").path("migrations").path(0);
+            return incoming[0].path("phase").asText().equals("failed");
+        });
+        return incoming[0];
+    }
+}
