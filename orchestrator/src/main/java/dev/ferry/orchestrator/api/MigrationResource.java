@@ -4,8 +4,10 @@ import dev.ferry.orchestrator.migration.Migration;
 import dev.ferry.orchestrator.migration.MigrationManager;
 import dev.ferry.orchestrator.migration.MigrationPolicy;
 import dev.ferry.orchestrator.migration.MigrationTrace;
+import dev.ferry.orchestrator.migration.MigrationView;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpResponseStatus;
+import java.time.Instant;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
@@ -45,8 +47,10 @@ public final class MigrationResource {
             return ApiResponse.ok(Map.of("events", trace.events(), "phases", trace.phases()));
         }
         if (format.equals("chrome")) {
-            long now = TimeUnit.NANOSECONDS.toMicros(migration.view().totalTimeMs() * 1_000_000L);
-            return ApiResponse.ok(trace.chrome(migration.id(), now));
+            MigrationView view = migration.view();
+            Instant started = Instant.parse(view.startedAt());
+            long origin = TimeUnit.SECONDS.toMicros(started.getEpochSecond()) + TimeUnit.NANOSECONDS.toMicros(started.getNano());
+            return ApiResponse.ok(trace.chrome(migration.id(), view.role(), origin, view.totalTimeMs() * 1000, view.passes()));
         }
         throw ApiException.invalid("format is json or chrome, not '" + format + "'");
     }
