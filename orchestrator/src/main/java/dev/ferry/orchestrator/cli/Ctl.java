@@ -21,7 +21,7 @@ import picocli.CommandLine.Spec;
 /**
  * {@code ferryd ctl}: the control API from a shell. Exit status 0 on success, 1 when the daemon
  * answered with an error (printed as {@code code: message}), could not be reached, or a watched
- * migration did not complete, 2 for usage errors and for input the command cannot read (a
+ * migration or drain did not complete, 2 for usage errors and for input the command cannot read (a
  * missing {@code --file} or token file).
  *
  * <p>{@code --output json} prints the API's JSON instead of the text rendering, on every command: a
@@ -30,9 +30,10 @@ import picocli.CommandLine.Spec;
  * 204) prints nothing in JSON.
  */
 @Command(name = "ctl", description = "The control API of a daemon from a shell (also deploy/bin/ferryctl).",
-        subcommands = {Ctl.Health.class, VmCommands.class, MigrationCommands.Migrate.class, MigrationCommands.class},
-        footer = {"", "--api defaults to 127.0.0.1:7070. Exit status: 0 done, 1 the daemon refused or a watched migration did"
-                + " not complete, 2 usage or unreadable input."})
+        subcommands = {Ctl.Health.class, VmCommands.class, MigrationCommands.Migrate.class, MigrationCommands.class,
+                DrainCommand.class},
+        footer = {"", "--api defaults to 127.0.0.1:7070. Exit status: 0 done, 1 the daemon refused or a watched migration or"
+                + " drain did not complete, 2 usage or unreadable input."})
 public final class Ctl implements Callable<Integer> {
     /** How results are printed. */
     public enum Output { TEXT, JSON }

@@ -98,6 +98,8 @@ class ToolArgumentsTest {
         assertThat(err()).contains("--output").contains("yaml");
         assertThat(ferryd("ctl", "migration", "set", "mig-1")).isEqualTo(2);
         assertThat(err()).contains("needs --max-bandwidth, --downtime-limit-ms or both");
+        assertThat(ferryd("ctl", "drain")).isEqualTo(2);
+        assertThat(err()).startsWith("ferryd ctl drain: drain needs --to HOST:PORT, or one of show, watch, cancel");
     }
 
     /** bash itself loads the script and completes from it: commands, then a command's options. */
