@@ -10,6 +10,7 @@ import dev.ferry.orchestrator.api.DrainResource;
 import dev.ferry.orchestrator.api.MigrationResource;
 import dev.ferry.orchestrator.api.Router;
 import dev.ferry.orchestrator.api.SystemResource;
+import dev.ferry.orchestrator.api.UiResource;
 import dev.ferry.orchestrator.api.VmResource;
 import dev.ferry.orchestrator.config.Endpoint;
 import dev.ferry.orchestrator.config.FerrydConfig;
@@ -161,6 +162,7 @@ public final class FerrydModule extends AbstractModule {
         new VmResource(vms).register(router);
         new MigrationResource(migrations).register(router);
         new DrainResource(drains).register(router);
+        new UiResource().register(router);
         return router;
     }
 

@@ -68,6 +68,9 @@ final class MigrationInfo {
         StringBuilder out = new StringBuilder(lines.toString());
         List<String> phases = new ArrayList<>();
         for (JsonNode phase : m.path("phases")) {
+            if (Progress.finished(phase)) {
+                continue;
+            }
             phases.add(phase.path("phase").asText() + " " + (phase.path("durationMs").isNull() ? "(now)"
                     : phase.path("durationMs").asLong() + " ms"));
         }
