@@ -99,6 +99,7 @@ class MigrationEventsTest {
         FaultInjector.Hold precopy = daemons.sourceFaults().holdAt(SourcePhase.PRECOPY);
         String id;
         long seen;
+        Events live;
         try {
             id = daemons.migrate("sse1", Map.of()).path("id").asText();
             assertThat(precopy.awaitReached(60, TimeUnit.SECONDS)).isTrue();
@@ -133,14 +134,16 @@ class MigrationEventsTest {
                     assertThat(now.id()).isGreaterThan(seen + 2).isLessThan(999999);
                 }
             }
+            live = open(id, Long.toString(seen));
         } finally {
             precopy.release();
         }
 
+        // Opened while held, resumed after the same event: everything since, then the rest to the end.
         List<Event> rest = new ArrayList<>();
-        try (Events live = open(id, Long.toString(seen))) {
+        try (Events stream = live) {
             Event event;
-            while ((event = live.next()) != null) {
+            while ((event = stream.next()) != null) {
                 rest.add(event);
             }
         }
@@ -158,12 +161,15 @@ class MigrationEventsTest {
             assertThat(after.status).isEqualTo(204);
             assertThat(after.next()).isNull();
         }
-        // A new client of an ended migration gets the end, with its id, and the stream closes.
-        try (Events late = open(id, null)) {
-            Event only = late.next();
-            assertThat(only.type()).isEqualTo("end");
-            assertThat(only.id()).isEqualTo(end.id());
-            assertThat(late.next()).isNull();
+        // A new client of an ended migration, or one that resumes from before its end, gets the end
+        // (which holds the final state), with its id, and the stream closes.
+        for (String lastId : java.util.Arrays.asList(null, Long.toString(seen))) {
+            try (Events late = open(id, lastId)) {
+                Event only = late.next();
+                assertThat(only.type()).isEqualTo("end");
+                assertThat(only.id()).isEqualTo(end.id());
+                assertThat(late.next()).isNull();
+            }
         }
     }
 }

@@ -25,8 +25,9 @@ import java.util.function.Consumer;
  * keeps the last {@value #KEPT} and writes each to every open stream. A stream opened with
  * {@code Last-Event-ID: N} of this migration gets the kept events after N, then the live ones: no
  * replay from the start and nothing between lost, as long as N is among the last {@value #KEPT} (about
- * 16 s of progress events); otherwise it gets the migration's current state as a new event (every
- * event carries the whole state, so that is all a client needs). A stream opened after the client saw
+ * 16 s of progress events) and the migration has not ended; otherwise it gets the migration's current
+ * state as a new event, or the end event once it ended (every event carries the whole state, so that
+ * is all a client needs). A stream opened after the client saw
  * the end (its id is the end's or later) is answered 204, which tells a browser's EventSource to stop
  * reconnecting. Every stream starts with {@code retry: 1000}.
  */
@@ -148,6 +149,10 @@ final class MigrationEvents {
             }
             if (event.type().equals("end")) {
                 endId = id;
+                // Whoever resumes from here on gets the end, which holds the final state: the events
+                // before it are of no more use, and an ended migration stays in the history for long.
+                kept.clear();
+                kept.addLast(entry);
             }
             return entry;
         }
