@@ -1,6 +1,7 @@
 package dev.ferry.orchestrator.drain;
 
 import dev.ferry.orchestrator.Refusal;
+import dev.ferry.orchestrator.api.Json;
 import dev.ferry.orchestrator.api.Requests;
 import dev.ferry.orchestrator.migration.Migration;
 import dev.ferry.orchestrator.migration.MigrationManager;
@@ -10,6 +11,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import org.slf4j.Logger;
@@ -88,14 +90,19 @@ final class Drain {
         }
         if (finishedAt == null && running == 0 && (cancelled || entries.stream().noneMatch(e -> e.state == VmState.PENDING))) {
             finishedAt = Instant.now();
-            LOG.info("{} ended {}: {}", id, state(), summary());
+            DrainView.Summary counts = summary();
+            LOG.info("{} ended {}: {} VMs, {} completed, {} failed, {} cancelled", id, state(), counts.total(), counts.completed(),
+                    counts.failed(), counts.cancelled());
         }
     }
 
     private void start(Entry entry) {
         try {
-            Migration migration = migrations.start(MigrationPolicy.from(new Requests.StartMigration(entry.vm, destination, null, null,
-                    null, null, null, null, null)));
+            // The request a client would post, so that every other setting takes the API's default (and
+            // settings the request gains later need no change here).
+            Requests.StartMigration request = Json.mapper().convertValue(Map.of("vm", entry.vm, "destination", destination),
+                    Requests.StartMigration.class);
+            Migration migration = migrations.start(MigrationPolicy.from(request));
             entry.migration = migration;
             entry.state = VmState.MIGRATING;
             running++;
