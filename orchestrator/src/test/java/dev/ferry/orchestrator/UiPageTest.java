@@ -124,7 +124,8 @@ class UiPageTest {
                 .contains("needs the token").doesNotContain("secret-vm").doesNotContain("data-vm=");
 
         // The files themselves are open, and hold nothing of the daemon's.
-        for (Map.Entry<String, String> file : Map.of("/ui/", "text/html", "/ui/app.js", "text/javascript", "/ui/app.css", "text/css")
+        for (Map.Entry<String, String> file : Map.of("/ui/", "text/html", "/ui", "text/html", "/ui/app.js", "text/javascript",
+                "/ui/app.css", "text/css")
                 .entrySet()) {
             HttpResponse<String> response = HTTP.send(HttpRequest.newBuilder(URI.create("http://" + daemons.source.http()
                     + file.getKey())).build(), HttpResponse.BodyHandlers.ofString());

@@ -22,6 +22,8 @@ public final class UiResource {
 
     public void register(Router router) {
         router.add(new Router.Route(HttpMethod.GET, "/ui/", request -> text("text/html; charset=utf-8", page), false, true));
+        // The same page without the slash: it names its files by absolute paths, so it works from either.
+        router.add(new Router.Route(HttpMethod.GET, "/ui", request -> text("text/html; charset=utf-8", page), false, true));
         router.add(new Router.Route(HttpMethod.GET, "/ui/app.js",
                 request -> text("text/javascript; charset=utf-8", script), false, true));
         router.add(new Router.Route(HttpMethod.GET, "/ui/app.css", request -> text("text/css; charset=utf-8", style), false, true));
