@@ -6,6 +6,7 @@ import dev.ferry.device.memory.PageStore;
 import dev.ferry.device.memory.PageGeometry;
 import dev.ferry.device.migration.DeviceImage;
 import dev.ferry.device.migration.DeviceState;
+import dev.ferry.device.migration.InitialData;
 import dev.ferry.device.migration.LoadStream;
 import dev.ferry.device.migration.MigrationFlags;
 import dev.ferry.device.migration.MigrationState;
@@ -15,6 +16,7 @@ import dev.ferry.device.migration.StreamFormatException;
 import dev.ferry.device.migration.TransitionFailure;
 import dev.ferry.device.migration.TransitionResult;
 import dev.ferry.device.migration.TransitionStep;
+import dev.ferry.device.migration.WindowWrite;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
@@ -47,6 +49,9 @@ import java.util.concurrent.locks.ReentrantLock;
  *       interrupts, internal state changes. It runs only while RUNNING without NDMA. The kind's
  *       registers belong to the engine while it executes, and to whoever holds {@link #lock}
  *       while it does not.</li>
+ *   <li>The device's own work ({@link #ownWork}), writes of its own memory offered by the VM's
+ *       workload, runs on the workload's thread holding {@link #lock}, and only while RUNNING: it is
+ *       not DMA, so NDMA does not stop it.</li>
  *   <li>State writes and resets are serialised by {@link #transitions}; they flip the engine's
  *       gates step by step and wait, releasing the lock, for work in flight to finish.</li>
  * </ul>
@@ -64,6 +69,8 @@ public abstract class Device implements AutoCloseable {
     public static final int REGISTERS = Iommu.BAR_BYTES / 8;
     /** Queued MMIO writes beyond this are dropped and counted. */
     public static final int MAX_QUEUED = 1024;
+    /** A queued write in the device state: register {@code u16}, value {@code u64}. */
+    private static final int QUEUED_WRITE_BYTES = 2 + 8;
 
     /** Device memory is allocated in 64 KiB pieces on first write; untouched pieces stream as zero records. */
     private static final int DEVICE_MEMORY_CHUNK = 64 * 1024;
@@ -91,8 +98,10 @@ public abstract class Device implements AutoCloseable {
     private boolean inFlight;
     private boolean closed;
     private final ArrayDeque<Mmio> queue = new ArrayDeque<>();
+    private final byte[] ownWrite = new byte[OWN_WRITE_BYTES];
     private SaveStream save;
     private LoadStream load;
+    private long lastLoaded;
     private DeviceBus bus;
     private Thread engine;
 
@@ -321,6 +330,7 @@ public abstract class Device implements AutoCloseable {
                     }
                     discardWindow();
                     resetInternalState();
+                    lastLoaded = 0;
                     state = DeviceState.RUNNING;
                     engineRunning = !closed;
                     engineNdma = false;
@@ -410,6 +420,7 @@ public abstract class Device implements AutoCloseable {
         if (cur.resuming() && !req.resuming()) {
             step(TransitionStep.LOAD);
             String problem = load.finish();
+            lastLoaded = load.loadedBytes();
             load = null;
             if (problem != null) {
                 return failed(cur, TransitionFailure.LOAD_FAILED, "device " + id() + " could not load its state: " + problem);
@@ -438,7 +449,7 @@ public abstract class Device implements AutoCloseable {
     }
 
     /** D13: in ERROR the device starts no DMA, raises no interrupts and takes no MMIO. */
-    private TransitionResult failed(DeviceState cur, TransitionFailure failure, String message) {
+    private TransitionResult.Failed failed(DeviceState cur, TransitionFailure failure, String message) {
         state = DeviceState.ERROR;
         engineRunning = false;
         engineNdma = true;
@@ -485,6 +496,9 @@ public abstract class Device implements AutoCloseable {
 
     private void discardWindow() {
         save = null;
+        if (load != null) {
+            lastLoaded = load.loadedBytes();
+        }
         load = null;
         memoryLog.stop();
         memoryLog.clear();
@@ -526,18 +540,65 @@ public abstract class Device implements AutoCloseable {
     }
 
     /**
-     * Writes the next chunk of migration data (W5); any chunking is accepted. Problems with the data
-     * surface when RESUMING is cleared (D8).
+     * Writes the next chunk of migration data (W5); any chunking is accepted. The device processes the data
+     * as it arrives (W7): every record the chunk completes is checked and applied before this returns.
      *
-     * @throws WindowException outside RESUMING (W6)
+     * <p>Data that fails its checks fails this write: the result is {@link WindowWrite.Failed} and the
+     * device is in ERROR, as leaving RESUMING would have left it, only earlier (D8). The caller treats that
+     * as a failed load; the window takes no more writes (W6) until a reset (D5). Problems that only the
+     * end of the stream can show (an incomplete stream) still surface when RESUMING is cleared (D8).
+     *
+     * @return {@link WindowWrite.Accepted} with {@link #loadedBytes()}, or {@link WindowWrite.Failed}
+     * @throws WindowException outside RESUMING (W6): nothing changed
      */
-    public final void writeWindow(ByteBuffer src) {
+    public final WindowWrite writeWindow(ByteBuffer src) {
+        // Serialised with state writes: a failure moves the device to ERROR, and must not interleave with
+        // a state write waiting for work in flight (D2).
+        transitions.lock();
+        try {
+            long start = System.nanoTime();
+            DeviceState from;
+            TransitionResult.Failed failure;
+            long loaded;
+            lock.lock();
+            try {
+                if (!state.resuming() || state.isError() || load == null) {
+                    throw new WindowException("the data window of " + id() + " can be written only while RESUMING; device is " + state);
+                }
+                String problem = load.write(src);
+                loaded = load.loadedBytes();
+                if (problem == null) {
+                    return new WindowWrite.Accepted(loaded);
+                }
+                from = state;
+                step(TransitionStep.LOAD);
+                failure = failed(from, TransitionFailure.LOAD_FAILED,
+                        "device " + id() + " could not load its state: " + problem);
+            } finally {
+                lock.unlock();
+            }
+            long duration = System.nanoTime() - start;
+            notifyWorkChanged();
+            for (TransitionListener listener : listeners) {
+                listener.windowFailed(this, failure, start, duration);
+            }
+            return new WindowWrite.Failed(loaded, failure);
+        } finally {
+            transitions.unlock();
+        }
+    }
+
+    /**
+     * W7: bytes of the migration data the resume session has processed, from the stream's first byte: the
+     * complete records checked and applied, so always at a record boundary. While RESUMING it grows as
+     * data arrives; after RESUMING was left (or the load failed) it keeps what the session processed; it is
+     * 0 before any session, from the moment RESUMING is entered again, and after a reset. F7 compares it
+     * with the source's {@link #initialData()} end offset.
+     */
+    public final long loadedBytes() {
         lock.lock();
         try {
-            if (!state.resuming() || state.isError() || load == null) {
-                throw new WindowException("the data window of " + id() + " can be written only while RESUMING; device is " + state);
-            }
-            load.write(src);
+            return load != null ? load.loadedBytes() : lastLoaded;
         } finally {
             lock.unlock();
         }
@@ -573,6 +634,21 @@ public abstract class Device implements AutoCloseable {
         }
     }
 
+    /**
+     * F7, W8: where the save session's current round of initial data ends in the stream, which round it is
+     * (0 for the bulk state pre-copy starts with, one more per re-initialisation), and whether it has been
+     * read. {@link InitialData#NONE} outside a save session and for a device without internal logging (W3).
+     * The destination has processed the round once its {@link #loadedBytes()} reaches {@code endOffset}.
+     */
+    public final InitialData initialData() {
+        lock.lock();
+        try {
+            return saving() ? save.initialData() : InitialData.NONE;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** Whether stop-and-copy has streamed its end record: the device's data is complete (W1). */
     public final boolean streamFinished() {
         lock.lock();
@@ -584,31 +660,41 @@ public abstract class Device implements AutoCloseable {
     }
 
     /**
-     * An estimate of what stop-and-copy will stream from here, like v2's
-     * VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: what pre-copy has not sent, plus registers and the end.
+     * W9, v2's {@code VFIO_DEVICE_FEATURE_MIG_DATA_SIZE}: the bytes stop-and-copy will still stream if the
+     * device were frozen now, in any state. In stop-and-copy, what is left to read ({@link #pendingBytes});
+     * in pre-copy with internal logging, what pre-copy has not sent yet (initial and dirty data, W4) plus the
+     * registers and the end record; otherwise (before or outside a save session, or a device without
+     * logging, W3) its whole stream. Exact for the state at the call: stop-and-copy streams exactly this
+     * many bytes if neither the device nor the reader changes anything before the freeze.
+     *
+     * <p>Cheap enough to call every few hundred milliseconds whatever the device memory's size: it counts
+     * allocated chunks and dirty-log words, and reads no device memory.
      */
-    public final long estimatedStopCopyBytes() {
+    public final long stopCopyBytes() {
         lock.lock();
         try {
-            long registers = estimatedStateBytes();
-            if (saving() && save.inStopCopy()) {
-                return save.pendingBytes();
-            }
-            if (saving() && config.preCopy()) {
-                return save.pendingBytes() + 5 + registers + 17;
-            }
-            return SaveStream.fullStreamBytes(image, registers);
+            long stateBytes = stateBytes();
+            return saving() ? save.stopCopyBytes(stateBytes) : SaveStream.fullStreamBytes(image, stateBytes);
         } finally {
             lock.unlock();
         }
+    }
+
+    /**
+     * The name the orchestrator calls until it switches to {@link #stopCopyBytes()}; this bridge goes
+     * then. Same value.
+     */
+    public final long estimatedStopCopyBytes() {
+        return stopCopyBytes();
     }
 
     private boolean saving() {
         return state.saving() && !state.isError() && save != null;
     }
 
-    private long estimatedStateBytes() {
-        return registerBytes() + 4 + (long) queue.size() * 10;
+    /** The size {@link Image#captureState()} would have now: registers, then the queued writes. */
+    private long stateBytes() {
+        return registerBytes() + 4 + (long) queue.size() * QUEUED_WRITE_BYTES;
     }
 
     // ---- MMIO and the engine -------------------------------------------------------------------
@@ -670,6 +756,72 @@ public abstract class Device implements AutoCloseable {
 
     private boolean canWork() {
         return engineRunning && !engineNdma && !held && !closed;
+    }
+
+    /**
+     * The gate of the device's own work: RUNNING (D12), not held by a digest or reset, not closed. NDMA
+     * does not close it: the device's own work writes only its own memory, and NDMA stops DMA (D11).
+     */
+    private boolean canWorkOnOwnMemory() {
+        return engineRunning && !held && !closed;
+    }
+
+    /** Bytes of one write of the device's own work; like a vCPU's write, each dirties a whole page. */
+    public static final int OWN_WRITE_BYTES = 64;
+
+    /**
+     * The device's own work, as the guest keeps it busy: {@code writes} writes of {@link #OWN_WRITE_BYTES}
+     * seeded random bytes at random places of its device memory, each marking the internal dirty log after
+     * the write (W4), like any write of device memory.
+     *
+     * <p>It is not DMA, so NDMA does not stop it; it runs only while the device is RUNNING (D12). The gate is
+     * checked and the writes are done holding the device's lock, which every state write holds while it
+     * applies its steps: once a write that freezes the device (step 2) has begun, none of this work runs,
+     * with no waiting. The VM's workload calls it only while the vCPUs run, so a paused VM stays still (M5).
+     *
+     * @return the number of writes done: {@code writes}, or 0 when the device is not RUNNING
+     */
+    public final int ownWork(int writes, SplittableRandom random) {
+        if (writes <= 0) {
+            return 0;
+        }
+        lock.lock();
+        try {
+            if (!canWorkOnOwnMemory()) {
+                return 0;
+            }
+            long pages = memory.pages();
+            for (int i = 0; i < writes; i++) {
+                long page = random.nextLong(pages);
+                int offset = random.nextInt(PageGeometry.PAGE_SIZE / OWN_WRITE_BYTES) * OWN_WRITE_BYTES;
+                random.nextBytes(ownWrite);
+                writeDeviceMemory((page << PageGeometry.PAGE_SHIFT) + offset, ownWrite, 0, OWN_WRITE_BYTES);
+            }
+            stats.ownWrites.add(writes);
+            return writes;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Whether the kind has own work paced by time, beyond {@link #ownWork}: a GPU that re-partitions (W8). */
+    public boolean hasTimedOwnWork() {
+        return false;
+    }
+
+    /**
+     * Advances the kind's timed own work (a GPU's re-partitioning, W8) by {@code nanos} of working time,
+     * gated like {@link #ownWork}: only while RUNNING, NDMA or not, under the device's lock.
+     *
+     * @return whether it has more to do at once (a re-partition under way), so the caller should not wait
+     */
+    public final boolean advanceOwnWork(long nanos) {
+        lock.lock();
+        try {
+            return canWorkOnOwnMemory() && ownTimedWork(nanos);
+        } finally {
+            lock.unlock();
+        }
     }
 
     private void runEngine() {
@@ -799,12 +951,46 @@ public abstract class Device implements AutoCloseable {
         return memory.sizeBytes();
     }
 
+    /** The first page at or after {@code from} in allocated device memory, or the page count if none. */
+    protected final long nextAllocatedPage(long from) {
+        long pages = memory.pages();
+        int perChunk = memory.pagesPerChunk();
+        for (long page = from; page < pages; page = (page / perChunk + 1) * perChunk) {
+            if (memory.isBacked(page)) {
+                return page;
+            }
+        }
+        return pages;
+    }
+
+    /**
+     * W8, for a kind whose bulk state just changed whole (re-initialisation): in a pre-copy session every
+     * page becomes initial data again, streamed like the first round, and {@link #initialData()} moves to
+     * the next generation. Called with the lock held, from {@link #ownTimedWork}, before the kind rewrites
+     * its memory, so that each rewritten page is either ahead of the new round or marked dirty behind it.
+     */
+    protected final void bulkStateChanged() {
+        stats.reinits.increment();
+        if (saving()) {
+            save.reinit();
+        }
+    }
+
     // ---- what each kind implements -------------------------------------------------------------
 
     /** Runs one queued register write on the engine thread: DMA, interrupts, state changes. */
     protected abstract void execute(int register, long value) throws InterruptedException, IommuFault;
 
-    /** Size of {@link #writeRegisters} output, for estimates. */
+    /**
+     * The kind's timed own work, with the device's lock held and only while RUNNING (D12): {@code nanos}
+     * of working time passed. Must be short (it holds the lock that MMIO and state writes take): do a
+     * bounded step and return true to be called again at once.
+     */
+    protected boolean ownTimedWork(long nanos) {
+        return false;
+    }
+
+    /** Size of {@link #writeRegisters} output, for predictions (W9); must be exact. */
     protected abstract int registerBytes();
 
     protected abstract void writeRegisters(DataOutputStream out) throws IOException;
@@ -913,7 +1099,7 @@ public abstract class Device implements AutoCloseable {
 
         @Override
         public byte[] captureState() {
-            ByteArrayOutputStream bytes = new ByteArrayOutputStream(registerBytes() + 4 + queue.size() * 10);
+            ByteArrayOutputStream bytes = new ByteArrayOutputStream((int) stateBytes());
             try (DataOutputStream out = new DataOutputStream(bytes)) {
                 writeRegisters(out);
                 out.writeInt(queue.size());

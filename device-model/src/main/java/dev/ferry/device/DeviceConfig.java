@@ -14,10 +14,16 @@ import java.util.regex.Pattern;
  *                    for {@code gpu} only)
  * @param pri         whether its DMA raises page requests that a vCPU must complete (M4)
  * @param memoryBytes its internal memory (default per kind; {@code gpu} 64 MiB)
+ * @param reinitMs    {@code gpu} only: every this many milliseconds while RUNNING (and the vCPUs run) the
+ *                    device re-partitions its memory, so its bulk state must be sent again (W8); 0 never
+ *                    (the default)
  */
-public record DeviceConfig(String id, DeviceKind kind, boolean ndma, boolean preCopy, boolean pri, long memoryBytes) {
+public record DeviceConfig(String id, DeviceKind kind, boolean ndma, boolean preCopy, boolean pri, long memoryBytes,
+                           long reinitMs) {
     public static final Pattern ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.-]{0,62}");
     public static final long MAX_MEMORY_BYTES = 1L << 30;
+    /** A day: longer periods are as good as never. */
+    public static final long MAX_REINIT_MS = 86_400_000L;
 
     public DeviceConfig {
         if (id == null || !ID.matcher(id).matches()) {
@@ -38,32 +44,50 @@ public record DeviceConfig(String id, DeviceKind kind, boolean ndma, boolean pre
             throw DeviceModelException.invalid("device " + id + ": memoryBytes must be a multiple of "
                     + PageGeometry.PAGE_SIZE + " between 4096 and " + MAX_MEMORY_BYTES + ": " + memoryBytes);
         }
+        if (reinitMs < 0 || reinitMs > MAX_REINIT_MS) {
+            throw DeviceModelException.invalid("device " + id + ": reinitMs must be between 0 and " + MAX_REINIT_MS + ": " + reinitMs);
+        }
+        if (reinitMs > 0 && kind != DeviceKind.GPU) {
+            throw DeviceModelException.invalid("device " + id + ": only a gpu re-partitions its memory (reinitMs); a "
+                    + kind + " cannot");
+        }
+    }
+
+    /** A device that never re-initialises ({@code reinitMs} 0). */
+    public DeviceConfig(String id, DeviceKind kind, boolean ndma, boolean preCopy, boolean pri, long memoryBytes) {
+        this(id, kind, ndma, preCopy, pri, memoryBytes, 0);
     }
 
     /** The defaults of its kind. */
     public static DeviceConfig of(String id, DeviceKind kind) {
-        return new DeviceConfig(id, kind, kind.defaultNdma(), kind.defaultPreCopy(), false, kind.defaultMemoryBytes());
+        return new DeviceConfig(id, kind, kind.defaultNdma(), kind.defaultPreCopy(), false, kind.defaultMemoryBytes(), 0);
     }
 
     public DeviceConfig withNdma(boolean value) {
-        return new DeviceConfig(id, kind, value, preCopy, pri, memoryBytes);
+        return new DeviceConfig(id, kind, value, preCopy, pri, memoryBytes, reinitMs);
     }
 
     public DeviceConfig withPreCopy(boolean value) {
-        return new DeviceConfig(id, kind, ndma, value, pri, memoryBytes);
+        return new DeviceConfig(id, kind, ndma, value, pri, memoryBytes, reinitMs);
     }
 
     public DeviceConfig withPri(boolean value) {
-        return new DeviceConfig(id, kind, ndma, preCopy, value, memoryBytes);
+        return new DeviceConfig(id, kind, ndma, preCopy, value, memoryBytes, reinitMs);
     }
 
     public DeviceConfig withMemoryBytes(long value) {
-        return new DeviceConfig(id, kind, ndma, preCopy, pri, value);
+        return new DeviceConfig(id, kind, ndma, preCopy, pri, value, reinitMs);
+    }
+
+    /** This device re-partitioning its memory every {@code value} ms while RUNNING (W8); 0 never. */
+    public DeviceConfig withReinitMs(long value) {
+        return new DeviceConfig(id, kind, ndma, preCopy, pri, memoryBytes, value);
     }
 
     /**
      * The canonical form the migration stream carries and checks (D8): everything that must be equal
-     * for a device's state to load into another device.
+     * for a device's state to load into another device. {@code reinitMs} is not in it: how often a device
+     * re-partitions is behaviour, like the workload, and a state saved under one period loads under any.
      */
     public byte[] canonicalBytes() {
         return ("kind=" + kind + ";ndma=" + ndma + ";precopy=" + preCopy + ";pri=" + pri + ";memoryBytes=" + memoryBytes)

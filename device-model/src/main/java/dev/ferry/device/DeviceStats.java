@@ -23,6 +23,8 @@ public final class DeviceStats {
     final LongAdder pageRequests = new LongAdder();
     final LongAdder operations = new LongAdder();
     final LongAdder operationErrors = new LongAdder();
+    final LongAdder ownWrites = new LongAdder();
+    final LongAdder reinits = new LongAdder();
 
     public long mmioWhileStopped() {
         return mmioWhileStopped.sum();
@@ -48,6 +50,16 @@ public final class DeviceStats {
         return operations.sum();
     }
 
+    /** Re-initialisations begun: the device's bulk state changed whole (W8). */
+    public long reinits() {
+        return reinits.sum();
+    }
+
+    /** Writes of device memory done as the device's own work (not DMA; see {@link Device#ownWork}). */
+    public long ownWrites() {
+        return ownWrites.sum();
+    }
+
     /** Every counter by its API name, in a stable order. */
     public Map<String, Long> snapshot() {
         Map<String, Long> out = new LinkedHashMap<>();
@@ -65,6 +77,8 @@ public final class DeviceStats {
         out.put("mmioDropped", mmioDropped.sum());
         out.put("iommuFaults", iommuFaults.sum());
         out.put("operationErrors", operationErrors.sum());
+        out.put("ownWrites", ownWrites.sum());
+        out.put("reinits", reinits.sum());
         return out;
     }
 }

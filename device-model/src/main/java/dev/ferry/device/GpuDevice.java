@@ -14,6 +14,13 @@ import java.util.SplittableRandom;
  * A GPU: device memory (default 64 MiB) with an internal dirty log, so it pre-copies; compute jobs
  * that DMA guest pages in, fold them into device memory and DMA results out; and P2P jobs that ring
  * a peer's doorbell through the IOMMU. NDMA.
+ *
+ * <p>With {@link DeviceConfig#reinitMs()} it re-partitions its memory every so often while it works (W8):
+ * a new partition key, and every allocated page rewritten under it, so that what pre-copy sent is no longer
+ * the bulk state and the new bulk state must be sent again. The rewrite goes in steps of
+ * {@link #REPARTITION_STEP_PAGES} pages, each under the device's lock and only while RUNNING, so a freeze
+ * never waits for a whole re-partition; where it stands is in the registers, so a re-partition that a
+ * migration interrupts goes on in the copy.
  */
 final class GpuDevice extends Device {
     /** Doorbell: run a compute job on the guest page the argument selects. */
@@ -21,12 +28,22 @@ final class GpuDevice extends Device {
     /** Doorbell: write a peer's doorbell through the IOMMU (P2P). */
     static final int OP_P2P = 2;
     private static final int RESULT_BYTES = 64;
+    /** Pages one step of a re-partition rewrites: 256 KiB, well under a millisecond of the lock. */
+    static final int REPARTITION_STEP_PAGES = 64;
+    private static final long IDLE = -1;
 
     private final Ring ring = new Ring();
     private long fence;
     private long checksum;
     private long p2pCursor;
     private long p2pSent;
+    // Re-partitioning (W8), guarded by the device's lock; the engine never touches them.
+    private long partitionKey;
+    private long partitions;
+    private long repartitionNext = IDLE;
+    /** Working time since the last re-partition began; timing, not state, so not migrated. */
+    private long sinceRepartitionNanos;
+    private final byte[] partitionPage = new byte[PageGeometry.PAGE_SIZE];
 
     private final byte[] input = new byte[PageGeometry.PAGE_SIZE];
     private final byte[] tile = new byte[PageGeometry.PAGE_SIZE];
@@ -91,8 +108,60 @@ final class GpuDevice extends Device {
     }
 
     @Override
+    public boolean hasTimedOwnWork() {
+        return config().reinitMs() > 0;
+    }
+
+    /**
+     * W8: every {@code reinitMs} of working time a re-partition begins: a new key, a new round of initial
+     * data (before any page changes), then every allocated page rewritten under the key, a step at a time.
+     */
+    @Override
+    protected boolean ownTimedWork(long nanos) {
+        long reinitMs = config().reinitMs();
+        if (reinitMs == 0) {
+            return false;
+        }
+        if (repartitionNext == IDLE) {
+            sinceRepartitionNanos += nanos;
+            if (sinceRepartitionNanos < reinitMs * 1_000_000L) {
+                return false;
+            }
+            sinceRepartitionNanos = 0;
+            partitions++;
+            partitionKey = Mix.mix(partitionKey, partitions);
+            repartitionNext = 0;
+            bulkStateChanged();
+        }
+        long pages = deviceMemoryBytes() / PageGeometry.PAGE_SIZE;
+        long page = repartitionNext;
+        for (int done = 0; done < REPARTITION_STEP_PAGES; done++) {
+            page = nextAllocatedPage(page);
+            if (page >= pages) {
+                break;
+            }
+            repartition(page);
+            page++;
+        }
+        repartitionNext = page >= pages ? IDLE : page;
+        return repartitionNext != IDLE;
+    }
+
+    /** Rewrites one page under the current key: a bijection, so nothing is lost, and every byte moves. */
+    private void repartition(long page) {
+        long address = page * PageGeometry.PAGE_SIZE;
+        readDeviceMemory(address, partitionPage, 0, PageGeometry.PAGE_SIZE);
+        long key = Mix.mix(partitionKey, page);
+        for (int i = 0; i < PageGeometry.PAGE_SIZE; i += 8) {
+            key = Mix.mix(key, i);
+            Mix.putLong(partitionPage, i, Mix.getLong(partitionPage, i) ^ key);
+        }
+        writeDeviceMemory(address, partitionPage, 0, PageGeometry.PAGE_SIZE);
+    }
+
+    @Override
     protected int registerBytes() {
-        return Ring.BYTES + 4 * 8;
+        return Ring.BYTES + 7 * 8;
     }
 
     @Override
@@ -102,6 +171,9 @@ final class GpuDevice extends Device {
         out.writeLong(checksum);
         out.writeLong(p2pCursor);
         out.writeLong(p2pSent);
+        out.writeLong(partitionKey);
+        out.writeLong(partitions);
+        out.writeLong(repartitionNext);
     }
 
     @Override
@@ -111,12 +183,25 @@ final class GpuDevice extends Device {
         checksum = in.readLong();
         p2pCursor = in.readLong();
         p2pSent = in.readLong();
+        long key = in.readLong();
+        long count = in.readLong();
+        long next = in.readLong();
+        if (count < 0 || next < IDLE || next >= deviceMemoryBytes() / PageGeometry.PAGE_SIZE) {
+            throw new StreamFormatException("gpu re-partition " + count + " at page " + next + " outside its memory");
+        }
+        partitionKey = key;
+        partitions = count;
+        repartitionNext = next;
+        sinceRepartitionNanos = 0;
     }
 
     @Override
     protected void resetRegisters() {
         ring.reset();
         fence = checksum = p2pCursor = p2pSent = 0;
+        partitionKey = partitions = 0;
+        repartitionNext = IDLE;
+        sinceRepartitionNanos = 0;
     }
 
     @Override
@@ -138,5 +223,6 @@ final class GpuDevice extends Device {
     public void describeRegisters(Map<String, Long> out) {
         out.put("fence", fence);
         out.put("p2pSent", p2pSent);
+        out.put("partitions", partitions);
     }
 }

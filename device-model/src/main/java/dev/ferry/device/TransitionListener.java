@@ -18,6 +18,13 @@ public interface TransitionListener {
     default void transitioned(Device device, DeviceState requested, TransitionResult result, long startNanos, long durationNanos) {
     }
 
+    /**
+     * A write of the data window failed its checks and moved the device from RESUMING to ERROR (W7, D8),
+     * outside any state write; {@code startNanos} is {@link System#nanoTime()} when the write began.
+     */
+    default void windowFailed(Device device, TransitionResult.Failed failure, long startNanos, long durationNanos) {
+    }
+
     /** The device was reset (D5) from {@code from} to RUNNING. */
     default void reset(Device device, DeviceState from, long startNanos, long durationNanos) {
     }

@@ -64,7 +64,7 @@ class DataWindowTest {
             assertThat(nic.initialBytes()).isZero();
             assertThat(nic.dirtyBytes()).isZero();
             assertThat(nic.readWindow(ByteBuffer.allocate(100))).isZero();
-            long estimate = nic.estimatedStopCopyBytes();
+            long estimate = nic.stopCopyBytes();
             require(nic.setState(DeviceState.STOP_COPY));
             long pending = nic.pendingBytes();
             assertThat(pending).isEqualTo(estimate);

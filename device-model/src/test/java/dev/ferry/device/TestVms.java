@@ -2,6 +2,7 @@ package dev.ferry.device;
 
 import dev.ferry.device.migration.DeviceState;
 import dev.ferry.device.migration.TransitionResult;
+import dev.ferry.device.migration.WindowWrite;
 import dev.ferry.device.vm.InitialMemory;
 import dev.ferry.device.vm.Vm;
 import dev.ferry.device.vm.VmConfig;
@@ -56,11 +57,17 @@ public final class TestVms {
         return drain(device, 64 * 1024);
     }
 
-    /** Loads {@code stream} into {@code device} in chunks of {@code chunk} bytes and leaves RESUMING for {@code to}. */
+    /**
+     * Loads {@code stream} into {@code device} in chunks of {@code chunk} bytes and leaves RESUMING for
+     * {@code to}; a write the device fails (W7) ends the load there, with that failure.
+     */
     public static TransitionResult load(Device device, byte[] stream, int chunk, DeviceState to) {
         require(device.setState(DeviceState.RESUMING));
         for (int off = 0; off < stream.length; off += chunk) {
-            device.writeWindow(ByteBuffer.wrap(stream, off, Math.min(chunk, stream.length - off)));
+            WindowWrite written = device.writeWindow(ByteBuffer.wrap(stream, off, Math.min(chunk, stream.length - off)));
+            if (written instanceof WindowWrite.Failed failed) {
+                return failed.failure();
+            }
         }
         return device.setState(to);
     }

@@ -4,6 +4,7 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.DefaultByteBufHolder;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 
 /**
  * A frame's meaning: one record or holder per {@link FrameType}. {@link FrameEncoder} writes them
@@ -13,7 +14,7 @@ import java.nio.charset.StandardCharsets;
  */
 public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, Frame.Accept, Frame.Refuse,
         Frame.VmDescription, Frame.VmAccepted, Frame.DeviceData, Frame.DeviceEnd, Frame.Phase, Frame.IterationEnd,
-        Frame.IterationDone,
+        Frame.IterationDone, Frame.DeviceInitial, Frame.SwitchoverAck, Frame.VmRefused,
         Frame.Prepare, Frame.Prepared, Frame.Commit, Frame.Confirm, Frame.Abort, Frame.Keepalive,
         Frame.KeepaliveAck, Frame.Pages, Frame.DataEnd, Frame.ChannelEnd {
 
@@ -24,6 +25,8 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
     int DIGEST_BYTES = 32;
     /** Human messages in REFUSE and ABORT are cut to this many UTF-8 bytes. */
     int MAX_MESSAGE_BYTES = 1024;
+    /** Devices a frame may report on, at most (the VM description's devices, in order). */
+    int MAX_DEVICES = 256;
 
     FrameType type();
 
@@ -230,7 +233,19 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
      * included. The source waits for it before it decides whether pre-copy has converged, so that its
      * estimate never leaves a backlog at the destination for the downtime.
      */
-    record IterationDone(int iteration) implements Frame {
+    record IterationDone(int iteration, List<DeviceLoad> devices) implements Frame {
+        /** A device's loading so far (W7): the bytes of its stream it has processed, and the time that took. */
+        public record DeviceLoad(long loadedBytes, long loadMicros) {
+        }
+
+        public IterationDone {
+            devices = List.copyOf(devices);
+        }
+
+        public IterationDone(int iteration) {
+            this(iteration, List.of());
+        }
+
         @Override
         public FrameType type() {
             return FrameType.ITERATION_DONE;
@@ -238,7 +253,63 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
 
         @Override
         public void writeHead(ByteBuf out) {
-            out.writeInt(iteration);
+            out.writeInt(iteration).writeShort(devices.size());
+            for (DeviceLoad load : devices) {
+                out.writeLong(load.loadedBytes()).writeLong(load.loadMicros());
+            }
+        }
+    }
+
+    /**
+     * Source → destination: device {@code device}'s initial data of round {@code generation} (W4, W8)
+     * ends at {@code endOffset} of its stream, which the source has sent. The destination acknowledges
+     * the switchover (SWITCHOVER_ACK) once every device has processed its latest such round (F7).
+     */
+    record DeviceInitial(int device, long generation, long endOffset) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.DEVICE_INITIAL;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeShort(device).writeInt((int) generation).writeLong(endOffset);
+        }
+    }
+
+    /**
+     * Destination → source: the first {@code sequence} DEVICE_INITIAL frames of the session are all
+     * processed (F7); the source may switch over once it has sent no newer one.
+     */
+    record SwitchoverAck(long sequence) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.SWITCHOVER_ACK;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeInt((int) sequence);
+        }
+    }
+
+    /**
+     * Destination → source, instead of VM_ACCEPTED: the destination cannot host a device of the
+     * described VM (F8), which one, which field, and why; nothing was allocated. The destination
+     * closes the session after it.
+     */
+    record VmRefused(ErrorCode code, String device, String field, String reason) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.VM_REFUSED;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeShort(code.code());
+            writeString(out, device);
+            writeString(out, field);
+            writeString(out, reason);
         }
     }
 
@@ -259,8 +330,19 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
         }
     }
 
-    /** Destination → source: every device loaded; the destination's digest if asked, its load time. */
-    record Prepared(byte[] digest, long loadMicros) implements Frame {
+    /**
+     * Destination → source: every device loaded; the destination's digest if asked, its load time, and
+     * each device's load time (R3), in the description's order.
+     */
+    record Prepared(byte[] digest, long loadMicros, List<Long> deviceLoadMicros) implements Frame {
+        public Prepared {
+            deviceLoadMicros = List.copyOf(deviceLoadMicros);
+        }
+
+        public Prepared(byte[] digest, long loadMicros) {
+            this(digest, loadMicros, List.of());
+        }
+
         @Override
         public FrameType type() {
             return FrameType.PREPARED;
@@ -268,7 +350,8 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
 
         @Override
         public void writeHead(ByteBuf out) {
-            out.writeByte(digest.length).writeBytes(digest).writeLong(loadMicros);
+            out.writeByte(digest.length).writeBytes(digest).writeLong(loadMicros).writeShort(deviceLoadMicros.size());
+            deviceLoadMicros.forEach(out::writeLong);
         }
     }
 
@@ -284,8 +367,16 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
         }
     }
 
-    /** Destination → source: devices RUNNING and vCPUs restarted. */
-    record Confirm(long resumeMicros) implements Frame {
+    /** Destination → source: devices RUNNING and vCPUs restarted; how long that took, and for each device (R4). */
+    record Confirm(long resumeMicros, List<Long> deviceResumeMicros) implements Frame {
+        public Confirm {
+            deviceResumeMicros = List.copyOf(deviceResumeMicros);
+        }
+
+        public Confirm(long resumeMicros) {
+            this(resumeMicros, List.of());
+        }
+
         @Override
         public FrameType type() {
             return FrameType.CONFIRM;
@@ -293,7 +384,8 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
 
         @Override
         public void writeHead(ByteBuf out) {
-            out.writeLong(resumeMicros);
+            out.writeLong(resumeMicros).writeShort(deviceResumeMicros.size());
+            deviceResumeMicros.forEach(out::writeLong);
         }
     }
 
@@ -467,6 +559,13 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
     }
 
     // ---- helpers -----------------------------------------------------------------------------
+
+    /** {@code length:u16} and at most {@link #MAX_MESSAGE_BYTES} UTF-8 bytes. */
+    private static void writeString(ByteBuf out, String text) {
+        byte[] bytes = text == null ? new byte[0] : text.getBytes(StandardCharsets.UTF_8);
+        int length = Math.min(bytes.length, MAX_MESSAGE_BYTES);
+        out.writeShort(length).writeBytes(bytes, 0, length);
+    }
 
     private static void writeCodeAndMessage(ByteBuf out, ErrorCode code, String message) {
         byte[] text = message == null ? new byte[0] : message.getBytes(StandardCharsets.UTF_8);

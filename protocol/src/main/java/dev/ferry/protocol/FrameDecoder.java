@@ -212,12 +212,26 @@ public final class FrameDecoder extends ByteToMessageDecoder {
                 }
                 yield new Frame.Prepare(verify == 1);
             }
-            case PREPARED -> new Frame.Prepared(digest(type, p), nonNegative(type, p.readLong()));
+            case PREPARED -> new Frame.Prepared(digest(type, p), nonNegative(type, p.readLong()), longs(type, p));
             case COMMIT -> new Frame.Commit();
-            case CONFIRM -> new Frame.Confirm(nonNegative(type, p.readLong()));
+            case CONFIRM -> new Frame.Confirm(nonNegative(type, p.readLong()), longs(type, p));
             case KEEPALIVE -> new Frame.Keepalive(p.readLong());
             case KEEPALIVE_ACK -> new Frame.KeepaliveAck(p.readLong());
-            case ITERATION_DONE -> new Frame.IterationDone(p.readInt());
+            case ITERATION_DONE -> {
+                int iteration = p.readInt();
+                int count = count(type, p, 16);
+                List<Frame.IterationDone.DeviceLoad> loads = new java.util.ArrayList<>(count);
+                for (int i = 0; i < count; i++) {
+                    loads.add(new Frame.IterationDone.DeviceLoad(nonNegative(type, p.readLong()), nonNegative(type, p.readLong())));
+                }
+                yield new Frame.IterationDone(iteration, loads);
+            }
+            case DEVICE_INITIAL -> new Frame.DeviceInitial(p.readUnsignedShort(), p.readUnsignedInt(), nonNegative(type, p.readLong()));
+            case SWITCHOVER_ACK -> new Frame.SwitchoverAck(p.readUnsignedInt());
+            case VM_REFUSED -> {
+                ErrorCode code = ErrorCode.of(p.readUnsignedShort());
+                yield new Frame.VmRefused(code, string(type, p), string(type, p), string(type, p));
+            }
             case PAGES -> pages(in, index, length);
             case DATA_END -> new Frame.DataEnd(p.readInt(), nonNegative(type, p.readLong()));
             case CHANNEL_END -> new Frame.ChannelEnd(nonNegative(type, p.readLong()));
@@ -256,6 +270,36 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         int length = p.readUnsignedShort();
         if (length > Frame.MAX_MESSAGE_BYTES || length != p.readableBytes()) {
             throw malformed(type, "message length " + length + " does not match the frame");
+        }
+        return p.readCharSequence(length, StandardCharsets.UTF_8).toString();
+    }
+
+    /** A count of {@code size}-byte entries that must fit what is left of the payload exactly. */
+    private static int count(FrameType type, ByteBuf p, int size) throws ProtocolException {
+        int count = p.readUnsignedShort();
+        if (count > Frame.MAX_DEVICES || (long) count * size != p.readableBytes()) {
+            throw malformed(type, count + " entries do not match the frame");
+        }
+        return count;
+    }
+
+    private static List<Long> longs(FrameType type, ByteBuf p) throws ProtocolException {
+        int count = count(type, p, 8);
+        List<Long> values = new java.util.ArrayList<>(count);
+        for (int i = 0; i < count; i++) {
+            values.add(nonNegative(type, p.readLong()));
+        }
+        return values;
+    }
+
+    /** {@code length:u16} and that many UTF-8 bytes, at most {@link Frame#MAX_MESSAGE_BYTES}. */
+    private static String string(FrameType type, ByteBuf p) throws ProtocolException {
+        if (p.readableBytes() < 2) {
+            throw malformed(type, "a string runs past the frame");
+        }
+        int length = p.readUnsignedShort();
+        if (length > Frame.MAX_MESSAGE_BYTES || length > p.readableBytes()) {
+            throw malformed(type, "a string of " + length + " bytes does not fit the frame");
         }
         return p.readCharSequence(length, StandardCharsets.UTF_8).toString();
     }

@@ -29,11 +29,18 @@ final class SampleFrames {
         frames.add(new Frame.Phase(PhaseCode.PRECOPY.code(), 3));
         frames.add(new Frame.IterationEnd(3, 1000, 4_100_000));
         frames.add(new Frame.IterationDone(3));
+        frames.add(new Frame.IterationDone(4, List.of(new Frame.IterationDone.DeviceLoad(1 << 20, 1500),
+                new Frame.IterationDone.DeviceLoad(0, 0))));
+        frames.add(new Frame.DeviceInitial(1, 2, 64L << 20));
+        frames.add(new Frame.SwitchoverAck(3));
+        frames.add(new Frame.VmRefused(ErrorCode.INCOMPATIBLE_DEVICE, "gpu0", "formatVersion", "this daemon reads gpu data format 1 only"));
         frames.add(new Frame.Prepare(true));
         frames.add(new Frame.Prepare(false));
         frames.add(new Frame.Prepared(bytes(random, 32), 1500));
+        frames.add(new Frame.Prepared(new byte[0], 1500, List.of(10L, 20L, 30L)));
         frames.add(new Frame.Commit());
         frames.add(new Frame.Confirm(2500));
+        frames.add(new Frame.Confirm(2500, List.of(40L, 50L)));
         frames.add(new Frame.Abort(ErrorCode.CANCELLED, "cancelled by the operator — ünïcödé"));
         frames.add(new Frame.Keepalive(random.nextLong()));
         frames.add(new Frame.KeepaliveAck(random.nextLong()));

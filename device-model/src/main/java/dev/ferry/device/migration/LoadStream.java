@@ -9,9 +9,10 @@ import java.util.zip.CRC32C;
 
 /**
  * One resume session's side of the data window: takes a {@link StreamFormat} stream in any
- * chunking (W5), checks it record by record, writes pages into device memory as they arrive (the
- * device's internal state is undefined while RESUMING) and keeps the registers until
- * {@link #finish()}, which runs when RESUMING is cleared (D8).
+ * chunking (W5) and processes it as it arrives (W7): each record is checked and applied as soon as it is
+ * complete, pages into device memory and the STATE record into the registers (the device's internal
+ * state is undefined while RESUMING). {@link #loadedBytes()} counts what was processed. What is left for
+ * {@link #finish()}, when RESUMING is cleared, is the check that the stream was complete (D8).
  *
  * <p>The first problem found is kept and everything after it is ignored, so a peer cannot make the
  * device hold more than one record: memory use is bounded by the largest record.
@@ -26,8 +27,9 @@ public final class LoadStream {
     private byte type;
     private long consumed;
     private long beforeEnd;
+    private long loaded;
     private boolean seenHeader;
-    private byte[] state;
+    private boolean seenState;
     private boolean seenEnd;
     private String error;
 
@@ -36,18 +38,28 @@ public final class LoadStream {
         this.memory = image.memory();
     }
 
-    /** Bytes accepted so far. */
+    /** Bytes accepted so far, processed or not. */
     public long bytesWritten() {
         return consumed;
     }
 
-    /** Takes the next chunk of the stream; all of {@code src} is consumed. */
-    public void write(ByteBuffer src) {
+    /** W7: bytes processed so far, up to the end of the last complete record checked and applied. */
+    public long loadedBytes() {
+        return loaded;
+    }
+
+    /**
+     * Takes the next chunk of the stream and processes every record it completes (W7); all of {@code src}
+     * is consumed.
+     *
+     * @return {@code null}, or the first problem the stream has (then nothing after it was applied)
+     */
+    public String write(ByteBuffer src) {
         while (src.hasRemaining()) {
             if (error != null) {
                 consumed += src.remaining();
                 src.position(src.limit());
-                return;
+                return error;
             }
             if (seenEnd) {
                 fail("data after the end record at byte " + consumed);
@@ -78,10 +90,12 @@ public final class LoadStream {
                 }
             }
         }
+        return error;
     }
 
     /**
-     * D8: checks that the stream was complete and valid and applies the registers.
+     * D8: what is left when RESUMING is cleared. Every complete record was processed as it arrived (W7), so
+     * only completeness remains to check: the end record arrived, and nothing failed.
      *
      * @return {@code null} on success, else why the load failed
      */
@@ -92,14 +106,7 @@ public final class LoadStream {
         if (!seenEnd) {
             return "incomplete stream: " + consumed + " bytes without an end record";
         }
-        try {
-            image.loadState(state);
-            return null;
-        } catch (StreamFormatException e) {
-            return "invalid device state: " + e.getMessage();
-        } catch (RuntimeException e) {
-            return "invalid device state: " + e;
-        }
+        return null;
     }
 
     private void copy(ByteBuffer src, ByteBuffer dst, int n) {
@@ -148,6 +155,7 @@ public final class LoadStream {
                 case StreamFormat.END -> end(body);
                 default -> throw new StreamFormatException("unknown record type " + (type & 0xff));
             }
+            loaded = consumed;
         } catch (StreamFormatException e) {
             fail(e.getMessage());
         }
@@ -199,7 +207,7 @@ public final class LoadStream {
         if (!seenHeader) {
             throw new StreamFormatException("page before the HEADER record");
         }
-        if (state != null) {
+        if (seenState) {
             throw new StreamFormatException("page after the STATE record");
         }
         long index = Integer.toUnsignedLong(body.getInt());
@@ -217,15 +225,24 @@ public final class LoadStream {
         if (!seenHeader) {
             throw new StreamFormatException("STATE before the HEADER record");
         }
-        if (state != null) {
+        if (seenState) {
             throw new StreamFormatException("a second STATE record");
         }
-        state = new byte[body.remaining()];
+        seenState = true;
+        byte[] state = new byte[body.remaining()];
         body.get(state);
+        // W7: applied now; the checksum in the end record still decides whether the load succeeds (D8).
+        try {
+            image.loadState(state);
+        } catch (StreamFormatException e) {
+            throw new StreamFormatException("invalid device state: " + e.getMessage());
+        } catch (RuntimeException e) {
+            throw new StreamFormatException("invalid device state: " + e);
+        }
     }
 
     private void end(ByteBuffer body) throws StreamFormatException {
-        if (state == null) {
+        if (!seenState) {
             throw new StreamFormatException("end record before the STATE record");
         }
         long streamBytes = body.getLong();

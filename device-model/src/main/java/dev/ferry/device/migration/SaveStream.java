@@ -16,6 +16,10 @@ import java.util.zip.CRC32C;
  * A device without it streams nothing in pre-copy and everything in stop-and-copy (W3). The user may
  * switch to stop-and-copy in the middle of a record: the rest of it is read first (W2).
  *
+ * <p>A re-initialisation ({@link #reinit()}, W8) makes every page initial data again: a new round of
+ * initial data starts after the record being read, streams like the first, and {@link #initialData()}
+ * says where it ends and whether it has been read.
+ *
  * <p>Not thread-safe: the owning device serialises every call under its lock. The device's engine
  * may write device memory concurrently during pre-copy; it marks the internal log after each write,
  * and this stream clears a page's bit before copying the page, so a racing write is sent again.
@@ -40,6 +44,10 @@ public final class SaveStream {
     private boolean endSent;
     private ByteBuffer current = EMPTY;
     private long emitted;
+    /** W8: rounds of initial data begun after the first. */
+    private long generation;
+    /** Where the current round of initial data ended in the stream, or -1 while it has pages to go. */
+    private long initialEnd = -1;
 
     /**
      * @param preCopyCapable whether the device has internal dirty logging and streams in pre-copy
@@ -70,6 +78,37 @@ public final class SaveStream {
 
     public boolean inStopCopy() {
         return stopCopy;
+    }
+
+    /**
+     * W8: the device's bulk state changed whole (a GPU re-partitioned its memory): every page is initial
+     * data again, from the first, after the record being read. The header is not repeated. Nothing to do
+     * without logging (nothing streams in pre-copy, W3) or in stop-and-copy (the device is frozen).
+     */
+    public void reinit() {
+        if (stopCopy || !preCopyCapable) {
+            return;
+        }
+        generation++;
+        cursor = 0;
+        initialEnd = -1;
+    }
+
+    /** F7: where the current round of initial data ends, and whether it has been read. */
+    public InitialData initialData() {
+        if (!preCopyCapable) {
+            return InitialData.NONE;
+        }
+        long read = readBytes();
+        if (initialEnd >= 0) {
+            return new InitialData(generation, initialEnd, read >= initialEnd);
+        }
+        return new InitialData(generation, read + initialBytes(), false);
+    }
+
+    /** Bytes read from the stream so far. */
+    public long readBytes() {
+        return emitted - current.remaining();
     }
 
     /** The end record has been read: in stop-and-copy, the end of the stream (W1). */
@@ -130,6 +169,22 @@ public final class SaveStream {
         return copied;
     }
 
+    /**
+     * W9: what stop-and-copy would still stream if it began now, given the size of the device state it
+     * would capture. In stop-and-copy, what is pending; in pre-copy with logging, the data not yet read
+     * once, the pages written again since they were read, and the STATE and END records; without logging,
+     * the whole stream (nothing is streamed in pre-copy, W3).
+     */
+    public long stopCopyBytes(long stateBytes) {
+        if (stopCopy) {
+            return pendingBytes();
+        }
+        if (!preCopyCapable) {
+            return fullStreamBytes(image, stateBytes);
+        }
+        return initialBytes() + dirtyBytes() + StreamFormat.RECORD_HEADER_BYTES + stateBytes + StreamFormat.END_RECORD_BYTES;
+    }
+
     /** The size of a whole stream of this device, read in one stop-and-copy. */
     public static long fullStreamBytes(DeviceImage image, long stateBytes) {
         PageStore memory = image.memory();
@@ -156,6 +211,9 @@ public final class SaveStream {
                 log.testAndClear(page);
             }
             emitPage(page);
+            if (cursor == pages) {
+                initialEnd = emitted;
+            }
             return true;
         }
         long dirty = log.nextDirty(dirtyScan);

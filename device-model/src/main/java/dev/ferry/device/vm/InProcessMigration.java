@@ -7,6 +7,7 @@ import dev.ferry.device.memory.PageGeometry;
 import dev.ferry.device.migration.DeviceState;
 import dev.ferry.device.migration.GraceStates;
 import dev.ferry.device.migration.TransitionResult;
+import dev.ferry.device.migration.WindowWrite;
 import java.nio.ByteBuffer;
 import java.util.List;
 
@@ -137,7 +138,9 @@ public final class InProcessMigration {
                     break;
                 }
                 chunk.flip();
-                twin.writeWindow(chunk);
+                if (twin.writeWindow(chunk) instanceof WindowWrite.Failed failed) {
+                    throw new IllegalStateException(twin.id() + ": " + failed.describe());
+                }
                 deviceBytes += n;
             }
         }

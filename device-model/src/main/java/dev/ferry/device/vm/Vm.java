@@ -245,6 +245,7 @@ public final class Vm implements AutoCloseable {
             VmConfig.requireRingRoom(memory.sizeBytes(), slot + 1);
             Device device = plug(deviceConfig, slot, true);
             updateP2p();
+            workload.devicesChanged();
             return device;
         } finally {
             structure.unlock();
@@ -322,6 +323,20 @@ public final class Vm implements AutoCloseable {
     /** Runs the vCPUs again. */
     public void resume() {
         startVcpus();
+    }
+
+    /**
+     * Slows the devices' own work ({@link WorkloadConfig#deviceDirtyBytesPerSecond()}) by this percentage,
+     * 0–99, as {@link Workload#setThrottle} slows the vCPUs (auto-converge): what the source does when device
+     * data keeps the downtime estimate above the limit (F9). 0 lets the devices work at full rate again.
+     */
+    public void setDeviceWorkThrottle(int percent) {
+        workload.setDeviceWorkThrottle(percent);
+    }
+
+    /** The percentage {@link #setDeviceWorkThrottle} set. */
+    public int deviceWorkThrottle() {
+        return workload.deviceWorkThrottle();
     }
 
     /**

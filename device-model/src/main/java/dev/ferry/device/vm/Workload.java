@@ -5,7 +5,9 @@ import dev.ferry.device.DeviceModelException;
 import dev.ferry.device.MmioSource;
 import dev.ferry.device.memory.GuestMemory;
 import dev.ferry.device.memory.PageGeometry;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLongArray;
@@ -23,6 +25,12 @@ import java.util.function.Supplier;
  * starts nothing new but still completes page requests, so devices can finish queued work (M5).
  * {@link Mode#PARKED} does nothing at all. {@link #setMode} returns once every vCPU has seen the new
  * mode and finished the action it was in.
+ *
+ * <p>One more thread does the devices' own work ({@link WorkloadConfig#deviceDirtyBytesPerSecond()}: each
+ * device writing its own memory, {@link Device#ownWork}). It is the guest's work given to the devices, so
+ * it runs only in {@link Mode#RUNNING} and follows {@link #setMode} like a vCPU: when the vCPUs stop (S4)
+ * or the VM pauses (M5) it has stopped too, and a paused VM stays still. Each device also gates it on its
+ * own state: only while RUNNING (D12), NDMA or not.
  */
 public final class Workload implements AutoCloseable {
     /** What the vCPUs do. */
@@ -35,8 +43,14 @@ public final class Workload implements AutoCloseable {
     private static final long MAX_CREDIT_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
     private static final long ACK_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(10);
 
+    /** Seeds the device work's random stream apart from every vCPU's. */
+    private static final long DEVICE_WORK_STREAM = 0x5DEECE66DL;
+    /** How long the device-work thread sleeps when it has no work: hot-plug and mode changes wake it sooner. */
+    private static final long IDLE_PARK_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
+
     private final WorkloadConfig config;
     private final GuestMemory memory;
+    private final int vcpus;
     private final Supplier<List<Device>> devices;
     private final PageRequests pageRequests;
     private final Thread[] threads;
@@ -47,12 +61,14 @@ public final class Workload implements AutoCloseable {
     private volatile Mode mode = Mode.PARKED;
     private volatile long epoch;
     private volatile int throttlePercent;
+    private volatile int deviceThrottlePercent;
     private volatile boolean closed;
 
     private final LongAdder pagesDirtied = new LongAdder();
     private final LongAdder doorbells = new LongAdder();
     private final LongAdder p2pDoorbells = new LongAdder();
     private final LongAdder pageRequestsServed = new LongAdder();
+    private final LongAdder deviceWrites = new LongAdder();
 
     Workload(String vmId, int vcpus, WorkloadConfig config, GuestMemory memory, Supplier<List<Device>> devices,
              long pageRequestTimeoutMillis) {
@@ -60,13 +76,17 @@ public final class Workload implements AutoCloseable {
         this.memory = memory;
         this.devices = devices;
         this.pageRequests = new PageRequests(memory, this::wakeAll, pageRequestTimeoutMillis, TimeUnit.MILLISECONDS);
-        this.threads = new Thread[vcpus];
-        this.acked = new AtomicLongArray(vcpus);
+        this.vcpus = vcpus;
+        // The vCPUs, then the device-work thread: every mode change waits for all of them.
+        this.threads = new Thread[vcpus + 1];
+        this.acked = new AtomicLongArray(vcpus + 1);
         for (int i = 0; i < vcpus; i++) {
             int index = i;
             threads[i] = new Thread(() -> runVcpu(index), "ferry-vcpu-" + vmId + "-" + i);
             threads[i].setDaemon(true);
         }
+        threads[vcpus] = new Thread(() -> runDeviceWork(vcpus), "ferry-device-work-" + vmId);
+        threads[vcpus].setDaemon(true);
     }
 
     void start() {
@@ -97,6 +117,31 @@ public final class Workload implements AutoCloseable {
 
     public int throttle() {
         return throttlePercent;
+    }
+
+    /**
+     * Slows the devices' own work by this percentage (0–99), as {@link #setThrottle} slows the vCPUs: F9's
+     * answer to device data that keeps the downtime estimate above the limit.
+     */
+    void setDeviceWorkThrottle(int percent) {
+        if (percent < 0 || percent > 99) {
+            throw new IllegalArgumentException("device work throttle must be 0-99%: " + percent);
+        }
+        deviceThrottlePercent = percent;
+    }
+
+    int deviceWorkThrottle() {
+        return deviceThrottlePercent;
+    }
+
+    /** Writes of device memory done as the devices' own work, summed over the devices. */
+    public long deviceWrites() {
+        return deviceWrites.sum();
+    }
+
+    /** The device list changed (hot-plug): the device-work thread looks again at once. */
+    void devicesChanged() {
+        LockSupport.unpark(threads[vcpus]);
     }
 
     public long pagesDirtied() {
@@ -185,7 +230,6 @@ public final class Workload implements AutoCloseable {
     private void runVcpu(int index) {
         SplittableRandom random = new SplittableRandom(config.seed() * 0x9E3779B97F4A7C15L + index);
         byte[] scratch = new byte[WRITE_BYTES];
-        int vcpus = threads.length;
         double pageCredit = 0;
         double bellCredit = 0;
         double p2pCredit = 0;
@@ -239,6 +283,70 @@ public final class Workload implements AutoCloseable {
             }
         }
         ack(index, Long.MAX_VALUE);
+    }
+
+    /**
+     * The devices' own work: every device writes its memory at {@code deviceDirtyBytesPerSecond}, each write
+     * dirtying a page, and devices with timed work (a GPU that re-partitions, W8) advance it by the time that
+     * passed; both slowed by the device-work throttle. Time and credit accrue only while RUNNING, so a pause
+     * does not turn into a burst afterwards.
+     */
+    private void runDeviceWork(int index) {
+        // A stream per device, from the seed and the device's id: what a device writes does not depend on
+        // how the work of several devices interleaves, or on which other devices the VM has.
+        Map<Device, SplittableRandom> randoms = new IdentityHashMap<>();
+        double perNano = config.deviceDirtyBytesPerSecond() / (double) PageGeometry.PAGE_SIZE / 1e9;
+        double credit = 0;
+        long last = System.nanoTime();
+        while (!closed) {
+            long seen = epoch;
+            List<Device> now = devices.get();
+            boolean timed = false;
+            for (Device device : now) {
+                timed |= device.hasTimedOwnWork();
+            }
+            if (mode != Mode.RUNNING || (perNano == 0 && !timed)) {
+                ack(index, seen);
+                if (epoch == seen && !closed) {
+                    LockSupport.parkNanos(this, IDLE_PARK_NANOS);
+                }
+                last = System.nanoTime();
+                continue;
+            }
+            long t = System.nanoTime();
+            long elapsed = Math.min(t - last, MAX_CREDIT_NANOS);
+            last = t;
+            double share = (100 - deviceThrottlePercent) / 100.0;
+            // Bounded, so that work the devices could not keep up with does not come as a burst later.
+            credit = Math.min(credit + perNano * share * elapsed, 4.0 * MAX_BATCH);
+            int writes = (int) Math.min(credit, MAX_BATCH);
+            credit -= writes;
+            if (randoms.size() > now.size()) {
+                randoms.keySet().retainAll(now);
+            }
+            boolean busy = false;
+            for (Device device : now) {
+                if (writes > 0) {
+                    SplittableRandom random = randoms.computeIfAbsent(device, d -> deviceRandom(config.seed(), d.id()));
+                    deviceWrites.add(device.ownWork(writes, random));
+                }
+                if (device.hasTimedOwnWork()) {
+                    busy |= device.advanceOwnWork((long) (elapsed * share));
+                }
+            }
+            ack(index, seen);
+            if (!busy && epoch == seen && !closed && credit < MAX_BATCH) {
+                double wait = perNano == 0 ? Double.MAX_VALUE : (1 - credit) / (perNano * Math.max(share, 0.01));
+                LockSupport.parkNanos(this, (long) Math.max(TimeUnit.MILLISECONDS.toNanos(1),
+                        Math.min(wait, TimeUnit.MILLISECONDS.toNanos(5))));
+            }
+        }
+        ack(index, Long.MAX_VALUE);
+    }
+
+    /** The seeded stream of a device's own work. */
+    static SplittableRandom deviceRandom(long seed, String deviceId) {
+        return new SplittableRandom((seed * 0x9E3779B97F4A7C15L ^ DEVICE_WORK_STREAM) + deviceId.hashCode());
     }
 
     private long nanosToNextAction(double pageCredit, double bellCredit, double p2pCredit, int vcpus) {

@@ -66,6 +66,10 @@ public final class FerryMetrics implements AutoCloseable {
     /** What the bytes on the wire carry: pages, device data, or the rest (control frames, keepalives). */
     public static final List<String> BYTE_KINDS = List.of("memory", "device", "control");
     public static final List<String> TRANSITION_RESULTS = List.of("ok", "failed");
+    /** The steps on the downtime's path (F6), as the migration resource's downtimeSteps names them. */
+    public static final List<String> DOWNTIME_STEPS = List.of("vcpus_stop", "devices_stop", "final_transfer", "prepare", "switchover");
+    /** A device's part in the downtime (F6): quiesce and save on the source, load and resume on the destination. */
+    public static final List<String> DEVICE_STEPS = List.of("quiesce", "save", "load", "resume");
 
     /**
      * Buckets of whole migrations, seconds: from a paused VM of a few MiB to an hour-long pre-copy
@@ -84,6 +88,8 @@ public final class FerryMetrics implements AutoCloseable {
     private final Map<String, Counter> sent = new HashMap<>();
     private final Map<String, Counter> received = new HashMap<>();
     private final Map<String, Counter> transitions = new HashMap<>();
+    private final Map<String, Timer> downtimeSteps = new HashMap<>();
+    private final Map<String, Timer> deviceSteps = new HashMap<>();
     private final Timer downtime;
     private final Counter iterations;
 
@@ -140,6 +146,14 @@ public final class FerryMetrics implements AutoCloseable {
             for (String result : TRANSITION_RESULTS) {
                 transitions.put(kind + '/' + result, transitionCounter(kind, result));
             }
+            for (String step : DEVICE_STEPS) {
+                deviceSteps.put(kind + '/' + step, deviceStepTimer(kind, step));
+            }
+        }
+        for (String step : DOWNTIME_STEPS) {
+            downtimeSteps.put(step, Timer.builder("ferry.migration.downtime.step").description(
+                    "The steps of completed migrations' downtime (F6), measured on the source").tag("step", step)
+                    .serviceLevelObjectives(DOWNTIME_BUCKETS).register(registry));
         }
         downtime = Timer.builder("ferry.migration.downtime").description("Downtime of completed migrations, measured on the source (F6)")
                 .serviceLevelObjectives(DOWNTIME_BUCKETS).register(registry);
@@ -215,6 +229,30 @@ public final class FerryMetrics implements AutoCloseable {
 
     public void downtime(long nanos) {
         downtime.record(nanos, TimeUnit.NANOSECONDS);
+    }
+
+    /** A step of a completed migration's downtime; {@code step} one of {@link #DOWNTIME_STEPS}. */
+    public void downtimeStep(String step, double millis) {
+        Timer timer = downtimeSteps.get(step);
+        if (timer != null) {
+            timer.record((long) (millis * 1e6), TimeUnit.NANOSECONDS);
+        }
+    }
+
+    /**
+     * A device's part in a completed migration's downtime, by kind (never by device); {@code step} one
+     * of {@link #DEVICE_STEPS}; nothing for a part this side does not know ({@code null}).
+     */
+    public void deviceDowntime(String kind, String step, Double millis) {
+        if (millis == null) {
+            return;
+        }
+        lookup(deviceSteps, kind + '/' + step, () -> deviceStepTimer(kind, step)).record((long) (millis * 1e6), TimeUnit.NANOSECONDS);
+    }
+
+    private Timer deviceStepTimer(String kind, String step) {
+        return Timer.builder("ferry.device.downtime").description("Devices' parts in completed migrations' downtime (F6), by kind")
+                .tag("kind", kind).tag("step", step).serviceLevelObjectives(DOWNTIME_BUCKETS).register(registry);
     }
 
     /** Bytes put on the wire; {@code phase} one of {@link #PHASES}, {@code kind} one of {@link #BYTE_KINDS}. */

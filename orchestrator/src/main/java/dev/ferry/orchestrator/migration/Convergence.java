@@ -13,6 +13,23 @@ package dev.ferry.orchestrator.migration;
  * all), plus two control-channel round trips (prepare and commit).
  */
 final class Convergence {
+    /**
+     * What stopping now would cost (F9).
+     *
+     * @param memoryBytes     the dirty pages on the wire
+     * @param deviceBytes     every device's predicted stop-and-copy data (W9)
+     * @param deviceLoadNanos the time the destination would take to load that data, at each device's
+     *                        measured rate
+     * @param verifyNanos     the frozen-point digest, with verify
+     * @param fixedNanos      the barriers and the switchover's round trips
+     */
+    record Estimate(long memoryBytes, long deviceBytes, long deviceLoadNanos, long verifyNanos, long fixedNanos) {
+        /** Whether the devices' part (their data and its loading) outweighs the memory's. */
+        boolean devicesDominate() {
+            return deviceBytes > memoryBytes || deviceLoadNanos > 0 && deviceBytes > 0 && memoryBytes == 0;
+        }
+    }
+
     private static final double WEIGHT = 0.5;
     private static final long MEANINGFUL_PASS_BYTES = 4L << 20;
 
@@ -20,6 +37,7 @@ final class Convergence {
     private volatile long downtimeLimitMs;
     private double bandwidth;
     private int throttle;
+    private int deviceThrottle;
 
     Convergence(MigrationPolicy policy) {
         this.policy = policy;
@@ -51,7 +69,14 @@ final class Convergence {
         return 4 * barrierNanos + 2 * Math.max(rttNanos, 0);
     }
 
-    /** The downtime if pre-copy stopped now. */
+    /** F9: the downtime if pre-copy stopped now, all of it. */
+    long expectedDowntimeMillis(Estimate estimate) {
+        long transfer = expectedDowntimeMillis(estimate.memoryBytes() + estimate.deviceBytes(),
+                estimate.deviceLoadNanos() + estimate.verifyNanos() + estimate.fixedNanos());
+        return transfer;
+    }
+
+    /** The downtime if pre-copy stopped now: {@code remainingBytes} to send and {@code fixedCostNanos} besides. */
     long expectedDowntimeMillis(long remainingBytes, long fixedCostNanos) {
         double transfer = bandwidth <= 0 ? (remainingBytes == 0 ? 0 : Double.MAX_VALUE) : remainingBytes * 1000.0 / bandwidth;
         return (long) Math.min(Long.MAX_VALUE / 2, Math.ceil(transfer + fixedCostNanos / 1e6));
@@ -68,6 +93,18 @@ final class Convergence {
 
     long downtimeLimitMs() {
         return downtimeLimitMs;
+    }
+
+    /**
+     * F9: the next slowdown of the devices' own work, when their data keeps the estimate above the limit:
+     * the same schedule as the vCPUs', 0 without auto-converge.
+     */
+    int nextDeviceThrottle() {
+        if (!policy.autoConverge()) {
+            return 0;
+        }
+        deviceThrottle = deviceThrottle == 0 ? 20 : Math.min(99, deviceThrottle + 10);
+        return deviceThrottle;
     }
 
     /** The next throttle after a pass that did not converge, or 0 without auto-converge. */

@@ -1,37 +1,82 @@
 package dev.ferry.orchestrator.migration;
 
 import dev.ferry.device.Device;
+import dev.ferry.device.migration.InitialData;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.net.FrameChannel;
 import dev.ferry.protocol.transfer.RateLimiter;
 import io.netty.buffer.ByteBuf;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * The source's side of every device's migration data (SPEC §2): reads what each device has ready in
- * its data window (W1) and sends it in DEVICE_DATA frames, in order, with the offset of each chunk in
- * that device's stream; at the end of stop-and-copy, to the end of every stream and DEVICE_END.
- * Each frame waits for the session's rate limit and for the channel to be writable.
+ * The source's side of every device's migration data (SPEC §2, F10): reads what each device has
+ * ready in its data window (W1) and sends it in DEVICE_DATA frames on the data channels beside the
+ * pages, chunk {@code k} of device {@code d} on channel {@code (d + k) mod n}, so that one device's
+ * data moves over every channel at once, each chunk with its offset in that device's stream. At the
+ * end of stop-and-copy it reads every stream to its end and sends DEVICE_END on the control channel.
+ *
+ * <p>F7: when a device's round of initial data has all been read (W4, W8), DEVICE_INITIAL tells the
+ * destination where in the stream it ends; the destination acknowledges once it has loaded that far.
  */
 final class DeviceStreams {
     private static final int CHUNK = Frame.DeviceData.MAX_CHUNK_BYTES;
 
     private final List<Device> devices;
-    private final FrameChannel channel;
+    private final FrameChannel control;
+    private final List<FrameChannel> data;
     private final RateLimiter limiter;
     private final long[] offsets;
+    private final long[] chunks;
+    /** The latest round of initial data announced per device, -1 for none. */
+    private final long[] announcedGeneration;
+    private final AtomicLong announced = new AtomicLong();
+    /** Per device: bytes streamed in stop-and-copy, and the time spent reading them from the device (F6). */
+    private final long[] stopCopyBytes;
+    private final long[] saveNanos;
 
-    DeviceStreams(List<Device> devices, FrameChannel channel, RateLimiter limiter) {
+    DeviceStreams(List<Device> devices, FrameChannel control, List<FrameChannel> data, RateLimiter limiter) {
         this.devices = List.copyOf(devices);
-        this.channel = channel;
+        this.control = control;
+        this.data = List.copyOf(data);
         this.limiter = limiter;
         this.offsets = new long[devices.size()];
+        this.chunks = new long[devices.size()];
+        this.announcedGeneration = new long[devices.size()];
+        java.util.Arrays.fill(announcedGeneration, -1);
+        this.stopCopyBytes = new long[devices.size()];
+        this.saveNanos = new long[devices.size()];
     }
 
-    /** Bytes of {@code device}'s stream sent so far. */
-    long sent(int device) {
-        return offsets[device];
+    /** DEVICE_INITIAL frames sent so far: the switchover is acknowledged once the destination covers them all (F7). */
+    long announced() {
+        return announced.get();
+    }
+
+    /**
+     * F7: every device's current round of initial data has been read and announced (a device without
+     * initial data counts as done). A device that re-initialised since (W8) has not.
+     */
+    boolean initialDataAnnounced() {
+        for (int index = 0; index < devices.size(); index++) {
+            InitialData initial = devices.get(index).initialData();
+            boolean none = initial.endOffset() == 0;
+            if (!none && (!initial.complete() || announcedGeneration[index] < initial.generation())) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Bytes of device {@code index}'s stream sent in stop-and-copy. */
+    long stopCopyBytes(int index) {
+        return stopCopyBytes[index];
+    }
+
+    /** Time spent reading device {@code index}'s stop-and-copy data from it. */
+    long saveNanos(int index) {
+        return saveNanos[index];
     }
 
     /**
@@ -44,32 +89,58 @@ final class DeviceStreams {
         long total = 0;
         for (int index = 0; index < devices.size(); index++) {
             Device device = devices.get(index);
+            long before = offsets[index];
+            long reading = 0;
             while (true) {
-                limiter.awaitCredit();
-                ByteBuf chunk = channel.channel().alloc().directBuffer(CHUNK);
+                ByteBuf chunk = control.channel().alloc().directBuffer(CHUNK);
                 int n;
+                long start = System.nanoTime();
                 try {
                     n = device.readWindow(chunk.nioBuffer(0, CHUNK));
                 } catch (RuntimeException e) {
                     chunk.release();
                     throw e;
                 }
+                reading += System.nanoTime() - start;
                 if (n == 0) {
                     chunk.release();
                     break;
                 }
                 chunk.writerIndex(n);
+                FrameChannel channel = data.get((int) ((index + chunks[index]) % data.size()));
+                try {
+                    limiter.acquire(Frame.DeviceData.WIRE_OVERHEAD + n);
+                } catch (InterruptedException e) {
+                    chunk.release();
+                    throw e;
+                }
                 channel.sendWhenWritable(new Frame.DeviceData(index, offsets[index], chunk));
                 offsets[index] += n;
+                chunks[index]++;
                 total += n;
             }
             if (toEnd) {
                 if (!device.streamFinished()) {
                     throw new MigrationFailure(MigrationFailure.INTERNAL, device.id() + " did not end its stream in stop-and-copy");
                 }
-                channel.sendWhenWritable(new Frame.DeviceEnd(index, offsets[index]));
+                stopCopyBytes[index] = offsets[index] - before;
+                saveNanos[index] = reading;
+                control.sendWhenWritable(new Frame.DeviceEnd(index, offsets[index]));
+            } else {
+                announceInitialData(index, device);
             }
         }
         return total;
+    }
+
+    /** F7, W8: a round of initial data read to its end is announced once. */
+    private void announceInitialData(int index, Device device) throws ProtocolException, InterruptedException {
+        InitialData initial = device.initialData();
+        if (initial.complete() && initial.endOffset() > 0 && initial.generation() > announcedGeneration[index]
+                && offsets[index] >= initial.endOffset()) {
+            control.sendWhenWritable(new Frame.DeviceInitial(index, initial.generation(), initial.endOffset()));
+            announcedGeneration[index] = initial.generation();
+            announced.incrementAndGet();
+        }
     }
 }

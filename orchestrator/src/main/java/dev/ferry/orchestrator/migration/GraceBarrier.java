@@ -22,8 +22,9 @@ final class GraceBarrier {
      * @param typicalNanos the median of its devices' state changes, times the number of devices: what the
      *                     step costs without the one device that took unusually long (a save session
      *                     starting, say)
+     * @param eachNanos    each device's state change, in the devices' order (0 for one already there)
      */
-    record Timing(long totalNanos, long typicalNanos) {
+    record Timing(long totalNanos, long typicalNanos, long[] eachNanos) {
     }
 
     /** Writes each device's state for the step, in order; the first failure stops the step. */
@@ -31,25 +32,28 @@ final class GraceBarrier {
             throws MigrationFailure {
         long start = System.nanoTime();
         long[] each = new long[devices.size()];
+        long[] changes = new long[devices.size()];
         int changed = 0;
-        for (Device device : devices) {
+        for (int i = 0; i < devices.size(); i++) {
+            Device device = devices.get(i);
             DeviceState target = stateFor.apply(device);
             if (device.state().equals(target)) {
                 continue;
             }
             long before = System.nanoTime();
             TransitionResult result = device.setState(target);
-            each[changed++] = System.nanoTime() - before;
+            each[i] = System.nanoTime() - before;
+            changes[changed++] = each[i];
             if (!result.succeeded()) {
                 throw new MigrationFailure(failureCode, "device " + device.id() + " at " + step + ": " + result.describe());
             }
         }
         long total = System.nanoTime() - start;
         if (changed == 0) {
-            return new Timing(total, 0);
+            return new Timing(total, 0, each);
         }
-        long[] sorted = java.util.Arrays.copyOf(each, changed);
+        long[] sorted = java.util.Arrays.copyOf(changes, changed);
         java.util.Arrays.sort(sorted);
-        return new Timing(total, Math.min(total, sorted[changed / 2] * changed));
+        return new Timing(total, Math.min(total, sorted[changed / 2] * changed), each);
     }
 }

@@ -39,20 +39,25 @@ final class IncomingMemory {
     private final FerryMetrics metrics;
     private final Supplier<String> sourcePhase;
     private final PeerReplies replies;
+    private final IncomingDevices devices;
     private final IterationBarrier barrier = new IterationBarrier();
     private final DirtyBitmap received;
     private final Map<Integer, PageReceiver> receivers = new ConcurrentHashMap<>();
     private final List<FrameChannel> open = new CopyOnWriteArrayList<>();
+    /** Completes when the session ends from elsewhere (the control channel closed, an ABORT): waits here end too. */
+    private final java.util.concurrent.CompletableFuture<Void> abandoned = new java.util.concurrent.CompletableFuture<>();
     private volatile boolean discarded;
 
+    /** @param devices where device data that arrives on the data channels goes (F10) */
     IncomingMemory(GuestMemory memory, int channels, Migration migration, FerryMetrics metrics, Supplier<String> sourcePhase,
-                   PeerReplies replies) {
+                   PeerReplies replies, IncomingDevices devices) {
         this.memory = memory;
         this.channels = channels;
         this.migration = migration;
         this.metrics = metrics;
         this.sourcePhase = sourcePhase;
         this.replies = replies;
+        this.devices = devices;
         this.received = new DirtyBitmap(memory.pages());
         this.received.start();
     }
@@ -103,6 +108,10 @@ final class IncomingMemory {
                     metrics.received(sourcePhase.get(), "memory", bytes);
                     return;
                 }
+                if (frame instanceof Frame.DeviceData chunk) {
+                    devices.chunk(ch, chunk);
+                    return;
+                }
                 if (frame instanceof Frame.Abort abort) {
                     replies.add(abort);
                 }
@@ -136,21 +145,37 @@ final class IncomingMemory {
     }
 
     /**
+     * The session ended from elsewhere (the control channel closed, or the source aborted): every wait
+     * on the data channels ends now rather than when they go silent, and the flow finds the reason in
+     * its replies.
+     */
+    void abandon() {
+        abandoned.complete(null);
+        barrier.broken();
+    }
+
+    /**
      * Waits until every data channel has arrived and sent CHANNEL_END (PREPARE may overtake data on
-     * other connections). Ends early, with the failure, when a channel breaks.
+     * other connections). Ends early, with the failure, when a channel breaks or the session is
+     * abandoned.
      */
     void awaitChannelsEnded() throws MigrationFailure, InterruptedException {
         if (receivers.size() != channels) {
             throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, receivers.size() + " of " + channels
                     + " data channels arrived before PREPARE");
         }
-        for (PageReceiver receiver : receivers.values()) {
-            try {
-                receiver.ended().get();
-            } catch (ExecutionException e) {
-                throw e.getCause() instanceof ProtocolException p ? MigrationFailure.of(p, "data channel")
-                        : new MigrationFailure(MigrationFailure.CONNECTION_LOST, "data channel: " + e.getCause());
-            }
+        java.util.concurrent.CompletableFuture<?>[] ends = receivers.values().stream().map(PageReceiver::ended)
+                .toArray(java.util.concurrent.CompletableFuture<?>[]::new);
+        java.util.concurrent.CompletableFuture<Void> all = java.util.concurrent.CompletableFuture.allOf(ends);
+        try {
+            java.util.concurrent.CompletableFuture.anyOf(all, abandoned).get();
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof ProtocolException p ? MigrationFailure.of(p, "data channel")
+                    : new MigrationFailure(MigrationFailure.CONNECTION_LOST, "data channel: " + e.getCause());
+        }
+        if (!all.isDone()) {
+            MigrationFailure ended = replies.ended();
+            throw ended != null ? ended : new MigrationFailure(MigrationFailure.CONNECTION_LOST, "the session ended");
         }
     }
 

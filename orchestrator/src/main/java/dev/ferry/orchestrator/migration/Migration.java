@@ -65,6 +65,8 @@ public final class Migration {
     private final MigrationTrace trace = new MigrationTrace(startNanos);
     private final List<Consumer<Event>> subscribers = new CopyOnWriteArrayList<>();
     private final Map<String, AtomicLong> deviceBytes = new ConcurrentHashMap<>();
+    private final Map<String, MigrationView.DeviceDowntime> deviceDowntime = new ConcurrentHashMap<>();
+    private final Map<String, String> deviceKinds = new ConcurrentHashMap<>();
     private volatile Supplier<List<Device>> devices = List::of;
     private volatile LongSupplier remaining = () -> 0;
     private volatile Control control;
@@ -82,6 +84,9 @@ public final class Migration {
     private volatile long dirtyRate;
     private volatile long rate;
     private volatile int throttle;
+    private volatile int deviceThrottle;
+    private volatile Long switchoverAckWaitMs;
+    private volatile List<MigrationView.DowntimeStep> downtimeSteps = List.of();
     private volatile Long expectedDowntimeMs;
     private volatile Long setupTimeMs;
     private volatile Long downtimeMs;
@@ -163,6 +168,7 @@ public final class Migration {
     /** What the flow says is left to send, asked at each tick. */
     void setRemaining(LongSupplier estimate) {
         remaining = estimate;
+        remainingBytes = Math.max(0, estimate.getAsLong());
     }
 
     // ---- phases --------------------------------------------------------------------------------
@@ -270,8 +276,42 @@ public final class Migration {
         setupTimeMs = TimeUnit.NANOSECONDS.toMillis(nanos);
     }
 
-    void setDowntime(long nanos) {
+    /** The downtime and its steps, which add up to it (F6). */
+    void setDowntime(long nanos, List<MigrationView.DowntimeStep> steps) {
+        downtimeSteps = List.copyOf(steps);
         downtimeMs = TimeUnit.NANOSECONDS.toMillis(nanos);
+    }
+
+    /** F7: how long the source waited for the switchover acknowledgement once pre-copy had converged. */
+    void setSwitchoverAckWait(long nanos) {
+        switchoverAckWaitMs = TimeUnit.NANOSECONDS.toMillis(nanos);
+    }
+
+    void setDeviceThrottle(int percent) {
+        deviceThrottle = percent;
+    }
+
+    /** A device's part in the downtime (F6), merged with what is known already. */
+    void deviceDowntime(String device, String kind, MigrationView.DeviceDowntime downtime) {
+        deviceKinds.put(device, kind);
+        deviceDowntime.merge(device, downtime, MigrationView.DeviceDowntime::with);
+    }
+
+    /** R4 on the destination took this long for the device. */
+    void deviceResumed(String device, double millis) {
+        deviceDowntime.merge(device, new MigrationView.DeviceDowntime(null, null, null, null, null, millis),
+                MigrationView.DeviceDowntime::with);
+    }
+
+    /** A device's kind and its part in the downtime. */
+    record KindDowntime(String kind, MigrationView.DeviceDowntime downtime) {
+    }
+
+    /** Each device's kind and part in the downtime, for the metrics (which label by kind, never by device). */
+    List<KindDowntime> deviceDowntimes() {
+        List<KindDowntime> all = new ArrayList<>();
+        deviceDowntime.forEach((device, downtime) -> all.add(new KindDowntime(deviceKinds.getOrDefault(device, "unknown"), downtime)));
+        return all;
     }
 
     public Long downtimeMs() {
@@ -380,8 +420,11 @@ public final class Migration {
         List<MigrationView.DeviceProgress> deviceViews = new ArrayList<>();
         for (Device device : devices.get()) {
             AtomicLong bytes = deviceBytes.get(device.id());
+            MigrationView.DeviceDowntime downtime = deviceDowntime.getOrDefault(device.id(),
+                    new MigrationView.DeviceDowntime(null, null, null, null, null, null));
             deviceViews.add(new MigrationView.DeviceProgress(device.id(), device.state().label(), bytes == null ? 0 : bytes.get(),
-                    device.pendingBytes()));
+                    device.pendingBytes(), downtime.stopCopyBytes(), downtime.predictedStopCopyBytes(), downtime.quiesceMs(),
+                    downtime.saveMs(), downtime.loadMs(), downtime.resumeMs()));
         }
         List<MigrationView.PhaseView> phaseList;
         synchronized (phases) {
@@ -399,10 +442,11 @@ public final class Migration {
         }
         return new MigrationView(id, vm, role.label(), peer, phase.label(), settings, startedAt.toString(),
                 finished == null ? null : finished.toString(), setupTimeMs, TimeUnit.NANOSECONDS.toMillis(now - startNanos),
-                downtimeMs, expectedDowntimeMs, iterations.get(), wireBytes.get(), left,
+                downtimeMs, downtimeSteps, expectedDowntimeMs, switchoverAckWaitMs, iterations.get(), wireBytes.get(), left,
                 new MigrationView.MemoryProgress(memoryTotal, normal * PageGeometry.PAGE_SIZE, zeroPages.get(), normal,
                         PageGeometry.PAGE_SIZE),
-                deviceTotal.get(), dirtyRate, throughput, eta, throttle, deviceViews, List.copyOf(passes), verified, verifyMs, error,
+                deviceTotal.get(), dirtyRate, throughput, eta, throttle, deviceThrottle, deviceViews, List.copyOf(passes), verified,
+                verifyMs, error,
                 phaseList);
     }
 

@@ -87,7 +87,14 @@ public final class MigrationManager implements Managed, SessionAcceptor {
 
     @Override
     public void start() {
-        ticker.scheduleAtFixedRate(() -> running.values().forEach(Migration::tick), 250, 250, TimeUnit.MILLISECONDS);
+        // A task that throws ends a fixed-rate schedule: one migration's bad estimate must not freeze all.
+        ticker.scheduleAtFixedRate(() -> running.values().forEach(migration -> {
+            try {
+                migration.tick();
+            } catch (RuntimeException e) {
+                LOG.warn("migration {}: progress update failed", migration.id(), e);
+            }
+        }), 250, 250, TimeUnit.MILLISECONDS);
     }
 
     /** Stops every running migration (sources roll back, destinations discard) and waits for them. */

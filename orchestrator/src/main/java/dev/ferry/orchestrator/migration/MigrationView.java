@@ -11,10 +11,11 @@ import java.util.Map;
  */
 public record MigrationView(String id, String vm, String role, String peer, String phase, Map<String, Object> policy,
                             String startedAt, String finishedAt, Long setupTimeMs, long totalTimeMs, Long downtimeMs,
-                            Long expectedDowntimeMs, long iterations, long transferredBytes, long remainingBytes,
-                            MemoryProgress memoryBytes, long deviceBytes, long dirtyRateBytesPerSecond,
-                            long throughputBytesPerSecond, Long etaMs, int throttlePercent, List<DeviceProgress> devices,
-                            List<PassView> passes, Boolean verified, Long verifyMs, ErrorView error, List<PhaseView> phases) {
+                            List<DowntimeStep> downtimeSteps, Long expectedDowntimeMs, Long switchoverAckWaitMs, long iterations,
+                            long transferredBytes, long remainingBytes, MemoryProgress memoryBytes, long deviceBytes,
+                            long dirtyRateBytesPerSecond, long throughputBytesPerSecond, Long etaMs, int throttlePercent,
+                            int deviceThrottlePercent, List<DeviceProgress> devices, List<PassView> passes, Boolean verified,
+                            Long verifyMs, ErrorView error, List<PhaseView> phases) {
 
     /**
      * Guest memory: its size; bytes of page data sent or received (normal pages only: a zero page is a
@@ -23,8 +24,31 @@ public record MigrationView(String id, String vm, String role, String peer, Stri
     public record MemoryProgress(long total, long transferred, long zeroPages, long normalPages, int pageSize) {
     }
 
-    /** A device: its state now, its migration data sent or received, and what it has ready to send. */
-    public record DeviceProgress(String id, String deviceState, long transferredBytes, long pendingBytes) {
+    /**
+     * A device: its state now, its migration data sent or received, what it has ready to send, and its
+     * part in the downtime once known (F6): the bytes of its stop-and-copy and what it had predicted
+     * for them (W9), and how long it took to quiesce (the grace and stop-and-copy barriers) and to be
+     * read on the source, to load (R3) and to resume (R4) on the destination, in milliseconds.
+     */
+    public record DeviceProgress(String id, String deviceState, long transferredBytes, long pendingBytes, Long stopCopyBytes,
+                                 Long predictedStopCopyBytes, Double quiesceMs, Double saveMs, Double loadMs, Double resumeMs) {
+    }
+
+    /** A device's part in the downtime (F6); a field unknown on this side is null. */
+    public record DeviceDowntime(Long stopCopyBytes, Long predictedStopCopyBytes, Double quiesceMs, Double saveMs, Double loadMs,
+                                 Double resumeMs) {
+        DeviceDowntime with(DeviceDowntime newer) {
+            return new DeviceDowntime(or(newer.stopCopyBytes, stopCopyBytes), or(newer.predictedStopCopyBytes, predictedStopCopyBytes),
+                    or(newer.quiesceMs, quiesceMs), or(newer.saveMs, saveMs), or(newer.loadMs, loadMs), or(newer.resumeMs, resumeMs));
+        }
+
+        private static <T> T or(T value, T fallback) {
+            return value != null ? value : fallback;
+        }
+    }
+
+    /** A step on the downtime's path (F6), in milliseconds; the steps add up to the downtime. */
+    public record DowntimeStep(String step, double durationMs) {
     }
 
     public record ErrorView(String code, String message) {

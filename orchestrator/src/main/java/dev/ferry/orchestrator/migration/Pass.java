@@ -9,11 +9,11 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executor;
 
 /**
- * One pass over memory on the source (S1, each S2 iteration, S5): the pass's pages on the data
- * channels and, at the same time, the devices' data on the control channel, so that neither waits for
- * the other. The pass is over when both are written; if either fails, or the flow is stopped, the
- * other is interrupted and has ended before the pass throws, so nothing of a failed pass still reads
- * memory that is about to be rolled back.
+ * One pass over memory on the source (S1, each S2 iteration, S5): the pass's pages and, at the same
+ * time, the devices' data, both on the data channels (F10), so that neither waits for the other; then
+ * DATA_END on every channel, after both. If either fails, or the flow is stopped, the other is
+ * interrupted and has ended before the pass throws, so nothing of a failed pass still reads memory
+ * that is about to be rolled back.
  */
 final class Pass {
     /** What a pass sent: its pages (zero ones among them), their bytes on the wire, and device bytes. */
@@ -43,16 +43,26 @@ final class Pass {
      */
     Result run(int iteration, PageSet pages, boolean stable, DeviceData deviceData)
             throws ProtocolException, MigrationFailure, InterruptedException {
-        try (TaskGroup workers = new TaskGroup(executor, "device data")) {
+        PageSender.Result sent;
+        long deviceBytes;
+        try (TaskGroup workers = new TaskGroup(executor, "pass " + iteration)) {
+            TaskGroup.Task<PageSender.Result> paging = workers.submit(() -> sender.sendPages(iteration, pages, source, stable));
             TaskGroup.Task<Long> drained = deviceData == DeviceData.NONE ? null
                     : workers.submit(() -> devices.drain(deviceData == DeviceData.TO_END));
-            PageSender.Result sent = sender.send(iteration, pages, source, stable);
-            long deviceBytes = drained == null ? 0 : join(drained);
-            return new Result(sent.pages(), sent.zeroPages(), sent.wireBytes(), deviceBytes);
+            // Whichever fails first ends the pass; the other is interrupted as the group closes.
+            workers.awaitAllOrFailure();
+            if (drained != null && drained.failed()) {
+                join(drained);
+            }
+            sent = join(paging);
+            deviceBytes = drained == null ? 0 : join(drained);
         }
+        // Both are queued on the channels: the iteration ends after them on every channel.
+        sender.endIteration(iteration);
+        return new Result(sent.pages(), sent.zeroPages(), sent.wireBytes(), deviceBytes);
     }
 
-    private static long join(TaskGroup.Task<Long> task) throws ProtocolException, MigrationFailure, InterruptedException {
+    private static <T> T join(TaskGroup.Task<T> task) throws ProtocolException, MigrationFailure, InterruptedException {
         try {
             return task.join();
         } catch (ExecutionException e) {

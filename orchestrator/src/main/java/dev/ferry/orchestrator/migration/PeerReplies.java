@@ -27,20 +27,35 @@ final class PeerReplies {
     record Stopped(String reason) {
     }
 
+    /** Something the flow does not run itself found a failure (a device's data failed to load on an event loop). */
+    record Failed(MigrationFailure failure) {
+    }
+
     /** How long a broken data channel waits for the peer's reason on the control channel. */
     static final Duration REASON_WAIT = Duration.ofSeconds(2);
 
     private final BlockingQueue<Object> items = new LinkedBlockingQueue<>();
     private final String peer;
     private volatile boolean closed;
+    private long acknowledged;
 
     /** @param peer who replies, for messages: {@code destination} or {@code source} */
     PeerReplies(String peer) {
         this.peer = peer;
     }
 
-    /** Queues a frame or marker; after {@link #close} it is released instead. */
+    /**
+     * Queues a frame or marker; after {@link #close} it is released instead. SWITCHOVER_ACK is not
+     * queued: it comes at any time and only its latest sequence matters ({@link #acknowledged}).
+     */
     void add(Object item) {
+        if (item instanceof Frame.SwitchoverAck ack) {
+            synchronized (this) {
+                acknowledged = Math.max(acknowledged, ack.sequence());
+                notifyAll();
+            }
+            return;
+        }
         items.add(item);
         if (closed) {
             drain();
@@ -97,9 +112,28 @@ final class PeerReplies {
         }
     }
 
+    /** The sequence of the latest SWITCHOVER_ACK (F7): how many DEVICE_INITIAL frames the destination has loaded. */
+    synchronized long acknowledged() {
+        return acknowledged;
+    }
+
+    /** Waits up to {@code millis} for a SWITCHOVER_ACK covering {@code sequence}; true if one does. */
+    synchronized boolean awaitAcknowledged(long sequence, long millis) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+        while (acknowledged < sequence) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                return false;
+            }
+            TimeUnit.NANOSECONDS.timedWait(this, left);
+        }
+        return true;
+    }
+
     /** What ended the migration, if something queued says so; null otherwise. Does not wait. */
     MigrationFailure ended() {
-        Object broken = takeFirst(item -> item instanceof Closed || item instanceof Frame.Abort || item instanceof Stopped);
+        Object broken = takeFirst(item -> item instanceof Closed || item instanceof Frame.Abort || item instanceof Stopped
+                || item instanceof Failed);
         return broken == null ? null : explain(broken);
     }
 
@@ -143,6 +177,9 @@ final class PeerReplies {
         if (item instanceof Stopped stopped) {
             return new MigrationFailure(stopped.reason(), "stopped");
         }
+        if (item instanceof Failed failed) {
+            return failed.failure();
+        }
         return new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "unexpected " + item);
     }
 
@@ -154,7 +191,7 @@ final class PeerReplies {
         long deadline = System.nanoTime() + wait.toNanos();
         try {
             while (true) {
-                Object reason = takeFirst(item -> item instanceof Frame.Abort || item instanceof Stopped);
+                Object reason = takeFirst(item -> item instanceof Frame.Abort || item instanceof Stopped || item instanceof Failed);
                 if (reason != null) {
                     return reason;
                 }
@@ -166,7 +203,7 @@ final class PeerReplies {
                 if (next == null || (next instanceof Closed closed && closed.control())) {
                     return null;
                 }
-                if (next instanceof Frame.Abort || next instanceof Stopped) {
+                if (next instanceof Frame.Abort || next instanceof Stopped || next instanceof Failed) {
                     return next;
                 }
                 ReferenceCountUtil.release(next);

@@ -26,7 +26,6 @@ import java.util.List;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -39,13 +38,12 @@ import org.slf4j.LoggerFactory;
  * COMMIT any failure, cancel or lost connection discards the copy (F4); after it the destination goes
  * on to R4 whatever happens to the connection.
  *
- * <p>Control frames are handled on this flow's own thread, in order. Device data queued for it is
- * bounded: above 32 MiB the control channel stops reading until the flow has caught up.
+ * <p>Control frames are handled on this flow's own thread, in order; they are small. Pages and device
+ * data arrive on the data channels and are applied on their event loops ({@link IncomingMemory},
+ * {@link IncomingDevices}).
  */
 final class ResumeFlow implements FrameHandler, Migration.Control {
     private static final Logger LOG = LoggerFactory.getLogger(ResumeFlow.class);
-    private static final long QUEUE_HIGH = 32L << 20;
-    private static final long QUEUE_LOW = 8L << 20;
 
     private final Migration migration;
     private final FrameChannel control;
@@ -57,16 +55,14 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
     private final PeerReplies replies = new PeerReplies("source");
     private final FlowSteps steps = new FlowSteps();
     private final CommitPoint commitPoint = new CommitPoint();
-    private final AtomicLong queuedBytes = new AtomicLong();
     private volatile IncomingMemory incoming;
+    private volatile IncomingDevices deviceData;
     private volatile ManagedVm managed;
     private volatile String sourcePhase = PhaseCode.SETUP.label();
     private ScheduledFuture<?> deadline;
     private Thread prefault;
     private volatile boolean prefaultStopped;
     private List<Device> devices = List.of();
-    private long[] offsets;
-    private boolean[] ended;
     private VmManifest manifest;
 
     /**
@@ -87,15 +83,24 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
 
     @Override
     public void frameReceived(FrameChannel channel, Frame frame) {
-        if (frame instanceof Frame.DeviceData chunk && queuedBytes.addAndGet(chunk.content().readableBytes()) > QUEUE_HIGH) {
-            channel.pauseReading();
-        }
         replies.add(frame);
+        if (frame instanceof Frame.Abort) {
+            abandon();
+        }
     }
 
     @Override
     public void channelClosed(FrameChannel channel, ProtocolException cause) {
         replies.add(new PeerReplies.Closed(cause, true));
+        abandon();
+    }
+
+    /** The session is over from the source's side: a wait on the data channels must not outlast it. */
+    private void abandon() {
+        IncomingMemory memory = incoming;
+        if (memory != null) {
+            memory.abandon();
+        }
     }
 
     /** A data channel of this session arrives; on its event loop, before it is accepted. */
@@ -163,13 +168,14 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         Vm vm = managed.vm();
         prepareMemory(vm, manifest.backed(), manifest.chunkBytes());
         devices = vm.devices();
-        offsets = new long[devices.size()];
-        ended = new boolean[devices.size()];
         devices.forEach(d -> d.addListener(migration.trace()));
         migration.setDevices(vm::devices);
         migration.setMemoryTotal(vm.memory().sizeBytes());
         GraceBarrier.apply(devices, d -> DeviceState.RESUMING, "R2 resuming", MigrationFailure.DEVICE_TRANSITION_FAILED);
-        incoming = new IncomingMemory(vm.memory(), described.dataChannels(), migration, metrics, () -> sourcePhase, replies);
+        deviceData = new IncomingDevices(devices, described.dataChannels(), control, migration, metrics, () -> sourcePhase, hooks,
+                replies, this::abandon);
+        incoming = new IncomingMemory(vm.memory(), described.dataChannels(), migration, metrics, () -> sourcePhase, replies,
+                deviceData);
         control.send(new Frame.VmAccepted());
         migration.enter(DestinationPhase.RESUMING);
         hooks.entered(migration, DestinationPhase.RESUMING);
@@ -228,23 +234,14 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         }
     }
 
-    /** Device data and progress until PREPARE, which it returns. */
+    /** Device data ends, initial-data announcements and progress until PREPARE, which it returns. */
     private Frame.Prepare receive() throws MigrationFailure, InterruptedException {
         while (true) {
             Frame frame = replies.next(Long.MAX_VALUE);
-            if (frame instanceof Frame.DeviceData chunk) {
-                try {
-                    apply(chunk);
-                } finally {
-                    chunk.release();
-                }
-            } else if (frame instanceof Frame.DeviceEnd end) {
-                int index = deviceIndex(end.device());
-                if (end.totalBytes() != offsets[index]) {
-                    throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "device " + devices.get(index).id() + " ended at "
-                            + end.totalBytes() + " bytes, " + offsets[index] + " arrived");
-                }
-                ended[index] = true;
+            if (frame instanceof Frame.DeviceEnd end) {
+                deviceData.ended(end);
+            } else if (frame instanceof Frame.DeviceInitial initial) {
+                deviceData.announced(initial);
             } else if (frame instanceof Frame.Phase phase) {
                 notePhase(phase);
             } else if (frame instanceof Frame.IterationEnd end) {
@@ -252,7 +249,9 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
             } else if (frame instanceof Frame.Prepare prepare) {
                 return prepare;
             } else {
-                throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "unexpected " + frame.type() + " before PREPARE");
+                io.netty.util.ReferenceCountUtil.release(frame);
+                throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "unexpected " + frame.type() + " on the control channel"
+                        + " before PREPARE (device data travels on the data channels)");
             }
         }
     }
@@ -271,43 +270,12 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
             throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "the first pass carried " + incoming.barrier().firstPassPages()
                     + " pages of " + memoryPages + ": it must carry every page");
         }
-        control.send(new Frame.IterationDone(end.iteration()));
+        control.send(new Frame.IterationDone(end.iteration(), deviceData.loads()));
     }
 
     private void notePhase(Frame.Phase phase) {
         PhaseCode code = PhaseCode.of(phase.phase());
         sourcePhase = code == null ? sourcePhase : code.label();
-    }
-
-    private void apply(Frame.DeviceData chunk) throws MigrationFailure {
-        int index = deviceIndex(chunk.device());
-        if (chunk.offset() != offsets[index] || ended[index]) {
-            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "data of device " + devices.get(index).id() + " at offset "
-                    + chunk.offset() + ", expected " + offsets[index]);
-        }
-        int bytes = chunk.content().readableBytes();
-        ByteBuffer window = chunk.content().nioBuffer();
-        Device device = devices.get(index);
-        hooks.deviceData(device.id(), window);
-        device.writeWindow(window);
-        offsets[index] += bytes;
-        migration.deviceData(device.id(), bytes);
-        migration.wire(bytes + Frame.DeviceData.WIRE_OVERHEAD);
-        metrics.received(sourcePhase, "device", bytes + Frame.DeviceData.WIRE_OVERHEAD);
-        if (queuedBytes.addAndGet(-bytes) < QUEUE_LOW && !control.channel().config().isAutoRead()) {
-            control.channel().eventLoop().execute(() -> {
-                if (queuedBytes.get() < QUEUE_LOW) {
-                    control.resumeReading();
-                }
-            });
-        }
-    }
-
-    private int deviceIndex(int index) throws MigrationFailure {
-        if (index < 0 || index >= devices.size()) {
-            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "device index " + index + " of a VM with " + devices.size() + " devices");
-        }
-        return index;
     }
 
     /**
@@ -316,6 +284,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
      */
     private void prepared(Frame.Prepare prepare) throws MigrationFailure, InterruptedException {
         long start = System.nanoTime();
+        deviceData.prepare();
         incoming.awaitChannelsEnded();
         long missing = incoming.missingPages();
         if (missing > 0) {
@@ -323,14 +292,12 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
                     + managed.vm().memory().pages() + " pages never arrived (the first is page " + incoming.firstMissingPage()
                     + "); a VM is built only from a complete stream (F11)");
         }
-        for (int i = 0; i < ended.length; i++) {
-            if (!ended[i]) {
-                throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "PREPARE before device " + devices.get(i).id()
-                        + " ended its data; a VM is built only from a complete stream (F11)");
-            }
+        MigrationFailure incomplete = deviceData.incomplete();
+        if (incomplete != null) {
+            throw incomplete;
         }
-        GraceBarrier.apply(devices, d -> GraceStates.resumeGrace(d.config().ndma()), "R3 load and P2P grace",
-                MigrationFailure.DEVICE_LOAD_FAILED);
+        GraceBarrier.Timing load = GraceBarrier.apply(devices, d -> GraceStates.resumeGrace(d.config().ndma()),
+                "R3 load and P2P grace", MigrationFailure.DEVICE_LOAD_FAILED);
         migration.enter(DestinationPhase.P2P_GRACE);
         hooks.entered(migration, DestinationPhase.P2P_GRACE);
         byte[] digest = new byte[0];
@@ -339,7 +306,12 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
             digest = HexFormat.of().parseHex(managed.vm().digest().vm());
             migration.setVerifyTime(System.nanoTime() - digestStart);
         }
-        control.send(new Frame.Prepared(digest, TimeUnit.NANOSECONDS.toMicros(System.nanoTime() - start)));
+        for (int i = 0; i < devices.size(); i++) {
+            Device device = devices.get(i);
+            migration.deviceDowntime(device.id(), device.kind().label(),
+                    new MigrationView.DeviceDowntime(null, null, null, null, load.eachNanos()[i] / 1e6, null));
+        }
+        control.send(new Frame.Prepared(digest, TimeUnit.NANOSECONDS.toMicros(System.nanoTime() - start), micros(load)));
     }
 
     private void awaitCommit() throws MigrationFailure, InterruptedException {
@@ -361,17 +333,30 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
     /** R4: every device RUNNING, then the vCPUs if the source's were running; CONFIRM. */
     private void resume() throws MigrationFailure {
         long start = System.nanoTime();
-        GraceBarrier.apply(devices, d -> DeviceState.RUNNING, "R4 running", MigrationFailure.DEVICE_TRANSITION_FAILED);
+        GraceBarrier.Timing resumed = GraceBarrier.apply(devices, d -> DeviceState.RUNNING, "R4 running",
+                MigrationFailure.DEVICE_TRANSITION_FAILED);
         boolean running = manifest.vcpusRunning();
         if (running) {
             managed.vm().startVcpus();
         }
         managed.endMigration(running ? VmState.RUNNING : VmState.PAUSED);
+        for (int i = 0; i < devices.size(); i++) {
+            migration.deviceResumed(devices.get(i).id(), resumed.eachNanos()[i] / 1e6);
+        }
         if (control.isOpen()) {
-            control.send(new Frame.Confirm(TimeUnit.NANOSECONDS.toMicros(System.nanoTime() - start)));
+            control.send(new Frame.Confirm(TimeUnit.NANOSECONDS.toMicros(System.nanoTime() - start), micros(resumed)));
         }
         control.close();
         incoming.closeAll();
+    }
+
+    /** Each device's part of a barrier, in microseconds, in the description's order (F6). */
+    private static List<Long> micros(GraceBarrier.Timing timing) {
+        List<Long> micros = new java.util.ArrayList<>(timing.eachNanos().length);
+        for (long nanos : timing.eachNanos()) {
+            micros.add(TimeUnit.NANOSECONDS.toMicros(nanos));
+        }
+        return micros;
     }
 
     // ---- stop, failure -------------------------------------------------------------------------
@@ -404,6 +389,10 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
             if (memory != null) {
                 memory.closeAll();
             }
+            IncomingDevices data = deviceData;
+            if (data != null) {
+                data.discard();
+            }
             if (vm != null) {
                 vm.hold(migration.id(), "destination_failed");
             }
@@ -411,6 +400,10 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
             // F4: the destination discards its copy, once nothing writes into it any more.
             if (memory != null) {
                 memory.discard();
+            }
+            IncomingDevices data = deviceData;
+            if (data != null) {
+                data.discard();
             }
             stopPrefault();
             if (vm != null) {

@@ -12,7 +12,8 @@ import org.slf4j.LoggerFactory;
 /**
  * F4 on the source: the VM as it was before the migration, with nothing lost. It runs only after the
  * session's channels are closed and every worker of the flow has ended, so nothing reads the VM's
- * memory or device windows any more: dirty tracking off, the auto-converge throttle lifted, a device
+ * memory or device windows any more: dirty tracking off, the throttles on the vCPUs and on the devices'
+ * own work lifted, a device
  * reset only if it is in ERROR, every device back to RUNNING, the vCPUs restarted if they ran.
  */
 final class Rollback {
@@ -25,6 +26,7 @@ final class Rollback {
         vm.memory().vcpuLog().stop();
         vm.iommu().stopDirtyTracking();
         vm.workload().setThrottle(0);
+        vm.setDeviceWorkThrottle(0);
         for (Device device : devices) {
             if (device.state().isError()) {
                 vm.resetDevice(device.id());

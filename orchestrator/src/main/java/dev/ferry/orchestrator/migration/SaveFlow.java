@@ -58,6 +58,8 @@ final class SaveFlow implements Migration.Control {
     /** How long a cancel waits for a COMMIT being written; longer than {@link #COMMIT_WRITE_MILLIS}. */
     private static final long CANCEL_DURING_COMMIT_MILLIS = 2 * COMMIT_WRITE_MILLIS;
     private static final ByteBuffer ZERO_PAGE = ByteBuffer.allocateDirect(PageGeometry.PAGE_SIZE).asReadOnlyBuffer();
+    /** How long the source waits for a switchover acknowledgement before it makes another pass (F7). */
+    private static final long ACK_POLL_MILLIS = 50;
 
     /** What the source waits for besides liveness: the destination's confirmation after COMMIT (F5). */
     record Timeouts(Duration switchover) {
@@ -82,8 +84,17 @@ final class SaveFlow implements Migration.Control {
     private List<Device> devices;
     private Pass pass;
     private PageSender sender;
+    private DeviceStreams streams;
     private long barrierNanos;
     private long downtimeStart;
+    /** Each device's time in the grace and stop-and-copy barriers (F6: its quiesce time). */
+    private long[] quiesceNanos;
+    /** What each device predicted for its stop-and-copy as it began (W9, F6). */
+    private long[] predictedStopCopy;
+    /** The destination's load rate per device, nanoseconds per byte, from its iteration barriers (F9). */
+    private double[] loadNanosPerByte;
+    /** Downtime's steps as they pass (F6): the times they end. */
+    private final DowntimeSteps downtimeSteps = new DowntimeSteps();
     private int iteration;
     /** When the dirty logs were last read and cleared: the dirty rate is measured from there. */
     private volatile long logClearedNanos;
@@ -117,6 +128,10 @@ final class SaveFlow implements Migration.Control {
         devices.forEach(d -> d.addListener(migration.trace()));
         migration.setDevices(vm::devices);
         migration.setMemoryTotal(vm.memory().sizeBytes());
+        // Before the first pass, what is left is all of memory: zero pages at the cost of their entry.
+        GuestMemory memory = vm.memory();
+        passPages = memory.pages();
+        passBackedPages = memory.store().backedPagesIn(0, memory.pages());
         migration.setRemaining(this::remainingBytes);
         try {
             steps.run(() -> {
@@ -145,7 +160,9 @@ final class SaveFlow implements Migration.Control {
         replies.await(Frame.VmAccepted.class, f -> false, Long.MAX_VALUE, "the destination did not accept the VM");
         session.openData(policy.channels());
         sender = new PageSender(session.data(), workers, limiter);
-        pass = new Pass(sender, pageSource(), new DeviceStreams(devices, session.control(), limiter), workers);
+        streams = new DeviceStreams(devices, session.control(), session.data(), limiter);
+        pass = new Pass(sender, pageSource(), streams, workers);
+        loadNanosPerByte = new double[devices.size()];
         migration.setSetupTime(System.nanoTime() - migration.startNanos());
     }
 
@@ -163,32 +180,44 @@ final class SaveFlow implements Migration.Control {
         barrierNanos = GraceBarrier.apply(devices, d -> DeviceState.PRE_COPY, "S2 pre-copy", MigrationFailure.DEVICE_TRANSITION_FAILED)
                 .typicalNanos();
         iteration = 0;
+        int counted = 1;
+        long ackWaitFrom = -1;
         while (true) {
             checkEnded();
-            long remaining = dirtyPagesNow() * PAGE_WIRE_BYTES + stopCopyDeviceBytes();
-            long fixed = Convergence.fixedCostNanos(barrierNanos, Math.max(0, session.control().rttNanos()));
-            long expected = convergence.expectedDowntimeMillis(remaining, fixed);
+            Convergence.Estimate estimate = estimate();
+            long expected = convergence.expectedDowntimeMillis(estimate);
             migration.setExpectedDowntimeMs(expected);
-            LOG.debug("migration {} after pass {}: {} bytes left, bandwidth {} B/s, fixed cost {} us, expected downtime {} ms",
-                    migration.id(), iteration, remaining, convergence.bandwidth(), fixed / 1000, expected);
+            LOG.debug("migration {} after pass {}: {}, bandwidth {} B/s, expected downtime {} ms", migration.id(), iteration,
+                    estimate, convergence.bandwidth(), expected);
             // Pre-copy exists to move the devices' bulk state while they run: until each device's initial
-            // data has been sent once (W4), stopping now would move it all in the downtime.
-            long initial = initialDeviceBytes();
-            if (convergence.fits(expected) && initial == 0) {
-                break;
-            }
-            // maxIterations counts every pass over memory, the first included.
-            if (iteration + 1 >= policy.maxIterations()) {
-                throw new MigrationFailure(MigrationFailure.TIMEOUT, "did not converge in " + (iteration + 1)
-                        + (iteration == 0 ? " pass" : " passes") + " (maxIterations " + policy.maxIterations()
-                        + "): expected downtime " + expected + " ms, limit " + convergence.downtimeLimitMs() + " ms"
-                        + (initial > 0 ? ", " + initial + " bytes of the devices' initial pre-copy data not sent yet" : ""));
-            }
-            if (iteration > 0) {
-                int throttle = convergence.nextThrottle();
-                if (throttle > 0) {
-                    vm.workload().setThrottle(throttle);
-                    migration.setThrottle(throttle);
+            // data has been sent once (W4, W8), stopping now would move it all in the downtime.
+            boolean fits = convergence.fits(expected);
+            if (fits && streams.initialDataAnnounced() && initialDeviceBytes() == 0) {
+                // F7: and the destination has loaded it (the switchover acknowledgement).
+                if (replies.acknowledged() >= streams.announced()) {
+                    migration.setSwitchoverAckWait(ackWaitFrom < 0 ? 0 : System.nanoTime() - ackWaitFrom);
+                    break;
+                }
+                if (ackWaitFrom < 0) {
+                    ackWaitFrom = System.nanoTime();
+                }
+                if (replies.awaitAcknowledged(streams.announced(), ACK_POLL_MILLIS)) {
+                    continue;
+                }
+            } else {
+                // maxIterations counts every pass over memory that did not converge, the first included;
+                // passes made while only waiting for the acknowledgement do not count.
+                if (counted >= policy.maxIterations()) {
+                    long initial = initialDeviceBytes();
+                    throw new MigrationFailure(MigrationFailure.TIMEOUT, "did not converge in " + counted
+                            + (counted == 1 ? " pass" : " passes") + " (maxIterations " + policy.maxIterations()
+                            + "): expected downtime " + expected + " ms, limit " + convergence.downtimeLimitMs() + " ms"
+                            + (initial > 0 ? ", " + initial + " bytes of the devices' initial pre-copy data not sent yet" : ""));
+                }
+                counted++;
+                ackWaitFrom = -1;
+                if (iteration > 0 && !fits) {
+                    slowDown(estimate);
                 }
             }
             iteration++;
@@ -197,20 +226,66 @@ final class SaveFlow implements Migration.Control {
         }
     }
 
+    /**
+     * F3, F9: auto-converge slows the vCPUs; when the devices' own data keeps the estimate above the
+     * limit, their own work is slowed the same way.
+     */
+    private void slowDown(Convergence.Estimate estimate) {
+        int throttle = convergence.nextThrottle();
+        if (throttle > 0) {
+            vm.workload().setThrottle(throttle);
+            migration.setThrottle(throttle);
+        }
+        if (estimate.devicesDominate()) {
+            int deviceThrottle = convergence.nextDeviceThrottle();
+            if (deviceThrottle > 0) {
+                vm.setDeviceWorkThrottle(deviceThrottle);
+                migration.setDeviceThrottle(deviceThrottle);
+            }
+        }
+    }
+
+    /**
+     * F9: what stopping now would cost: the dirty pages and every device's predicted stop-and-copy
+     * bytes (W9) at the measured bandwidth, each device's load time on the destination at the rate it
+     * loaded so far, and the fixed cost of the barriers and the two round trips of the switchover.
+     */
+    private Convergence.Estimate estimate() {
+        long deviceBytes = 0;
+        long loadNanos = 0;
+        for (int i = 0; i < devices.size(); i++) {
+            long bytes = devices.get(i).stopCopyBytes();
+            deviceBytes += bytes;
+            loadNanos += (long) (bytes * loadNanosPerByte[i]);
+        }
+        long fixed = Convergence.fixedCostNanos(barrierNanos, Math.max(0, session.control().rttNanos()));
+        return new Convergence.Estimate(dirtyPagesNow() * PAGE_WIRE_BYTES, deviceBytes, loadNanos, 0, fixed);
+    }
+
     /** S3, every device in its grace state (F1); then S4, the vCPUs stop and downtime begins (F6). */
     private void grace() throws MigrationFailure, InterruptedException {
         step(SourcePhase.VIOMMU_GRACE);
-        GraceBarrier.apply(devices, d -> GraceStates.saveGrace(d.config().ndma()), "S3 vIOMMU grace",
-                MigrationFailure.DEVICE_TRANSITION_FAILED);
+        quiesceNanos = GraceBarrier.apply(devices, d -> GraceStates.saveGrace(d.config().ndma()), "S3 vIOMMU grace",
+                MigrationFailure.DEVICE_TRANSITION_FAILED).eachNanos();
         step(SourcePhase.P2P_GRACE);
         downtimeStart = System.nanoTime();
         vm.stopVcpus();
+        downtimeSteps.ended("vcpus_stop");
     }
 
     /** S5: every device stops; the last dirty pages and the rest of every device's data; PREPARE. */
     private void stopAndCopy() throws MigrationFailure, InterruptedException {
         step(SourcePhase.STOP_COPY);
-        GraceBarrier.apply(devices, d -> DeviceState.STOP_COPY, "S5 stop-and-copy", MigrationFailure.DEVICE_TRANSITION_FAILED);
+        predictedStopCopy = new long[devices.size()];
+        for (int i = 0; i < devices.size(); i++) {
+            predictedStopCopy[i] = devices.get(i).stopCopyBytes();
+        }
+        long[] stopping = GraceBarrier.apply(devices, d -> DeviceState.STOP_COPY, "S5 stop-and-copy",
+                MigrationFailure.DEVICE_TRANSITION_FAILED).eachNanos();
+        for (int i = 0; i < devices.size(); i++) {
+            quiesceNanos[i] += stopping[i];
+        }
+        downtimeSteps.ended("devices_stop");
         GuestMemory memory = vm.memory();
         DirtyBitmap.Snapshot last = readDirtyLogs();
         memory.vcpuLog().stop();
@@ -222,6 +297,7 @@ final class SaveFlow implements Migration.Control {
             throw replies.explainSendFailure(e, "ending the data channels");
         }
         session.dataComplete();
+        downtimeSteps.ended("final_transfer");
         session.send(new Frame.Prepare(policy.verify()));
         // With verify, both sides digest at once: this one its frozen VM while the destination loads its copy.
         byte[] digest = new byte[0];
@@ -232,7 +308,14 @@ final class SaveFlow implements Migration.Control {
         }
         Frame.Prepared prepared = replies.await(Frame.Prepared.class, f -> f instanceof Frame.IterationDone, Long.MAX_VALUE,
                 "the destination did not load the VM");
+        downtimeSteps.ended("prepare");
         LOG.debug("migration {}: destination loaded in {} us", migration.id(), prepared.loadMicros());
+        for (int i = 0; i < devices.size(); i++) {
+            Device device = devices.get(i);
+            migration.deviceDowntime(device.id(), device.kind().label(), new MigrationView.DeviceDowntime(streams.stopCopyBytes(i),
+                    predictedStopCopy[i], millis(quiesceNanos[i]), millis(streams.saveNanos(i)),
+                    i < prepared.deviceLoadMicros().size() ? prepared.deviceLoadMicros().get(i) / 1000.0 : null, null));
+        }
         if (policy.verify()) {
             boolean equal = Arrays.equals(digest, prepared.digest());
             migration.setVerified(equal);
@@ -241,6 +324,10 @@ final class SaveFlow implements Migration.Control {
                         + HexFormat.of().formatHex(prepared.digest()) + " differs from the source's " + HexFormat.of().formatHex(digest));
             }
         }
+    }
+
+    private static double millis(long nanos) {
+        return nanos / 1e6;
     }
 
     /** S6: the commit, then the destination's confirmation. */
@@ -258,16 +345,33 @@ final class SaveFlow implements Migration.Control {
                     + (commit.isDone() ? commit.cause() : "not written within " + COMMIT_WRITE_MILLIS + " ms") + ")");
         }
         commitPoint.committed();
+        Frame.Confirm confirm;
         try {
-            replies.await(Frame.Confirm.class, f -> false, System.nanoTime() + timeouts.switchover().toNanos(),
+            confirm = replies.await(Frame.Confirm.class, f -> false, System.nanoTime() + timeouts.switchover().toNanos(),
                     "no confirmation within " + timeouts.switchover().toMillis() + " ms");
         } catch (MigrationFailure f) {
             throw new MigrationFailure(MigrationFailure.SWITCHOVER_UNKNOWN, "committed, but the destination did not confirm ("
                     + f.getMessage() + "); the VM is held here, stopped, for an operator (F5)");
         }
+        downtimeSteps.ended("switchover");
         long downtime = System.nanoTime() - downtimeStart;
-        migration.setDowntime(downtime);
+        migration.setDowntime(downtime, downtimeSteps.steps(downtimeStart));
+        for (int i = 0; i < devices.size() && i < confirm.deviceResumeMicros().size(); i++) {
+            migration.deviceResumed(devices.get(i).id(), confirm.deviceResumeMicros().get(i) / 1000.0);
+        }
         metrics.downtime(downtime);
+        downtimeSteps.steps(downtimeStart).forEach(step -> metrics.downtimeStep(step.step(), step.durationMs()));
+        for (Migration.KindDowntime device : migration.deviceDowntimes()) {
+            MigrationView.DeviceDowntime d = device.downtime();
+            metrics.deviceDowntime(device.kind(), "quiesce", d.quiesceMs());
+            metrics.deviceDowntime(device.kind(), "save", d.saveMs());
+            metrics.deviceDowntime(device.kind(), "load", d.loadMs());
+            metrics.deviceDowntime(device.kind(), "resume", d.resumeMs());
+        }
+        if (downtime > TimeUnit.MILLISECONDS.toNanos(convergence.downtimeLimitMs())) {
+            LOG.warn("migration {} of VM {}: downtime {} ms exceeded the limit of {} ms (expected {} ms)", migration.id(), vm.id(),
+                    TimeUnit.NANOSECONDS.toMillis(downtime), convergence.downtimeLimitMs(), migration.view().expectedDowntimeMs());
+        }
         session.close();
         managed.endMigration(VmState.MIGRATED);
     }
@@ -302,6 +406,13 @@ final class SaveFlow implements Migration.Control {
         if (done.iteration() != number) {
             throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "the destination acknowledged iteration " + done.iteration()
                     + " instead of " + number);
+        }
+        List<Frame.IterationDone.DeviceLoad> loads = done.devices();
+        for (int i = 0; i < loads.size() && i < loadNanosPerByte.length; i++) {
+            Frame.IterationDone.DeviceLoad load = loads.get(i);
+            if (load.loadedBytes() > 0) {
+                loadNanosPerByte[i] = load.loadMicros() * 1000.0 / load.loadedBytes();
+            }
         }
         long elapsed = System.nanoTime() - start;
         long bytes = result.pageWireBytes() + result.deviceBytes();
@@ -344,7 +455,7 @@ final class SaveFlow implements Migration.Control {
     private long stopCopyDeviceBytes() {
         long total = 0;
         for (Device device : devices) {
-            total += device.estimatedStopCopyBytes();
+            total += device.stopCopyBytes();
         }
         return total;
     }
@@ -389,14 +500,19 @@ final class SaveFlow implements Migration.Control {
         };
     }
 
-    /** Counts every frame of the session as it is queued (the rate limit) and as it is written (progress). */
+    /**
+     * Counts every frame of the session: as it is queued, for the rate limit (pages and device data are
+     * counted by their senders before they are queued, the rest here), and as it is written, for progress.
+     */
     private final class Meter implements TrafficMeter {
         /** The phase bytes are counted in: the source's last phase before the end, for frames written as it ends. */
         private volatile String phase = SourcePhase.SETUP.label();
 
         @Override
         public void queued(FrameType type, int bytes) {
-            limiter.debit(bytes);
+            if (type != FrameType.PAGES && type != FrameType.DEVICE_DATA) {
+                limiter.debit(bytes);
+            }
         }
 
         @Override
@@ -474,6 +590,7 @@ final class SaveFlow implements Migration.Control {
         session.abort(reason.wireCode(), reason.getMessage());
         Rollback.run(vm, devices, vcpusWereRunning);
         migration.setThrottle(0);
+        migration.setDeviceThrottle(0);
         managed.endMigration(vcpusWereRunning ? VmState.RUNNING : VmState.PAUSED);
         LOG.warn("migration {} of VM {} rolled back: {}: {}", migration.id(), vm.id(), reason.code(), reason.getMessage());
         boolean stoppedByOperator = reason.code().equals(MigrationFailure.CANCELLED) || reason.code().equals(MigrationFailure.SHUTDOWN);
@@ -489,7 +606,9 @@ final class SaveFlow implements Migration.Control {
         vm.memory().vcpuLog().stop();
         vm.iommu().stopDirtyTracking();
         vm.workload().setThrottle(0);
+        vm.setDeviceWorkThrottle(0);
         migration.setThrottle(0);
+        migration.setDeviceThrottle(0);
         for (Device device : devices) {
             DeviceState state = device.state();
             if (state.saving() && !state.isError()) {

@@ -61,12 +61,7 @@ class PassTest {
                 List.of(DeviceConfig.of("gpu0", DeviceKind.GPU).withMemoryBytes(1L << 20), DeviceConfig.of("serial0", DeviceKind.SERIAL))));
         vm.pause();
         arrived = new GuestMemory(vm.memory().sizeBytes());
-        LoopbackChannels.Pair controlPair = local.open(ChannelRole.CONTROL, 0, null, (channel, frame) -> {
-            if (frame instanceof Frame.DeviceData chunk) {
-                deviceBytes.addAndGet(chunk.content().readableBytes());
-            }
-            io.netty.util.ReferenceCountUtil.release(frame);
-        });
+        LoopbackChannels.Pair controlPair = local.open(ChannelRole.CONTROL, 0, null, null);
         control = controlPair.source();
         control.send(new Frame.VmDescription(vm.memory().sizeBytes(), PageGeometry.PAGE_SIZE, CHANNELS, new byte[] {'{', '}'}));
         for (int c = 0; c < CHANNELS; c++) {
@@ -77,7 +72,15 @@ class PassTest {
                     arrived.loadPage(page, bytes);
                 }
             });
-            LoopbackChannels.Pair pair = local.open(ChannelRole.DATA, c, null, receiver);
+            // Device data travels beside the pages (F10).
+            LoopbackChannels.Pair pair = local.open(ChannelRole.DATA, c, null, (channel, frame) -> {
+                if (frame instanceof Frame.DeviceData chunk) {
+                    deviceBytes.addAndGet(chunk.content().readableBytes());
+                    chunk.release();
+                } else {
+                    receiver.frameReceived(channel, frame);
+                }
+            });
             pair.destination().setPageRouting(new PageRouting(vm.memory().pages(), CHANNELS, c));
             data.add(pair.source());
             destinations.add(pair.destination());
@@ -106,7 +109,7 @@ class PassTest {
             }
         };
         RateLimiter limiter = RateLimiter.unlimited();
-        return new Pass(new PageSender(data, workers, limiter), source, new DeviceStreams(vm.devices(), control, limiter), workers);
+        return new Pass(new PageSender(data, workers, limiter), source, new DeviceStreams(vm.devices(), control, data, limiter), workers);
     }
 
     @Test

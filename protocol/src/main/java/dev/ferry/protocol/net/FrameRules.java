@@ -13,11 +13,13 @@ import dev.ferry.protocol.ChannelRole;
  * any time on any channel; everything else follows the session's order:
  *
  * <pre>
- * control, source to destination:  VM_DESCRIPTION, then DEVICE_DATA | DEVICE_END | PHASE | ITERATION_END,
+ * control, source to destination:  VM_DESCRIPTION, then DEVICE_END | DEVICE_INITIAL | PHASE | ITERATION_END,
  *                                  then PREPARE, then (after PREPARED) COMMIT
- * control, destination to source:  VM_ACCEPTED, then ITERATION_DONE(i) for iterations the source ended, in order,
+ * control, destination to source:  VM_ACCEPTED (or VM_REFUSED, and nothing after), then ITERATION_DONE(i) for
+ *                                  iterations the source ended, in order, and SWITCHOVER_ACK with growing sequences,
  *                                  then (after PREPARE) PREPARED, then (after COMMIT) CONFIRM
- * data, source to destination:     per iteration i = 0, 1, ...: PAGES(i)..., DATA_END(i, pages); then CHANNEL_END(total)
+ * data, source to destination:     per iteration i = 0, 1, ...: PAGES(i) and DEVICE_DATA..., DATA_END(i, pages);
+ *                                  then CHANNEL_END(total)
  * data, destination to source:     nothing else
  * </pre>
  */
@@ -36,6 +38,8 @@ final class FrameRules {
     private boolean preparedReceived;
     private boolean commitSent;
     private boolean confirmed;
+    private boolean refused;
+    private long acknowledged = -1;
     private int iterationEndSent = -1;
     private int iterationDone = -1;
     // Data, destination side.
@@ -101,7 +105,10 @@ final class FrameRules {
         if (!described) {
             throw unexpected(frame, "the session starts with VM_DESCRIPTION");
         }
-        if (frame instanceof Frame.DeviceData || frame instanceof Frame.DeviceEnd || frame instanceof Frame.IterationEnd) {
+        if (frame instanceof Frame.DeviceData) {
+            throw unexpected(frame, "device data travels on the data channels (F10)");
+        }
+        if (frame instanceof Frame.DeviceEnd || frame instanceof Frame.DeviceInitial || frame instanceof Frame.IterationEnd) {
             if (prepareReceived) {
                 throw unexpected(frame, "everything was sent already (PREPARE)");
             }
@@ -125,11 +132,25 @@ final class FrameRules {
     }
 
     private void controlAtSource(Frame frame) throws ProtocolException {
-        if (frame instanceof Frame.VmAccepted) {
+        if (refused) {
+            throw unexpected(frame, "the destination refused the VM; nothing follows");
+        }
+        if (frame instanceof Frame.VmRefused) {
+            if (accepted) {
+                throw unexpected(frame, "the VM was already accepted");
+            }
+            refused = true;
+        } else if (frame instanceof Frame.VmAccepted) {
             if (accepted) {
                 throw unexpected(frame, "the VM was already accepted");
             }
             accepted = true;
+        } else if (frame instanceof Frame.SwitchoverAck ack) {
+            if (!accepted || preparedReceived || ack.sequence() <= acknowledged) {
+                throw unexpected(frame, "SWITCHOVER_ACK comes after VM_ACCEPTED and before PREPARED, each with a greater sequence (accepted "
+                        + accepted + ", prepared " + preparedReceived + ", sequence " + ack.sequence() + " after " + acknowledged + ")");
+            }
+            acknowledged = ack.sequence();
         } else if (frame instanceof Frame.Prepared) {
             if (!accepted || !prepareSent || preparedReceived) {
                 throw unexpected(frame, "PREPARED answers PREPARE, once");
@@ -153,6 +174,10 @@ final class FrameRules {
     private void dataAtDestination(Frame frame) throws ProtocolException {
         if (channelEnded) {
             throw unexpected(frame, "the channel already ended");
+        }
+        if (frame instanceof Frame.DeviceData) {
+            // F10: device data travels beside the pages; the application checks its device and offset.
+            return;
         }
         if (frame instanceof Frame.Pages pages) {
             if (routing == null) {

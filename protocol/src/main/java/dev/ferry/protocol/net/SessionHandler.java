@@ -121,6 +121,12 @@ final class SessionHandler extends ChannelDuplexHandler {
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        if (channel.orderlyEnd() && channel.closeCause() == null) {
+            // The channel already ended in order (an ABORT or CHANNEL_END arrived, or this side ended
+            // it): a reset that follows, as when the peer closes with bytes of ours unread, is no news.
+            ctx.close();
+            return;
+        }
         fail(ctx, toProtocolException(cause));
     }
 

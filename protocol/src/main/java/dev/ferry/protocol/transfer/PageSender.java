@@ -41,6 +41,9 @@ public final class PageSender {
     private final Executor executor;
     private final RateLimiter limiter;
     private final long[] channelPages;
+    /** Pages of the iteration under way, per channel: its DATA_END says how many. */
+    private final long[] iterationPages;
+    private static final long DATA_END_BYTES = FrameHeader.BYTES + 12;
 
     /**
      * @param channels the session's data channels, in index order
@@ -55,6 +58,7 @@ public final class PageSender {
         this.executor = executor;
         this.limiter = limiter;
         this.channelPages = new long[channels.size()];
+        this.iterationPages = new long[channels.size()];
     }
 
     public int channels() {
@@ -69,6 +73,18 @@ public final class PageSender {
      *               go out without a copy; otherwise each is copied as its frame is built
      */
     public Result send(int iteration, PageSet pages, PageSource source, boolean stable)
+            throws ProtocolException, InterruptedException {
+        Result result = sendPages(iteration, pages, source, stable);
+        endIteration(iteration);
+        return result.plus(new Result(0, 0, (long) channels.size() * DATA_END_BYTES));
+    }
+
+    /**
+     * Sends the pages of iteration {@code iteration} without ending it, so that other frames of the
+     * iteration (device data) may go on the channels beside them; {@link #endIteration} ends it.
+     * Returns once every page is written.
+     */
+    public Result sendPages(int iteration, PageSet pages, PageSource source, boolean stable)
             throws ProtocolException, InterruptedException {
         int n = channels.size();
         try (TaskGroup senders = new TaskGroup(executor, "page senders")) {
@@ -89,6 +105,21 @@ public final class PageSender {
                 total = total.plus(join(task));
             }
             return total;
+        }
+    }
+
+    /**
+     * Ends iteration {@code iteration} on every channel: DATA_END with the pages the channel carried in
+     * it, after everything queued on it before; returns once every DATA_END is written.
+     */
+    public void endIteration(int iteration) throws ProtocolException, InterruptedException {
+        List<ChannelFuture> writes = new ArrayList<>();
+        for (int c = 0; c < channels.size(); c++) {
+            writes.add(channels.get(c).sendWhenWritable(new Frame.DataEnd(iteration, iterationPages[c])));
+            iterationPages[c] = 0;
+        }
+        for (int c = 0; c < writes.size(); c++) {
+            await(channels.get(c), writes.get(c));
         }
     }
 
@@ -138,10 +169,11 @@ public final class PageSender {
             batch.builder.discard();
         }
         channelPages[channel] += sent;
-        ChannelFuture end = out.sendWhenWritable(new Frame.DataEnd(iteration, sent));
-        await(out, batch.last == null ? end : batch.last);
-        await(out, end);
-        return new Result(sent, zero, batch.wire + FrameHeader.BYTES + 12);
+        iterationPages[channel] += sent;
+        if (batch.last != null) {
+            await(out, batch.last);
+        }
+        return new Result(sent, zero, batch.wire);
     }
 
     /**
@@ -203,7 +235,7 @@ public final class PageSender {
         void ship() throws ProtocolException, InterruptedException {
             long bytes = frameBytes(builder);
             wire += bytes;
-            limiter.awaitCredit();
+            limiter.acquire(bytes);
             last = out.sendWhenWritable(builder.build());
         }
     }

@@ -5,12 +5,13 @@ import java.util.concurrent.TimeUnit;
 /**
  * A byte-rate limit over everything a session sends, 0 meaning unlimited.
  *
- * <p>Every frame written on any channel of the session is {@linkplain #debit debited} as it is queued,
- * whatever it carries (pages, device data, control frames, keepalives), so the limit covers every byte
- * (SPEC F13). Senders of bulk data {@linkplain #awaitCredit wait for credit} before they queue the
- * next frame: the debt drains at the limit's rate, and a sender goes on once it is within a short
- * burst. Small frames that must not wait (keepalives, control) are debited without waiting, and delay
- * the bulk data after them instead. The limit may change at any time.
+ * <p>Every byte a session sends is counted here, so the limit covers all of it (SPEC F13). Senders of
+ * bulk data (pages, device data) {@linkplain #acquire acquire} each frame's bytes before they queue it:
+ * they wait until what was sent before has drained at the limit's rate, to within a short burst, and
+ * count the frame at once, so that several senders, or one that queues faster than its channel's event
+ * loop encodes, never run ahead together. Small frames that must not wait (keepalives, control) are
+ * {@linkplain #debit debited} as they are queued and delay the bulk data after them instead. The limit
+ * may change at any time.
  *
  * <p>Waiting is interruptible: a cancelled migration's senders leave at once (SPEC F12).
  */
@@ -58,7 +59,18 @@ public final class RateLimiter {
         }
     }
 
-    /** Waits until the bytes debited so far are within one burst of the limit. */
+    /** Waits until the bytes counted so far are within one burst of the limit, then counts {@code bytes}. */
+    public void acquire(long bytes) throws InterruptedException {
+        synchronized (this) {
+            awaitCredit();
+            long rate = bytesPerSecond;
+            if (rate > 0 && bytes > 0) {
+                due = Math.max(due, System.nanoTime() - BURST_NANOS) + nanosFor(bytes, rate);
+            }
+        }
+    }
+
+    /** Waits until the bytes counted so far are within one burst of the limit. */
     public void awaitCredit() throws InterruptedException {
         synchronized (this) {
             while (true) {

@@ -22,12 +22,34 @@ class RateLimiterTest {
         RateLimiter limiter = new RateLimiter(10L << 20);
         long start = System.nanoTime();
         for (int i = 0; i < 8; i++) {
-            limiter.awaitCredit();
-            limiter.debit(256 << 10);
+            limiter.acquire(256 << 10);
         }
         limiter.awaitCredit();
         // 2 MiB at 10 MiB/s is 200 ms, less the 50 ms burst.
         assertThat(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start)).isGreaterThanOrEqualTo(140);
+    }
+
+    /** Two senders acquiring at once never run ahead together: each frame is counted as it is acquired. */
+    @Test
+    void sendersThatAcquireTogetherShareTheLimit() throws Exception {
+        RateLimiter limiter = new RateLimiter(8L << 20);
+        long start = System.nanoTime();
+        CompletableFuture<Void> other = CompletableFuture.runAsync(() -> {
+            try {
+                for (int i = 0; i < 4; i++) {
+                    limiter.acquire(256 << 10);
+                }
+            } catch (InterruptedException e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        for (int i = 0; i < 4; i++) {
+            limiter.acquire(256 << 10);
+        }
+        other.get(5, TimeUnit.SECONDS);
+        limiter.awaitCredit();
+        // 2 MiB at 8 MiB/s is 250 ms, less the 50 ms burst.
+        assertThat(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start)).isGreaterThanOrEqualTo(190);
     }
 
     @Test
