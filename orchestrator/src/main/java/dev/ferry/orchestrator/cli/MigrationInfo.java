@@ -57,7 +57,11 @@ final class MigrationInfo {
             long limit = policy.path("maxBandwidthBytesPerSecond").asLong();
             lines.add("Bandwidth limit", limit == 0 ? "unlimited" : bytes(limit) + "/s");
         }
-        lines.add("Auto-converge throttle", m.path("throttlePercent").asInt() + "%");
+        lines.add("Auto-converge throttle", m.path("throttlePercent").asInt() + "% of the vCPUs"
+                + (m.has("deviceThrottlePercent") ? ", " + m.path("deviceThrottlePercent").asInt() + "% of the devices' own work" : ""));
+        if (m.hasNonNull("switchoverAckWaitMs")) {
+            lines.add("Switchover ack wait", m.path("switchoverAckWaitMs").asLong() + " ms");
+        }
         if (!m.path("verified").isNull()) {
             lines.add("Verified", m.path("verified").asBoolean() + (m.path("verifyMs").isNull() ? ""
                     : " (digest " + m.path("verifyMs").asLong() + " ms)"));
@@ -77,6 +81,13 @@ final class MigrationInfo {
         if (!phases.isEmpty()) {
             out.append("Phases:\n  ").append(String.join(", ", phases)).append('\n');
         }
+        if (m.path("downtimeSteps").size() > 0) {
+            List<String> steps = new ArrayList<>();
+            for (JsonNode step : m.path("downtimeSteps")) {
+                steps.add(String.format(Locale.ROOT, "%s %.2f ms", step.path("step").asText(), step.path("durationMs").asDouble()));
+            }
+            out.append("Downtime steps:\n  ").append(String.join(", ", steps)).append('\n');
+        }
         if (m.path("passes").size() > 0) {
             out.append("Passes:\n");
             for (JsonNode pass : m.path("passes")) {
@@ -89,9 +100,16 @@ final class MigrationInfo {
         if (m.path("devices").size() > 0) {
             out.append("Devices:\n");
             for (JsonNode device : m.path("devices")) {
-                out.append(String.format(Locale.ROOT, "  %-12s %-22s sent %10s  pending %10s%n", device.path("id").asText(),
+                out.append(String.format(Locale.ROOT, "  %-12s %-22s sent %10s  pending %10s", device.path("id").asText(),
                         device.path("deviceState").asText(), bytes(device.path("transferredBytes").asLong()),
                         bytes(device.path("pendingBytes").asLong())));
+                if (device.hasNonNull("stopCopyBytes")) {
+                    out.append("  stop-and-copy ").append(bytes(device.path("stopCopyBytes").asLong()));
+                    if (device.hasNonNull("predictedStopCopyBytes")) {
+                        out.append(" (predicted ").append(bytes(device.path("predictedStopCopyBytes").asLong())).append(')');
+                    }
+                }
+                out.append('\n');
             }
         }
         return out.toString();

@@ -204,7 +204,8 @@ class CtlTest {
                 .contains("Time elapsed:").contains("Data processed:").contains("Data remaining:         0 B")
                 .contains("Data total:").contains("Memory total:           32.0 MiB").contains("page size 4096 bytes")
                 .contains("Throughput:").contains("Dirty rate:").contains("Iterations:").contains("Auto-converge throttle:")
-                .containsPattern("Downtime:\\s+\\d+ ms").contains("Passes:").contains("Devices:").contains("gpu0")
+                .containsPattern("Downtime:\\s+\\d+ ms").contains("Downtime steps:").contains("Passes:").contains("Devices:")
+                .containsPattern("gpu0 .* stop-and-copy [0-9.]+ \\w+ \\(predicted ")
                 .doesNotContain("Expected downtime:").doesNotContain("Time remaining:");
     }
 }
