@@ -15,16 +15,18 @@ public final class Requests {
                            List<CreateDevice> devices, Boolean running) {
     }
 
-    public record Workload(Long dirtyBytesPerSecond, Long p2pOpsPerSecond, Long doorbellsPerSecond, Long seed) {
+    public record Workload(Long dirtyBytesPerSecond, Long p2pOpsPerSecond, Long doorbellsPerSecond, Long seed,
+                           Long deviceDirtyBytesPerSecond) {
     }
 
     /** {@code POST /v1/vms/{vm}/devices}, and each entry of a VM's {@code devices}. */
-    public record CreateDevice(String id, String kind, Boolean ndma, Boolean precopy, Boolean pri, Long memoryBytes) {
+    public record CreateDevice(String id, String kind, Boolean ndma, Boolean precopy, Boolean pri, Long memoryBytes, Long reinitMs) {
     }
 
     /** {@code POST /v1/migrations}. */
     public record StartMigration(String vm, String destination, Long downtimeLimitMs, Long maxBandwidthBytesPerSecond,
-                                 Integer channels, Integer maxIterations, Long timeoutMs, Boolean autoConverge, Boolean verify) {
+                                 Integer channels, Integer maxIterations, Long timeoutMs, Boolean autoConverge, Boolean verify,
+                                 Boolean dryRun) {
     }
 
     /** {@code PATCH /v1/migrations/{id}}: new settings for a running migration, either or both. */

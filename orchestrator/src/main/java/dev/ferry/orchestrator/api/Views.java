@@ -18,11 +18,11 @@ public final class Views {
     }
 
     public record WorkloadView(long dirtyBytesPerSecond, long p2pOpsPerSecond, long doorbellsPerSecond, long seed,
-                               int throttlePercent) {
+                               long deviceDirtyBytesPerSecond, int throttlePercent, int deviceThrottlePercent) {
     }
 
-    public record DeviceView(String id, String kind, boolean ndma, boolean precopy, boolean pri, long memoryBytes, int slot,
-                             String deviceState, int deviceStateBits, String migrationState, long pendingBytes,
+    public record DeviceView(String id, String kind, boolean ndma, boolean precopy, boolean pri, long memoryBytes, long reinitMs,
+                             int slot, String deviceState, int deviceStateBits, String migrationState, long pendingBytes,
                              Map<String, Long> stats) {
     }
 
@@ -49,7 +49,7 @@ public final class Views {
         }
         return new VmView(vm.id(), managed.state().label(), config.memoryBytes(), config.vcpus(), config.initialMemory().label(),
                 new WorkloadView(workload.dirtyBytesPerSecond(), workload.p2pOpsPerSecond(), workload.doorbellsPerSecond(),
-                        workload.seed(), vm.workload().throttle()),
+                        workload.seed(), workload.deviceDirtyBytesPerSecond(), vm.workload().throttle(), vm.deviceWorkThrottle()),
                 config.p2p().label(), vm.p2pActive(), managed.migrationId(),
                 managed.heldBy() == null ? null : new HoldView(managed.heldFor(), managed.heldBy()), devices);
     }
@@ -60,7 +60,7 @@ public final class Views {
         Map<String, Long> stats = new LinkedHashMap<>(device.stats().snapshot());
         device.describeRegisters(stats);
         return new DeviceView(device.id(), device.kind().label(), device.config().ndma(), device.config().preCopy(),
-                device.config().pri(), device.config().memoryBytes(), device.slot(), state.label(), state.bits(),
+                device.config().pri(), device.config().memoryBytes(), device.config().reinitMs(), device.slot(), state.label(), state.bits(),
                 v2 == null ? null : v2.name(), device.pendingBytes(), stats);
     }
 }

@@ -185,7 +185,8 @@ public final class VmResource {
         long p2p = body.p2pOpsPerSecond() == null ? 0 : body.p2pOpsPerSecond();
         long doorbells = body.doorbellsPerSecond() == null ? WorkloadConfig.defaultDoorbells(dirty) : body.doorbellsPerSecond();
         long seed = body.seed() == null ? 1 : body.seed();
-        return new WorkloadConfig(dirty, p2p, doorbells, seed);
+        long deviceDirty = body.deviceDirtyBytesPerSecond() == null ? 0 : body.deviceDirtyBytesPerSecond();
+        return new WorkloadConfig(dirty, p2p, doorbells, seed, deviceDirty);
     }
 
     static DeviceConfig deviceConfig(Requests.CreateDevice body, int index) {
@@ -207,6 +208,9 @@ public final class VmResource {
             }
             if (body.pri() != null) {
                 config = config.withPri(body.pri());
+            }
+            if (body.reinitMs() != null) {
+                config = config.withReinitMs(body.reinitMs());
             }
             return config;
         } catch (DeviceModelException e) {

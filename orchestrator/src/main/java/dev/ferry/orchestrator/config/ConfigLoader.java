@@ -31,7 +31,8 @@ public final class ConfigLoader {
                         @JsonProperty("keepaliveIntervalMs") Long keepaliveIntervalMs,
                         @JsonProperty("keepaliveTimeoutMs") Long keepaliveTimeoutMs,
                         @JsonProperty("handshakeTimeoutMs") Long handshakeTimeoutMs,
-                        @JsonProperty("switchoverTimeoutMs") Long switchoverTimeoutMs) {
+                        @JsonProperty("switchoverTimeoutMs") Long switchoverTimeoutMs,
+                        @JsonProperty("deviceKinds") List<String> deviceKinds) {
     }
 
     /** A usage or configuration error, with the sentence to print. */
@@ -58,8 +59,9 @@ public final class ConfigLoader {
         String configFile = flags.config;
         boolean insecure = flags.insecure;
         Long memoryPool = flags.memoryPoolBytes == null ? null : number("--memory-pool-bytes", flags.memoryPoolBytes);
+        List<String> deviceKinds = flags.deviceKinds == null ? null : List.of(flags.deviceKinds.split(",", -1));
         FileSettings file = configFile == null ? new FileSettings(null, null, null, null, null, null, null, null, null, null, null, null,
-                null, null, null, null)
+                null, null, null, null, null)
                 : readFile(Path.of(configFile));
         FerrydConfig defaults = FerrydConfig.defaults();
         try {
@@ -81,7 +83,8 @@ public final class ConfigLoader {
                     new FerrydConfig.Timeouts(or(file.keepaliveIntervalMs(), defaults.timeouts().keepaliveIntervalMs()),
                             or(file.keepaliveTimeoutMs(), defaults.timeouts().keepaliveTimeoutMs()),
                             or(file.handshakeTimeoutMs(), defaults.timeouts().handshakeTimeoutMs()),
-                            or(file.switchoverTimeoutMs(), defaults.timeouts().switchoverTimeoutMs())));
+                            or(file.switchoverTimeoutMs(), defaults.timeouts().switchoverTimeoutMs())),
+                    or(first(deviceKinds, file.deviceKinds()), defaults.deviceKinds()));
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());
         }

@@ -27,6 +27,10 @@ public final class DaemonOptions {
             description = "freed guest memory kept zeroed for the next VM (default 1073741824; 0 none)")
     String memoryPoolBytes;
 
+    @Option(names = "--device-kinds", paramLabel = "LIST",
+            description = "the device kinds this daemon hosts and takes in migrations, comma-separated (default all)")
+    String deviceKinds;
+
     @Option(names = "--config", paramLabel = "FILE", description = "the same settings as JSON or YAML; flags win over the file")
     String config;
 

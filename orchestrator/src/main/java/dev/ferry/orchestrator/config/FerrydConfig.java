@@ -1,6 +1,9 @@
 package dev.ferry.orchestrator.config;
 
+import dev.ferry.device.DeviceKind;
 import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
 
 /**
  * Everything {@code ferryd} is configured with, validated: flags over the config file over defaults.
@@ -21,10 +24,12 @@ import java.nio.file.Path;
  * @param maxTotalMemoryBytes   guest and device memory of all VMs together; 0 for as much as the JVM's
  *                              direct-memory limit allows (less a reserve for network buffers)
  * @param timeouts              how long migrations wait for a peer
+ * @param deviceKinds           the device kinds this daemon hosts: VMs it creates and incoming migrations it takes may
+ *                              have only these (F8); all the device model knows by default
  */
 public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path tlsDir, boolean insecure, int maxVms,
                            long maxVmMemoryBytes, int maxIncomingMigrations, int migrationHistory, int apiThreads,
-                           long memoryPoolBytes, long maxTotalMemoryBytes, Timeouts timeouts) {
+                           long memoryPoolBytes, long maxTotalMemoryBytes, Timeouts timeouts, List<String> deviceKinds) {
     /**
      * How long migrations wait for a peer. Liveness follows bytes: a channel on which nothing at all
      * arrived for {@code keepaliveTimeoutMs} is dropped, and each side sends a keepalive every
@@ -56,6 +61,8 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
     public static final long DEFAULT_MEMORY_POOL_BYTES = 1L << 30;
     public static final Endpoint DEFAULT_HTTP = new Endpoint("127.0.0.1", 7070);
     public static final Endpoint DEFAULT_MIGRATION = new Endpoint("127.0.0.1", 7071);
+    /** Every kind the device model knows. */
+    public static final List<String> ALL_KINDS = Arrays.stream(DeviceKind.values()).map(DeviceKind::label).toList();
 
     public FerrydConfig {
         token = token.clone();
@@ -67,6 +74,17 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
         }
         if (timeouts == null) {
             throw new IllegalArgumentException("timeouts are required");
+        }
+        deviceKinds = List.copyOf(deviceKinds);
+        if (deviceKinds.isEmpty()) {
+            throw new IllegalArgumentException("deviceKinds must name at least one kind (known: " + DeviceKind.KNOWN + ")");
+        }
+        for (String kind : deviceKinds) {
+            try {
+                DeviceKind.of(kind);
+            } catch (RuntimeException e) {
+                throw new IllegalArgumentException("deviceKinds: unknown kind '" + kind + "' (known: " + DeviceKind.KNOWN + ")");
+            }
         }
         if (maxTotalMemoryBytes < 0) {
             throw new IllegalArgumentException("maxTotalMemoryBytes must not be negative: " + maxTotalMemoryBytes);
@@ -84,7 +102,7 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
     /** Defaults: loopback listeners on 7070 and 7071, no token, no TLS. */
     public static FerrydConfig defaults() {
         return new FerrydConfig(DEFAULT_HTTP, DEFAULT_MIGRATION, new byte[0], null, false, 64, 64L << 30, 4, 100, 8,
-                DEFAULT_MEMORY_POOL_BYTES, 0, Timeouts.DEFAULT);
+                DEFAULT_MEMORY_POOL_BYTES, 0, Timeouts.DEFAULT, ALL_KINDS);
     }
 
     @Override
@@ -98,26 +116,31 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
 
     public FerrydConfig withListeners(Endpoint newHttp, Endpoint newMigration) {
         return new FerrydConfig(newHttp, newMigration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds);
     }
 
     public FerrydConfig withToken(byte[] newToken) {
         return new FerrydConfig(http, migration, newToken, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds);
     }
 
     public FerrydConfig withMemory(long poolBytes, long maxTotalBytes) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, poolBytes, maxTotalBytes, timeouts);
+                migrationHistory, apiThreads, poolBytes, maxTotalBytes, timeouts, deviceKinds);
     }
 
     public FerrydConfig withTimeouts(Timeouts newTimeouts) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, newTimeouts);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, newTimeouts, deviceKinds);
+    }
+
+    public FerrydConfig withDeviceKinds(List<String> kinds) {
+        return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, kinds);
     }
 
     public FerrydConfig withTlsDir(Path dir) {
         return new FerrydConfig(http, migration, token, dir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds);
     }
 }

@@ -28,7 +28,8 @@ public enum DestinationPhase implements Phase {
         }
         return switch (to) {
             case FAILED, CANCELLED -> true;
-            case COMPLETED -> this == P2P_GRACE;
+            // A dry run completes after the compatibility check (F8), in setup.
+            case COMPLETED -> this == P2P_GRACE || this == SETUP;
             default -> to.ordinal() == ordinal() + 1;
         };
     }

@@ -327,8 +327,8 @@ public final class Migration {
         verified = value;
     }
 
-    void setError(String code, String message) {
-        error = new MigrationView.ErrorView(code, message);
+    void setError(MigrationFailure failure) {
+        error = new MigrationView.ErrorView(failure.code(), failure.getMessage(), failure.details().isEmpty() ? null : failure.details());
     }
 
     public MigrationView.ErrorView error() {
@@ -461,6 +461,7 @@ public final class Migration {
         view.put("timeoutMs", policy.timeoutMs());
         view.put("autoConverge", policy.autoConverge());
         view.put("verify", policy.verify());
+        view.put("dryRun", policy.dryRun());
         return view;
     }
 }

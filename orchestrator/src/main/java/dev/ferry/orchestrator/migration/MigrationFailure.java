@@ -17,20 +17,33 @@ public final class MigrationFailure extends Exception {
     public static final String CONNECTION_FAILED = "connection_failed";
     public static final String CONNECTION_LOST = "connection_lost";
     public static final String INCOMPATIBLE = "incompatible";
+    /** F8: the destination cannot host a device of the VM; details name the device, the field and why. */
+    public static final String INCOMPATIBLE_DEVICE = "incompatible_device";
     public static final String SHUTDOWN = "shutdown";
     public static final String INTERNAL = "internal";
     /** The peer sent something the protocol or the migration on top does not allow. */
     public static final String PROTOCOL_ERROR = "protocol_error";
 
     private final String code;
+    private final java.util.Map<String, Object> details;
 
     public MigrationFailure(String code, String message) {
+        this(code, message, java.util.Map.of());
+    }
+
+    public MigrationFailure(String code, String message, java.util.Map<String, Object> details) {
         super(message);
         this.code = code;
+        this.details = java.util.Map.copyOf(details);
     }
 
     public String code() {
         return code;
+    }
+
+    /** What the API shows in the error's {@code details}, e.g. F8's device, field and reason. */
+    public java.util.Map<String, Object> details() {
+        return details;
     }
 
     /** The wire code to abort the peer's side with. */

@@ -15,9 +15,11 @@ import dev.ferry.orchestrator.config.Endpoint;
  * @param timeoutMs                  the whole migration's time before giving up with {@code timeout}
  * @param autoConverge               throttle the vCPUs while not converging: 20%, +10% per iteration, up to 99%
  * @param verify                     both sides digest the frozen VM; a mismatch fails before commit
+ * @param dryRun                     only the handshake and the destination's compatibility check (F8); nothing moves
  */
 public record MigrationPolicy(String vm, Endpoint destination, long downtimeLimitMs, long maxBandwidthBytesPerSecond,
-                              int channels, int maxIterations, long timeoutMs, boolean autoConverge, boolean verify) {
+                              int channels, int maxIterations, long timeoutMs, boolean autoConverge, boolean verify,
+                              boolean dryRun) {
     public static final long DEFAULT_DOWNTIME_LIMIT_MS = 300;
     public static final int DEFAULT_MAX_ITERATIONS = 30;
     public static final long DEFAULT_TIMEOUT_MS = 600_000;
@@ -56,7 +58,7 @@ public record MigrationPolicy(String vm, Endpoint destination, long downtimeLimi
         check(iterations >= 1 && iterations <= 10_000, "maxIterations must be between 1 and 10000");
         check(timeout >= 100 && timeout <= 86_400_000, "timeoutMs must be between 100 and 86400000");
         return new MigrationPolicy(request.vm(), destination, downtime, bandwidth, channels, iterations, timeout,
-                or(request.autoConverge(), true), or(request.verify(), false));
+                or(request.autoConverge(), true), or(request.verify(), false), or(request.dryRun(), false));
     }
 
     /** Checks new settings for a running migration by the rules a new one's are checked by. */

@@ -51,7 +51,8 @@ public record MigrationView(String id, String vm, String role, String peer, Stri
     public record DowntimeStep(String step, double durationMs) {
     }
 
-    public record ErrorView(String code, String message) {
+    /** Why a migration failed; {@code details} carries more for some codes (F8's device, field and reason), else null. */
+    public record ErrorView(String code, String message, java.util.Map<String, Object> details) {
     }
 
     /** A phase, when it began and how long it lasted (ms since the migration began; null while open). */

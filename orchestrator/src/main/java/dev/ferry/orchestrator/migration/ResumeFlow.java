@@ -52,6 +52,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
     private final FlowHooks hooks;
     private final ScheduledExecutorService scheduler;
     private final Duration describeTimeout;
+    private final Compatibility compatibility;
     private final PeerReplies replies = new PeerReplies("source");
     private final FlowSteps steps = new FlowSteps();
     private final CommitPoint commitPoint = new CommitPoint();
@@ -69,7 +70,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
      * @param describeTimeout how long the source may take to describe its VM once its control channel is open
      */
     ResumeFlow(Migration migration, FrameChannel control, VmManager vms, FerryMetrics metrics, FlowHooks hooks,
-               ScheduledExecutorService scheduler, Duration describeTimeout) {
+               ScheduledExecutorService scheduler, Duration describeTimeout, Compatibility compatibility) {
         this.migration = migration;
         this.control = control;
         this.vms = vms;
@@ -77,6 +78,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         this.hooks = hooks;
         this.scheduler = scheduler;
         this.describeTimeout = describeTimeout;
+        this.compatibility = compatibility;
     }
 
     // ---- the control channel, on its event loop ------------------------------------------------
@@ -122,7 +124,11 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
                     throw new MigrationFailure(first == null ? MigrationFailure.TIMEOUT : MigrationFailure.PROTOCOL_ERROR,
                             first == null ? "no VM description within " + describeTimeout.toMillis() + " ms" : "expected VM_DESCRIPTION");
                 }
-                build(described);
+                if (!build(described)) {
+                    migration.enter(DestinationPhase.COMPLETED);
+                    LOG.info("dry run {} of VM {}: this daemon can host it", migration.id(), migration.vm());
+                    return;
+                }
                 prepared(receive());
                 awaitCommit();
                 resume();
@@ -140,8 +146,11 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         }
     }
 
-    /** R1: the description checked and the empty VM built; R2: every device RESUMING. */
-    private void build(Frame.VmDescription described) throws MigrationFailure, InterruptedException {
+    /**
+     * R1: the description checked (F8) and the empty VM built; R2: every device RESUMING. A dry run
+     * stops after the check; returns whether the migration goes on.
+     */
+    private boolean build(Frame.VmDescription described) throws MigrationFailure, InterruptedException {
         manifest = VmManifest.parse(described.description());
         if (described.pageSize() != PageGeometry.PAGE_SIZE || described.memoryBytes() != manifest.memoryBytes()) {
             throw new MigrationFailure(MigrationFailure.INCOMPATIBLE, "memory of " + described.memoryBytes() + " bytes in "
@@ -154,7 +163,18 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         // The source's own limit holds here too: a source that stays connected but never finishes
         // cannot hold this daemon's memory for longer than it said it would take.
         deadline = scheduler.schedule(() -> cancel(MigrationFailure.TIMEOUT), manifest.timeoutMs(), TimeUnit.MILLISECONDS);
+        // F8: every device is checked before anything is allocated; the first that does not fit is named.
+        Compatibility.Refusal refusal = compatibility.check(manifest.devices());
+        if (refusal != null) {
+            control.send(new Frame.VmRefused(ErrorCode.INCOMPATIBLE_DEVICE, refusal.device(), refusal.field(), refusal.reason()));
+            throw new MigrationFailure(MigrationFailure.INCOMPATIBLE_DEVICE, "this daemon cannot host " + refusal.describe(),
+                    java.util.Map.of("device", refusal.device(), "field", refusal.field(), "reason", refusal.reason()));
+        }
         VmConfig config = manifest.config();
+        if (manifest.dryRun()) {
+            control.send(new Frame.VmAccepted());
+            return false;
+        }
         try {
             managed = vms.buildIncoming(config, manifest.slots(), migration.id());
         } catch (Refusal e) {
@@ -179,6 +199,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         control.send(new Frame.VmAccepted());
         migration.enter(DestinationPhase.RESUMING);
         hooks.entered(migration, DestinationPhase.RESUMING);
+        return true;
     }
 
     /**
@@ -378,7 +399,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
     private void fail(MigrationFailure failure) {
         CommitPoint.Failure state = commitPoint.fail();
         MigrationFailure reason = state.byCancel() ? stopped(state.cancelReason()) : failure;
-        migration.setError(reason.code(), reason.getMessage());
+        migration.setError(reason);
         metrics.migrationFailed(Role.DESTINATION.label(), reason.code());
         ErrorCode wire = state.committed() ? ErrorCode.DESTINATION_FAILED : reason.wireCode();
         control.abortNow(wire, reason.getMessage()).awaitUninterruptibly(5, TimeUnit.SECONDS);

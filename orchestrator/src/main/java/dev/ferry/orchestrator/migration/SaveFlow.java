@@ -135,7 +135,14 @@ final class SaveFlow implements Migration.Control {
         migration.setRemaining(this::remainingBytes);
         try {
             steps.run(() -> {
-                setup();
+                if (!setup()) {
+                    // A dry run: the handshake and the destination's compatibility check passed (F8).
+                    session.close();
+                    managed.endMigration(vcpusWereRunning ? VmState.RUNNING : VmState.PAUSED);
+                    migration.enter(SourcePhase.COMPLETED);
+                    LOG.info("dry run {} of VM {}: {} can host it", migration.id(), vm.id(), policy.destination());
+                    return;
+                }
                 preCopy();
                 grace();
                 stopAndCopy();
@@ -152,18 +159,33 @@ final class SaveFlow implements Migration.Control {
 
     // ---- the steps -----------------------------------------------------------------------------
 
-    private void setup() throws MigrationFailure, InterruptedException {
+    /** Returns whether the migration goes on: a dry run ends here. */
+    private boolean setup() throws MigrationFailure, InterruptedException {
         step(SourcePhase.SETUP);
         session.openControl();
-        VmManifest manifest = VmManifest.of(vm, vcpusWereRunning, migration.id(), policy.timeoutMs(), sourceListener);
+        VmManifest manifest = VmManifest.of(vm, vcpusWereRunning, migration.id(), policy.timeoutMs(), sourceListener,
+                policy.dryRun());
         session.send(new Frame.VmDescription(vm.memory().sizeBytes(), PageGeometry.PAGE_SIZE, policy.channels(), manifest.toJson()));
-        replies.await(Frame.VmAccepted.class, f -> false, Long.MAX_VALUE, "the destination did not accept the VM");
+        Frame answer = replies.next(Long.MAX_VALUE);
+        if (answer instanceof Frame.VmRefused refused) {
+            // F8: nothing was allocated on either side; the VM here is untouched.
+            throw new MigrationFailure(MigrationFailure.INCOMPATIBLE_DEVICE, "the destination cannot host device " + refused.device()
+                    + " (" + refused.field() + "): " + refused.reason(),
+                    java.util.Map.of("device", refused.device(), "field", refused.field(), "reason", refused.reason()));
+        }
+        if (!(answer instanceof Frame.VmAccepted)) {
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "expected VM_ACCEPTED, the destination sent " + answer.type());
+        }
+        if (policy.dryRun()) {
+            return false;
+        }
         session.openData(policy.channels());
         sender = new PageSender(session.data(), workers, limiter);
         streams = new DeviceStreams(devices, session.control(), session.data(), limiter);
         pass = new Pass(sender, pageSource(), streams, workers);
         loadNanosPerByte = new double[devices.size()];
         migration.setSetupTime(System.nanoTime() - migration.startNanos());
+        return true;
     }
 
     /** S1, then S2 until converged (F3). */
@@ -574,7 +596,7 @@ final class SaveFlow implements Migration.Control {
     private void fail(MigrationFailure failure) {
         CommitPoint.Failure state = commitPoint.fail();
         MigrationFailure reason = state.byCancel() ? stopped(state.cancelReason()) : failure;
-        migration.setError(reason.code(), reason.getMessage());
+        migration.setError(reason);
         metrics.migrationFailed(Role.SOURCE.label(), reason.code());
         if (state.committed()) {
             // F5: two running copies are never possible. The channels close without a word (the

@@ -7,7 +7,7 @@ import java.util.Locale;
  * The source's phases (SPEC §5): setup; precopy (S1, then S2 iterations); viommu_grace (S3);
  * p2p_grace (S4, downtime begins); stop_copy (S5); switchover (S6). Each goes only to the next, or
  * ends: completed only after the switchover, failed or cancelled from any phase (before the commit
- * that means a rollback, F4; after it, F5).
+ * that means a rollback, F4; after it, F5). A dry run completes right after setup.
  */
 public enum SourcePhase implements Phase {
     SETUP(PhaseCode.SETUP),
@@ -51,7 +51,8 @@ public enum SourcePhase implements Phase {
         }
         return switch (to) {
             case FAILED, CANCELLED -> true;
-            case COMPLETED -> this == SWITCHOVER;
+            // A dry run ends after its setup: the handshake and the compatibility check (F8).
+            case COMPLETED -> this == SWITCHOVER || this == SETUP;
             default -> to.ordinal() == ordinal() + 1;
         };
     }

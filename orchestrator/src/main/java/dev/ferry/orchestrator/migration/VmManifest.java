@@ -28,26 +28,32 @@ import java.util.Map;
  */
 record VmManifest(String id, long memoryBytes, int vcpus, String initialMemory, Workload workload, String p2p,
                   List<DeviceEntry> devices, boolean vcpusRunning, String migration, int chunkBytes, String backedChunks,
-                  long timeoutMs, String source) {
+                  long timeoutMs, String source, boolean dryRun) {
 
-    record Workload(long dirtyBytesPerSecond, long p2pOpsPerSecond, long doorbellsPerSecond, long seed) {
+    record Workload(long dirtyBytesPerSecond, long p2pOpsPerSecond, long doorbellsPerSecond, long seed,
+                    long deviceDirtyBytesPerSecond) {
     }
 
-    record DeviceEntry(String id, String kind, boolean ndma, boolean precopy, boolean pri, long memoryBytes, int slot) {
+    /** A device: its slot, its configuration, and the version of the data format its stream is in (F8). */
+    record DeviceEntry(String id, String kind, int formatVersion, boolean ndma, boolean precopy, boolean pri, long memoryBytes,
+                       long reinitMs, int slot) {
     }
 
-    static VmManifest of(Vm vm, boolean vcpusRunning, String migrationId, long timeoutMs, String source) {
+    /** @param dryRun only the handshake and the compatibility check (F8): nothing is built or moved */
+    static VmManifest of(Vm vm, boolean vcpusRunning, String migrationId, long timeoutMs, String source, boolean dryRun) {
         VmConfig config = vm.config();
         List<DeviceEntry> devices = new ArrayList<>();
         for (Device device : vm.devices()) {
             DeviceConfig d = device.config();
-            devices.add(new DeviceEntry(d.id(), d.kind().label(), d.ndma(), d.preCopy(), d.pri(), d.memoryBytes(), device.slot()));
+            devices.add(new DeviceEntry(d.id(), d.kind().label(), Compatibility.formatVersion(d.kind()), d.ndma(), d.preCopy(),
+                    d.pri(), d.memoryBytes(), d.reinitMs(), device.slot()));
         }
         WorkloadConfig w = config.workload();
         return new VmManifest(config.id(), config.memoryBytes(), config.vcpus(), config.initialMemory().label(),
-                new Workload(w.dirtyBytesPerSecond(), w.p2pOpsPerSecond(), w.doorbellsPerSecond(), w.seed()),
+                new Workload(w.dirtyBytesPerSecond(), w.p2pOpsPerSecond(), w.doorbellsPerSecond(), w.seed(),
+                        w.deviceDirtyBytesPerSecond()),
                 config.p2p().label(), devices, vcpusRunning, migrationId, vm.memory().store().chunkBytes(),
-                HexFormat.of().formatHex(vm.memory().backedChunks().toByteArray()), timeoutMs, source);
+                HexFormat.of().formatHex(vm.memory().backedChunks().toByteArray()), timeoutMs, source, dryRun);
     }
 
     /**
@@ -70,7 +76,10 @@ record VmManifest(String id, long memoryBytes, int vcpus, String initialMemory, 
         }
     }
 
-    /** Parses and validates: a description the device model would not build is {@code incompatible}. */
+    /**
+     * Parses and checks the description's structure. Whether this daemon can host its devices is the
+     * compatibility check's (F8); whether the device model would build the VM, {@link #config()}'s.
+     */
     static VmManifest parse(byte[] json) throws MigrationFailure {
         VmManifest description;
         try {
@@ -84,7 +93,6 @@ record VmManifest(String id, long memoryBytes, int vcpus, String initialMemory, 
         if (description.timeoutMs() < 1) {
             throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "the VM description's timeoutMs must be positive");
         }
-        description.config();
         return description;
     }
 
@@ -93,11 +101,11 @@ record VmManifest(String id, long memoryBytes, int vcpus, String initialMemory, 
             List<DeviceConfig> configs = new ArrayList<>();
             for (DeviceEntry entry : devices) {
                 configs.add(new DeviceConfig(entry.id(), DeviceKind.of(entry.kind()), entry.ndma(), entry.precopy(), entry.pri(),
-                        entry.memoryBytes()));
+                        entry.memoryBytes(), entry.reinitMs()));
             }
             return new VmConfig(id, memoryBytes, vcpus, InitialMemory.of(initialMemory),
                     new WorkloadConfig(workload.dirtyBytesPerSecond(), workload.p2pOpsPerSecond(), workload.doorbellsPerSecond(),
-                            workload.seed()), P2pPolicy.of(p2p), configs);
+                            workload.seed(), workload.deviceDirtyBytesPerSecond()), P2pPolicy.of(p2p), configs);
         } catch (DeviceModelException e) {
             throw new MigrationFailure(MigrationFailure.INCOMPATIBLE, "this daemon cannot host the VM: " + e.getMessage());
         }

@@ -179,6 +179,9 @@ public final class VmManager implements Managed {
      * pool if need be). Until the admission is closed, its VM counts as hosted.
      */
     private Admission admit(VmConfig vmConfig) {
+        for (DeviceConfig device : vmConfig.devices()) {
+            requireHosted(device);
+        }
         if (vmConfig.memoryBytes() > config.maxVmMemoryBytes()) {
             throw Refusal.invalid("memoryBytes " + vmConfig.memoryBytes() + " exceeds this daemon's limit of "
                     + config.maxVmMemoryBytes());
@@ -381,8 +384,17 @@ public final class VmManager implements Managed {
                 .orElseThrow(() -> Refusal.notFound("device_not_found", "VM " + vmId + " has no device " + deviceId));
     }
 
+    /** A device of a kind this daemon does not host (--device-kinds) is refused. */
+    private void requireHosted(DeviceConfig device) {
+        if (!config.deviceKinds().contains(device.kind().label())) {
+            throw Refusal.invalid("device " + device.id() + ": this daemon hosts only " + String.join(", ", config.deviceKinds())
+                    + " devices (--device-kinds), not " + device.kind().label());
+        }
+    }
+
     /** Hot-plug (M3: {@code ndma_required} when the device lacks NDMA while P2P is active). */
     public Device hotPlug(String vmId, DeviceConfig deviceConfig) {
+        requireHosted(deviceConfig);
         ManagedVm managed = get(vmId);
         Device[] added = new Device[1];
         withVm(managed, () -> {

@@ -68,8 +68,8 @@ class ToolArgumentsTest {
     void theDaemonsUsageListsItsFlagsAndEveryCommand() {
         assertThat(ferryd("--help")).isZero();
         assertThat(out()).startsWith("usage: ferryd");
-        for (String flag : new String[] {"--http", "--migration", "--token-file", "--tls-dir", "--memory-pool-bytes", "--config",
-                "--insecure"}) {
+        for (String flag : new String[] {"--http", "--migration", "--token-file", "--tls-dir", "--memory-pool-bytes", "--device-kinds",
+                "--config", "--insecure"}) {
             assertThat(out()).contains(flag);
         }
         for (String command : new String[] {"ctl", "demo", "bench", "completion", "help"}) {

@@ -74,7 +74,7 @@ class HostileSourceTest {
         RawSource(Vm vm) throws Exception {
             control = client.connect(daemons.destination.migration().resolve(), session, ChannelRole.CONTROL, 0,
                     (channel, frame) -> replies.add(frame)).get(30, TimeUnit.SECONDS);
-            byte[] description = VmManifest.of(vm, false, "mig-hostile", 60_000, null).toJson();
+            byte[] description = VmManifest.of(vm, false, "mig-hostile", 60_000, null, false).toJson();
             control.send(new Frame.VmDescription(vm.memory().sizeBytes(), 4096, 1, description));
             assertThat(reply()).isInstanceOf(Frame.VmAccepted.class);
         }
