@@ -2,6 +2,7 @@ package dev.ferry.device;
 
 import dev.ferry.device.memory.ChunkPool;
 import dev.ferry.device.memory.DirtyBitmap;
+import dev.ferry.device.memory.MemoryDigest;
 import dev.ferry.device.memory.PageStore;
 import dev.ferry.device.memory.PageGeometry;
 import dev.ferry.device.migration.DeviceImage;
@@ -69,6 +70,8 @@ public abstract class Device implements AutoCloseable {
     public static final int REGISTERS = Iommu.BAR_BYTES / 8;
     /** Queued MMIO writes beyond this are dropped and counted. */
     public static final int MAX_QUEUED = 1024;
+    /** Bytes of one write of the device's own work; like a vCPU's write, each dirties a whole page. */
+    public static final int OWN_WRITE_BYTES = 64;
     /** A queued write in the device state: register {@code u16}, value {@code u64}. */
     private static final int QUEUED_WRITE_BYTES = 2 + 8;
 
@@ -680,14 +683,6 @@ public abstract class Device implements AutoCloseable {
         }
     }
 
-    /**
-     * The name the orchestrator calls until it switches to {@link #stopCopyBytes()}; this bridge goes
-     * then. Same value.
-     */
-    public final long estimatedStopCopyBytes() {
-        return stopCopyBytes();
-    }
-
     private boolean saving() {
         return state.saving() && !state.isError() && save != null;
     }
@@ -765,9 +760,6 @@ public abstract class Device implements AutoCloseable {
     private boolean canWorkOnOwnMemory() {
         return engineRunning && !held && !closed;
     }
-
-    /** Bytes of one write of the device's own work; like a vCPU's write, each dirties a whole page. */
-    public static final int OWN_WRITE_BYTES = 64;
 
     /**
      * The device's own work, as the guest keeps it busy: {@code writes} writes of {@link #OWN_WRITE_BYTES}
@@ -1047,6 +1039,42 @@ public abstract class Device implements AutoCloseable {
         } finally {
             lock.unlock();
         }
+    }
+
+    /**
+     * Starts an incremental digest of the device memory ({@link MemoryDigest}): its writes mark the units
+     * to hash again from now on. The caller closes it.
+     */
+    public final MemoryDigest openMemoryDigest() {
+        return MemoryDigest.open(memory);
+    }
+
+    /**
+     * The device's registers and queued work as the STATE record carries them: with the kind, the
+     * configuration and the device memory, its full migrated state. Waits for work in flight and holds
+     * the engine while it reads, as {@link #digest()} does.
+     */
+    public final byte[] stateImage() {
+        lock.lock();
+        try {
+            held = true;
+            try {
+                while (inFlight) {
+                    changed.awaitUninterruptibly();
+                }
+                return image.captureState();
+            } finally {
+                held = false;
+                changed.signalAll();
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** The canonical configuration the stream carries and checks (D8). */
+    public final byte[] configBytes() {
+        return configBytes.clone();
     }
 
     /** Feeds every non-zero page as (index, bytes), then the page count: zero pages cost nothing. */

@@ -233,17 +233,22 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
      * included. The source waits for it before it decides whether pre-copy has converged, so that its
      * estimate never leaves a backlog at the destination for the downtime.
      */
-    record IterationDone(int iteration, List<DeviceLoad> devices) implements Frame {
+    record IterationDone(int iteration, long verifyMicros, List<DeviceLoad> devices) implements Frame {
         /** A device's loading so far (W7): the bytes of its stream it has processed, and the time that took. */
         public record DeviceLoad(long loadedBytes, long loadMicros) {
         }
 
+        /**
+         * @param verifyMicros how long the destination spent, after the iteration's pages had all arrived,
+         *                     bringing its verify digest up to date (0 without verify): time the source's
+         *                     bandwidth measure leaves out
+         */
         public IterationDone {
             devices = List.copyOf(devices);
         }
 
         public IterationDone(int iteration) {
-            this(iteration, List.of());
+            this(iteration, 0, List.of());
         }
 
         @Override
@@ -253,7 +258,7 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
 
         @Override
         public void writeHead(ByteBuf out) {
-            out.writeInt(iteration).writeShort(devices.size());
+            out.writeInt(iteration).writeLong(verifyMicros).writeShort(devices.size());
             for (DeviceLoad load : devices) {
                 out.writeLong(load.loadedBytes()).writeLong(load.loadMicros());
             }

@@ -219,12 +219,13 @@ public final class FrameDecoder extends ByteToMessageDecoder {
             case KEEPALIVE_ACK -> new Frame.KeepaliveAck(p.readLong());
             case ITERATION_DONE -> {
                 int iteration = p.readInt();
+                long verifyMicros = nonNegative(type, p.readLong());
                 int count = count(type, p, 16);
                 List<Frame.IterationDone.DeviceLoad> loads = new java.util.ArrayList<>(count);
                 for (int i = 0; i < count; i++) {
                     loads.add(new Frame.IterationDone.DeviceLoad(nonNegative(type, p.readLong()), nonNegative(type, p.readLong())));
                 }
-                yield new Frame.IterationDone(iteration, loads);
+                yield new Frame.IterationDone(iteration, verifyMicros, loads);
             }
             case DEVICE_INITIAL -> new Frame.DeviceInitial(p.readUnsignedShort(), p.readUnsignedInt(), nonNegative(type, p.readLong()));
             case SWITCHOVER_ACK -> new Frame.SwitchoverAck(p.readUnsignedInt());

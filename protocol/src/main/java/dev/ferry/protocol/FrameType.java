@@ -24,7 +24,7 @@ public enum FrameType {
     ABORT(0x1a, 4, 4 + Frame.MAX_MESSAGE_BYTES),
     KEEPALIVE(0x1b, 8, 8),
     KEEPALIVE_ACK(0x1c, 8, 8),
-    ITERATION_DONE(0x1d, 6, 6 + 16 * Frame.MAX_DEVICES),
+    ITERATION_DONE(0x1d, 14, 14 + 16 * Frame.MAX_DEVICES),
     DEVICE_INITIAL(0x1e, 14, 14),
     SWITCHOVER_ACK(0x1f, 4, 4),
     VM_REFUSED(0x30, 8, 8 + 3 * Frame.MAX_MESSAGE_BYTES),

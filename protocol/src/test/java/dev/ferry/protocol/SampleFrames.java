@@ -29,7 +29,7 @@ final class SampleFrames {
         frames.add(new Frame.Phase(PhaseCode.PRECOPY.code(), 3));
         frames.add(new Frame.IterationEnd(3, 1000, 4_100_000));
         frames.add(new Frame.IterationDone(3));
-        frames.add(new Frame.IterationDone(4, List.of(new Frame.IterationDone.DeviceLoad(1 << 20, 1500),
+        frames.add(new Frame.IterationDone(4, 2300, List.of(new Frame.IterationDone.DeviceLoad(1 << 20, 1500),
                 new Frame.IterationDone.DeviceLoad(0, 0))));
         frames.add(new Frame.DeviceInitial(1, 2, 64L << 20));
         frames.add(new Frame.SwitchoverAck(3));

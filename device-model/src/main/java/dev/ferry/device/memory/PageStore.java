@@ -1,7 +1,9 @@
 package dev.ferry.device.memory;
 
 import java.nio.ByteBuffer;
+import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicReferenceArray;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * Off-heap pages, in direct buffers of one chunk each, so that a store may exceed 2 GiB and the
@@ -13,10 +15,26 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * <p>Every access uses absolute buffer positions, so any number of threads may read and write
  * concurrently; what a racing reader sees of a racing writer's bytes is unspecified, exactly as
  * with real memory. Callers that need a consistent view use the dirty logs.
+ *
+ * <p>Every write path (writes, page loads, zeroing, {@link #clear()}, a chunk taken for overwrite,
+ * {@link #release()}) also marks the change logs opened with {@link #openChangeLog()}, one bit per
+ * {@link #changeUnitBytes()} unit, after the bytes are in place: what an incremental digest
+ * ({@link MemoryDigest}) needs to hash again. With no log open that costs one volatile read per write;
+ * with one, one atomic bit set per unit touched. (Allocating a chunk changes nothing: it reads as zeros
+ * before and after.)
  */
 public final class PageStore {
     /** Default chunk: 2 MiB, a huge page. */
     public static final int DEFAULT_CHUNK_BYTES = 2 << 20;
+    /**
+     * At most this many change units per store: the unit is the smallest power of two of at least a page
+     * that keeps a store under it, so that per-unit state (8 bytes a unit in {@link MemoryDigest}) stays
+     * at 512 KiB per store whatever its size. The unit depends on the size only, never on the chunk
+     * size, so two stores of one size always agree on it (a VM and its migrated copy).
+     */
+    public static final int MAX_CHANGE_UNITS = 1 << 16;
+
+    private static final DirtyBitmap[] NO_LOGS = new DirtyBitmap[0];
 
     private static final ByteBuffer ZERO_PAGE = ByteBuffer.allocateDirect(PageGeometry.PAGE_SIZE).asReadOnlyBuffer();
 
@@ -27,6 +45,11 @@ public final class PageStore {
     private final int pagesPerChunk;
     private final AtomicReferenceArray<ByteBuffer> chunks;
     private final ChunkPool pool;
+    private final int unitShift;
+    private final long units;
+    private volatile DirtyBitmap[] changeLogs = NO_LOGS;
+    /** Readers that may run beside {@link #release()} (a background digest) hold the read side. */
+    private final ReentrantReadWriteLock releaseLock = new ReentrantReadWriteLock();
     private volatile boolean released;
 
     public PageStore(long sizeBytes) {
@@ -54,6 +77,17 @@ public final class PageStore {
         }
         this.chunks = new AtomicReferenceArray<>((int) chunkCount);
         this.pool = pool;
+        this.unitShift = changeUnitShift(sizeBytes);
+        this.units = (sizeBytes + (1L << unitShift) - 1) >>> unitShift;
+    }
+
+    /** log2 of the change unit of a store of {@code sizeBytes}: see {@link #MAX_CHANGE_UNITS}. */
+    static int changeUnitShift(long sizeBytes) {
+        int shift = PageGeometry.PAGE_SHIFT;
+        while ((sizeBytes + (1L << shift) - 1) >>> shift > MAX_CHANGE_UNITS) {
+            shift++;
+        }
+        return shift;
     }
 
     public long sizeBytes() {
@@ -153,6 +187,7 @@ public final class PageStore {
         }
         chunk(page).put(offsetInChunk(page), src, src.position(), PageGeometry.PAGE_SIZE);
         src.position(src.position() + PageGeometry.PAGE_SIZE);
+        changed(page << PageGeometry.PAGE_SHIFT, PageGeometry.PAGE_SIZE);
     }
 
     /** Sets one page to zeros; a page never written is zero already and stays unbacked. */
@@ -160,6 +195,7 @@ public final class PageStore {
         ByteBuffer chunk = chunkOrNull(page);
         if (chunk != null) {
             chunk.put(offsetInChunk(page), ZERO_PAGE, 0, PageGeometry.PAGE_SIZE);
+            changed(page << PageGeometry.PAGE_SHIFT, PageGeometry.PAGE_SIZE);
         }
     }
 
@@ -185,6 +221,8 @@ public final class PageStore {
     /** Writes {@code src[off..off+length)} at {@code address}. May cross pages. */
     public void write(long address, byte[] src, int off, int length) {
         checkRange(address, length);
+        long start = address;
+        int total = length;
         while (length > 0) {
             int chunkIndex = (int) (address >>> chunkShift);
             int inChunk = (int) (address & (chunkBytes - 1));
@@ -194,6 +232,7 @@ public final class PageStore {
             off += n;
             length -= n;
         }
+        changed(start, total);
     }
 
     /** Reads an 8-byte little-endian value; must not cross a page. */
@@ -207,6 +246,7 @@ public final class PageStore {
     public void writeLong(long address, long value) {
         checkRange(address, 8);
         chunkAt((int) (address >>> chunkShift)).putLong((int) (address & (chunkBytes - 1)), Long.reverseBytes(value));
+        changed(address, 8);
     }
 
     /** Drops every chunk: the whole store reads as zeros again. */
@@ -214,6 +254,7 @@ public final class PageStore {
         for (int i = 0; i < chunks.length(); i++) {
             chunks.set(i, null);
         }
+        changed(0, sizeBytes);
     }
 
     /** Bytes per chunk: the unit of lazy allocation. */
@@ -259,6 +300,8 @@ public final class PageStore {
             return false;
         }
         if (chunks.compareAndSet(chunk, null, buffer)) {
+            // Whatever the kept chunk holds is this store's content until it is overwritten.
+            changed(start, length);
             return true;
         }
         pool.give(buffer);
@@ -271,11 +314,102 @@ public final class PageStore {
      * be used after this.
      */
     public void release() {
-        released = true;
-        for (int i = 0; i < chunks.length(); i++) {
-            ByteBuffer chunk = chunks.getAndSet(i, null);
-            if (chunk != null) {
-                pool.give(chunk);
+        releaseLock.writeLock().lock();
+        try {
+            released = true;
+            for (int i = 0; i < chunks.length(); i++) {
+                ByteBuffer chunk = chunks.getAndSet(i, null);
+                if (chunk != null) {
+                    pool.give(chunk);
+                }
+            }
+            changed(0, sizeBytes);
+        } finally {
+            releaseLock.writeLock().unlock();
+        }
+    }
+
+    // ---- change logs -----------------------------------------------------------------------------
+
+    /** Bytes per change unit: a power of two of at least a page (see {@link #MAX_CHANGE_UNITS}). */
+    public int changeUnitBytes() {
+        return 1 << unitShift;
+    }
+
+    /** Number of change units; the last may be shorter than {@link #changeUnitBytes()}. */
+    public long changeUnits() {
+        return units;
+    }
+
+    /**
+     * A new change log: one bit per unit, set by every write path after the write, every bit set to
+     * begin with (what was written before it opened is unknown to it). Read it with
+     * {@link DirtyBitmap#readAndClear()}; close it with {@link #closeChangeLog} when done, or every
+     * write keeps marking it.
+     */
+    public DirtyBitmap openChangeLog() {
+        DirtyBitmap log = new DirtyBitmap(units);
+        log.start();
+        synchronized (this) {
+            DirtyBitmap[] now = changeLogs;
+            DirtyBitmap[] more = Arrays.copyOf(now, now.length + 1);
+            more[now.length] = log;
+            changeLogs = more;
+        }
+        // After it is registered: a write that raced with the registration is covered either way.
+        log.markRange(0, units);
+        return log;
+    }
+
+    /** Stops marking a log {@link #openChangeLog()} returned. */
+    public synchronized void closeChangeLog(DirtyBitmap log) {
+        DirtyBitmap[] now = changeLogs;
+        for (int i = 0; i < now.length; i++) {
+            if (now[i] == log) {
+                DirtyBitmap[] fewer = new DirtyBitmap[now.length - 1];
+                System.arraycopy(now, 0, fewer, 0, i);
+                System.arraycopy(now, i + 1, fewer, i, now.length - i - 1);
+                changeLogs = now.length == 1 ? NO_LOGS : fewer;
+                return;
+            }
+        }
+    }
+
+    /**
+     * For a reader that may run while the store is released (a digest refreshed in the background):
+     * true and the store cannot be released until {@link #endRead()}; false if it was released already.
+     */
+    boolean beginRead() {
+        releaseLock.readLock().lock();
+        if (released) {
+            releaseLock.readLock().unlock();
+            return false;
+        }
+        return true;
+    }
+
+    void endRead() {
+        releaseLock.readLock().unlock();
+    }
+
+    /** The buffer of an allocated chunk, or {@code null}; its writes are visible through it. */
+    ByteBuffer chunkBuffer(int chunk) {
+        return chunks.get(chunk);
+    }
+
+    /** Marks the units of {@code [address, address + length)} in every open change log. */
+    private void changed(long address, long length) {
+        DirtyBitmap[] logs = changeLogs;
+        if (logs.length == 0 || length == 0) {
+            return;
+        }
+        long first = address >>> unitShift;
+        long last = (address + length - 1) >>> unitShift;
+        for (DirtyBitmap log : logs) {
+            if (first == last) {
+                log.mark(first);
+            } else {
+                log.markRange(first, last - first + 1);
             }
         }
     }

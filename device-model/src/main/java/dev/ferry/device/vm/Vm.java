@@ -391,12 +391,7 @@ public final class Vm implements AutoCloseable {
      * and whose devices are quiescent (M5); a VM and its migrated copy have equal digests.
      */
     public VmDigest digest() {
-        if (workload.mode() != Workload.Mode.PARKED) {
-            throw new DeviceModelException(DeviceModelException.NOT_IDLE, "VM " + id + " is running; pause it first");
-        }
-        if (!awaitQuiescent(TimeUnit.SECONDS.toNanos(2))) {
-            throw new DeviceModelException(DeviceModelException.NOT_IDLE, "devices of VM " + id + " are still working");
-        }
+        requireStill();
         HexFormat hex = HexFormat.of();
         MessageDigest sha = Device.sha256();
         sha.update("ferry-memory".getBytes(StandardCharsets.US_ASCII));
@@ -416,6 +411,24 @@ public final class Vm implements AutoCloseable {
             vm.update(hex.parseHex(entry.getValue()));
         }
         return new VmDigest(hex.formatHex(vm.digest()), hex.formatHex(memoryDigest), deviceDigests);
+    }
+
+    /**
+     * Starts the digest a migration verifies at its frozen point, maintained incrementally: from now on
+     * every write to guest or device memory marks what its next refresh hashes again. The caller closes it.
+     */
+    public IncrementalDigest openVerifyDigest() {
+        return new IncrementalDigest(this);
+    }
+
+    /** Nothing changes the VM now: vCPUs parked (M5, or S4 and after) and every device quiescent. */
+    void requireStill() {
+        if (workload.mode() != Workload.Mode.PARKED) {
+            throw new DeviceModelException(DeviceModelException.NOT_IDLE, "VM " + id + " is running; pause it first");
+        }
+        if (!awaitQuiescent(TimeUnit.SECONDS.toNanos(2))) {
+            throw new DeviceModelException(DeviceModelException.NOT_IDLE, "devices of VM " + id + " are still working");
+        }
     }
 
     /**

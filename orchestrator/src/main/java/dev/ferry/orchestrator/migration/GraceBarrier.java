@@ -27,6 +27,16 @@ final class GraceBarrier {
     record Timing(long totalNanos, long typicalNanos, long[] eachNanos) {
     }
 
+    /**
+     * Tells the migration's event stream the step's intent (every device's target), then writes each
+     * device's state for the step, in order; the first failure stops the step.
+     */
+    static Timing apply(Migration migration, List<Device> devices, Function<Device, DeviceState> stateFor, String step,
+                        String failureCode) throws MigrationFailure {
+        migration.barrier(step, devices, stateFor);
+        return apply(devices, stateFor, step, failureCode);
+    }
+
     /** Writes each device's state for the step, in order; the first failure stops the step. */
     static Timing apply(List<Device> devices, Function<Device, DeviceState> stateFor, String step, String failureCode)
             throws MigrationFailure {

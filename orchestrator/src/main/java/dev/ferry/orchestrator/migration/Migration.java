@@ -2,6 +2,7 @@ package dev.ferry.orchestrator.migration;
 
 import dev.ferry.device.Device;
 import dev.ferry.device.memory.PageGeometry;
+import dev.ferry.device.migration.DeviceState;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -12,6 +13,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
+import java.util.function.Function;
 import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
@@ -25,8 +27,19 @@ import java.util.function.Supplier;
  * samples the bytes for the current rate and asks the flow how much is left.
  */
 public final class Migration {
-    /** An event of the stream: {@code phase}, {@code progress} or {@code end}, with the migration's view. */
-    public record Event(String type, MigrationView data) {
+    /**
+     * An event of the stream: {@code phase}, {@code progress} or {@code end} with the migration's view;
+     * {@code device} with one device's state change ({@link MigrationTrace.Event}); {@code barrier} with
+     * the step the flow is about to take on every device ({@link Barrier}).
+     */
+    public record Event(String type, Object data) {
+    }
+
+    /**
+     * The intent before a barrier step (F1): every device listed is about to be written its target
+     * state, and none moves past the step before all are there.
+     */
+    public record Barrier(String step, Map<String, String> targets) {
     }
 
     /** The settings a running migration takes (QEMU's migrate-set-parameters); null leaves one as it is. */
@@ -90,8 +103,10 @@ public final class Migration {
     private volatile Long expectedDowntimeMs;
     private volatile Long setupTimeMs;
     private volatile Long downtimeMs;
+    private volatile Boolean downtimeLimitMet;
     private volatile Boolean verified;
-    private volatile Long verifyMs;
+    private volatile Double verifyMs;
+    private volatile Long verifyBytes;
     private volatile long endNanos = -1;
     private volatile Instant finishedAt;
     private volatile MigrationView.ErrorView error;
@@ -109,6 +124,7 @@ public final class Migration {
         this.phase = role == Role.SOURCE ? SourcePhase.SETUP : DestinationPhase.SETUP;
         phases.add(new MigrationView.PhaseView(phase.label(), 0, null));
         trace.phase(phase, startNanos);
+        trace.onEvent(event -> publish("device", event));
     }
 
     public String id() {
@@ -276,10 +292,14 @@ public final class Migration {
         setupTimeMs = TimeUnit.NANOSECONDS.toMillis(nanos);
     }
 
-    /** The downtime and its steps, which add up to it (F6). */
-    void setDowntime(long nanos, List<MigrationView.DowntimeStep> steps) {
+    /**
+     * The downtime and its steps, which add up to it (F6), and whether it was within the limit in
+     * force: a migration is never reported as meeting a limit it exceeded.
+     */
+    void setDowntime(long nanos, List<MigrationView.DowntimeStep> steps, long limitMs) {
         downtimeSteps = List.copyOf(steps);
         downtimeMs = TimeUnit.NANOSECONDS.toMillis(nanos);
+        downtimeLimitMet = nanos <= TimeUnit.MILLISECONDS.toNanos(limitMs);
     }
 
     /** F7: how long the source waited for the switchover acknowledgement once pre-copy had converged. */
@@ -318,9 +338,10 @@ public final class Migration {
         return downtimeMs;
     }
 
-    /** This side digested the frozen VM in {@code nanos}. */
-    void setVerifyTime(long nanos) {
-        verifyMs = TimeUnit.NANOSECONDS.toMillis(nanos);
+    /** This side digested the frozen VM in {@code nanos}, hashing {@code bytes} that changed since its last refresh. */
+    void setVerify(long nanos, long bytes) {
+        verifyMs = nanos / 1e6;
+        verifyBytes = bytes;
     }
 
     void setVerified(boolean value) {
@@ -403,11 +424,30 @@ public final class Migration {
         subscribers.remove(subscriber);
     }
 
+    /** A barrier step begins: tells the stream which state each device is about to be written (F1). */
+    void barrier(String step, List<Device> devices, Function<Device, DeviceState> target) {
+        if (subscribers.isEmpty()) {
+            return;
+        }
+        Map<String, String> targets = new LinkedHashMap<>();
+        for (Device device : devices) {
+            targets.put(device.id(), target.apply(device).label());
+        }
+        publish("barrier", new Barrier(step, targets));
+    }
+
     private void publish(String type) {
         if (subscribers.isEmpty()) {
             return;
         }
-        Event event = new Event(type, view());
+        publish(type, view());
+    }
+
+    private void publish(String type, Object data) {
+        if (subscribers.isEmpty()) {
+            return;
+        }
+        Event event = new Event(type, data);
         for (Consumer<Event> subscriber : subscribers) {
             subscriber.accept(event);
         }
@@ -442,11 +482,11 @@ public final class Migration {
         }
         return new MigrationView(id, vm, role.label(), peer, phase.label(), settings, startedAt.toString(),
                 finished == null ? null : finished.toString(), setupTimeMs, TimeUnit.NANOSECONDS.toMillis(now - startNanos),
-                downtimeMs, downtimeSteps, expectedDowntimeMs, switchoverAckWaitMs, iterations.get(), wireBytes.get(), left,
+                downtimeMs, downtimeLimitMet, downtimeSteps, expectedDowntimeMs, switchoverAckWaitMs, iterations.get(), wireBytes.get(), left,
                 new MigrationView.MemoryProgress(memoryTotal, normal * PageGeometry.PAGE_SIZE, zeroPages.get(), normal,
                         PageGeometry.PAGE_SIZE),
                 deviceTotal.get(), dirtyRate, throughput, eta, throttle, deviceThrottle, deviceViews, List.copyOf(passes), verified,
-                verifyMs, error,
+                verifyMs, verifyBytes, error,
                 phaseList);
     }
 

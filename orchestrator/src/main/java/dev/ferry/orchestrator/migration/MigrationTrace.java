@@ -8,6 +8,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 
 /**
  * Every device state change a migration made on this daemon, in order, with its start (µs since the
@@ -31,6 +32,8 @@ public final class MigrationTrace implements TransitionListener {
     private static final int FIRST_DEVICE_TRACK = 2;
 
     private final long originNanos;
+    private volatile Consumer<Event> onEvent = event -> {
+    };
     private final List<Event> events = new ArrayList<>();
     private final List<PhaseMark> phases = new ArrayList<>();
 
@@ -50,8 +53,16 @@ public final class MigrationTrace implements TransitionListener {
         add(new Event((startNanos - originNanos) / 1000, device.id(), from.label(), "RUNNING (reset)", durationNanos / 1000, "ok"));
     }
 
-    private synchronized void add(Event event) {
-        events.add(event);
+    private void add(Event event) {
+        synchronized (this) {
+            events.add(event);
+        }
+        onEvent.accept(event);
+    }
+
+    /** Tells {@code listener} of every state change as it is recorded (the migration's event stream). */
+    void onEvent(Consumer<Event> listener) {
+        onEvent = listener;
     }
 
     public synchronized void phase(Phase phase, long atNanos) {

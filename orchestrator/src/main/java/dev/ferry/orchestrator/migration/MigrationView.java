@@ -7,15 +7,16 @@ import java.util.Map;
  * The Migration resource of API.md, with the additions the daemon documents: when it ended, the pages
  * sent and their size, the estimated time left, the auto-converge throttle, each pass, per device the
  * bytes still pending, the phases with their times, and with {@code verify} how long this side took to
- * digest the frozen VM ({@code verifyMs}, part of the downtime).
+ * digest the frozen VM ({@code verifyMs}, part of the downtime) and what it hashed then ({@code verifyBytes}: only
+ * what changed since its last refresh).
  */
 public record MigrationView(String id, String vm, String role, String peer, String phase, Map<String, Object> policy,
                             String startedAt, String finishedAt, Long setupTimeMs, long totalTimeMs, Long downtimeMs,
-                            List<DowntimeStep> downtimeSteps, Long expectedDowntimeMs, Long switchoverAckWaitMs, long iterations,
+                            Boolean downtimeLimitMet, List<DowntimeStep> downtimeSteps, Long expectedDowntimeMs, Long switchoverAckWaitMs, long iterations,
                             long transferredBytes, long remainingBytes, MemoryProgress memoryBytes, long deviceBytes,
                             long dirtyRateBytesPerSecond, long throughputBytesPerSecond, Long etaMs, int throttlePercent,
                             int deviceThrottlePercent, List<DeviceProgress> devices, List<PassView> passes, Boolean verified,
-                            Long verifyMs, ErrorView error, List<PhaseView> phases) {
+                            Double verifyMs, Long verifyBytes, ErrorView error, List<PhaseView> phases) {
 
     /**
      * Guest memory: its size; bytes of page data sent or received (normal pages only: a zero page is a

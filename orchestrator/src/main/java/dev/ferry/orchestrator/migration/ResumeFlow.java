@@ -21,7 +21,6 @@ import dev.ferry.protocol.net.FrameHandler;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.BitSet;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
@@ -65,6 +64,8 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
     private volatile boolean prefaultStopped;
     private List<Device> devices = List.of();
     private VmManifest manifest;
+    /** With verify (announced in the description): the digest, refreshed after every iteration. */
+    private Verification verification;
 
     /**
      * @param describeTimeout how long the source may take to describe its VM once its control channel is open
@@ -140,6 +141,9 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
                 deadline.cancel(false);
             }
             stopPrefault();
+            if (verification != null) {
+                verification.close();
+            }
             // The VM outlives its migration here: its devices must not keep feeding this trace.
             devices.forEach(d -> d.removeListener(migration.trace()));
             replies.close();
@@ -188,10 +192,14 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         Vm vm = managed.vm();
         prepareMemory(vm, manifest.backed(), manifest.chunkBytes());
         devices = vm.devices();
+        if (manifest.verify()) {
+            // Before the first page: every write from here on is one the digest follows.
+            verification = Verification.open(vm);
+        }
         devices.forEach(d -> d.addListener(migration.trace()));
         migration.setDevices(vm::devices);
         migration.setMemoryTotal(vm.memory().sizeBytes());
-        GraceBarrier.apply(devices, d -> DeviceState.RESUMING, "R2 resuming", MigrationFailure.DEVICE_TRANSITION_FAILED);
+        GraceBarrier.apply(migration, devices, d -> DeviceState.RESUMING, "R2 resuming", MigrationFailure.DEVICE_TRANSITION_FAILED);
         deviceData = new IncomingDevices(devices, described.dataChannels(), control, migration, metrics, () -> sourcePhase, hooks,
                 replies, this::abandon);
         incoming = new IncomingMemory(vm.memory(), described.dataChannels(), migration, metrics, () -> sourcePhase, replies,
@@ -291,7 +299,13 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
             throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "the first pass carried " + incoming.barrier().firstPassPages()
                     + " pages of " + memoryPages + ": it must carry every page");
         }
-        control.send(new Frame.IterationDone(end.iteration(), deviceData.loads()));
+        // With verify, a pre-copy iteration is hashed before it is acknowledged: the source then moves on
+        // knowing that the frozen-point digest will cost only what comes after (its F9 estimate counts on
+        // it). The last iteration, sent with the VM stopped, is left to the frozen-point digest, which is
+        // where its cost belongs (verifyMs).
+        boolean precopy = PhaseCode.PRECOPY.label().equals(sourcePhase);
+        long verifyNanos = verification == null || !precopy ? 0 : verification.refresh();
+        control.send(new Frame.IterationDone(end.iteration(), TimeUnit.NANOSECONDS.toMicros(verifyNanos), deviceData.loads()));
     }
 
     private void notePhase(Frame.Phase phase) {
@@ -317,15 +331,16 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         if (incomplete != null) {
             throw incomplete;
         }
-        GraceBarrier.Timing load = GraceBarrier.apply(devices, d -> GraceStates.resumeGrace(d.config().ndma()),
+        GraceBarrier.Timing load = GraceBarrier.apply(migration, devices, d -> GraceStates.resumeGrace(d.config().ndma()),
                 "R3 load and P2P grace", MigrationFailure.DEVICE_LOAD_FAILED);
         migration.enter(DestinationPhase.P2P_GRACE);
         hooks.entered(migration, DestinationPhase.P2P_GRACE);
         byte[] digest = new byte[0];
         if (prepare.verify()) {
-            long digestStart = System.nanoTime();
-            digest = HexFormat.of().parseHex(managed.vm().digest().vm());
-            migration.setVerifyTime(System.nanoTime() - digestStart);
+            if (verification == null) {
+                throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "PREPARE asks for a digest the VM description did not announce");
+            }
+            digest = verification.frozen(migration);
         }
         for (int i = 0; i < devices.size(); i++) {
             Device device = devices.get(i);
@@ -354,7 +369,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
     /** R4: every device RUNNING, then the vCPUs if the source's were running; CONFIRM. */
     private void resume() throws MigrationFailure {
         long start = System.nanoTime();
-        GraceBarrier.Timing resumed = GraceBarrier.apply(devices, d -> DeviceState.RUNNING, "R4 running",
+        GraceBarrier.Timing resumed = GraceBarrier.apply(migration, devices, d -> DeviceState.RUNNING, "R4 running",
                 MigrationFailure.DEVICE_TRANSITION_FAILED);
         boolean running = manifest.vcpusRunning();
         if (running) {

@@ -93,6 +93,8 @@ final class SaveFlow implements Migration.Control {
     private long[] predictedStopCopy;
     /** The destination's load rate per device, nanoseconds per byte, from its iteration barriers (F9). */
     private double[] loadNanosPerByte;
+    /** With verify: the frozen-point digest, kept up to date after every pass. */
+    private Verification verification;
     /** Downtime's steps as they pass (F6): the times they end. */
     private final DowntimeSteps downtimeSteps = new DowntimeSteps();
     private int iteration;
@@ -153,6 +155,9 @@ final class SaveFlow implements Migration.Control {
             }, this::fail, LOG, "migration " + migration.id());
         } finally {
             devices.forEach(d -> d.removeListener(migration.trace()));
+            if (verification != null) {
+                verification.close();
+            }
             replies.close();
         }
     }
@@ -163,8 +168,7 @@ final class SaveFlow implements Migration.Control {
     private boolean setup() throws MigrationFailure, InterruptedException {
         step(SourcePhase.SETUP);
         session.openControl();
-        VmManifest manifest = VmManifest.of(vm, vcpusWereRunning, migration.id(), policy.timeoutMs(), sourceListener,
-                policy.dryRun());
+        VmManifest manifest = VmManifest.of(vm, vcpusWereRunning, migration.id(), policy, sourceListener);
         session.send(new Frame.VmDescription(vm.memory().sizeBytes(), PageGeometry.PAGE_SIZE, policy.channels(), manifest.toJson()));
         Frame answer = replies.next(Long.MAX_VALUE);
         if (answer instanceof Frame.VmRefused refused) {
@@ -195,11 +199,14 @@ final class SaveFlow implements Migration.Control {
         // S1: devices RUNNING, DIRTY_TRACKING on, all of memory.
         memory.vcpuLog().start();
         vm.iommu().startDirtyTracking();
+        if (policy.verify()) {
+            verification = Verification.open(vm);
+        }
         logClearedNanos = System.nanoTime();
         runPass(0, PageSet.all(memory.pages()), memory.pages(), memory.store().backedPagesIn(0, memory.pages()),
                 Pass.DeviceData.NONE);
         // S2: every device SAVING|RUNNING; iterate until stopping now fits the downtime limit.
-        barrierNanos = GraceBarrier.apply(devices, d -> DeviceState.PRE_COPY, "S2 pre-copy", MigrationFailure.DEVICE_TRANSITION_FAILED)
+        barrierNanos = GraceBarrier.apply(migration, devices, d -> DeviceState.PRE_COPY, "S2 pre-copy", MigrationFailure.DEVICE_TRANSITION_FAILED)
                 .typicalNanos();
         iteration = 0;
         int counted = 1;
@@ -281,13 +288,15 @@ final class SaveFlow implements Migration.Control {
             loadNanos += (long) (bytes * loadNanosPerByte[i]);
         }
         long fixed = Convergence.fixedCostNanos(barrierNanos, Math.max(0, session.control().rttNanos()));
-        return new Convergence.Estimate(dirtyPagesNow() * PAGE_WIRE_BYTES, deviceBytes, loadNanos, 0, fixed);
+        long dirtyPages = dirtyPagesNow();
+        long verifyNanos = verification == null ? 0 : verification.predictNanos(dirtyPages, deviceBytes);
+        return new Convergence.Estimate(dirtyPages * PAGE_WIRE_BYTES, deviceBytes, loadNanos, verifyNanos, fixed);
     }
 
     /** S3, every device in its grace state (F1); then S4, the vCPUs stop and downtime begins (F6). */
     private void grace() throws MigrationFailure, InterruptedException {
         step(SourcePhase.VIOMMU_GRACE);
-        quiesceNanos = GraceBarrier.apply(devices, d -> GraceStates.saveGrace(d.config().ndma()), "S3 vIOMMU grace",
+        quiesceNanos = GraceBarrier.apply(migration, devices, d -> GraceStates.saveGrace(d.config().ndma()), "S3 vIOMMU grace",
                 MigrationFailure.DEVICE_TRANSITION_FAILED).eachNanos();
         step(SourcePhase.P2P_GRACE);
         downtimeStart = System.nanoTime();
@@ -302,7 +311,7 @@ final class SaveFlow implements Migration.Control {
         for (int i = 0; i < devices.size(); i++) {
             predictedStopCopy[i] = devices.get(i).stopCopyBytes();
         }
-        long[] stopping = GraceBarrier.apply(devices, d -> DeviceState.STOP_COPY, "S5 stop-and-copy",
+        long[] stopping = GraceBarrier.apply(migration, devices, d -> DeviceState.STOP_COPY, "S5 stop-and-copy",
                 MigrationFailure.DEVICE_TRANSITION_FAILED).eachNanos();
         for (int i = 0; i < devices.size(); i++) {
             quiesceNanos[i] += stopping[i];
@@ -322,12 +331,7 @@ final class SaveFlow implements Migration.Control {
         downtimeSteps.ended("final_transfer");
         session.send(new Frame.Prepare(policy.verify()));
         // With verify, both sides digest at once: this one its frozen VM while the destination loads its copy.
-        byte[] digest = new byte[0];
-        if (policy.verify()) {
-            long digestStart = System.nanoTime();
-            digest = HexFormat.of().parseHex(vm.digest().vm());
-            migration.setVerifyTime(System.nanoTime() - digestStart);
-        }
+        byte[] digest = verification == null ? new byte[0] : verification.frozen(migration);
         Frame.Prepared prepared = replies.await(Frame.Prepared.class, f -> f instanceof Frame.IterationDone, Long.MAX_VALUE,
                 "the destination did not load the VM");
         downtimeSteps.ended("prepare");
@@ -377,7 +381,7 @@ final class SaveFlow implements Migration.Control {
         }
         downtimeSteps.ended("switchover");
         long downtime = System.nanoTime() - downtimeStart;
-        migration.setDowntime(downtime, downtimeSteps.steps(downtimeStart));
+        migration.setDowntime(downtime, downtimeSteps.steps(downtimeStart), convergence.downtimeLimitMs());
         for (int i = 0; i < devices.size() && i < confirm.deviceResumeMicros().size(); i++) {
             migration.deviceResumed(devices.get(i).id(), confirm.deviceResumeMicros().get(i) / 1000.0);
         }
@@ -419,10 +423,13 @@ final class SaveFlow implements Migration.Control {
             throw replies.explainSendFailure(e, "sending memory");
         }
         session.send(new Frame.IterationEnd(number, result.pages(), result.pageWireBytes()));
+        long handedOver = System.nanoTime() - start;
         if (deviceData == Pass.DeviceData.TO_END) {
             passPages = 0;
             return;
         }
+        // With verify, this side hashes what the pass changed while the destination applies and hashes it.
+        long verifyNanos = verification == null ? 0 : verification.refresh();
         Frame.IterationDone done = replies.await(Frame.IterationDone.class, f -> false, Long.MAX_VALUE,
                 "the destination did not apply iteration " + number);
         if (done.iteration() != number) {
@@ -438,7 +445,9 @@ final class SaveFlow implements Migration.Control {
         }
         long elapsed = System.nanoTime() - start;
         long bytes = result.pageWireBytes() + result.deviceBytes();
-        convergence.measured(bytes, elapsed);
+        // The two sides' digest refreshes ran side by side after the data was out: not the link's time.
+        long hashing = Math.max(verifyNanos, TimeUnit.MICROSECONDS.toNanos(done.verifyMicros()));
+        convergence.measured(bytes, Math.max(handedOver, elapsed - hashing));
         migration.passEnded(new MigrationView.PassView(number, result.pages(), result.zeroPages(), bytes,
                 TimeUnit.NANOSECONDS.toMillis(elapsed), dirtyRate(dirtyPagesNow(), System.nanoTime())));
         metrics.iteration();

@@ -28,7 +28,7 @@ import java.util.Map;
  */
 record VmManifest(String id, long memoryBytes, int vcpus, String initialMemory, Workload workload, String p2p,
                   List<DeviceEntry> devices, boolean vcpusRunning, String migration, int chunkBytes, String backedChunks,
-                  long timeoutMs, String source, boolean dryRun) {
+                  long timeoutMs, String source, boolean dryRun, boolean verify) {
 
     record Workload(long dirtyBytesPerSecond, long p2pOpsPerSecond, long doorbellsPerSecond, long seed,
                     long deviceDirtyBytesPerSecond) {
@@ -39,8 +39,13 @@ record VmManifest(String id, long memoryBytes, int vcpus, String initialMemory, 
                        long reinitMs, int slot) {
     }
 
-    /** @param dryRun only the handshake and the compatibility check (F8): nothing is built or moved */
-    static VmManifest of(Vm vm, boolean vcpusRunning, String migrationId, long timeoutMs, String source, boolean dryRun) {
+    /**
+     * The description of {@code vm} for a migration under {@code policy}: its {@code timeoutMs} bounds the
+     * destination's wait too; with {@code dryRun} only the handshake and the compatibility check (F8)
+     * happen, nothing is built or moved; with {@code verify} the destination keeps its verify digest up to
+     * date from the first page on.
+     */
+    static VmManifest of(Vm vm, boolean vcpusRunning, String migrationId, MigrationPolicy policy, String source) {
         VmConfig config = vm.config();
         List<DeviceEntry> devices = new ArrayList<>();
         for (Device device : vm.devices()) {
@@ -53,7 +58,8 @@ record VmManifest(String id, long memoryBytes, int vcpus, String initialMemory, 
                 new Workload(w.dirtyBytesPerSecond(), w.p2pOpsPerSecond(), w.doorbellsPerSecond(), w.seed(),
                         w.deviceDirtyBytesPerSecond()),
                 config.p2p().label(), devices, vcpusRunning, migrationId, vm.memory().store().chunkBytes(),
-                HexFormat.of().formatHex(vm.memory().backedChunks().toByteArray()), timeoutMs, source, dryRun);
+                HexFormat.of().formatHex(vm.memory().backedChunks().toByteArray()), policy.timeoutMs(), source, policy.dryRun(),
+                policy.verify());
     }
 
     /**

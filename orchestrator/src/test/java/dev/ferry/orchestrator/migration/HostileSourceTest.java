@@ -74,7 +74,8 @@ class HostileSourceTest {
         RawSource(Vm vm) throws Exception {
             control = client.connect(daemons.destination.migration().resolve(), session, ChannelRole.CONTROL, 0,
                     (channel, frame) -> replies.add(frame)).get(30, TimeUnit.SECONDS);
-            byte[] description = VmManifest.of(vm, false, "mig-hostile", 60_000, null, false).toJson();
+            byte[] description = VmManifest.of(vm, false, "mig-hostile",
+                    new MigrationPolicy(vm.id(), null, 300, 0, 1, 30, 60_000, true, false, false), null).toJson();
             control.send(new Frame.VmDescription(vm.memory().sizeBytes(), 4096, 1, description));
             assertThat(reply()).isInstanceOf(Frame.VmAccepted.class);
         }

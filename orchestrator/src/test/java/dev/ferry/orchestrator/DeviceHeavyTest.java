@@ -1,0 +1,164 @@
+package dev.ferry.orchestrator;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Device-heavy VMs between two daemons: device data beside the pages on every data channel (F10),
+ * devices that keep writing their own memory, a device that re-initialises during pre-copy (W8, F7),
+ * compatibility refused before anything moves (F8), dry runs, and the downtime explained (F6).
+ */
+class DeviceHeavyTest {
+    private TestDaemons daemons;
+
+    @AfterEach
+    void stop() {
+        if (daemons != null) {
+            daemons.close();
+        }
+    }
+
+    private static Map<String, Object> gpuVm(String id, boolean running, long deviceDirty, Map<String, Object> gpu) {
+        Map<String, Object> gpuDevice = new java.util.HashMap<>(Map.of("id", "gpu0", "kind", "gpu", "memoryBytes", 16L << 20));
+        gpuDevice.putAll(gpu);
+        return Map.of("id", id, "memoryBytes", 16L << 20, "vcpus", 1, "initialMemory", "random", "running", running,
+                "workload", Map.of("dirtyBytesPerSecond", 1L << 20, "deviceDirtyBytesPerSecond", deviceDirty, "seed", 3),
+                "devices", List.of(gpuDevice, Map.of("id", "nic0", "kind", "nic"), Map.of("id", "serial0", "kind", "serial")));
+    }
+
+    /**
+     * F6: the downtime's steps add up to it; every device's part is shown on both sides (stop-and-copy
+     * bytes beside its prediction, quiesce and save on the source, load and resume on the destination)
+     * and counted by kind in the metrics. F10: with two channels the device data went beside the pages.
+     */
+    @Test
+    void theDowntimeIsExplainedStepByStepAndDeviceByDevice() throws Exception {
+        daemons = new TestDaemons();
+        daemons.sourceApi.post("/v1/vms", gpuVm("vm1", true, 4L << 20, Map.of()));
+        String id = daemons.migrate("vm1", Map.of("channels", 2)).path("id").asText();
+        JsonNode end = daemons.awaitEnd(id);
+        assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("completed");
+
+        double steps = 0;
+        List<String> names = new java.util.ArrayList<>();
+        for (JsonNode step : end.path("downtimeSteps")) {
+            steps += step.path("durationMs").asDouble();
+            names.add(step.path("step").asText());
+        }
+        assertThat(names).containsExactly("vcpus_stop", "devices_stop", "final_transfer", "prepare", "switchover");
+        assertThat(steps).as("the steps add up to the downtime").isBetween(end.path("downtimeMs").asDouble(),
+                end.path("downtimeMs").asDouble() + 1);
+        assertThat(end.path("downtimeLimitMet").asBoolean()).isEqualTo(end.path("downtimeMs").asLong() <= 300);
+        for (JsonNode device : end.path("devices")) {
+            for (String field : List.of("stopCopyBytes", "predictedStopCopyBytes", "quiesceMs", "saveMs", "loadMs", "resumeMs")) {
+                assertThat(device.path(field).isNumber()).as("%s of %s", field, device.path("id")).isTrue();
+            }
+            // W9: the prediction, taken as stop-and-copy began, is what it streamed (nothing changed in between).
+            assertThat(device.path("stopCopyBytes").asLong()).as("%s", device.path("id"))
+                    .isEqualTo(device.path("predictedStopCopyBytes").asLong());
+        }
+        JsonNode destination = daemons.awaitDestinationEnd(id);
+        for (JsonNode device : destination.path("devices")) {
+            assertThat(device.path("loadMs").isNumber()).isTrue();
+            assertThat(device.path("resumeMs").isNumber()).isTrue();
+        }
+        String metrics = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create("http://" + daemons.source.http() + "/metrics"))
+                .build(), HttpResponse.BodyHandlers.ofString()).body();
+        assertThat(metrics).contains("ferry_device_downtime_seconds_count{kind=\"gpu\",step=\"quiesce\"} 1")
+                .contains("ferry_migration_downtime_step_seconds_count{step=\"final_transfer\"} 1");
+        assertThat(metrics).doesNotContain("gpu0");
+    }
+
+    /**
+     * W8, F7: a GPU that re-partitions its memory every 100 ms keeps sending new initial data; the
+     * source switches over only once the destination acknowledged the latest round, and the copy's
+     * device state is the source's.
+     */
+    @Test
+    void aDeviceThatReinitialisesIsMigratedOnceItsLatestInitialDataIsLoaded() throws Exception {
+        daemons = new TestDaemons();
+        daemons.sourceApi.post("/v1/vms", gpuVm("vm1", true, 0, Map.of("reinitMs", 100)));
+        await().atMost(Duration.ofSeconds(10)).until(() -> stat(daemons.sourceApi.get("/v1/vms/vm1"), "gpu0", "reinits") > 0);
+        List<JsonNode> barriers = new CopyOnWriteArrayList<>();
+        String id = daemons.migrate("vm1", Map.of("channels", 2)).path("id").asText();
+        CompletableFuture<Void> stream = CompletableFuture.runAsync(() -> {
+            try {
+                daemons.sourceApi.events("/v1/migrations/" + id + "/events", (type, data) -> {
+                    if (type.equals("barrier") || type.equals("device")) {
+                        barriers.add(data);
+                    }
+                    return !type.equals("end");
+                });
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        JsonNode end = daemons.awaitEnd(id);
+        assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("completed");
+        assertThat(end.path("switchoverAckWaitMs").isNumber()).isTrue();
+        stream.get();
+        // The event stream said what each barrier was about to do, then every device's state change.
+        assertThat(barriers).anySatisfy(event -> assertThat(event.path("step").asText()).isEqualTo("S3 vIOMMU grace"));
+        assertThat(barriers).anySatisfy(event -> assertThat(event.path("device").asText()).isEqualTo("gpu0"));
+
+        daemons.sourceApi.get("/v1/vms/vm1");
+        daemons.destinationApi.post("/v1/vms/vm1/pause", Map.of());
+        JsonNode copy = daemons.destinationApi.get("/v1/vms/vm1/digest");
+        assertThat(copy.path("devices").path("gpu0").asText()).isNotEmpty();
+    }
+
+    /** F8: a destination that does not host a kind refuses it before anything moves; nothing changes on either side. */
+    @Test
+    void aDestinationThatDoesNotHostAKindRefusesTheVmAndNothingMoves() throws Exception {
+        daemons = new TestDaemons(TestDaemons.base(), TestDaemons.base().withDeviceKinds(List.of("nic", "serial")));
+        daemons.sourceApi.post("/v1/vms", gpuVm("vm1", false, 0, Map.of()));
+        JsonNode digest = daemons.sourceApi.get("/v1/vms/vm1/digest");
+        for (boolean dryRun : List.of(true, false)) {
+            String id = daemons.migrate("vm1", Map.of("dryRun", dryRun)).path("id").asText();
+            JsonNode end = daemons.awaitEnd(id);
+            assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("failed");
+            assertThat(end.path("error").path("code").asText()).isEqualTo("incompatible_device");
+            assertThat(end.path("error").path("details").path("device").asText()).isEqualTo("gpu0");
+            assertThat(end.path("error").path("details").path("field").asText()).isEqualTo("kind");
+            assertThat(end.path("memoryBytes").path("transferred").asLong()).as("nothing moved").isZero();
+            daemons.assertRolledBack("vm1", digest, "paused");
+        }
+    }
+
+    /** A dry run: the handshake and the compatibility check, then it ends; nothing moved, the VM stays here. */
+    @Test
+    void aDryRunOfACompatibleVmCompletesAndChangesNothing() throws Exception {
+        daemons = new TestDaemons();
+        daemons.sourceApi.post("/v1/vms", gpuVm("vm1", true, 0, Map.of()));
+        String id = daemons.migrate("vm1", Map.of("dryRun", true)).path("id").asText();
+        JsonNode end = daemons.awaitEnd(id);
+        assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("completed");
+        assertThat(end.path("memoryBytes").path("transferred").asLong()).isZero();
+        assertThat(end.path("policy").path("dryRun").asBoolean()).isTrue();
+        assertThat(daemons.sourceApi.get("/v1/vms/vm1").path("state").asText()).isEqualTo("running");
+        assertThat(daemons.awaitDestinationEnd(id).path("phase").asText()).isEqualTo("completed");
+        assertThat(daemons.destinationApi.get("/v1/vms").path("vms")).isEmpty();
+    }
+
+    private static long stat(JsonNode vm, String device, String stat) {
+        for (JsonNode d : vm.path("devices")) {
+            if (d.path("id").asText().equals(device)) {
+                return d.path("stats").path(stat).asLong();
+            }
+        }
+        return -1;
+    }
+}

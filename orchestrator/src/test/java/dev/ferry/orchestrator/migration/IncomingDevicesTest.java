@@ -1,0 +1,177 @@
+package dev.ferry.orchestrator.migration;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.ferry.device.Device;
+import dev.ferry.device.DeviceConfig;
+import dev.ferry.device.DeviceKind;
+import dev.ferry.device.P2pPolicy;
+import dev.ferry.device.migration.DeviceState;
+import dev.ferry.device.migration.InitialData;
+import dev.ferry.device.vm.InitialMemory;
+import dev.ferry.device.vm.Vm;
+import dev.ferry.device.vm.VmConfig;
+import dev.ferry.device.vm.WorkloadConfig;
+import dev.ferry.orchestrator.metrics.FerryMetrics;
+import dev.ferry.protocol.ChannelRole;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.net.FrameChannel;
+import dev.ferry.protocol.net.LoopbackChannels;
+import io.netty.buffer.Unpooled;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The destination's side of device data (F10, W7, F7, W8) over loopback channels, fed a real GPU's
+ * stream: chunks that come early wait and are loaded in order, each on the channel its index routes
+ * it to; the switchover is acknowledged once every announced round of initial data is loaded, and a
+ * new round withdraws it until that one is loaded too.
+ */
+class IncomingDevicesTest {
+    private static final int CHANNELS = 2;
+    private static final long REINIT_MS = 50;
+
+    private LoopbackChannels loopback;
+    private Vm source;
+    private Vm target;
+    private Device gpu;
+    private Device copy;
+    private IncomingDevices incoming;
+    private final List<FrameChannel> data = new ArrayList<>();
+    private final BlockingQueue<Frame> acks = new LinkedBlockingQueue<>();
+    private final PeerReplies replies = new PeerReplies("source");
+    private long offset;
+    private long chunks;
+
+    @BeforeEach
+    void open() throws Exception {
+        loopback = new LoopbackChannels();
+        DeviceConfig config = DeviceConfig.of("gpu0", DeviceKind.GPU).withMemoryBytes(1 << 20).withReinitMs(REINIT_MS);
+        VmConfig vm = new VmConfig("dev", 4L << 20, 1, InitialMemory.ZERO, WorkloadConfig.IDLE, P2pPolicy.AUTO, List.of(config));
+        source = Vm.boot(vm);
+        target = Vm.incoming(vm, Map.of("gpu0", 0), Vm.Options.DEFAULT);
+        gpu = source.devices().get(0);
+        copy = target.devices().get(0);
+        gpu.ownWork(64, new java.util.SplittableRandom(5));
+        LoopbackChannels.Pair control = loopback.open(ChannelRole.CONTROL, 0, (ch, frame) -> acks.add(frame), null);
+        control.source().send(new Frame.VmDescription(4L << 20, 4096, CHANNELS, new byte[] {'{', '}'})).sync();
+        // The source's session lets acknowledgements through only after the VM was accepted.
+        control.destination().send(new Frame.VmAccepted()).sync();
+        assertThat(acks.poll(5, TimeUnit.SECONDS)).isEqualTo(new Frame.VmAccepted());
+        for (int c = 0; c < CHANNELS; c++) {
+            data.add(loopback.open(ChannelRole.DATA, c, null, null).destination());
+        }
+        incoming = new IncomingDevices(List.of(copy), CHANNELS, control.destination(),
+                new Migration("mig-test", Role.DESTINATION, "dev", "peer", Map.of()), new FerryMetrics("test"), () -> "precopy",
+                FlowHooks.NONE, replies, () -> { });
+        assertThat(gpu.setState(DeviceState.PRE_COPY).succeeded()).isTrue();
+        assertThat(copy.setState(DeviceState.RESUMING).succeeded()).isTrue();
+    }
+
+    @AfterEach
+    void close() {
+        incoming.discard();
+        loopback.close();
+        source.close();
+        target.close();
+        replies.close();
+    }
+
+    /** Reads what the source GPU has ready, as frames routed the source's way: chunk k on channel k mod n. */
+    private List<Frame.DeviceData> read() {
+        List<Frame.DeviceData> frames = new ArrayList<>();
+        ByteBuffer chunk = ByteBuffer.allocate(16 << 10);
+        for (int n = gpu.readWindow(chunk.clear()); n > 0; n = gpu.readWindow(chunk.clear())) {
+            frames.add(new Frame.DeviceData(0, offset, Unpooled.copiedBuffer(chunk.flip())));
+            offset += n;
+        }
+        return frames;
+    }
+
+    private void deliver(Frame.DeviceData frame, long index) {
+        incoming.chunk(data.get((int) (index % CHANNELS)), frame);
+    }
+
+    private void announce(InitialData initial) throws Exception {
+        incoming.announced(new Frame.DeviceInitial(0, initial.generation(), initial.endOffset()));
+    }
+
+    @Test
+    void chunksThatComeEarlyAreLoadedInOrderAndTheSwitchoverIsAcknowledgedOnceLoaded() throws Exception {
+        List<Frame.DeviceData> frames = read();
+        assertThat(frames).hasSizeGreaterThan(4);
+        InitialData initial = gpu.initialData();
+        assertThat(initial.complete()).isTrue();
+        announce(initial);
+        assertThat(acks.poll(100, TimeUnit.MILLISECONDS)).as("nothing is loaded yet").isNull();
+
+        // Reversed within each pair of channels' chunks: every odd chunk comes before the even one before it.
+        for (int i = 0; i + 1 < frames.size(); i += 2) {
+            deliver(frames.get(i + 1), i + 1);
+            // Loaded counts whole records only (W7): at most up to the chunk still missing.
+            assertThat(copy.loadedBytes()).isLessThanOrEqualTo(frames.get(i).offset());
+            deliver(frames.get(i), i);
+            assertThat(copy.loadedBytes()).as("loaded as it arrives").isGreaterThan(frames.get(i).offset() - (16 << 10));
+        }
+        if (frames.size() % 2 == 1) {
+            deliver(frames.get(frames.size() - 1), frames.size() - 1);
+        }
+        chunks = frames.size();
+        assertThat(copy.loadedBytes()).isEqualTo(offset);
+        Frame ack = acks.poll(5, TimeUnit.SECONDS);
+        assertThat(ack).isEqualTo(new Frame.SwitchoverAck(1));
+        assertThat(replies.ended()).as("no failure").isNull();
+    }
+
+    /** W8: a new round of initial data withdraws the acknowledgement until that round is loaded. */
+    @Test
+    void aReinitialisationWithdrawsTheAcknowledgementUntilItsDataIsLoaded() throws Exception {
+        List<Frame.DeviceData> first = read();
+        announce(gpu.initialData());
+        for (int i = 0; i < first.size(); i++) {
+            deliver(first.get(i), i);
+        }
+        chunks = first.size();
+        assertThat(acks.poll(5, TimeUnit.SECONDS)).isEqualTo(new Frame.SwitchoverAck(1));
+
+        // The GPU re-partitions its memory: a new round of initial data.
+        boolean more = gpu.advanceOwnWork(REINIT_MS * 1_000_000L);
+        for (int steps = 0; more && steps < 10_000; steps++) {
+            more = gpu.advanceOwnWork(0);
+        }
+        List<Frame.DeviceData> second = read();
+        InitialData round = gpu.initialData();
+        assertThat(round.generation()).isEqualTo(1);
+        announce(round);
+        assertThat(acks.poll(100, TimeUnit.MILLISECONDS)).as("withdrawn until the new round is loaded").isNull();
+        for (int i = 0; i < second.size(); i++) {
+            deliver(second.get(i), chunks + i);
+        }
+        assertThat(acks.poll(5, TimeUnit.SECONDS)).isEqualTo(new Frame.SwitchoverAck(2));
+    }
+
+    /** F10: a chunk on the wrong channel for its index is a protocol error; nothing after it is loaded. */
+    @Test
+    void aChunkOnTheWrongChannelFailsTheMigration() throws Exception {
+        List<Frame.DeviceData> frames = read();
+        deliver(frames.get(0), 1);
+        // The failure is queued for the flow, which takes it from its replies.
+        MigrationFailure failure = replies.ended();
+        assertThat(failure).isNotNull();
+        assertThat(failure.code()).isEqualTo(MigrationFailure.PROTOCOL_ERROR);
+        assertThat(failure.getMessage()).contains("came on data channel 1, not 0");
+        deliver(frames.get(1), 1);
+        assertThat(copy.loadedBytes()).as("nothing loaded after the failure").isZero();
+        for (int i = 2; i < frames.size(); i++) {
+            frames.get(i).release();
+        }
+    }
+}
