@@ -224,9 +224,13 @@ final class MigrationCommands implements Callable<Integer> {
         }
     }
 
+    /** The events whose data is the migration's state. */
+    private static final java.util.Set<String> STATES = java.util.Set.of("progress", "phase", "end");
+
     /**
      * Follows the event stream: a live progress line on a terminal, a line per phase otherwise, and in
-     * JSON output every event's state, one per line. 0 when the migration completed.
+     * JSON output every state the stream sent (progress, phase, end), one per line. 0 when the
+     * migration completed.
      */
     static int watch(Ctl ctl, String id) throws IOException, InterruptedException, Ctl.InputError {
         ApiClient api = ctl.api();
@@ -235,6 +239,10 @@ final class MigrationCommands implements Callable<Integer> {
         String[] phase = {""};
         IOException[] failed = new IOException[1];
         api.events("/v1/migrations/" + id + "/events", (type, data) -> {
+            if (!STATES.contains(type)) {
+                // A device's state change or a barrier step: the watch follows the migration's state.
+                return true;
+            }
             last[0] = data;
             if (ctl.json()) {
                 try {
