@@ -16,7 +16,7 @@ if ! command -v npm >/dev/null 2>&1; then
     exit 0
 fi
 mkdir -p "$dest"
-cp "$src/check-kubernetes.mjs" "$src/redocly.yaml" "$dest/"
+cp "$src/check-kubernetes.mjs" "$src/redocly.yaml" "$src/.redocly.lint-ignore.yaml" "$dest/"
 # npm ci starts from an empty node_modules every time; skip it when the same lock is installed.
 if [ -f "$dest/node_modules/.package-lock.json" ] && cmp -s "$src/package-lock.json" "$dest/package-lock.json"; then
     exit 0

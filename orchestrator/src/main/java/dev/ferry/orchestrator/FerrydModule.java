@@ -6,12 +6,15 @@ import com.google.inject.Provides;
 import com.google.inject.Singleton;
 import com.google.inject.name.Named;
 import dev.ferry.orchestrator.api.ApiServer;
+import dev.ferry.orchestrator.api.DrainResource;
 import dev.ferry.orchestrator.api.MigrationResource;
 import dev.ferry.orchestrator.api.Router;
 import dev.ferry.orchestrator.api.SystemResource;
+import dev.ferry.orchestrator.api.UiResource;
 import dev.ferry.orchestrator.api.VmResource;
 import dev.ferry.orchestrator.config.Endpoint;
 import dev.ferry.orchestrator.config.FerrydConfig;
+import dev.ferry.orchestrator.drain.DrainManager;
 import dev.ferry.orchestrator.metrics.FerryMetrics;
 import dev.ferry.orchestrator.migration.FlowHooks;
 import dev.ferry.orchestrator.migration.MigrationManager;
@@ -146,11 +149,20 @@ public final class FerrydModule extends AbstractModule {
 
     @Provides
     @Singleton
-    Router router(@Named("version") String version, FerryMetrics metrics, VmManager vms, MigrationManager migrations) {
+    DrainManager drains(VmManager vms, MigrationManager migrations) {
+        return new DrainManager(vms, migrations);
+    }
+
+    @Provides
+    @Singleton
+    Router router(@Named("version") String version, FerryMetrics metrics, VmManager vms, MigrationManager migrations,
+                  DrainManager drains) {
         Router router = new Router();
         new SystemResource(version, metrics).register(router);
         new VmResource(vms).register(router);
         new MigrationResource(migrations).register(router);
+        new DrainResource(drains).register(router);
+        new UiResource().register(router);
         return router;
     }
 
@@ -162,13 +174,14 @@ public final class FerrydModule extends AbstractModule {
     }
 
     /**
-     * Start order: VMs, the migration listener, the migrations, the API. Stopped in reverse: the API
-     * stops taking requests, running migrations are cancelled and rolled back while the listener can
-     * still tell their peers, then the listener closes, the VMs stop, and the threads end.
+     * Start order: VMs, the migration listener, the migrations, drains, the API. Stopped in reverse: the
+     * API stops taking requests, a drain starts no more migrations, running migrations are cancelled
+     * and rolled back while the listener can still tell their peers, then the listener closes, the VMs
+     * stop, and the threads end.
      */
     @Provides
     @Singleton
-    Lifecycle lifecycle(VmManager vms, MigrationTransport transport, MigrationManager migrations, ApiServer api,
+    Lifecycle lifecycle(VmManager vms, MigrationTransport transport, MigrationManager migrations, DrainManager drains, ApiServer api,
                         @Named("http") EventLoopGroup http, @Named("migration") EventLoopGroup migrationLoops,
                         @Named("api") ExecutorService workers, FerryMetrics metrics) {
         Managed threads = new Managed() {
@@ -184,6 +197,6 @@ public final class FerrydModule extends AbstractModule {
                 metrics.close();
             }
         };
-        return new Lifecycle(List.of(threads, vms, transport, migrations, api));
+        return new Lifecycle(List.of(threads, vms, transport, migrations, drains, api));
     }
 }

@@ -2,43 +2,76 @@ package dev.ferry.orchestrator;
 
 import com.google.inject.CreationException;
 import com.google.inject.ProvisionException;
-import dev.ferry.orchestrator.bench.Bench;
-import dev.ferry.orchestrator.cli.Ctl;
+import dev.ferry.orchestrator.cli.Problems;
 import dev.ferry.orchestrator.config.ConfigLoader;
+import dev.ferry.orchestrator.config.DaemonOptions;
 import dev.ferry.orchestrator.config.FerrydConfig;
-import dev.ferry.orchestrator.demo.Demo;
 import java.io.PrintStream;
-import java.util.Arrays;
-import java.util.List;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
 import java.util.concurrent.CountDownLatch;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import picocli.CommandLine;
 
 /**
  * {@code ferryd [flags]} runs the daemon; {@code ferryd ctl ...} is the command-line client;
  * {@code ferryd demo} runs a pair of daemons and migrates two VMs between them; {@code ferryd bench}
- * measures the performance targets.
+ * measures the performance targets; {@code ferryd completion} prints a bash completion script. One
+ * parser for all of them ({@link FerrydCommand} and the classes it lists), with one convention: exit
+ * status 2 and the command's usage on stderr for a usage error, 0 with the usage on stdout for
+ * {@code --help}.
  */
 public final class Main {
     private Main() {
     }
 
     public static void main(String[] args) {
-        List<String> arguments = Arrays.asList(args);
-        if (!arguments.isEmpty() && arguments.get(0).equals("ctl")) {
-            System.exit(Ctl.run(arguments.subList(1, arguments.size()), System.out, System.err));
+        System.exit(run(args, System.out, System.err));
+    }
+
+    /** Runs one command line to its end and returns its exit status. */
+    public static int run(String[] args, PrintStream out, PrintStream err) {
+        return commandLine(out, err).execute(args);
+    }
+
+    /** The parser of every command, printing to {@code out} and {@code err}. */
+    public static CommandLine commandLine(PrintStream out, PrintStream err) {
+        CommandLine line = new CommandLine(new FerrydCommand(out, err));
+        line.setOut(new PrintWriter(new java.io.OutputStreamWriter(out, StandardCharsets.UTF_8), true));
+        line.setErr(new PrintWriter(new java.io.OutputStreamWriter(err, StandardCharsets.UTF_8), true));
+        line.setCaseInsensitiveEnumValuesAllowed(true);
+        line.setUsageHelpWidth(100);
+        line.setParameterExceptionHandler(Main::usageError);
+        line.setExecutionExceptionHandler((e, command, parsed) -> {
+            command.getErr().println(command.getCommandSpec().qualifiedName() + ": " + Problems.describe(e));
+            LoggerFactory.getLogger(Main.class).debug("{} failed", command.getCommandSpec().qualifiedName(), e);
+            return 1;
+        });
+        headings(line);
+        return line;
+    }
+
+    /** "usage: ferryd ..." in every command's help, as the docs and scripts have it. */
+    private static void headings(CommandLine line) {
+        line.getCommandSpec().usageMessage().synopsisHeading("usage: ");
+        line.getSubcommands().values().forEach(Main::headings);
+    }
+
+    /** A usage error: one line saying what is wrong, then the usage of the command it was in; exit 2. */
+    private static int usageError(CommandLine.ParameterException e, String[] args) {
+        CommandLine failed = e.getCommandLine();
+        PrintWriter err = failed.getErr();
+        String message = e.getMessage();
+        if (e instanceof CommandLine.UnmatchedArgumentException unmatched && !unmatched.getUnmatched().isEmpty()) {
+            String first = unmatched.getUnmatched().get(0);
+            message = (first.startsWith("-") ? "unknown option " : failed.getSubcommands().isEmpty() ? "unexpected argument "
+                    : "unknown command ") + first;
         }
-        if (!arguments.isEmpty() && arguments.get(0).equals("demo")) {
-            System.exit(Demo.run(arguments.subList(1, arguments.size()), System.out, System.err));
-        }
-        if (!arguments.isEmpty() && arguments.get(0).equals("bench")) {
-            System.exit(Bench.run(arguments.subList(1, arguments.size()), System.out, System.err));
-        }
-        if (arguments.contains("--help") || arguments.contains("-h")) {
-            System.out.print(ConfigLoader.USAGE);
-            return;
-        }
-        System.exit(daemon(arguments, System.out, System.err));
+        err.println(failed.getCommandSpec().qualifiedName() + ": " + message);
+        failed.usage(err);
+        err.flush();
+        return 2;
     }
 
     /**
@@ -69,10 +102,10 @@ public final class Main {
     }
 
     /** Runs the daemon until SIGTERM or SIGINT; returns the exit code. */
-    static int daemon(List<String> arguments, PrintStream out, PrintStream err) {
+    static int daemon(DaemonOptions options, PrintStream out, PrintStream err) {
         FerrydConfig config;
         try {
-            config = ConfigLoader.load(arguments);
+            config = ConfigLoader.load(options);
         } catch (ConfigLoader.ConfigException e) {
             err.println("ferryd: " + e.getMessage());
             return 2;

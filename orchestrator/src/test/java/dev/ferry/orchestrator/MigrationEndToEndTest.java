@@ -100,7 +100,8 @@ class MigrationEndToEndTest {
         }
         Set<String> expected = new HashSet<>(devices);
         expected.add("phases");
-        assertThat(tracks).as("a track per device and one for the phases").isEqualTo(expected);
+        expected.add("passes");
+        assertThat(tracks).as("a track per device, one for the phases and one for the passes").isEqualTo(expected);
     }
 
     @Test

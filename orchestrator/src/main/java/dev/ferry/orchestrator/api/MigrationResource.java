@@ -1,25 +1,20 @@
 package dev.ferry.orchestrator.api;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import dev.ferry.orchestrator.migration.Migration;
 import dev.ferry.orchestrator.migration.MigrationManager;
 import dev.ferry.orchestrator.migration.MigrationPolicy;
 import dev.ferry.orchestrator.migration.MigrationTrace;
-import io.netty.buffer.Unpooled;
-import io.netty.channel.ChannelFutureListener;
-import io.netty.channel.ChannelHandlerContext;
-import io.netty.handler.codec.http.DefaultHttpContent;
+import dev.ferry.orchestrator.migration.MigrationView;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpResponseStatus;
-import io.netty.handler.codec.http.LastHttpContent;
-import java.nio.charset.StandardCharsets;
+import java.time.Instant;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Consumer;
 
 /** {@code /v1/migrations}: start, list, show, cancel, the event stream and the trace. */
 public final class MigrationResource {
     private final MigrationManager migrations;
+    private final MigrationEvents events = new MigrationEvents();
 
     public MigrationResource(MigrationManager migrations) {
         this.migrations = migrations;
@@ -52,8 +47,10 @@ public final class MigrationResource {
             return ApiResponse.ok(Map.of("events", trace.events(), "phases", trace.phases()));
         }
         if (format.equals("chrome")) {
-            long now = TimeUnit.NANOSECONDS.toMicros(migration.view().totalTimeMs() * 1_000_000L);
-            return ApiResponse.ok(trace.chrome(migration.id(), now));
+            MigrationView view = migration.view();
+            Instant started = Instant.parse(view.startedAt());
+            long origin = TimeUnit.SECONDS.toMicros(started.getEpochSecond()) + TimeUnit.NANOSECONDS.toMicros(started.getNano());
+            return ApiResponse.ok(trace.chrome(migration.id(), view.role(), origin, view.totalTimeMs() * 1000, view.passes()));
         }
         throw ApiException.invalid("format is json or chrome, not '" + format + "'");
     }
@@ -61,40 +58,17 @@ public final class MigrationResource {
     /**
      * Server-sent events: the migration's current state at once, then {@code phase} at each phase
      * change, {@code progress} four times a second, and {@code end} with the final state, after which
-     * the stream closes.
+     * the stream closes. Every event has an id; {@code Last-Event-ID} resumes after it (see
+     * {@link MigrationEvents}).
      */
     private ApiResponse events(ApiRequest request) {
         Migration migration = migrations.get(request.parameter("id"));
-        return new ApiResponse.Stream(HttpResponseStatus.OK, "text/event-stream; charset=utf-8", ctx -> stream(ctx, migration));
-    }
-
-    private static void stream(ChannelHandlerContext ctx, Migration migration) {
-        Consumer<Migration.Event> subscriber = new Consumer<>() {
-            @Override
-            public void accept(Migration.Event event) {
-                if (!ctx.channel().isActive()) {
-                    migration.unsubscribe(this);
-                    return;
-                }
-                ctx.writeAndFlush(new DefaultHttpContent(Unpooled.copiedBuffer(sse(event), StandardCharsets.UTF_8)));
-                if (event.type().equals("end")) {
-                    ctx.writeAndFlush(LastHttpContent.EMPTY_LAST_CONTENT).addListener(ChannelFutureListener.CLOSE);
-                }
-            }
-        };
-        ctx.channel().closeFuture().addListener(f -> migration.unsubscribe(subscriber));
-        // Subscribed first, so no phase change falls between the first state and the stream.
-        migration.subscribe(subscriber);
-        if (!migration.finished()) {
-            subscriber.accept(new Migration.Event("progress", migration.view()));
+        MigrationEvents.Log log = events.of(migration);
+        Long lastId = MigrationEvents.lastEventId(request.header("Last-Event-ID"));
+        if (log.sawEnd(lastId)) {
+            return ApiResponse.noContent();
         }
-    }
-
-    private static String sse(Migration.Event event) {
-        try {
-            return "event: " + event.type() + "\ndata: " + Json.mapper().writeValueAsString(event.data()) + "\n\n";
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException(e);
-        }
+        return new ApiResponse.Stream(HttpResponseStatus.OK, "text/event-stream; charset=utf-8",
+                ctx -> log.attach(ctx, migration, lastId));
     }
 }

@@ -32,4 +32,8 @@ public final class Requests {
     /** {@code PATCH /v1/migrations/{id}}: new settings for a running migration, either or both. */
     public record UpdateMigration(Long maxBandwidthBytesPerSecond, Long downtimeLimitMs) {
     }
+
+    /** {@code POST /v1/drain}: every VM to {@code destination}, at most {@code maxParallel} (default 2) at once. */
+    public record StartDrain(String destination, Integer maxParallel) {
+    }
 }

@@ -1,14 +1,13 @@
 package dev.ferry.orchestrator.bench;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.ferry.orchestrator.FerrydCommand;
 import dev.ferry.orchestrator.cli.ApiClient;
 import dev.ferry.orchestrator.cli.Progress;
 import dev.ferry.orchestrator.demo.DaemonProcess;
 import dev.ferry.protocol.bench.RawTcp;
-import java.io.BufferedInputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.io.PrintStream;
 import java.net.Socket;
 import java.nio.ByteBuffer;
@@ -21,12 +20,18 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code ferryd bench}: DESIGN.md's performance targets, each measured against a baseline taken in
@@ -39,20 +44,45 @@ import java.util.regex.Pattern;
  * zero        an idle 4 GiB VM migrates in under 1 s
  * downtime    1 GiB, four devices (a GPU with 64 MiB pre-copied), 64 MiB/s dirtied: median <= 20 ms, none above the limit
  * devices     the grace barriers and state changes of 64 devices add < 2 ms
- * api         >= 20,000 GET/s on a VM resource with p99 < 5 ms
+ * api         >= 20,000 GET/s on a VM resource with p99 < 5 ms (wrk; p99 corrected for coordinated omission)
  * heap        the daemons' heap stays under 256 MiB throughout
  * </pre>
  *
  * Options: {@code --quick} (smaller VMs, fewer rounds), {@code --only a,b}, {@code --daemon-jvm "OPTIONS"}
  * (more options for the daemons' JVMs; {@code {daemon}} becomes each daemon's name, e.g. {@code -XX:StartFlightRecording=filename=/tmp/{daemon}.jfr}).
  */
-public final class Bench {
+@Command(name = "bench", description = "Measures the design's performance targets, each against a baseline taken in the same"
+        + " run, with two daemons as child processes (see orchestrator/README.md).")
+public final class Bench implements Callable<Integer> {
     private static final Pattern HEAP = Pattern.compile("^jvm_memory_used_bytes\\{[^}]*area=\"heap\"[^}]*\\} (\\S+)$", Pattern.MULTILINE);
     private static final long GIB = 1L << 30;
     private static final long DOWNTIME_LIMIT_MS = 300;
 
-    private final PrintStream out;
-    private final boolean quick;
+    /** What {@code --only} selects; the heap is watched during whichever of them run. */
+    static final List<String> BENCHMARKS = List.of("throughput", "zero", "downtime", "devices", "api");
+
+    @ParentCommand
+    private FerrydCommand ferryd;
+
+    @Spec
+    private CommandSpec spec;
+
+    @Option(names = "--quick", description = "smaller VMs, fewer rounds, a shorter warm-up")
+    private boolean quickOption;
+
+    @Option(names = "--only", paramLabel = "NAME", split = ",",
+            description = "only these benchmarks, comma-separated: throughput, zero, downtime, devices, api")
+    private List<String> onlyOption = new ArrayList<>();
+
+    @Option(names = "--daemon-jvm", paramLabel = "OPTIONS",
+            description = "more JVM options for the daemons; {daemon} becomes each one's name")
+    private String daemonJvmOption;
+
+    @Option(names = {"-h", "--help"}, usageHelp = true, description = "this help")
+    private boolean help;
+
+    private PrintStream out;
+    private boolean quick;
     private final List<String> results = new ArrayList<>();
     private DaemonProcess a;
     private DaemonProcess b;
@@ -61,58 +91,37 @@ public final class Bench {
     private String token;
     private Path dir;
 
-    private final List<String> daemonJvm;
+    private List<String> daemonJvm;
 
-    private Bench(PrintStream out, boolean quick, List<String> daemonJvm) {
-        this.out = out;
-        this.quick = quick;
-        this.daemonJvm = daemonJvm;
-    }
-
-    /** What {@code --only} selects; the heap is watched during whichever of them run. */
-    static final List<String> BENCHMARKS = List.of("throughput", "zero", "downtime", "devices", "api");
-    static final String USAGE = "usage: ferryd bench [--quick] [--only " + String.join(",", BENCHMARKS)
-            + "] [--daemon-jvm \"OPTIONS\"]\n";
-
-    public static int run(List<String> args, PrintStream out, PrintStream err) {
-        boolean quick = false;
-        List<String> only = new ArrayList<>();
-        List<String> jvm = new ArrayList<>(List.of("-Xmx256m", "-XX:MaxDirectMemorySize=16g"));
-        for (int i = 0; i < args.size(); i++) {
-            String arg = args.get(i);
-            boolean valued = arg.equals("--only") || arg.equals("--daemon-jvm");
-            if (valued && i + 1 == args.size()) {
-                err.print("bench: " + arg + " needs an argument\n" + USAGE);
-                return 2;
-            }
-            switch (arg) {
-                case "--help", "-h" -> {
-                    out.print(USAGE);
-                    return 0;
-                }
-                case "--quick" -> quick = true;
-                case "--only" -> only.addAll(Arrays.asList(args.get(++i).split(",")));
-                case "--daemon-jvm" -> jvm.addAll(Arrays.asList(args.get(++i).trim().split("\\s+")));
-                default -> {
-                    err.print("bench: unknown option " + arg + "\n" + USAGE);
-                    return 2;
-                }
-            }
-        }
-        List<String> unknown = only.stream().filter(name -> !BENCHMARKS.contains(name)).toList();
+    @Override
+    public Integer call() {
+        List<String> unknown = onlyOption.stream().filter(name -> !BENCHMARKS.contains(name)).toList();
         if (!unknown.isEmpty()) {
-            err.print("bench: no benchmark named " + String.join(", ", unknown) + "\n" + USAGE);
-            return 2;
+            throw new CommandLine.ParameterException(spec.commandLine(), "no benchmark named " + String.join(", ", unknown)
+                    + " (there are " + String.join(", ", BENCHMARKS) + ")");
         }
-        Bench bench = new Bench(out, quick, jvm);
+        out = ferryd.out();
+        PrintStream err = ferryd.err();
+        quick = quickOption;
+        daemonJvm = new ArrayList<>(List.of("-Xmx256m", "-XX:MaxDirectMemorySize=16g"));
+        if (daemonJvmOption != null && !daemonJvmOption.isBlank()) {
+            daemonJvm.addAll(Arrays.asList(daemonJvmOption.trim().split("\\s+")));
+        }
+        if (wanted(onlyOption, "api") && !Wrk.available()) {
+            if (!onlyOption.isEmpty()) {
+                err.println("ferryd bench: the api benchmark runs wrk, which is not installed (Debian: apt-get install wrk)");
+                return 1;
+            }
+            out.println("api: skipped, wrk is not installed (Debian: apt-get install wrk)");
+        }
         try {
-            bench.runAll(only);
+            runAll(onlyOption);
             return 0;
         } catch (Exception e) {
-            err.println("bench: " + e);
+            err.println("ferryd bench: " + dev.ferry.orchestrator.cli.Problems.describe(e));
             return 1;
         } finally {
-            bench.stop();
+            stop();
         }
     }
 
@@ -146,7 +155,7 @@ public final class Bench {
             if (wanted(only, "devices")) {
                 devices();
             }
-            if (wanted(only, "api")) {
+            if (wanted(only, "api") && Wrk.available()) {
                 api();
             }
         } finally {
@@ -364,18 +373,21 @@ public final class Bench {
     private void api() throws Exception {
         apiA.post("/v1/vms", Map.of("id", "web", "memoryBytes", 16L << 20, "running", false,
                 "devices", List.of(Map.of("id", "nic0", "kind", "nic"), Map.of("id", "gpu0", "kind", "gpu", "memoryBytes", 1L << 20))));
-        String[] hostPort = a.http().split(":");
-        String host = hostPort[0];
-        int port = Integer.parseInt(hostPort[1]);
-        boolean wrk = Wrk.available();
-        out.println("api: GET /v1/vms/web from " + (wrk ? "wrk (2 threads)" : "a Java load generator (wrk is not installed)"));
-        Load.Result load = null;
+        out.println("api: GET /v1/vms/web from wrk, 2 threads, 16 keep-alive connections (closed loop)");
+        Wrk.Result load = null;
         for (int seconds : new int[] {2, quick ? 3 : 8}) {
-            load = wrk ? Wrk.run(host, port, "/v1/vms/web", token, 16, seconds) : Load.run(host, port, "/v1/vms/web", token, 16, seconds);
+            load = Wrk.run(dir, "http://" + a.http() + "/v1/vms/web", token, 16, seconds);
         }
-        result("api", "GET /v1/vms/{vm}, 16 keep-alive connections", load.perSecond() >= 20_000 && load.p99Millis() < 5,
-                String.format(Locale.ROOT, "%.0f requests/s, p50 %.2f ms, p99 %.2f ms, %d errors (target >= 20000/s, p99 < 5 ms)",
-                        load.perSecond(), load.p50Millis(), load.p99Millis(), load.errors()));
+        out.printf(Locale.ROOT, "    %d requests in %.1f s, %d errors; latency as wrk measured it: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms,"
+                        + " p99.9 %.2f ms, max %.2f ms%n", load.requests(), load.seconds(), load.errors(), load.measured().p50(),
+                load.measured().p90(), load.measured().p99(), load.measured().p999(), load.measured().max());
+        out.printf(Locale.ROOT, "    corrected for coordinated omission (expected interval %.3f ms per connection): p50 %.2f ms,"
+                        + " p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms%n", load.expectedIntervalMillis(), load.corrected().p50(),
+                load.corrected().p90(), load.corrected().p99(), load.corrected().p999());
+        result("api", "GET /v1/vms/{vm}, 16 keep-alive connections", load.perSecond() >= 20_000 && load.corrected().p99() < 5,
+                String.format(Locale.ROOT, "%.0f requests/s, p99 %.2f ms corrected (%.2f ms as measured), %d errors"
+                        + " (target >= 20000/s, p99 < 5 ms)", load.perSecond(), load.corrected().p99(), load.measured().p99(),
+                        load.errors()));
         apiA.delete("/v1/vms/web");
     }
 
@@ -481,11 +493,25 @@ public final class Bench {
         }
     }
 
-    /** wrk, when installed: the load generator DESIGN.md names, in C, sharing the cores with the daemons. */
+    /**
+     * wrk, the load generator DESIGN.md names, in C, sharing the cores with the daemons; its Lua script
+     * ({@code latency.lua}) reports the latency percentiles as wrk measured them and corrected for
+     * coordinated omission (see the script and orchestrator/README.md's benchmarks).
+     */
     static final class Wrk {
-        private static final Pattern RATE = Pattern.compile("Requests/sec:\\s+([0-9.]+)");
-        private static final Pattern PERCENTILE = Pattern.compile("^\\s+(50|99)%\\s+([0-9.]+)(us|ms|s)\\s*$", Pattern.MULTILINE);
-        private static final Pattern ERRORS = Pattern.compile("(?:Non-2xx or 3xx responses|Socket errors):?\\s*(.*)");
+        /** Latency percentiles in milliseconds. */
+        record Latency(double p50, double p90, double p99, double p999, double max) {
+            static Latency of(JsonNode micros) {
+                return new Latency(micros.path("p50").asLong() / 1000.0, micros.path("p90").asLong() / 1000.0,
+                        micros.path("p99").asLong() / 1000.0, micros.path("p999").asLong() / 1000.0, micros.path("max").asLong() / 1000.0);
+            }
+        }
+
+        record Result(long requests, double seconds, long errors, double expectedIntervalMillis, Latency measured, Latency corrected) {
+            double perSecond() {
+                return requests / seconds;
+            }
+        }
 
         static boolean available() {
             try {
@@ -497,129 +523,25 @@ public final class Bench {
             }
         }
 
-        static Load.Result run(String host, int port, String path, String token, int connections, int seconds) throws Exception {
-            Process process = new ProcessBuilder("wrk", "-t2", "-c" + connections, "-d" + seconds + "s", "--latency",
-                    "-H", "Authorization: Bearer " + token, "http://" + host + ":" + port + path).redirectErrorStream(true).start();
+        static Result run(Path dir, String url, String token, int connections, int seconds) throws Exception {
+            Path script = dir.resolve("latency.lua");
+            try (InputStream in = Bench.class.getResourceAsStream("latency.lua")) {
+                Files.write(script, in.readAllBytes());
+            }
+            ProcessBuilder builder = new ProcessBuilder("wrk", "-t2", "-c" + connections, "-d" + seconds + "s",
+                    "-s", script.toString(), "-H", "Authorization: Bearer " + token, url).redirectErrorStream(true);
+            builder.environment().put("FERRY_WRK_CONNECTIONS", Integer.toString(connections));
+            Process process = builder.start();
             String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             if (!process.waitFor(seconds + 30L, TimeUnit.SECONDS) || process.exitValue() != 0) {
                 throw new IllegalStateException("wrk failed: " + output);
             }
-            Matcher rate = RATE.matcher(output);
-            if (!rate.find()) {
-                throw new IllegalStateException("no rate in wrk's output: " + output);
-            }
-            double p50 = 0;
-            double p99 = 0;
-            Matcher percentile = PERCENTILE.matcher(output);
-            while (percentile.find()) {
-                double value = Double.parseDouble(percentile.group(2));
-                double millis = switch (percentile.group(3)) {
-                    case "us" -> value / 1000;
-                    case "s" -> value * 1000;
-                    default -> value;
-                };
-                if (percentile.group(1).equals("50")) {
-                    p50 = millis;
-                } else {
-                    p99 = millis;
-                }
-            }
-            long errors = 0;
-            Matcher error = ERRORS.matcher(output);
-            while (error.find()) {
-                for (String number : error.group(1).replaceAll("[^0-9]+", " ").trim().split(" ")) {
-                    if (!number.isEmpty()) {
-                        errors += Long.parseLong(number);
-                    }
-                }
-            }
-            return new Load.Result(Double.parseDouble(rate.group(1)), p50, p99, errors);
-        }
-    }
-
-    /** A minimal HTTP/1.1 load generator: keep-alive connections, one request in flight on each. */
-    static final class Load {
-        record Result(double perSecond, double p50Millis, double p99Millis, long errors) {
-        }
-
-        static Result run(String host, int port, String path, String token, int connections, int seconds) throws Exception {
-            byte[] request = ("GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: Bearer " + token + "\r\n\r\n")
-                    .getBytes(StandardCharsets.US_ASCII);
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
-            List<CompletableFuture<long[]>> workers = new ArrayList<>();
-            java.util.concurrent.ExecutorService threads = java.util.concurrent.Executors.newFixedThreadPool(connections);
-            AtomicLong errors = new AtomicLong();
-            long start = System.nanoTime();
-            for (int c = 0; c < connections; c++) {
-                workers.add(CompletableFuture.supplyAsync(() -> {
-                    long[] latencies = new long[1 << 20];
-                    int n = 0;
-                    try (Socket socket = new Socket(host, port)) {
-                        socket.setTcpNoDelay(true);
-                        OutputStream out = socket.getOutputStream();
-                        InputStream in = new BufferedInputStream(socket.getInputStream(), 65536);
-                        while (System.nanoTime() < deadline && n < latencies.length) {
-                            long t0 = System.nanoTime();
-                            out.write(request);
-                            out.flush();
-                            if (readResponse(in) != 200) {
-                                errors.incrementAndGet();
-                            }
-                            latencies[n++] = System.nanoTime() - t0;
-                        }
-                    } catch (IOException e) {
-                        errors.incrementAndGet();
-                    }
-                    return Arrays.copyOf(latencies, n);
-                }, threads));
-            }
-            List<Long> all = new ArrayList<>();
-            try {
-                for (CompletableFuture<long[]> worker : workers) {
-                    for (long latency : worker.get()) {
-                        all.add(latency);
-                    }
-                }
-            } finally {
-                threads.shutdownNow();
-            }
-            double elapsed = (System.nanoTime() - start) / 1e9;
-            all.sort(null);
-            double p50 = all.isEmpty() ? 0 : all.get(all.size() / 2) / 1e6;
-            double p99 = all.isEmpty() ? 0 : all.get((int) (all.size() * 0.99)) / 1e6;
-            return new Result(all.size() / elapsed, p50, p99, errors.get());
-        }
-
-        /** Reads one response and returns its status. */
-        private static int readResponse(InputStream in) throws IOException {
-            StringBuilder head = new StringBuilder();
-            int c;
-            while ((c = in.read()) >= 0) {
-                head.append((char) c);
-                if (head.length() >= 4 && head.substring(head.length() - 4).equals("\r\n\r\n")) {
-                    break;
-                }
-            }
-            String text = head.toString();
-            int status = Integer.parseInt(text.substring(9, 12));
-            int length = 0;
-            for (String line : text.split("\r\n")) {
-                if (line.regionMatches(true, 0, "content-length:", 0, 15)) {
-                    length = Integer.parseInt(line.substring(15).trim());
-                }
-            }
-            long skipped = 0;
-            while (skipped < length) {
-                long n = in.skip(length - skipped);
-                if (n <= 0) {
-                    if (in.read() < 0) {
-                        break;
-                    }
-                    n = 1;
-                }
-                skipped += n;
-            }
-            return status;
+            String line = output.lines().filter(l -> l.startsWith("{\"requests\"")).reduce((first, second) -> second)
+                    .orElseThrow(() -> new IllegalStateException("no figures in wrk's output: " + output));
+            JsonNode figures = dev.ferry.orchestrator.api.Json.mapper().readTree(line);
+            return new Result(figures.path("requests").asLong(), figures.path("durationMicros").asLong() / 1e6,
+                    figures.path("errors").asLong(), figures.path("expectedIntervalMicros").asLong() / 1000.0,
+                    Latency.of(figures.path("measured")), Latency.of(figures.path("corrected")));
         }
     }
 }

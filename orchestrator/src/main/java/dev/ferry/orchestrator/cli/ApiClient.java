@@ -18,11 +18,18 @@ public final class ApiClient {
     public static final class ApiError extends IOException {
         private final int status;
         private final String code;
+        private final JsonNode body;
 
-        ApiError(int status, String code, String message) {
+        ApiError(int status, String code, String message, JsonNode body) {
             super(message);
             this.status = status;
             this.code = code;
+            this.body = body;
+        }
+
+        /** The answer's body as sent: the API's error object, or a text node for anything else. */
+        public JsonNode body() {
+            return body;
         }
 
         public int status() {
@@ -62,27 +69,83 @@ public final class ApiClient {
 
     /**
      * Reads a server-sent event stream, giving each event's type and data to {@code handler} until it
-     * returns false or the stream ends.
+     * returns false. A stream that breaks before that is opened again with {@code Last-Event-ID} (the
+     * daemon then goes on after that event, see docs/api.md), after the pause the server's
+     * {@code retry:} line asked for, at most {@value #RECONNECTS} times in a row.
      */
     public void events(String path, EventHandler handler) throws IOException, InterruptedException {
-        HttpResponse<Stream<String>> response = http.send(request(path).header("Accept", "text/event-stream").GET().build(),
-                HttpResponse.BodyHandlers.ofLines());
-        if (response.statusCode() >= 400) {
-            String body = String.join("\n", (Iterable<String>) response.body()::iterator);
-            throw error(response.statusCode(), body);
-        }
-        try (Stream<String> lines = response.body()) {
-            Iterator<String> it = lines.iterator();
-            String type = "message";
-            while (it.hasNext()) {
-                String line = it.next();
-                if (line.startsWith("event: ")) {
-                    type = line.substring(7);
-                } else if (line.startsWith("data: ") && !handler.event(type, Json.mapper().readTree(line.substring(6)))) {
-                    return;
+        String lastId = null;
+        long retryMillis = 1000;
+        int failures = 0;
+        while (true) {
+            HttpRequest.Builder request = request(path).header("Accept", "text/event-stream").GET();
+            if (lastId != null) {
+                request.header("Last-Event-ID", lastId);
+            }
+            HttpResponse<Stream<String>> response;
+            try {
+                response = http.send(request.build(), HttpResponse.BodyHandlers.ofLines());
+            } catch (IOException e) {
+                if (lastId == null || ++failures > RECONNECTS) {
+                    throw e;
+                }
+                Thread.sleep(retryMillis);
+                continue;
+            }
+            if (response.statusCode() == 204) {
+                // The server says there is nothing more to follow.
+                response.body().close();
+                return;
+            }
+            if (response.statusCode() >= 400) {
+                String body = String.join("\n", (Iterable<String>) response.body()::iterator);
+                throw error(response.statusCode(), body);
+            }
+            try (Stream<String> lines = response.body()) {
+                Iterator<String> it = lines.iterator();
+                String type = "message";
+                String data = null;
+                String id = null;
+                while (it.hasNext()) {
+                    String line = it.next();
+                    if (line.startsWith("event:")) {
+                        type = field(line);
+                    } else if (line.startsWith("data:")) {
+                        data = field(line);
+                    } else if (line.startsWith("id:")) {
+                        id = field(line);
+                    } else if (line.startsWith("retry:")) {
+                        retryMillis = Long.parseLong(field(line));
+                    } else if (line.isEmpty() && data != null) {
+                        // A blank line ends an event.
+                        lastId = id != null ? id : lastId;
+                        failures = 0;
+                        if (!handler.event(type, Json.mapper().readTree(data))) {
+                            return;
+                        }
+                        type = "message";
+                        data = null;
+                        id = null;
+                    }
+                }
+            } catch (IOException e) {
+                if (lastId == null) {
+                    throw e;
                 }
             }
+            if (lastId == null || ++failures > RECONNECTS) {
+                throw new IOException("the event stream ended before its last event");
+            }
+            Thread.sleep(retryMillis);
         }
+    }
+
+    /** How many times in a row {@link #events} opens a broken stream again. */
+    private static final int RECONNECTS = 5;
+
+    private static String field(String line) {
+        String value = line.substring(line.indexOf(':') + 1);
+        return value.startsWith(" ") ? value.substring(1) : value;
     }
 
     /** Receives server-sent events. */
@@ -116,10 +179,11 @@ public final class ApiClient {
 
     private static ApiError error(int status, String body) {
         try {
-            JsonNode error = Json.mapper().readTree(body).path("error");
-            return new ApiError(status, error.path("code").asText("error"), error.path("message").asText(body));
+            JsonNode tree = Json.mapper().readTree(body);
+            JsonNode error = tree.path("error");
+            return new ApiError(status, error.path("code").asText("error"), error.path("message").asText(body), tree);
         } catch (IOException e) {
-            return new ApiError(status, "error", "HTTP " + status + ": " + body);
+            return new ApiError(status, "error", "HTTP " + status + ": " + body, Json.mapper().getNodeFactory().textNode(body));
         }
     }
 }

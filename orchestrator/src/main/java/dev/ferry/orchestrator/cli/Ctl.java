@@ -1,230 +1,191 @@
 package dev.ferry.orchestrator.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.ferry.orchestrator.FerrydCommand;
 import dev.ferry.orchestrator.api.Json;
 import dev.ferry.orchestrator.config.ConfigLoader;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.ScopeType;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code ferryd ctl}: the control API from a shell. Exit status 0 on success, 1 when the daemon
- * answered with an error (printed as {@code code: message}) or a migration did not complete, 2 for
- * usage errors.
+ * answered with an error (printed as {@code code: message}), could not be reached, or a watched
+ * migration or drain did not complete, 2 for usage errors and for input the command cannot read (a
+ * missing {@code --file} or token file).
+ *
+ * <p>{@code --output json} prints the API's JSON instead of the text rendering, on every command: a
+ * resource as the API answers it, a watch as one JSON object per line (each event's state), an API
+ * error as the API's error object on stderr. A command whose answer has no body ({@code vm delete},
+ * 204) prints nothing in JSON.
  */
-public final class Ctl {
-    public static final String USAGE = """
-            usage: ferryd ctl [--api HOST:PORT] [--token-file FILE] COMMAND
-              health
-              vm create --file VM.json        vm list            vm show VM
-              vm pause VM                     vm resume VM       vm digest VM        vm delete VM
-              migrate VM --to HOST:PORT [--watch] [--verify] [--channels N] [--downtime-limit-ms MS]
-                        [--max-bandwidth BYTES_PER_S] [--max-iterations N] [--timeout-ms MS] [--no-auto-converge]
-              migration list                  migration show ID  migration cancel ID migration watch ID
-            --api defaults to 127.0.0.1:7070.
-            """;
+@Command(name = "ctl", description = "The control API of a daemon from a shell (also deploy/bin/ferryctl).",
+        subcommands = {Ctl.Health.class, VmCommands.class, MigrationCommands.Migrate.class, MigrationCommands.class,
+                DrainCommand.class},
+        footer = {"", "--api defaults to 127.0.0.1:7070. Exit status: 0 done, 1 the daemon refused or a watched migration or"
+                + " drain did not complete, 2 usage or unreadable input."})
+public final class Ctl implements Callable<Integer> {
+    /** How results are printed. */
+    public enum Output { TEXT, JSON }
 
-    private final ApiClient api;
-    private final PrintStream out;
+    @ParentCommand
+    private FerrydCommand ferryd;
 
-    private Ctl(ApiClient api, PrintStream out) {
-        this.api = api;
-        this.out = out;
+    @Spec
+    private CommandSpec spec;
+
+    @Option(names = "--api", paramLabel = "HOST:PORT", scope = ScopeType.INHERIT, description = "the daemon's control API")
+    private String address = "127.0.0.1:7070";
+
+    @Option(names = "--token-file", paramLabel = "FILE", scope = ScopeType.INHERIT, description = "its bearer token")
+    private Path tokenFile;
+
+    @Option(names = {"-o", "--output"}, paramLabel = "text|json", scope = ScopeType.INHERIT,
+            description = "text (default) or json: the API's JSON as answered")
+    private Output output = Output.TEXT;
+
+    @Option(names = {"-h", "--help"}, usageHelp = true, scope = ScopeType.INHERIT, description = "this help")
+    private boolean help;
+
+    private ApiClient api;
+
+    @Override
+    public Integer call() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "no command");
     }
 
-    public static int run(List<String> arguments, PrintStream out, PrintStream err) {
-        List<String> args = new ArrayList<>(arguments);
-        String address = "127.0.0.1:7070";
-        String token = null;
-        try {
-            while (!args.isEmpty() && args.get(0).startsWith("--")) {
-                String flag = args.remove(0);
-                switch (flag) {
-                    case "--api" -> address = take(args, flag);
-                    case "--token-file" -> token = new String(ConfigLoader.readToken(Path.of(take(args, flag))), StandardCharsets.UTF_8);
-                    case "--help" -> {
-                        out.print(USAGE);
-                        return 0;
-                    }
-                    default -> throw new Usage("unknown option " + flag);
-                }
-            }
-            if (args.isEmpty()) {
-                throw new Usage("no command");
-            }
-            return new Ctl(new ApiClient(address, token), out).command(args);
-        } catch (Usage e) {
-            err.println("ferryd ctl: " + e.getMessage());
-            err.print(USAGE);
-            return 2;
-        } catch (ConfigLoader.ConfigException e) {
-            err.println("ferryd ctl: " + e.getMessage());
-            return 2;
-        } catch (ApiClient.ApiError e) {
-            err.println(e.code() + ": " + e.getMessage());
-            return 1;
-        } catch (IOException e) {
-            err.println("ferryd ctl: cannot reach the daemon at " + address + ": " + e);
-            return 1;
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return 1;
-        }
-    }
-
-    private static final class Usage extends Exception {
-        Usage(String message) {
+    /** A command that needs input it cannot read: a usage error (2), not the daemon's. */
+    static final class InputError extends Exception {
+        InputError(String message) {
             super(message);
         }
     }
 
-    private int command(List<String> args) throws Usage, IOException, InterruptedException {
-        String command = args.remove(0);
-        switch (command) {
-            case "health" -> print(api.get("/v1/health"));
-            case "vm" -> vm(args);
-            case "migrate" -> {
-                return migrate(args);
-            }
-            case "migration" -> {
-                return migration(args);
-            }
-            default -> throw new Usage("unknown command " + command);
-        }
-        return 0;
+    /** What a command does once its arguments are parsed; returns the exit status. */
+    @FunctionalInterface
+    interface Action {
+        int run() throws Exception;
     }
 
-    private void vm(List<String> args) throws Usage, IOException, InterruptedException {
-        String sub = take(args, "vm");
-        switch (sub) {
-            case "create" -> {
-                if (!"--file".equals(take(args, "vm create"))) {
-                    throw new Usage("vm create --file FILE");
-                }
-                print(api.post("/v1/vms", Files.readString(Path.of(take(args, "--file")), StandardCharsets.UTF_8)));
-            }
-            case "list" -> {
-                out.printf("%-16s %-10s %10s %5s %-5s %s%n", "VM", "STATE", "MEMORY", "VCPUS", "P2P", "DEVICES");
-                for (JsonNode vm : api.get("/v1/vms").path("vms")) {
-                    List<String> devices = new ArrayList<>();
-                    vm.path("devices").forEach(d -> devices.add(d.path("id").asText() + ":" + d.path("deviceState").asText()));
-                    out.printf("%-16s %-10s %10s %5d %-5s %s%n", vm.path("id").asText(), vm.path("state").asText(),
-                            Progress.bytes(vm.path("memoryBytes").asLong()), vm.path("vcpus").asInt(),
-                            vm.path("p2pActive").asBoolean() ? "on" : "off", String.join(" ", devices));
+    PrintStream out() {
+        return ferryd.out();
+    }
+
+    PrintStream err() {
+        return ferryd.err();
+    }
+
+    boolean json() {
+        return output == Output.JSON;
+    }
+
+    String address() {
+        return address;
+    }
+
+    /** The daemon's API, with the token read once. */
+    ApiClient api() throws InputError {
+        if (api == null) {
+            String token = null;
+            if (tokenFile != null) {
+                try {
+                    token = new String(ConfigLoader.readToken(tokenFile), StandardCharsets.UTF_8);
+                } catch (ConfigLoader.ConfigException e) {
+                    throw new InputError(e.getMessage());
                 }
             }
-            case "show" -> print(api.get("/v1/vms/" + take(args, "vm show")));
-            case "pause", "resume" -> print(api.post("/v1/vms/" + take(args, "vm " + sub) + "/" + sub, ""));
-            case "digest" -> print(api.get("/v1/vms/" + take(args, "vm digest") + "/digest"));
-            case "delete" -> {
-                String id = take(args, "vm delete");
-                api.delete("/v1/vms/" + id);
-                out.println("deleted " + id);
-            }
-            default -> throw new Usage("unknown vm command " + sub);
+            api = new ApiClient(address, token);
         }
+        return api;
     }
 
-    private int migrate(List<String> args) throws Usage, IOException, InterruptedException {
-        ObjectNode request = Json.mapper().createObjectNode();
-        request.put("vm", take(args, "migrate"));
-        boolean watch = false;
-        while (!args.isEmpty()) {
-            String flag = args.remove(0);
-            switch (flag) {
-                case "--to" -> request.put("destination", take(args, flag));
-                case "--watch" -> watch = true;
-                case "--verify" -> request.put("verify", true);
-                case "--no-auto-converge" -> request.put("autoConverge", false);
-                case "--channels" -> request.put("channels", number(take(args, flag)));
-                case "--downtime-limit-ms" -> request.put("downtimeLimitMs", number(take(args, flag)));
-                case "--max-bandwidth" -> request.put("maxBandwidthBytesPerSecond", number(take(args, flag)));
-                case "--max-iterations" -> request.put("maxIterations", number(take(args, flag)));
-                case "--timeout-ms" -> request.put("timeoutMs", number(take(args, flag)));
-                default -> throw new Usage("unknown migrate option " + flag);
-            }
-        }
-        if (!request.has("destination")) {
-            throw new Usage("migrate needs --to HOST:PORT");
-        }
-        JsonNode started = api.post("/v1/migrations", request);
-        if (!watch) {
-            print(started);
-            return 0;
-        }
-        return watch(started.path("id").asText());
-    }
-
-    private int migration(List<String> args) throws Usage, IOException, InterruptedException {
-        String sub = take(args, "migration");
-        switch (sub) {
-            case "list" -> {
-                out.printf("%-18s %-10s %-12s %-11s %8s %12s %10s%n", "MIGRATION", "VM", "ROLE", "PHASE", "ITERS", "BYTES", "DOWNTIME");
-                for (JsonNode m : api.get("/v1/migrations").path("migrations")) {
-                    out.printf("%-18s %-10s %-12s %-11s %8d %12s %10s%n", m.path("id").asText(), m.path("vm").asText(),
-                            m.path("role").asText(), m.path("phase").asText(), m.path("iterations").asLong(),
-                            Progress.bytes(m.path("transferredBytes").asLong()),
-                            m.path("downtimeMs").isNull() ? "-" : m.path("downtimeMs").asLong() + " ms");
-                }
-            }
-            case "show" -> print(api.get("/v1/migrations/" + take(args, "migration show")));
-            case "cancel" -> print(api.delete("/v1/migrations/" + take(args, "migration cancel")));
-            case "watch" -> {
-                return watch(take(args, "migration watch"));
-            }
-            default -> throw new Usage("unknown migration command " + sub);
-        }
-        return 0;
-    }
-
-    /** Follows the event stream with a live progress bar; 0 when the migration completed. */
-    private int watch(String id) throws IOException, InterruptedException {
-        boolean terminal = System.console() != null;
-        JsonNode[] last = new JsonNode[1];
-        String[] phase = {""};
-        api.events("/v1/migrations/" + id + "/events", (type, data) -> {
-            last[0] = data;
-            String line = Progress.line(data);
-            if (terminal) {
-                out.print("\r\033[K" + line);
-            } else if (!phase[0].equals(data.path("phase").asText()) || type.equals("end")) {
-                out.println(line);
-            }
-            phase[0] = data.path("phase").asText();
-            out.flush();
-            return !type.equals("end");
-        });
-        if (terminal) {
-            out.println();
-        }
-        JsonNode end = last[0] == null ? api.get("/v1/migrations/" + id) : last[0];
-        out.printf(Locale.ROOT, "%s %s: %s%n", id, end.path("phase").asText(), end.path("error").isNull() ? "ok"
-                : end.path("error").path("code").asText() + ": " + end.path("error").path("message").asText());
-        return end.path("phase").asText().equals("completed") ? 0 : 1;
-    }
-
-    private void print(JsonNode node) throws IOException {
-        out.println(Json.mapper().writerWithDefaultPrettyPrinter().writeValueAsString(node));
-    }
-
-    private static String take(List<String> args, String after) throws Usage {
-        if (args.isEmpty()) {
-            throw new Usage(after + " needs an argument");
-        }
-        return args.remove(0);
-    }
-
-    private static long number(String text) throws Usage {
+    /**
+     * Runs a command and turns what can go wrong into a line on stderr and the exit status: the
+     * daemon's refusal ({@code code: message}, 1), a daemon that cannot be reached (1), input that
+     * cannot be read (2).
+     */
+    int run(Action action) {
         try {
-            return Long.parseLong(text);
-        } catch (NumberFormatException e) {
-            throw new Usage("not a number: " + text);
+            return action.run();
+        } catch (InputError e) {
+            err().println("ferryd ctl: " + e.getMessage());
+            return 2;
+        } catch (ApiClient.ApiError e) {
+            if (json()) {
+                err().println(e.body().isTextual() ? e.body().asText() : e.body().toString());
+            } else {
+                err().println(e.code() + ": " + e.getMessage());
+            }
+            return 1;
+        } catch (IOException | UncheckedIOException e) {
+            err().println("ferryd ctl: cannot reach the daemon at " + address + ": " + Problems.describe(e));
+            return 1;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return 1;
+        } catch (CommandLine.ParameterException e) {
+            throw e;
+        } catch (Exception e) {
+            err().println("ferryd ctl: " + Problems.describe(e));
+            return 1;
         }
+    }
+
+    /** Prints a resource as the API answered it (both outputs: the text rendering of one resource is its JSON). */
+    void print(JsonNode node) throws IOException {
+        if (node == null || node.isNull() || node.isMissingNode()) {
+            return;
+        }
+        out().println(Json.mapper().writerWithDefaultPrettyPrinter().writeValueAsString(node));
+    }
+
+    /** One state of a stream in JSON output: one object per line, so that line-oriented tools can follow it. */
+    void printLine(JsonNode node) throws IOException {
+        out().println(Json.mapper().writeValueAsString(node));
+        out().flush();
+    }
+
+    /** A subcommand's parent {@code ctl}, found from any depth. */
+    static Ctl of(CommandSpec spec) {
+        CommandSpec at = spec;
+        while (at != null && !(at.userObject() instanceof Ctl)) {
+            at = at.parent();
+        }
+        if (at == null) {
+            throw new IllegalStateException(spec.qualifiedName() + " is not under ctl");
+        }
+        return (Ctl) at.userObject();
+    }
+
+    /** {@code ctl health}. */
+    @Command(name = "health", description = "The daemon's health, version and protocol version.")
+    static final class Health implements Callable<Integer> {
+        @Spec
+        private CommandSpec spec;
+
+        @Override
+        public Integer call() {
+            Ctl ctl = of(spec);
+            return ctl.run(() -> {
+                ctl.print(ctl.api().get("/v1/health"));
+                return 0;
+            });
+        }
+    }
+
+    /** A group of commands called without one of them: a usage error naming them. */
+    static CommandLine.ParameterException missingCommand(CommandSpec spec) {
+        return new CommandLine.ParameterException(spec.commandLine(), spec.name() + " needs a command: "
+                + String.join(", ", spec.subcommands().keySet()));
     }
 }

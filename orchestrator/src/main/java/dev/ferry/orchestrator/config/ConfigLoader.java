@@ -9,13 +9,12 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Reads {@code ferryd}'s flags and optional config file (JSON, or YAML for {@code .yaml}/{@code .yml}),
- * with the same strictness as the API: an unknown key or a wrong type is an error. Flags win over the
- * file, the file over the defaults.
+ * Merges {@code ferryd}'s flags ({@link DaemonOptions}) with its optional config file (JSON, or YAML
+ * for {@code .yaml}/{@code .yml}), read with the same strictness as the API: an unknown key or a wrong
+ * type is an error. Flags win over the file, the file over the defaults.
  */
 public final class ConfigLoader {
 
@@ -46,46 +45,21 @@ public final class ConfigLoader {
     private ConfigLoader() {
     }
 
-    public static final String USAGE = """
-            usage: ferryd [--http HOST:PORT] [--migration HOST:PORT] [--token-file FILE] [--tls-dir DIR]
-                          [--memory-pool-bytes N] [--device-kinds LIST] [--config FILE] [--insecure]
-                   ferryd ctl [--api HOST:PORT] [--token-file FILE] COMMAND ...
-                   ferryd demo [--quick]
-                   ferryd bench [--quick] [--only throughput,zero,downtime,devices,api] [--daemon-jvm "OPTIONS"]
-              --http HOST:PORT       control API (default 127.0.0.1:7070; port 0 picks a free port)
-              --migration HOST:PORT  migration listener (default 127.0.0.1:7071)
-              --token-file FILE      bearer token for the API and the migration handshake
-              --tls-dir DIR          mutual TLS on migration channels: ca.pem, cert.pem, key.pem
-              --memory-pool-bytes N  freed guest memory kept zeroed for the next VM (default 1073741824; 0 none)
-              --device-kinds LIST    the device kinds this daemon hosts and takes in migrations (default all)
-              --config FILE          the same settings as JSON or YAML; flags win over the file
-              --insecure             allow a non-loopback listener without a token
-            """;
-
+    /** Reads the configuration from daemon flags (see {@link DaemonOptions#parse}). */
     public static FerrydConfig load(List<String> args) throws ConfigException {
-        String http = null;
-        String migration = null;
-        String tokenFile = null;
-        String tlsDir = null;
-        String configFile = null;
-        boolean insecure = false;
-        Long memoryPool = null;
-        List<String> deviceKinds = null;
-        List<String> rest = new ArrayList<>(args);
-        while (!rest.isEmpty()) {
-            String flag = rest.remove(0);
-            switch (flag) {
-                case "--http" -> http = value(flag, rest);
-                case "--migration" -> migration = value(flag, rest);
-                case "--token-file" -> tokenFile = value(flag, rest);
-                case "--tls-dir" -> tlsDir = value(flag, rest);
-                case "--config" -> configFile = value(flag, rest);
-                case "--insecure" -> insecure = true;
-                case "--memory-pool-bytes" -> memoryPool = number(flag, value(flag, rest));
-                case "--device-kinds" -> deviceKinds = List.of(value(flag, rest).split(",", -1));
-                default -> throw new ConfigException("unknown argument '" + flag + "'\n" + USAGE);
-            }
-        }
+        return load(DaemonOptions.parse(args));
+    }
+
+    /** The flags, the config file they name (if any) and the defaults, merged and checked. */
+    public static FerrydConfig load(DaemonOptions flags) throws ConfigException {
+        String http = flags.http;
+        String migration = flags.migration;
+        String tokenFile = flags.tokenFile;
+        String tlsDir = flags.tlsDir;
+        String configFile = flags.config;
+        boolean insecure = flags.insecure;
+        Long memoryPool = flags.memoryPoolBytes == null ? null : number("--memory-pool-bytes", flags.memoryPoolBytes);
+        List<String> deviceKinds = flags.deviceKinds == null ? null : List.of(flags.deviceKinds.split(",", -1));
         FileSettings file = configFile == null ? new FileSettings(null, null, null, null, null, null, null, null, null, null, null, null,
                 null, null, null, null, null)
                 : readFile(Path.of(configFile));
@@ -155,13 +129,6 @@ public final class ConfigLoader {
         } catch (IOException e) {
             throw new ConfigException("config file " + path + ": " + Json.describe(e));
         }
-    }
-
-    private static String value(String flag, List<String> rest) throws ConfigException {
-        if (rest.isEmpty() || rest.get(0).startsWith("--")) {
-            throw new ConfigException(flag + " needs a value\n" + USAGE);
-        }
-        return rest.remove(0);
     }
 
     private static Endpoint endpoint(String flag, String value, Endpoint fallback) {

@@ -1,7 +1,7 @@
 package dev.ferry.orchestrator.demo;
 
 import com.fasterxml.jackson.databind.JsonNode;
-
+import dev.ferry.orchestrator.FerrydCommand;
 import dev.ferry.orchestrator.cli.ApiClient;
 import dev.ferry.orchestrator.cli.Progress;
 import java.io.IOException;
@@ -14,7 +14,11 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
 
 /**
  * {@code ferryd demo}: starts a source and a destination daemon on loopback as separate processes,
@@ -30,24 +34,25 @@ import java.util.concurrent.TimeUnit;
  * <p>{@code --quick} uses smaller VMs. Exit status 0 when both migrations completed, verified, with
  * {@code mmioWhileStopped} 0 on every device on both sides.
  */
-public final class Demo {
-    private Demo() {
+@Command(name = "demo", description = "Starts two daemons on loopback, migrates two VMs at once from one to the other with"
+        + " verify, shows progress and a table per VM, and stops both with SIGTERM. Exit status 0 only if both completed,"
+        + " verified, with no MMIO on a stopped device.")
+public final class Demo implements Callable<Integer> {
+    @ParentCommand
+    private FerrydCommand ferryd;
+
+    @Option(names = "--quick", description = "smaller VMs (128 MiB and 64 MiB)")
+    private boolean quick;
+
+    @Option(names = {"-h", "--help"}, usageHelp = true, description = "this help")
+    private boolean help;
+
+    @Override
+    public Integer call() {
+        return run(quick, ferryd.out(), ferryd.err());
     }
 
-    public static final String USAGE = "usage: ferryd demo [--quick]\n";
-
-    public static int run(List<String> args, PrintStream out, PrintStream err) {
-        for (String arg : args) {
-            if (arg.equals("--help") || arg.equals("-h")) {
-                out.print(USAGE);
-                return 0;
-            }
-            if (!arg.equals("--quick")) {
-                err.print("demo: unknown option " + arg + "\n" + USAGE);
-                return 2;
-            }
-        }
-        boolean quick = args.contains("--quick");
+    private static int run(boolean quick, PrintStream out, PrintStream err) {
         Path dir;
         DaemonProcess source = null;
         DaemonProcess destination = null;
@@ -66,7 +71,7 @@ public final class Demo {
             ApiClient to = new ApiClient(destination.http(), token);
             return migrate(from, to, destination.migration(), quick, out);
         } catch (IOException e) {
-            err.println("demo: " + e.getMessage());
+            err.println("ferryd demo: " + dev.ferry.orchestrator.cli.Problems.describe(e));
             return 1;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();

@@ -13,7 +13,7 @@ import java.util.function.Consumer;
 /**
  * Every device state change a migration made on this daemon, in order, with its start (µs since the
  * migration began) and duration; and the phases. The API serves it as JSON or as Chrome trace-event
- * JSON (one track per device, one for the phases), which Perfetto opens.
+ * JSON (one track per device, one for the phases, one for the passes), which Perfetto opens.
  */
 public final class MigrationTrace implements TransitionListener {
     /** One state write. {@code result} is {@code ok}, {@code rejected} or {@code error}. */
@@ -23,6 +23,13 @@ public final class MigrationTrace implements TransitionListener {
     /** A phase and when it began, µs since the migration began. */
     public record PhaseMark(String phase, long atMicros) {
     }
+
+    /** Process ids of the two sides in the Chrome trace. */
+    public static final int SOURCE_PID = 1;
+    public static final int DESTINATION_PID = 2;
+    private static final int PHASES_TRACK = 0;
+    private static final int PASSES_TRACK = 1;
+    private static final int FIRST_DEVICE_TRACK = 2;
 
     private final long originNanos;
     private volatile Consumer<Event> onEvent = event -> {
@@ -70,25 +77,78 @@ public final class MigrationTrace implements TransitionListener {
         return List.copyOf(phases);
     }
 
-    /** Chrome trace-event JSON: complete events per device track, and the phases on track 0. */
-    public synchronized Map<String, Object> chrome(String migrationId, long nowMicros) {
+    /**
+     * Chrome trace-event JSON (Perfetto, {@code chrome://tracing}): the phases on one track, the passes
+     * over memory on another, one track per device. Times are absolute, µs since the epoch, and the
+     * process id is the side's ({@value #SOURCE_PID} source, {@value #DESTINATION_PID} destination),
+     * so that the traces of both sides of a migration, their {@code traceEvents} put together, are one
+     * timeline with a process per side.
+     *
+     * <p>The passes are not recorded here but given by the caller (the migration's {@code passes}, each
+     * with its duration to the millisecond); they are laid out as they ran: the first from the start of
+     * pre-copy, the others one after another once the devices' pre-copy state changes (S2) are done.
+     *
+     * @param role              {@code source} or {@code destination}
+     * @param originEpochMicros when the migration began, µs since the epoch
+     * @param nowMicros         now, µs since the migration began: where a phase still open ends
+     */
+    public synchronized Map<String, Object> chrome(String migrationId, String role, long originEpochMicros, long nowMicros,
+                                                   List<MigrationView.PassView> passes) {
+        int pid = role.equals(Role.DESTINATION.label()) ? DESTINATION_PID : SOURCE_PID;
         List<Object> out = new ArrayList<>();
-        Map<String, Integer> tracks = new LinkedHashMap<>();
-        out.add(metadata("process_name", 0, "migration " + migrationId));
-        out.add(metadata("thread_name", 0, "phases"));
+        out.add(metadata("process_name", pid, 0, Map.of("name", "ferryd " + role + ": migration " + migrationId)));
+        out.add(metadata("process_sort_index", pid, 0, Map.of("sort_index", pid)));
+        out.add(metadata("thread_name", pid, PHASES_TRACK, Map.of("name", "phases")));
+        long precopyStart = -1;
+        long precopyEnd = -1;
         for (int i = 0; i < phases.size(); i++) {
             PhaseMark mark = phases.get(i);
             long end = i + 1 < phases.size() ? phases.get(i + 1).atMicros() : Math.max(mark.atMicros(), nowMicros);
-            out.add(complete(mark.phase(), "phase", mark.atMicros(), Math.max(1, end - mark.atMicros()), 0, Map.of()));
+            out.add(complete(mark.phase(), "phase", originEpochMicros + mark.atMicros(), Math.max(1, end - mark.atMicros()), pid,
+                    PHASES_TRACK, Map.of()));
+            if (mark.phase().equals(SourcePhase.PRECOPY.label())) {
+                precopyStart = mark.atMicros();
+                precopyEnd = end;
+            }
         }
+        if (!passes.isEmpty() && precopyStart >= 0) {
+            out.add(metadata("thread_name", pid, PASSES_TRACK, Map.of("name", "passes")));
+            // The devices' S2 writes follow the first pass; the next pass starts once they are done.
+            long afterFirst = precopyStart + passes.get(0).durationMs() * 1000;
+            long barrierEnd = afterFirst;
+            for (Event event : events) {
+                if (event.atMicros() >= precopyStart && event.atMicros() < precopyEnd) {
+                    barrierEnd = Math.max(barrierEnd, event.atMicros() + event.durationMicros());
+                }
+            }
+            long at = precopyStart;
+            for (int i = 0; i < passes.size(); i++) {
+                MigrationView.PassView pass = passes.get(i);
+                if (i == 1) {
+                    at = barrierEnd;
+                }
+                long duration = Math.max(1, pass.durationMs() * 1000);
+                Map<String, Object> args = new LinkedHashMap<>();
+                args.put("iteration", pass.iteration());
+                args.put("pages", pass.pages());
+                args.put("zeroPages", pass.zeroPages());
+                args.put("bytes", pass.bytes());
+                args.put("durationMs", pass.durationMs());
+                args.put("dirtyRateBytesPerSecond", pass.dirtyRateBytesPerSecond());
+                out.add(complete("pass " + pass.iteration(), "pass", originEpochMicros + at, duration, pid, PASSES_TRACK, args));
+                at += duration;
+            }
+        }
+        Map<String, Integer> tracks = new LinkedHashMap<>();
         for (Event event : events) {
             int track = tracks.computeIfAbsent(event.device(), device -> {
-                int id = tracks.size() + 1;
-                out.add(metadata("thread_name", id, device));
+                int id = FIRST_DEVICE_TRACK + tracks.size();
+                out.add(metadata("thread_name", pid, id, Map.of("name", device)));
                 return id;
             });
-            out.add(complete(event.from() + " -> " + event.to(), "device", event.atMicros(), Math.max(1, event.durationMicros()),
-                    track, Map.of("device", event.device(), "from", event.from(), "to", event.to(), "result", event.result())));
+            out.add(complete(event.from() + " -> " + event.to(), "device", originEpochMicros + event.atMicros(),
+                    Math.max(1, event.durationMicros()), pid, track,
+                    Map.of("device", event.device(), "from", event.from(), "to", event.to(), "result", event.result())));
         }
         Map<String, Object> trace = new LinkedHashMap<>();
         trace.put("traceEvents", out);
@@ -96,24 +156,25 @@ public final class MigrationTrace implements TransitionListener {
         return trace;
     }
 
-    private static Map<String, Object> metadata(String name, int tid, String value) {
+    private static Map<String, Object> metadata(String name, int pid, int tid, Map<String, Object> args) {
         Map<String, Object> event = new LinkedHashMap<>();
         event.put("name", name);
         event.put("ph", "M");
-        event.put("pid", 1);
+        event.put("pid", pid);
         event.put("tid", tid);
-        event.put("args", Map.of("name", value));
+        event.put("args", args);
         return event;
     }
 
-    private static Map<String, Object> complete(String name, String category, long ts, long duration, int tid, Map<String, Object> args) {
+    private static Map<String, Object> complete(String name, String category, long ts, long duration, int pid, int tid,
+                                                Map<String, Object> args) {
         Map<String, Object> event = new LinkedHashMap<>();
         event.put("name", name);
         event.put("cat", category);
         event.put("ph", "X");
         event.put("ts", ts);
         event.put("dur", duration);
-        event.put("pid", 1);
+        event.put("pid", pid);
         event.put("tid", tid);
         event.put("args", args);
         return event;

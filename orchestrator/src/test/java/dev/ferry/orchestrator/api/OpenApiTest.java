@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.ferry.orchestrator.Ferryd;
 import dev.ferry.orchestrator.TestDaemons;
+import dev.ferry.orchestrator.drain.DrainView;
 import dev.ferry.orchestrator.migration.MigrationView;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -93,5 +94,9 @@ class OpenApiTest {
         assertThat(schemaProperties("Workload")).isEqualTo(components(Requests.Workload.class));
         assertThat(schemaProperties("StartMigration")).isEqualTo(components(Requests.StartMigration.class));
         assertThat(schemaProperties("UpdateMigration")).isEqualTo(components(Requests.UpdateMigration.class));
+        assertThat(schemaProperties("StartDrain")).isEqualTo(components(Requests.StartDrain.class));
+        assertThat(schemaProperties("Drain")).isEqualTo(components(DrainView.class));
+        assertThat(schemaProperties("DrainVm")).isEqualTo(components(DrainView.VmEntry.class));
+        assertThat(schemaProperties("DrainSummary")).isEqualTo(components(DrainView.Summary.class));
     }
 }

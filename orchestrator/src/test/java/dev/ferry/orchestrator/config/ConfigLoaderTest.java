@@ -77,8 +77,8 @@ class ConfigLoaderTest {
                 .hasMessageContaining("unknown field 'htpp'");
         Path wrongType = Files.writeString(dir.resolve("b.yaml"), "maxVms: many\n");
         assertThatThrownBy(() -> ConfigLoader.load(List.of("--config", wrongType.toString()))).hasMessageContaining("maxVms");
-        assertThatThrownBy(() -> ConfigLoader.load(List.of("--port", "1"))).hasMessageContaining("unknown argument");
-        assertThatThrownBy(() -> ConfigLoader.load(List.of("--http"))).hasMessageContaining("needs a value");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--port", "1"))).hasMessage("unknown option --port");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--http"))).hasMessageContaining("Missing required parameter for option '--http'");
         assertThatThrownBy(() -> ConfigLoader.load(List.of("--http", "7070"))).hasMessageContaining("HOST:PORT");
         assertThatThrownBy(() -> ConfigLoader.load(List.of("--token-file", dir.resolve("missing").toString())))
                 .hasMessageContaining("cannot read token file");
