@@ -17,6 +17,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * data moves over every channel at once, each chunk with its offset in that device's stream. At the
  * end of stop-and-copy it reads every stream to its end and sends DEVICE_END on the control channel.
  *
+ * <p>Devices are read in {@link #lanes()} lanes at once, as many as there are data channels: a device's
+ * stream is loaded in order on the destination, one chunk after another, so only several devices
+ * moving at once let the destination load on several event loops. Each lane owns its devices'
+ * positions; nothing below is shared between lanes but the channels and the announcement count.
+ *
  * <p>F7: when a device's round of initial data has all been read (W4, W8), DEVICE_INITIAL tells the
  * destination where in the stream it ends; the destination acknowledges once it has loaded that far.
  */
@@ -79,15 +84,21 @@ final class DeviceStreams {
         return saveNanos[index];
     }
 
+    /** How many lanes read devices at once: one per data channel, at most one per device. */
+    int lanes() {
+        return Math.max(1, Math.min(devices.size(), data.size()));
+    }
+
     /**
-     * Sends what each device has ready now; with {@code toEnd} (stop-and-copy, where 0 pending is the
-     * end of the stream), everything to the end, then DEVICE_END.
+     * Sends what each device of {@code lane} (every {@link #lanes()}-th device from the lane's index) has
+     * ready now; with {@code toEnd} (stop-and-copy, where 0 pending is the end of the stream), everything
+     * to the end, then DEVICE_END.
      *
      * @return the bytes sent
      */
-    long drain(boolean toEnd) throws ProtocolException, MigrationFailure, InterruptedException {
+    long drain(int lane, boolean toEnd) throws ProtocolException, MigrationFailure, InterruptedException {
         long total = 0;
-        for (int index = 0; index < devices.size(); index++) {
+        for (int index = lane; index < devices.size(); index += lanes()) {
             Device device = devices.get(index);
             long before = offsets[index];
             long reading = 0;

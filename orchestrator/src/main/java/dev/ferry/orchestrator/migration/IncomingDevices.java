@@ -167,10 +167,17 @@ final class IncomingDevices {
             return;
         }
         int bytes = data.readableBytes();
-        ByteBuffer window = data.nioBuffer();
-        hooks.deviceData(stream.device.id(), window);
+        // A frame that arrived in several reads is a composite: its parts go to the window one after
+        // another (the device takes its stream in pieces of any size, W7), never merged into a copy.
         long start = System.nanoTime();
-        WindowWrite written = stream.device.writeWindow(window);
+        WindowWrite written = null;
+        for (ByteBuffer piece : data.nioBuffers()) {
+            hooks.deviceData(stream.device.id(), piece);
+            written = stream.device.writeWindow(piece);
+            if (written instanceof WindowWrite.Failed) {
+                break;
+            }
+        }
         stream.loadNanos += System.nanoTime() - start;
         stream.expected += bytes;
         stream.chunks++;

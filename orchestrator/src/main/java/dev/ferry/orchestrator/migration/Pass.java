@@ -5,6 +5,8 @@ import dev.ferry.protocol.transfer.PageSender;
 import dev.ferry.protocol.transfer.PageSet;
 import dev.ferry.protocol.transfer.PageSource;
 import dev.ferry.protocol.transfer.TaskGroup;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executor;
 
@@ -47,15 +49,25 @@ final class Pass {
         long deviceBytes;
         try (TaskGroup workers = new TaskGroup(executor, "pass " + iteration)) {
             TaskGroup.Task<PageSender.Result> paging = workers.submit(() -> sender.sendPages(iteration, pages, source, stable));
-            TaskGroup.Task<Long> drained = deviceData == DeviceData.NONE ? null
-                    : workers.submit(() -> devices.drain(deviceData == DeviceData.TO_END));
-            // Whichever fails first ends the pass; the other is interrupted as the group closes.
+            List<TaskGroup.Task<Long>> drained = new ArrayList<>();
+            if (deviceData != DeviceData.NONE) {
+                for (int lane = 0; lane < devices.lanes(); lane++) {
+                    int index = lane;
+                    drained.add(workers.submit(() -> devices.drain(index, deviceData == DeviceData.TO_END)));
+                }
+            }
+            // Whichever fails first ends the pass; the others are interrupted as the group closes.
             workers.awaitAllOrFailure();
-            if (drained != null && drained.failed()) {
-                join(drained);
+            for (TaskGroup.Task<Long> lane : drained) {
+                if (lane.failed()) {
+                    join(lane);
+                }
             }
             sent = join(paging);
-            deviceBytes = drained == null ? 0 : join(drained);
+            deviceBytes = 0;
+            for (TaskGroup.Task<Long> lane : drained) {
+                deviceBytes += join(lane);
+            }
         }
         // Both are queued on the channels: the iteration ends after them on every channel.
         sender.endIteration(iteration);

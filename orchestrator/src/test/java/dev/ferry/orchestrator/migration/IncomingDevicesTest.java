@@ -131,6 +131,25 @@ class IncomingDevicesTest {
         assertThat(replies.ended()).as("no failure").isNull();
     }
 
+    /** A frame read in several pieces arrives as a composite buffer: its parts are loaded in order, none merged into a copy. */
+    @Test
+    void aChunkInSeveralPiecesIsLoadedPieceByPiece() throws Exception {
+        List<Frame.DeviceData> frames = read();
+        for (int i = 0; i < frames.size(); i++) {
+            Frame.DeviceData whole = frames.get(i);
+            io.netty.buffer.ByteBuf content = whole.content();
+            int half = content.readableBytes() / 3;
+            io.netty.buffer.CompositeByteBuf pieces = Unpooled.compositeBuffer();
+            pieces.addComponent(true, content.retainedSlice(content.readerIndex(), half));
+            pieces.addComponent(true, content.retainedSlice(content.readerIndex() + half, content.readableBytes() - half));
+            whole.release();
+            assertThat(pieces.nioBufferCount()).isEqualTo(2);
+            deliver(new Frame.DeviceData(0, whole.offset(), pieces), i);
+        }
+        assertThat(copy.loadedBytes()).isEqualTo(offset);
+        assertThat(replies.ended()).as("no failure").isNull();
+    }
+
     /** W8: a new round of initial data withdraws the acknowledgement until that round is loaded. */
     @Test
     void aReinitialisationWithdrawsTheAcknowledgementUntilItsDataIsLoaded() throws Exception {
