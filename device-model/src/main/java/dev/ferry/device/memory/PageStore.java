@@ -28,11 +28,12 @@ public final class PageStore {
     public static final int DEFAULT_CHUNK_BYTES = 2 << 20;
     /**
      * At most this many change units per store: the unit is the smallest power of two of at least a page
-     * that keeps a store under it, so that per-unit state (8 bytes a unit in {@link MemoryDigest}) stays
-     * at 512 KiB per store whatever its size. The unit depends on the size only, never on the chunk
-     * size, so two stores of one size always agree on it (a VM and its migrated copy).
+     * that keeps a store under it, so a page up to 4 GiB (a dirtied page costs the frozen-point digest
+     * only itself), and per-unit state (8 bytes a unit in {@link MemoryDigest}) stays at 8 MiB per
+     * store whatever its size. The unit depends on the size only, never on the chunk size, so two stores
+     * of one size always agree on it (a VM and its migrated copy).
      */
-    public static final int MAX_CHANGE_UNITS = 1 << 16;
+    public static final int MAX_CHANGE_UNITS = 1 << 20;
 
     private static final DirtyBitmap[] NO_LOGS = new DirtyBitmap[0];
 

@@ -41,10 +41,11 @@ class MemoryDigestTest {
     @Test
     void theChangeUnitDependsOnTheSizeOnlyAndBoundsTheUnitCount() {
         assertThat(new PageStore(1L << 20, 64 * 1024).changeUnitBytes()).isEqualTo(4096);
-        assertThat(new PageStore(1L << 30, 2 << 20).changeUnitBytes()).isEqualTo(16 * 1024);
-        assertThat(new PageStore(1L << 30, 64 * 1024).changeUnitBytes()).isEqualTo(16 * 1024);
+        assertThat(new PageStore(1L << 30, 2 << 20).changeUnitBytes()).isEqualTo(4096);
+        assertThat(new PageStore(1L << 30, 64 * 1024).changeUnitBytes()).isEqualTo(4096);
+        assertThat(new PageStore(16L << 30, 2 << 20).changeUnitBytes()).isEqualTo(16 * 1024);
         assertThat(new PageStore(64L << 30).changeUnits()).isLessThanOrEqualTo(PageStore.MAX_CHANGE_UNITS);
-        assertThat(new PageStore((1L << 28) + 4096).changeUnits()).isEqualTo(PageStore.MAX_CHANGE_UNITS / 2 + 1);
+        assertThat(new PageStore((1L << 32) + 4096).changeUnits()).isEqualTo(PageStore.MAX_CHANGE_UNITS / 2 + 1);
     }
 
     @Test

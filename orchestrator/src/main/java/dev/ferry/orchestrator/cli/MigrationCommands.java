@@ -43,6 +43,9 @@ final class MigrationCommands implements Callable<Integer> {
         @Option(names = "--verify", description = "both sides digest the frozen VM; a difference fails the migration")
         private boolean verify;
 
+        @Option(names = "--dry-run", description = "only ask whether the destination can host the VM (F8); nothing moves")
+        private boolean dryRun;
+
         @Option(names = "--no-auto-converge", description = "do not throttle the vCPUs while it does not converge")
         private boolean noAutoConverge;
 
@@ -70,6 +73,9 @@ final class MigrationCommands implements Callable<Integer> {
                 request.put("destination", destination);
                 if (verify) {
                     request.put("verify", true);
+                }
+                if (dryRun) {
+                    request.put("dryRun", true);
                 }
                 if (noAutoConverge) {
                     request.put("autoConverge", false);
