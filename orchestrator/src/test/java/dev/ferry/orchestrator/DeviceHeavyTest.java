@@ -80,6 +80,26 @@ class DeviceHeavyTest {
         assertThat(metrics).contains("ferry_device_downtime_seconds_count{kind=\"gpu\",step=\"quiesce\"} 1")
                 .contains("ferry_migration_downtime_step_seconds_count{step=\"final_transfer\"} 1");
         assertThat(metrics).doesNotContain("gpu0");
+
+        // The same in the trace: the downtime's steps on a track of their own, adding up to it, and each
+        // device's stop-and-copy data on its track, with its bytes beside the prediction.
+        JsonNode trace = daemons.sourceApi.get("/v1/migrations/" + id + "/trace");
+        double traced = 0;
+        List<String> devicesWithData = new java.util.ArrayList<>();
+        for (JsonNode span : trace.path("spans")) {
+            if (span.path("track").asText().equals("downtime")) {
+                traced += span.path("durationMicros").asLong() / 1000.0;
+            } else {
+                assertThat(span.path("name").asText()).isEqualTo("stop-and-copy data");
+                assertThat(span.path("args").path("stopCopyBytes").asLong())
+                        .isEqualTo(span.path("args").path("predictedStopCopyBytes").asLong());
+                devicesWithData.add(span.path("track").asText());
+            }
+        }
+        assertThat(traced).isBetween(end.path("downtimeMs").asDouble() - 1, end.path("downtimeMs").asDouble() + 1);
+        List<String> ids = new java.util.ArrayList<>();
+        end.path("devices").forEach(device -> ids.add(device.path("id").asText()));
+        assertThat(devicesWithData).containsExactlyInAnyOrderElementsOf(ids);
     }
 
     /**

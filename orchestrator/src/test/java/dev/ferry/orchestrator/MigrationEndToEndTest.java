@@ -101,7 +101,8 @@ class MigrationEndToEndTest {
         Set<String> expected = new HashSet<>(devices);
         expected.add("phases");
         expected.add("passes");
-        assertThat(tracks).as("a track per device, one for the phases and one for the passes").isEqualTo(expected);
+        expected.add("downtime");
+        assertThat(tracks).as("a track per device, one each for the phases, the passes and the downtime").isEqualTo(expected);
     }
 
     @Test

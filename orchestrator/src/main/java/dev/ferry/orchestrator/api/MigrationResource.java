@@ -44,7 +44,7 @@ public final class MigrationResource {
         MigrationTrace trace = migration.trace();
         String format = request.query("format");
         if (format == null || format.equals("json")) {
-            return ApiResponse.ok(Map.of("events", trace.events(), "phases", trace.phases()));
+            return ApiResponse.ok(Map.of("events", trace.events(), "phases", trace.phases(), "spans", trace.spans()));
         }
         if (format.equals("chrome")) {
             MigrationView view = migration.view();

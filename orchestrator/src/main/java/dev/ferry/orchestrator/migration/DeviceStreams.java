@@ -40,6 +40,9 @@ final class DeviceStreams {
     /** Per device: bytes streamed in stop-and-copy, and the time spent reading them from the device (F6). */
     private final long[] stopCopyBytes;
     private final long[] saveNanos;
+    /** Per device: when its stop-and-copy data began to be read and when its DEVICE_END left (F6's trace). */
+    private final long[] stopCopyStart;
+    private final long[] stopCopyEnd;
 
     DeviceStreams(List<Device> devices, FrameChannel control, List<FrameChannel> data, RateLimiter limiter) {
         this.devices = List.copyOf(devices);
@@ -52,6 +55,8 @@ final class DeviceStreams {
         java.util.Arrays.fill(announcedGeneration, -1);
         this.stopCopyBytes = new long[devices.size()];
         this.saveNanos = new long[devices.size()];
+        this.stopCopyStart = new long[devices.size()];
+        this.stopCopyEnd = new long[devices.size()];
     }
 
     /** DEVICE_INITIAL frames sent so far: the switchover is acknowledged once the destination covers them all (F7). */
@@ -84,6 +89,16 @@ final class DeviceStreams {
         return saveNanos[index];
     }
 
+    /** When device {@code index}'s stop-and-copy data began to be read ({@link System#nanoTime()}). */
+    long stopCopyStart(int index) {
+        return stopCopyStart[index];
+    }
+
+    /** When device {@code index}'s stream ended (DEVICE_END sent). */
+    long stopCopyEnd(int index) {
+        return stopCopyEnd[index];
+    }
+
     /** How many lanes read devices at once: one per data channel, at most one per device. */
     int lanes() {
         return Math.max(1, Math.min(devices.size(), data.size()));
@@ -102,6 +117,9 @@ final class DeviceStreams {
             Device device = devices.get(index);
             long before = offsets[index];
             long reading = 0;
+            if (toEnd) {
+                stopCopyStart[index] = System.nanoTime();
+            }
             while (true) {
                 ByteBuf chunk = control.channel().alloc().directBuffer(CHUNK);
                 int n;
@@ -137,6 +155,7 @@ final class DeviceStreams {
                 stopCopyBytes[index] = offsets[index] - before;
                 saveNanos[index] = reading;
                 control.sendWhenWritable(new Frame.DeviceEnd(index, offsets[index]));
+                stopCopyEnd[index] = System.nanoTime();
             } else {
                 announceInitialData(index, device);
             }

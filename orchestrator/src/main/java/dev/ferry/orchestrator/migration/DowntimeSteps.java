@@ -2,6 +2,7 @@ package dev.ferry.orchestrator.migration;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The steps on the downtime's path (F6), on the source: from the vCPUs stopping (S4) to the
@@ -21,6 +22,15 @@ final class DowntimeSteps {
     /** The step {@code step} ends now. */
     synchronized void ended(String step) {
         marks.add(new Mark(step, System.nanoTime()));
+    }
+
+    /** Each step as a span on the trace's downtime track. */
+    synchronized void trace(MigrationTrace trace, long startNanos) {
+        long from = startNanos;
+        for (Mark mark : marks) {
+            trace.span(MigrationTrace.DOWNTIME, mark.step(), from, mark.endNanos(), Map.of());
+            from = mark.endNanos();
+        }
     }
 
     /** The steps so far, each from the end of the one before (the first from {@code startNanos}). */

@@ -12,8 +12,10 @@ import java.util.function.Consumer;
 
 /**
  * Every device state change a migration made on this daemon, in order, with its start (µs since the
- * migration began) and duration; and the phases. The API serves it as JSON or as Chrome trace-event
- * JSON (one track per device, one for the phases, one for the passes), which Perfetto opens.
+ * migration began) and duration; the phases; and spans of work that is not a state change (each
+ * downtime step, a device's stop-and-copy data). The API serves it as JSON or as Chrome trace-event
+ * JSON (one track per device, one for the phases, one for the passes, one for the downtime), which
+ * Perfetto opens.
  */
 public final class MigrationTrace implements TransitionListener {
     /** One state write. {@code result} is {@code ok}, {@code rejected} or {@code error}. */
@@ -24,18 +26,33 @@ public final class MigrationTrace implements TransitionListener {
     public record PhaseMark(String phase, long atMicros) {
     }
 
+    /**
+     * Work on a track that is not a state change: {@code track} is a device's id, or {@link #DOWNTIME}
+     * for a step of the downtime (F6).
+     */
+    public record Span(String track, String name, long atMicros, long durationMicros, Map<String, Object> args) {
+        public Span {
+            args = Map.copyOf(args);
+        }
+    }
+
+    /** The track of the downtime's steps. */
+    public static final String DOWNTIME = "downtime";
+
     /** Process ids of the two sides in the Chrome trace. */
     public static final int SOURCE_PID = 1;
     public static final int DESTINATION_PID = 2;
     private static final int PHASES_TRACK = 0;
     private static final int PASSES_TRACK = 1;
-    private static final int FIRST_DEVICE_TRACK = 2;
+    private static final int DOWNTIME_TRACK = 2;
+    private static final int FIRST_DEVICE_TRACK = 3;
 
     private final long originNanos;
     private volatile Consumer<Event> onEvent = event -> {
     };
     private final List<Event> events = new ArrayList<>();
     private final List<PhaseMark> phases = new ArrayList<>();
+    private final List<Span> spans = new ArrayList<>();
 
     public MigrationTrace(long originNanos) {
         this.originNanos = originNanos;
@@ -75,6 +92,15 @@ public final class MigrationTrace implements TransitionListener {
 
     public synchronized List<PhaseMark> phases() {
         return List.copyOf(phases);
+    }
+
+    public synchronized List<Span> spans() {
+        return List.copyOf(spans);
+    }
+
+    /** Work from {@code startNanos} to {@code endNanos} ({@link System#nanoTime()}) on a track. */
+    synchronized void span(String track, String name, long startNanos, long endNanos, Map<String, Object> args) {
+        spans.add(new Span(track, name, (startNanos - originNanos) / 1000, Math.max(0, endNanos - startNanos) / 1000, args));
     }
 
     /**
@@ -141,19 +167,38 @@ public final class MigrationTrace implements TransitionListener {
         }
         Map<String, Integer> tracks = new LinkedHashMap<>();
         for (Event event : events) {
-            int track = tracks.computeIfAbsent(event.device(), device -> {
-                int id = FIRST_DEVICE_TRACK + tracks.size();
-                out.add(metadata("thread_name", pid, id, Map.of("name", device)));
-                return id;
-            });
             out.add(complete(event.from() + " -> " + event.to(), "device", originEpochMicros + event.atMicros(),
-                    Math.max(1, event.durationMicros()), pid, track,
+                    Math.max(1, event.durationMicros()), pid, deviceTrack(tracks, event.device(), pid, out),
                     Map.of("device", event.device(), "from", event.from(), "to", event.to(), "result", event.result())));
+        }
+        boolean downtime = false;
+        for (Span span : spans) {
+            int track;
+            if (span.track().equals(DOWNTIME)) {
+                if (!downtime) {
+                    out.add(metadata("thread_name", pid, DOWNTIME_TRACK, Map.of("name", DOWNTIME)));
+                    downtime = true;
+                }
+                track = DOWNTIME_TRACK;
+            } else {
+                track = deviceTrack(tracks, span.track(), pid, out);
+            }
+            out.add(complete(span.name(), span.track().equals(DOWNTIME) ? "downtime" : "device", originEpochMicros + span.atMicros(),
+                    Math.max(1, span.durationMicros()), pid, track, span.args()));
         }
         Map<String, Object> trace = new LinkedHashMap<>();
         trace.put("traceEvents", out);
         trace.put("displayTimeUnit", "ms");
         return trace;
+    }
+
+    /** A device's track, named the first time it is used. */
+    private static int deviceTrack(Map<String, Integer> tracks, String device, int pid, List<Object> out) {
+        return tracks.computeIfAbsent(device, id -> {
+            int track = FIRST_DEVICE_TRACK + tracks.size();
+            out.add(metadata("thread_name", pid, track, Map.of("name", id)));
+            return track;
+        });
     }
 
     private static Map<String, Object> metadata(String name, int pid, int tid, Map<String, Object> args) {

@@ -22,6 +22,7 @@ import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.BitSet;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
@@ -172,7 +173,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         if (refusal != null) {
             control.send(new Frame.VmRefused(ErrorCode.INCOMPATIBLE_DEVICE, refusal.device(), refusal.field(), refusal.reason()));
             throw new MigrationFailure(MigrationFailure.INCOMPATIBLE_DEVICE, "this daemon cannot host " + refusal.describe(),
-                    java.util.Map.of("device", refusal.device(), "field", refusal.field(), "reason", refusal.reason()));
+                    Map.of("device", refusal.device(), "field", refusal.field(), "reason", refusal.reason()));
         }
         VmConfig config = manifest.config();
         if (manifest.dryRun()) {

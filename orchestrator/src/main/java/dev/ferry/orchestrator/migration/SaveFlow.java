@@ -26,6 +26,7 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
@@ -175,7 +176,7 @@ final class SaveFlow implements Migration.Control {
             // F8: nothing was allocated on either side; the VM here is untouched.
             throw new MigrationFailure(MigrationFailure.INCOMPATIBLE_DEVICE, "the destination cannot host device " + refused.device()
                     + " (" + refused.field() + "): " + refused.reason(),
-                    java.util.Map.of("device", refused.device(), "field", refused.field(), "reason", refused.reason()));
+                    Map.of("device", refused.device(), "field", refused.field(), "reason", refused.reason()));
         }
         if (!(answer instanceof Frame.VmAccepted)) {
             throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "expected VM_ACCEPTED, the destination sent " + answer.type());
@@ -341,6 +342,9 @@ final class SaveFlow implements Migration.Control {
             migration.deviceDowntime(device.id(), device.kind().label(), new MigrationView.DeviceDowntime(streams.stopCopyBytes(i),
                     predictedStopCopy[i], millis(quiesceNanos[i]), millis(streams.saveNanos(i)),
                     i < prepared.deviceLoadMicros().size() ? prepared.deviceLoadMicros().get(i) / 1000.0 : null, null));
+            migration.trace().span(device.id(), "stop-and-copy data", streams.stopCopyStart(i), streams.stopCopyEnd(i),
+                    Map.of("stopCopyBytes", streams.stopCopyBytes(i), "predictedStopCopyBytes", predictedStopCopy[i],
+                            "saveMs", millis(streams.saveNanos(i))));
         }
         if (policy.verify()) {
             boolean equal = Arrays.equals(digest, prepared.digest());
@@ -382,6 +386,7 @@ final class SaveFlow implements Migration.Control {
         downtimeSteps.ended("switchover");
         long downtime = System.nanoTime() - downtimeStart;
         migration.setDowntime(downtime, downtimeSteps.steps(downtimeStart), convergence.downtimeLimitMs());
+        downtimeSteps.trace(migration.trace(), downtimeStart);
         for (int i = 0; i < devices.size() && i < confirm.deviceResumeMicros().size(); i++) {
             migration.deviceResumed(devices.get(i).id(), confirm.deviceResumeMicros().get(i) / 1000.0);
         }
