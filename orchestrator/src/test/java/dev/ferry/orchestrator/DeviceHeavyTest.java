@@ -173,6 +173,48 @@ class DeviceHeavyTest {
         assertThat(daemons.destinationApi.get("/v1/vms").path("vms")).isEmpty();
     }
 
+    /** A VM whose only memory traffic is a GPU's own work: the vCPUs run and dirty nothing. */
+    private static Map<String, Object> busyGpu(String id) {
+        return Map.of("id", id, "memoryBytes", 4L << 20, "vcpus", 1, "initialMemory", "random", "running", true,
+                "workload", Map.of("dirtyBytesPerSecond", 0, "deviceDirtyBytesPerSecond", 4L << 20, "seed", 5),
+                "devices", List.of(Map.of("id", "gpu0", "kind", "gpu", "memoryBytes", 4L << 20)));
+    }
+
+    /**
+     * F9: a GPU's own work (4 MiB/s: a thousand writes a second, each dirtying a page) over a 4 MiB/s link dirties
+     * about as much as each pass sends, so the estimate stays above the limit; the source slows the
+     * device's work, as auto-converge slows the vCPUs, until it converges, and lifts the slowdown after.
+     */
+    @Test
+    void aDeviceWhoseOwnWorkKeepsTheEstimateAboveTheLimitIsSlowedUntilItConverges() throws Exception {
+        daemons = new TestDaemons();
+        daemons.sourceApi.post("/v1/vms", busyGpu("vm1"));
+        String id = daemons.migrate("vm1", Map.of("downtimeLimitMs", 100, "maxBandwidthBytesPerSecond", 4L << 20)).path("id").asText();
+        JsonNode end = daemons.awaitEnd(id);
+        assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("completed");
+        assertThat(end.path("deviceThrottlePercent").asInt()).as("the devices' work was slowed: %s", end).isGreaterThanOrEqualTo(20);
+        assertThat(end.path("throttlePercent").asInt()).as("the vCPUs dirty nothing: they were not the cause").isZero();
+        assertThat(end.path("downtimeLimitMet").asBoolean()).isEqualTo(end.path("downtimeMs").asLong() <= 100);
+        JsonNode arrived = daemons.destinationApi.get("/v1/vms/vm1");
+        assertThat(arrived.path("workload").path("deviceThrottlePercent").asInt()).as("lifted on the copy").isZero();
+        await().atMost(Duration.ofSeconds(10)).until(() -> stat(daemons.destinationApi.get("/v1/vms/vm1"), "gpu0", "ownWrites") > 0);
+    }
+
+    /** F9 without auto-converge: nothing is slowed, and the migration fails saying what kept it from converging. */
+    @Test
+    void withoutAutoConvergeADeviceThatOutpacesTheLinkDoesNotConverge() throws Exception {
+        daemons = new TestDaemons();
+        daemons.sourceApi.post("/v1/vms", busyGpu("vm1"));
+        String id = daemons.migrate("vm1", Map.of("downtimeLimitMs", 100, "maxBandwidthBytesPerSecond", 4L << 20,
+                "autoConverge", false, "maxIterations", 4)).path("id").asText();
+        JsonNode end = daemons.awaitEnd(id);
+        assertThat(end.path("phase").asText()).isEqualTo("failed");
+        assertThat(end.path("error").path("code").asText()).isEqualTo("timeout");
+        assertThat(end.path("error").path("message").asText()).contains("did not converge in 4 passes");
+        assertThat(end.path("deviceThrottlePercent").asInt()).isZero();
+        daemons.assertRolledBack("vm1", null, "running");
+    }
+
     private static long stat(JsonNode vm, String device, String stat) {
         for (JsonNode d : vm.path("devices")) {
             if (d.path("id").asText().equals(device)) {

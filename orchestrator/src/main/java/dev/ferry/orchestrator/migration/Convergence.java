@@ -5,7 +5,9 @@ package dev.ferry.orchestrator.migration;
  * downtime stopping now would cost: what remains (dirty pages, device data not sent, device state
  * that only stop-and-copy sends) at the measured bandwidth, plus the measured fixed cost of S3–S6.
  * It stops iterating when that fits {@code downtimeLimitMs}; otherwise, with auto-converge, it
- * throttles the vCPUs: 20%, then 10% more each iteration, up to 99%.
+ * throttles what keeps it from fitting (F9): the vCPUs when the dirty pages are the larger part or would
+ * not fit alone, the devices' own work when their data is the larger part; each 20%, then 10% more
+ * each iteration, up to 99%.
  *
  * <p><b>(Ferry)</b> The fixed cost is measured, not configured: four all-device barriers (S3 and S5
  * on the source, R3 and R4 on the destination) each costing what the S2 barrier typically cost per

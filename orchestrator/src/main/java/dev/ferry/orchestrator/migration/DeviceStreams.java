@@ -106,8 +106,10 @@ final class DeviceStreams {
 
     /**
      * Sends what each device of {@code lane} (every {@link #lanes()}-th device from the lane's index) has
-     * ready now; with {@code toEnd} (stop-and-copy, where 0 pending is the end of the stream), everything
-     * to the end, then DEVICE_END.
+     * ready now, and no more: a device that dirties its memory as fast as the link drains it would
+     * otherwise keep a pass going for ever, and the pass's end is where convergence is judged and the
+     * devices' work slowed (F9). With {@code toEnd} (stop-and-copy, where 0 pending is the end of the
+     * stream), everything to the end, then DEVICE_END.
      *
      * @return the bytes sent
      */
@@ -120,7 +122,9 @@ final class DeviceStreams {
             if (toEnd) {
                 stopCopyStart[index] = System.nanoTime();
             }
-            while (true) {
+            // W1: what is ready as the pass reaches the device; the chunk that crosses it is sent whole.
+            long budget = toEnd ? Long.MAX_VALUE : device.pendingBytes();
+            while (offsets[index] - before < budget) {
                 ByteBuf chunk = control.channel().alloc().directBuffer(CHUNK);
                 int n;
                 long start = System.nanoTime();

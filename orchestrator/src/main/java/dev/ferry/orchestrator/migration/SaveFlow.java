@@ -257,11 +257,13 @@ final class SaveFlow implements Migration.Control {
     }
 
     /**
-     * F3, F9: auto-converge slows the vCPUs; when the devices' own data keeps the estimate above the
-     * limit, their own work is slowed the same way.
+     * F3, F9: auto-converge slows what keeps the estimate above the limit: the vCPUs when the dirty
+     * pages are the larger part, or would not fit even alone; the devices' own work when their data is
+     * the larger part. A guest whose vCPUs are not the cause is not slowed for the devices' sake.
      */
     private void slowDown(Convergence.Estimate estimate) {
-        int throttle = convergence.nextThrottle();
+        boolean memoryAlone = !convergence.fits(convergence.expectedDowntimeMillis(estimate.memoryBytes(), estimate.fixedNanos()));
+        int throttle = !estimate.devicesDominate() || memoryAlone ? convergence.nextThrottle() : 0;
         if (throttle > 0) {
             vm.workload().setThrottle(throttle);
             migration.setThrottle(throttle);

@@ -31,6 +31,30 @@ class ConvergenceTest {
     }
 
     @Test
+    void f9TheEstimateCoversTheDevicesTheirLoadTheDigestAndTheFixedCost() {
+        Convergence c = convergence(300, true);
+        c.measured(100 * MIB, 1_000_000_000L);
+        // 10 MiB of pages and 5 MiB of predicted device data at 100 MiB/s: 150 ms; the destination loads the
+        // device data in 30 ms, the frozen-point digest takes 8 ms, the barriers and round trips 40 ms.
+        Convergence.Estimate estimate = new Convergence.Estimate(10 * MIB, 5 * MIB, 30_000_000, 8_000_000, 40_000_000);
+        assertThat(c.expectedDowntimeMillis(estimate)).isEqualTo(150 + 30 + 8 + 40);
+        assertThat(estimate.devicesDominate()).isFalse();
+        assertThat(new Convergence.Estimate(MIB, 5 * MIB, 0, 0, 0).devicesDominate()).isTrue();
+        assertThat(new Convergence.Estimate(0, 0, 0, 0, 0).devicesDominate()).isFalse();
+    }
+
+    @Test
+    void f9TheDevicesWorkIsSlowedOnTheVcpusScheduleOnlyWithAutoConverge() {
+        Convergence c = convergence(300, true);
+        List<Integer> schedule = new ArrayList<>();
+        for (int i = 0; i < 10; i++) {
+            schedule.add(c.nextDeviceThrottle());
+        }
+        assertThat(schedule).containsExactly(20, 30, 40, 50, 60, 70, 80, 90, 99, 99);
+        assertThat(convergence(300, false).nextDeviceThrottle()).isZero();
+    }
+
+    @Test
     void f3NothingMeasuredYetFitsOnlyWhenNothingRemains() {
         Convergence c = convergence(300, true);
         assertThat(c.fits(c.expectedDowntimeMillis(0, 0))).isTrue();
