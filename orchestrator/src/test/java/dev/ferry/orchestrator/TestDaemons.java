@@ -110,6 +110,7 @@ public final class TestDaemons implements AutoCloseable {
         org.assertj.core.api.Assertions.assertThat(view.path("migration").isNull()).isTrue();
         org.assertj.core.api.Assertions.assertThat(view.path("hold").isNull()).isTrue();
         org.assertj.core.api.Assertions.assertThat(view.path("workload").path("throttlePercent").asLong()).isZero();
+        org.assertj.core.api.Assertions.assertThat(view.path("workload").path("deviceThrottlePercent").asLong()).isZero();
         for (JsonNode device : view.path("devices")) {
             org.assertj.core.api.Assertions.assertThat(device.path("deviceState").asText()).as("device %s", device.path("id"))
                     .isEqualTo("RUNNING");
