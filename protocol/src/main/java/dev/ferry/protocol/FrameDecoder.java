@@ -153,7 +153,8 @@ public final class FrameDecoder extends ByteToMessageDecoder {
             return null;
         }
         int declared = in.getInt(start + FrameHeader.CRC_OFFSET);
-        int actual = FrameHeader.crc(in, start, in, start + FrameHeader.BYTES, (int) length);
+        int checked = type == FrameType.PAGES ? pagesMeta(in, start + FrameHeader.BYTES, (int) length) : (int) length;
+        int actual = FrameHeader.crc(in, start, in, start + FrameHeader.BYTES, checked);
         if (declared != actual) {
             throw new ProtocolException(ErrorCode.CHECKSUM, String.format("%s frame %d: CRC32C %08x, computed %08x",
                     type, sequence, declared, actual));
@@ -244,23 +245,44 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         return frame;
     }
 
-    /** Checks the entries' structure and hands out the payload without copying it. */
-    private static Frame.Pages pages(ByteBuf in, int index, int length) throws ProtocolException {
-        int iteration = in.getInt(index);
+    /**
+     * The meta of a PAGES frame of {@code length} payload bytes at {@code index} (its prefix and entries,
+     * which the frame's CRC covers), once its count is checked against the frame.
+     */
+    private static int pagesMeta(ByteBuf in, int index, int length) throws ProtocolException {
         int count = in.getUnsignedShort(index + 4);
         if (count == 0 || count > Frame.Pages.MAX_PAGES) {
             throw malformed(FrameType.PAGES, "page count " + count + " outside [1, " + Frame.Pages.MAX_PAGES + "]");
         }
-        if (6 + 8 * count > length) {
+        int meta = Frame.Pages.metaBytes(count);
+        if (meta > length) {
             throw malformed(FrameType.PAGES, count + " entries run past the frame");
         }
-        long expected = 6 + 8L * count;
-        java.nio.ByteBuffer entries = in.nioBuffer(index + 6, 8 * count);
+        return meta;
+    }
+
+    /**
+     * The bytes the entries of a frame of {@code count} pages need: the meta and 4096 for every page not
+     * flagged zero. A zero page's CRC must be 0.
+     */
+    static long pagesLength(ByteBuf in, int entriesIndex, int count) throws ProtocolException {
+        long expected = Frame.Pages.metaBytes(count);
         for (int i = 0; i < count; i++) {
-            if ((entries.getLong(entries.position() + 8 * i) & Frame.Pages.ZERO_FLAG) == 0) {
+            long entry = in.getLong(entriesIndex + Frame.Pages.ENTRY_BYTES * i);
+            if ((entry & Frame.Pages.ZERO_FLAG) == 0) {
                 expected += Frame.Pages.PAGE_SIZE;
+            } else if (in.getInt(entriesIndex + Frame.Pages.ENTRY_BYTES * i + 8) != 0) {
+                throw malformed(FrameType.PAGES, "zero page " + (entry & ~Frame.Pages.ZERO_FLAG) + " with a CRC");
             }
         }
+        return expected;
+    }
+
+    /** Checks the entries' structure and hands out the payload without copying it. */
+    private static Frame.Pages pages(ByteBuf in, int index, int length) throws ProtocolException {
+        int iteration = in.getInt(index);
+        int count = in.getUnsignedShort(index + 4);
+        long expected = pagesLength(in, index + Frame.Pages.PREFIX_BYTES, count);
         if (expected != length) {
             throw malformed(FrameType.PAGES, count + " entries need " + expected + " bytes, the frame has " + length);
         }

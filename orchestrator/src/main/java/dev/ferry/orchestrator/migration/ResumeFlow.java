@@ -322,6 +322,12 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         long start = System.nanoTime();
         deviceData.prepare();
         incoming.awaitChannelsEnded();
+        long torn = incoming.tornPages();
+        if (torn > 0) {
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "pages that did not match their checksums and that no"
+                    + " later pass sent again: " + torn + " (the first is page " + incoming.firstTornPage() + "); a change the"
+                    + " source's dirty log does not explain, or damage on the way; a VM is built only from a complete stream (F11)");
+        }
         long missing = incoming.missingPages();
         if (missing > 0) {
             throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "PREPARE before the stream was complete: " + missing + " of "

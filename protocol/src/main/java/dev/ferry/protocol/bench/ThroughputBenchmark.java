@@ -134,7 +134,7 @@ public final class ThroughputBenchmark {
                 public ByteBuffer run(long first, int count) {
                     return source.slice((int) (first * PAGE), count * PAGE);
                 }
-            }, true);
+            });
             sender.finish();
             for (PageReceiver receiver : receivers) {
                 receiver.ended().get(10, TimeUnit.MINUTES);
