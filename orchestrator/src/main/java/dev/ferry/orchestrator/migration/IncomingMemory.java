@@ -9,6 +9,7 @@ import dev.ferry.protocol.PageRouting;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.net.FrameChannel;
 import dev.ferry.protocol.net.FrameHandler;
+import dev.ferry.protocol.transfer.PagePlacement;
 import dev.ferry.protocol.transfer.PageReceiver;
 import java.nio.ByteBuffer;
 import java.util.List;
@@ -115,7 +116,29 @@ final class IncomingMemory {
         if (receivers.putIfAbsent(index, receiver) != null) {
             throw new ProtocolException(ErrorCode.DUPLICATE_CHANNEL, "data channel " + index + " is open already");
         }
-        channel.setPageRouting(new PageRouting(memory.pages(), channels, index));
+        PageRouting routing = new PageRouting(memory.pages(), channels, index);
+        channel.setPageRouting(routing);
+        // Page bytes go straight from the socket into guest memory; pages not this channel's get no
+        // place, so their frame is read whole and the session's rules refuse it.
+        channel.setPagePlacement(new PagePlacement() {
+            @Override
+            public ByteBuffer target(long first, int count) {
+                if (discarded || first < 0 || first + count > memory.pages()) {
+                    return null;
+                }
+                for (long page = first; page < first + count; page++) {
+                    if (!routing.accepts(page)) {
+                        return null;
+                    }
+                }
+                return memory.store().placementView(first, count);
+            }
+
+            @Override
+            public void placed(long first, int count) {
+                memory.store().placed(first, count);
+            }
+        });
         open.add(channel);
         return new FrameHandler() {
             @Override
