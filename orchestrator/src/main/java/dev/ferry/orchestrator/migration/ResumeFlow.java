@@ -156,6 +156,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
      * stops after the check; returns whether the migration goes on.
      */
     private boolean build(Frame.VmDescription described) throws MigrationFailure, InterruptedException {
+        long describedAt = System.nanoTime();
         manifest = VmManifest.parse(described.description());
         if (described.pageSize() != PageGeometry.PAGE_SIZE || described.memoryBytes() != manifest.memoryBytes()) {
             throw new MigrationFailure(MigrationFailure.INCOMPATIBLE, "memory of " + described.memoryBytes() + " bytes in "
@@ -205,6 +206,8 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
                 replies, this::abandon);
         incoming = new IncomingMemory(vm.memory(), described.dataChannels(), migration, metrics, () -> sourcePhase, replies,
                 deviceData);
+        // The destination's setup: from the description to an empty VM ready for the first page.
+        migration.setSetupTime(System.nanoTime() - describedAt);
         control.send(new Frame.VmAccepted());
         migration.enter(DestinationPhase.RESUMING);
         hooks.entered(migration, DestinationPhase.RESUMING);
