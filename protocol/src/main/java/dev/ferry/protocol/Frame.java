@@ -17,7 +17,7 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
         Frame.VmDescription, Frame.VmAccepted, Frame.DeviceData, Frame.DeviceEnd, Frame.Phase, Frame.IterationEnd,
         Frame.IterationDone, Frame.DeviceInitial, Frame.SwitchoverAck, Frame.VmRefused,
         Frame.Prepare, Frame.Prepared, Frame.Commit, Frame.Confirm, Frame.Abort, Frame.Keepalive,
-        Frame.KeepaliveAck, Frame.Pages, Frame.DataEnd, Frame.ChannelEnd {
+        Frame.KeepaliveAck, Frame.Pages, Frame.ZeroPages, Frame.DataEnd, Frame.ChannelEnd {
 
     /** "FERRYMIG". */
     long MAGIC = 0x464552_52594D4947L;
@@ -539,6 +539,13 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
 
             /** A page whose bytes did not match their CRC: changed while sent, or damaged. */
             void torn(long index);
+
+            /** A stretch of consecutive zero pages (from ZERO_PAGES); by default, each page. */
+            default void zeroStretch(long first, long count) {
+                for (long page = first; page < first + count; page++) {
+                    zero(page);
+                }
+            }
         }
 
         /** Each page's index, in entry order. */
@@ -617,6 +624,23 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
         public String toString() {
             return "Pages[iteration=" + iteration + ", count=" + count + ", zeroPages=" + zeroPages + (placed ? ", placed" : "")
                     + "]";
+        }
+    }
+
+    /**
+     * Source → destination, data channel: every page of {@code [first, first + count)} that this channel
+     * carries ({@link PageRouting}) is zero; {@code pages} is how many that is. Sent for memory the
+     * source never wrote, so that an idle VM's pages cost a frame per stretch rather than an entry each.
+     */
+    record ZeroPages(int iteration, long first, long count, long pages) implements Frame {
+        @Override
+        public FrameType type() {
+            return FrameType.ZERO_PAGES;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+            out.writeInt(iteration).writeLong(first).writeLong(count).writeLong(pages);
         }
     }
 

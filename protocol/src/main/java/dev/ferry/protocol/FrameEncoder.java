@@ -31,8 +31,8 @@ public final class FrameEncoder extends MessageToMessageEncoder<Frame> {
             return;
         }
         FrameType type = frame.type();
-        int pages = frame instanceof Frame.Pages run ? run.count() : 0;
-        int zeroPages = frame instanceof Frame.Pages run ? run.zeroPages() : 0;
+        long pages = frame instanceof Frame.Pages run ? run.count() : frame instanceof Frame.ZeroPages zero ? zero.pages() : 0;
+        long zeroPages = frame instanceof Frame.Pages run ? run.zeroPages() : frame instanceof Frame.ZeroPages zero ? zero.pages() : 0;
         int device = frame instanceof Frame.DeviceData data ? data.device() : -1;
         lastLength = -1;
         ChannelPromise tracked = promise.unvoid();

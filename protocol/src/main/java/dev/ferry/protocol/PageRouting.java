@@ -20,4 +20,35 @@ public record PageRouting(long pages, int channels, int channelIndex) {
     public boolean accepts(long page) {
         return page >= 0 && page < pages && channelOf(page, channels) == channelIndex;
     }
+
+    /** Receives one stretch of consecutive pages. */
+    @FunctionalInterface
+    public interface Stretch {
+        void pages(long first, long count);
+    }
+
+    /** Each stretch of {@code [first, first + count)} that {@code channel} of {@code channels} carries, in order. */
+    public static void forEachStretch(long first, long count, int channel, int channels, Stretch action) {
+        if (count <= 0) {
+            return;
+        }
+        if (channels == 1) {
+            action.pages(first, count);
+            return;
+        }
+        long end = first + count;
+        long run = first / RUN_PAGES;
+        // The channel's first run at or after the run that holds first.
+        run += Math.floorMod(channel - (int) (run % channels), channels);
+        for (long from = Math.max(first, run * RUN_PAGES); from < end; run += channels, from = run * RUN_PAGES) {
+            action.pages(from, Math.min(end, (run + 1) * RUN_PAGES) - from);
+        }
+    }
+
+    /** How many pages of {@code [first, first + count)} {@code channel} of {@code channels} carries. */
+    public static long pagesOf(long first, long count, int channel, int channels) {
+        long[] total = new long[1];
+        forEachStretch(first, count, channel, channels, (from, n) -> total[0] += n);
+        return total[0];
+    }
 }

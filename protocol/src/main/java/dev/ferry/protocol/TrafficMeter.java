@@ -23,6 +23,6 @@ public interface TrafficMeter {
      * A frame written: its type and bytes on the wire; for PAGES the pages it carried and how many were
      * zero (a flag only); for DEVICE_DATA the device's index in the VM description, else -1.
      */
-    record Sent(FrameType type, int bytes, int pages, int zeroPages, int device) {
+    record Sent(FrameType type, int bytes, long pages, long zeroPages, int device) {
     }
 }

@@ -45,6 +45,7 @@ final class SampleFrames {
         frames.add(new Frame.Keepalive(random.nextLong()));
         frames.add(new Frame.KeepaliveAck(random.nextLong()));
         frames.add(pages(random, 5, 0, 3));
+        frames.add(new Frame.ZeroPages(3, 128, 1 << 20, 1 << 19));
         frames.add(new Frame.DataEnd(5, 3));
         frames.add(new Frame.ChannelEnd(3));
         return frames;

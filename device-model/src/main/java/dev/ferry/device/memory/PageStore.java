@@ -216,6 +216,48 @@ public final class PageStore {
         changed(page << PageGeometry.PAGE_SHIFT, PageGeometry.PAGE_SIZE);
     }
 
+    /**
+     * Sets {@code count} pages from {@code first} to zeros, chunk by chunk: pages of a chunk never written
+     * are zero already and stay unbacked, so a stretch of memory no one wrote costs nothing.
+     */
+    public void zeroPages(long first, long count) {
+        if (count <= 0) {
+            return;
+        }
+        checkPage(first);
+        checkPage(first + count - 1);
+        long page = first;
+        long end = first + count;
+        while (page < end) {
+            int index = (int) (page / pagesPerChunk);
+            long chunkEnd = Math.min(end, (long) (index + 1) * pagesPerChunk);
+            ByteBuffer chunk = chunks.get(index);
+            if (chunk != null) {
+                int from = offsetInChunk(page);
+                int length = (int) ((chunkEnd - page) << PageGeometry.PAGE_SHIFT);
+                for (int at = from; at < from + length; at += PageGeometry.PAGE_SIZE) {
+                    chunk.put(at, ZERO_PAGE, 0, PageGeometry.PAGE_SIZE);
+                }
+                changed(page << PageGeometry.PAGE_SHIFT, length);
+            }
+            page = chunkEnd;
+        }
+    }
+
+    /**
+     * The number of consecutive pages from {@code first} in chunks never written: all zero, and known to
+     * be without reading them. 0 when {@code first}'s chunk holds data.
+     */
+    public long unbackedPagesFrom(long first) {
+        checkPage(first);
+        int index = (int) (first / pagesPerChunk);
+        int last = index;
+        while (last < chunks.length() && chunks.get(last) == null) {
+            last++;
+        }
+        return last == index ? 0 : Math.min(pages, (long) last * pagesPerChunk) - first;
+    }
+
     /** Sets one page to zeros; a page never written is zero already and stays unbacked. */
     public void zeroPage(long page) {
         ByteBuffer chunk = chunkOrNull(page);

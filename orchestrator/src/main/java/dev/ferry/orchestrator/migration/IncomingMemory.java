@@ -5,6 +5,8 @@ import dev.ferry.device.memory.GuestMemory;
 import dev.ferry.orchestrator.metrics.FerryMetrics;
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameHeader;
+import dev.ferry.protocol.FrameType;
 import dev.ferry.protocol.PageRouting;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.net.FrameChannel;
@@ -104,6 +106,18 @@ final class IncomingMemory {
             }
 
             @Override
+            public void zeroStretch(long first, long count) {
+                if (!discarded) {
+                    memory.store().zeroPages(first, count);
+                    received.markRange(first, count);
+                    for (long page = torn.nextDirty(first); page >= 0 && page < first + count; page = torn.nextDirty(page + 1)) {
+                        torn.testAndClear(page);
+                    }
+                    zeroPages[0] += count;
+                }
+            }
+
+            @Override
             public void torn(long page) {
                 // The source changed the page while sending it: its dirty log has it, and a later pass
                 // sends it again. Until then it counts as not arrived (F11).
@@ -151,6 +165,14 @@ final class IncomingMemory {
                     zeroPages[0] = 0;
                     migration.wire(bytes);
                     metrics.received(sourcePhase.get(), "memory", bytes);
+                    return;
+                }
+                if (frame instanceof Frame.ZeroPages zero) {
+                    receiver.frameReceived(ch, frame);
+                    migration.pages(zero.pages(), zeroPages[0]);
+                    zeroPages[0] = 0;
+                    migration.wire(FrameHeader.BYTES + FrameType.ZERO_PAGES.maxPayload());
+                    metrics.received(sourcePhase.get(), "memory", FrameHeader.BYTES + FrameType.ZERO_PAGES.maxPayload());
                     return;
                 }
                 if (frame instanceof Frame.DeviceData chunk) {

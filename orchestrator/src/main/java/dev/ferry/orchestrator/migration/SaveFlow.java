@@ -534,6 +534,11 @@ final class SaveFlow implements Migration.Control {
             public ByteBuffer run(long first, int count) {
                 return memory.pagesView(first, count);
             }
+
+            @Override
+            public long zeroStretch(long first) {
+                return memory.store().unbackedPagesFrom(first);
+            }
         };
     }
 
@@ -547,7 +552,7 @@ final class SaveFlow implements Migration.Control {
 
         @Override
         public void queued(FrameType type, int bytes) {
-            if (type != FrameType.PAGES && type != FrameType.DEVICE_DATA) {
+            if (type != FrameType.PAGES && type != FrameType.ZERO_PAGES && type != FrameType.DEVICE_DATA) {
                 limiter.debit(bytes);
             }
         }
@@ -556,7 +561,7 @@ final class SaveFlow implements Migration.Control {
         public void written(Sent sent) {
             migration.wire(sent.bytes());
             String kind = switch (sent.type()) {
-                case PAGES, DATA_END, CHANNEL_END -> "memory";
+                case PAGES, ZERO_PAGES, DATA_END, CHANNEL_END -> "memory";
                 case DEVICE_DATA, DEVICE_END -> "device";
                 default -> "control";
             };

@@ -74,6 +74,11 @@ public final class FrameChannel {
         return rules;
     }
 
+    /** Which pages may arrive on this data channel, or null before the session described its VM. */
+    public PageRouting pageRouting() {
+        return rules.routing();
+    }
+
     /** Destination side of a data channel: which pages may arrive here. */
     public void setPageRouting(PageRouting routing) {
         if (channel.eventLoop().inEventLoop()) {

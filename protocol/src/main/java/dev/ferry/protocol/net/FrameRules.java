@@ -18,7 +18,7 @@ import dev.ferry.protocol.ChannelRole;
  * control, destination to source:  VM_ACCEPTED (or VM_REFUSED, and nothing after), then ITERATION_DONE(i) for
  *                                  iterations the source ended, in order, and SWITCHOVER_ACK with growing sequences,
  *                                  then (after PREPARE) PREPARED, then (after COMMIT) CONFIRM
- * data, source to destination:     per iteration i = 0, 1, ...: PAGES(i) and DEVICE_DATA..., DATA_END(i, pages);
+ * data, source to destination:     per iteration i = 0, 1, ...: PAGES(i), ZERO_PAGES(i) and DEVICE_DATA..., DATA_END(i, pages);
  *                                  then CHANNEL_END(total)
  * data, destination to source:     nothing else
  * </pre>
@@ -52,6 +52,10 @@ final class FrameRules {
     FrameRules(ChannelRole role, boolean destination) {
         this.role = role;
         this.destination = destination;
+    }
+
+    PageRouting routing() {
+        return routing;
     }
 
     void setRouting(PageRouting routing) {
@@ -199,6 +203,25 @@ final class FrameRules {
             }
             iterationPages += pages.count();
             totalPages += pages.count();
+        } else if (frame instanceof Frame.ZeroPages zero) {
+            if (routing == null) {
+                throw unexpected(frame, "no page routing: the session has not described its VM");
+            }
+            if (zero.iteration() != iteration) {
+                throw new ProtocolException(ErrorCode.OUT_OF_ORDER, "zero pages of iteration " + zero.iteration()
+                        + " while iteration " + iteration + " is open on data channel " + routing.channelIndex());
+            }
+            if (zero.first() + zero.count() > routing.pages()) {
+                throw new ProtocolException(ErrorCode.MALFORMED, "zero pages [" + zero.first() + ", +" + zero.count()
+                        + ") outside memory of " + routing.pages() + " pages");
+            }
+            long carried = PageRouting.pagesOf(zero.first(), zero.count(), routing.channelIndex(), routing.channels());
+            if (carried != zero.pages()) {
+                throw new ProtocolException(ErrorCode.MALFORMED, "zero pages [" + zero.first() + ", +" + zero.count()
+                        + ") hold " + carried + " pages of data channel " + routing.channelIndex() + ", not " + zero.pages());
+            }
+            iterationPages += carried;
+            totalPages += carried;
         } else if (frame instanceof Frame.DataEnd end) {
             if (end.iteration() != iteration || end.pages() != iterationPages) {
                 throw new ProtocolException(ErrorCode.OUT_OF_ORDER, "DATA_END(" + end.iteration() + ", " + end.pages()

@@ -10,7 +10,6 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
-import io.netty.channel.AdaptiveRecvByteBufAllocator;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.WriteBufferWaterMark;
@@ -57,11 +56,6 @@ public final class ProtocolServer implements AutoCloseable {
                 .option(ChannelOption.SO_BACKLOG, 128)
                 .childOption(ChannelOption.TCP_NODELAY, true)
                 .childOption(ChannelOption.MESSAGE_SIZE_ESTIMATOR, FrameSizeEstimator.INSTANCE)
-                // Page runs are 256 KiB: read in large pieces, fewer system calls and fewer pieces per frame.
-                // Not larger: Netty's adaptive allocator pools buffers up to 1 MiB, but only up to 256 KiB
-                // when the heap is small (ferryd's is), and a larger buffer is allocated and zeroed anew for
-                // every read. (Measured: 128 KiB reads are slower, 1 MiB ones no faster.)
-                .childOption(ChannelOption.RCVBUF_ALLOCATOR, new AdaptiveRecvByteBufAllocator(64 << 10, 256 << 10, 256 << 10))
                 .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK,
                         new WriteBufferWaterMark(config.limits().writeBufferLow(), config.limits().writeBufferHigh()))
                 .childHandler(new ChannelInitializer<Channel>() {
@@ -73,6 +67,9 @@ public final class ProtocolServer implements AutoCloseable {
                             ch.pipeline().addLast("tls", config.tls().serverHandler(ch.alloc()));
                         }
                         FrameDecoder decoder = new FrameDecoder();
+                        // Set before the first read (a channel keeps the read handle it first used): reads
+                        // go where the decoder says, into pages once a data channel places them.
+                        ch.config().setRecvByteBufAllocator(decoder.reads());
                         ch.pipeline().addLast("decoder", decoder);
                         ch.pipeline().addLast("encoder", new FrameEncoder());
                         ch.pipeline().addLast("handshake", full ? new Busy(refusals)

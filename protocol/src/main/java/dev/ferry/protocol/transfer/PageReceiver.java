@@ -1,6 +1,7 @@
 package dev.ferry.protocol.transfer;
 
 import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.PageRouting;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.net.FrameChannel;
 import dev.ferry.protocol.net.FrameHandler;
@@ -69,6 +70,10 @@ public final class PageReceiver implements FrameHandler {
             } finally {
                 run.release();
             }
+        } else if (frame instanceof Frame.ZeroPages zero) {
+            PageRouting routing = channel.pageRouting();
+            PageRouting.forEachStretch(zero.first(), zero.count(), routing.channelIndex(), routing.channels(), sink::zeroStretch);
+            pages.addAndGet(zero.pages());
         } else if (frame instanceof Frame.DataEnd end) {
             iterationEnded.ended(end.iteration(), end.pages());
         } else if (frame instanceof Frame.ChannelEnd end) {

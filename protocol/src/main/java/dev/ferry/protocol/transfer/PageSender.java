@@ -41,6 +41,7 @@ public final class PageSender {
     /** Pages of the iteration under way, per channel: its DATA_END says how many. */
     private final long[] iterationPages;
     private static final long DATA_END_BYTES = FrameHeader.BYTES + 12;
+    private static final long ZERO_PAGES_BYTES = FrameHeader.BYTES + 28;
 
     /**
      * @param channels the session's data channels, in index order
@@ -131,13 +132,20 @@ public final class PageSender {
     private Result sendChannel(int channel, int iteration, PageSet pages, PageSource source)
             throws ProtocolException, InterruptedException {
         FrameChannel out = channels.get(channel);
-        Batch batch = new Batch(out, new PagesBuilder(out.channel().alloc(), iteration), source);
+        Batch batch = new Batch(out, new PagesBuilder(out.channel().alloc(), iteration), source, channel, iteration);
         long sent = 0;
         try {
             long page = nextOnChannel(pages, 0, channel, channels.size());
             while (page >= 0) {
                 if (Thread.interrupted()) {
                     throw new InterruptedException("page sender interrupted");
+                }
+                long zeros = source.zeroStretch(page);
+                if (zeros >= PageRouting.RUN_PAGES) {
+                    long carried = batch.zeroStretch(page, zeros);
+                    sent += carried;
+                    page = nextOnChannel(pages, page + zeros, channel, channels.size());
+                    continue;
                 }
                 ByteBuffer data = source.page(page);
                 if (data == null) {
@@ -173,21 +181,43 @@ public final class PageSender {
         final FrameChannel out;
         final PagesBuilder builder;
         final PageSource source;
+        final int channel;
+        final int iteration;
         long runFirst = -1;
         int runLength;
         long wire;
         long zeros;
         ChannelFuture last;
 
-        Batch(FrameChannel out, PagesBuilder builder, PageSource source) {
+        Batch(FrameChannel out, PagesBuilder builder, PageSource source, int channel, int iteration) {
             this.out = out;
             this.builder = builder;
             this.source = source;
+            this.channel = channel;
+            this.iteration = iteration;
         }
 
         void zero(long page) {
             builder.addZero(page);
             zeros++;
+        }
+
+        /**
+         * Pages known to be zero from {@code first}: one ZERO_PAGES frame for the stretch, after the frame
+         * being built; returns how many of them this channel carries.
+         */
+        long zeroStretch(long first, long count) throws ProtocolException, InterruptedException {
+            flushRun();
+            if (!builder.isEmpty()) {
+                ship();
+            }
+            long carried = PageRouting.pagesOf(first, count, channel, channels.size());
+            Frame.ZeroPages frame = new Frame.ZeroPages(iteration, first, count, carried);
+            wire += ZERO_PAGES_BYTES;
+            limiter.acquire(ZERO_PAGES_BYTES);
+            last = out.sendWhenWritable(frame);
+            zeros += carried;
+            return carried;
         }
 
         /** Pages in the run count as added: the frame is full when they fill it. */

@@ -20,4 +20,12 @@ public interface PageSource {
     default ByteBuffer run(long first, int count) {
         return null;
     }
+
+    /**
+     * How many consecutive pages from {@code first} are known to be zero without reading them (memory
+     * never written); 0 when unknown. A stretch of them goes as one ZERO_PAGES frame per channel.
+     */
+    default long zeroStretch(long first) {
+        return 0;
+    }
 }

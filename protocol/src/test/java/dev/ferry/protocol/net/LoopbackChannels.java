@@ -78,7 +78,9 @@ public final class LoopbackChannels implements AutoCloseable {
     private FrameChannel session(Channel ch, ChannelRole role, int index, boolean destination, FrameHandler handler) {
         FrameChannel channel = new FrameChannel(ch, role, index, session, destination);
         channel.setHandler(handler);
-        ch.pipeline().addLast("decoder", new FrameDecoder());
+        FrameDecoder decoder = new FrameDecoder();
+        ch.config().setRecvByteBufAllocator(decoder.reads());
+        ch.pipeline().addLast("decoder", decoder);
         ch.pipeline().addLast("encoder", new FrameEncoder());
         ch.pipeline().addLast("session", new SessionHandler(channel, limits));
         return channel;
