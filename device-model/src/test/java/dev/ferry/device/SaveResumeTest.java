@@ -15,7 +15,7 @@ import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Every kind saves (pre-copy, then stop-and-copy) and resumes into a fresh device with an equal digest,
@@ -46,7 +46,7 @@ class SaveResumeTest {
     }
 
     @ParameterizedTest
-    @EnumSource(DeviceKind.class)
+    @MethodSource("dev.ferry.device.TestVms#kinds")
     void w5AnyChunkingResumesToAnEqualDigest(DeviceKind kind) {
         DeviceConfig config = TestVms.small("dev0", kind);
         try (Vm source = TestVms.boot(config); Vm target = TestVms.boot(config)) {
@@ -64,7 +64,7 @@ class SaveResumeTest {
     }
 
     @ParameterizedTest
-    @EnumSource(DeviceKind.class)
+    @MethodSource("dev.ferry.device.TestVms#kinds")
     void d8FlippingAnyByteFailsTheLoadIntoError(DeviceKind kind) {
         DeviceConfig config = TestVms.small("dev0", kind).withMemoryBytes(8192);
         try (Vm source = TestVms.boot(config); Vm target = TestVms.boot(config)) {
@@ -88,7 +88,7 @@ class SaveResumeTest {
     }
 
     @ParameterizedTest
-    @EnumSource(DeviceKind.class)
+    @MethodSource("dev.ferry.device.TestVms#kinds")
     void d8EveryTruncationFailsTheLoadIntoError(DeviceKind kind) {
         DeviceConfig config = TestVms.small("dev0", kind).withMemoryBytes(8192);
         try (Vm source = TestVms.boot(config); Vm target = TestVms.boot(config)) {
