@@ -22,7 +22,7 @@ class BrokenKindTest {
         assertThat(report.lines()).hasSize(Rule.values().length)
                 .anySatisfy(line -> assertThat(line).startsWith("W9   lying      VIOLATED: stopCopyBytes predicted"));
         assertThat(report.junitXml()).contains("name=\"W9 lying\"").contains("<failure message=\"W9: stopCopyBytes predicted")
-                .contains("name=\"D1 lying\"/>");
+                .contains("name=\"D1 lying\"");
         assertThat(report.summary()).startsWith("conformance: 23 held, 1 violated, 1 skipped (W9 lying)");
     }
 }
