@@ -3,7 +3,7 @@ package dev.ferry.orchestrator.migration;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import dev.ferry.device.Device;
 import dev.ferry.device.DeviceConfig;
-import dev.ferry.device.DeviceKind;
+import dev.ferry.device.DeviceKinds;
 import dev.ferry.device.DeviceModelException;
 import dev.ferry.device.P2pPolicy;
 import dev.ferry.device.vm.InitialMemory;
@@ -102,11 +102,12 @@ record VmManifest(String id, long memoryBytes, int vcpus, String initialMemory, 
         return description;
     }
 
-    VmConfig config() throws MigrationFailure {
+    /** The VM to build, its devices' kinds from {@code kinds} (what this daemon knows). */
+    VmConfig config(DeviceKinds kinds) throws MigrationFailure {
         try {
             List<DeviceConfig> configs = new ArrayList<>();
             for (DeviceEntry entry : devices) {
-                configs.add(new DeviceConfig(entry.id(), DeviceKind.of(entry.kind()), entry.ndma(), entry.precopy(), entry.pri(),
+                configs.add(new DeviceConfig(entry.id(), kinds.of(entry.kind()), entry.ndma(), entry.precopy(), entry.pri(),
                         entry.memoryBytes(), entry.reinitMs()));
             }
             return new VmConfig(id, memoryBytes, vcpus, InitialMemory.of(initialMemory),
