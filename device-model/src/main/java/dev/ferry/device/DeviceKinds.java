@@ -57,36 +57,59 @@ public final class DeviceKinds {
         for (DeviceKindProvider provider : providers(ServiceLoader.load(DeviceKindProvider.class, parent), null)) {
             add(all, origins, provider, null);
         }
+        if (jars.isEmpty()) {
+            return new DeviceKinds(all, origins);
+        }
+        // One loader for all the jars, so that a jar may use classes of another (a kind and its library).
+        ClassLoader loader = open(jars, parent);
+        List<DeviceKindProvider> found = providers(ServiceLoader.load(DeviceKindProvider.class, loader), null).stream()
+                .filter(p -> p.getClass().getClassLoader() == loader).toList();
         for (Path jar : jars) {
-            ClassLoader loader = open(jar, parent);
-            List<DeviceKindProvider> found = providers(ServiceLoader.load(DeviceKindProvider.class, loader), jar).stream()
-                    .filter(p -> p.getClass().getClassLoader() == loader).toList();
-            if (found.isEmpty()) {
+            List<DeviceKindProvider> inJar = found.stream().filter(p -> jar.toAbsolutePath().normalize().equals(origin(p))).toList();
+            if (inJar.isEmpty()) {
                 throw new BadDeviceJar(jar + ": no device kind in it (a META-INF/services/" + DeviceKindProvider.class.getName()
                         + " file naming a provider class)");
             }
-            for (DeviceKindProvider provider : found) {
+            for (DeviceKindProvider provider : inJar) {
                 add(all, origins, provider, jar);
             }
         }
         return new DeviceKinds(all, origins);
     }
 
-    private static ClassLoader open(Path jar, ClassLoader parent) throws BadDeviceJar {
-        if (!Files.isRegularFile(jar)) {
-            throw new BadDeviceJar(jar + ": no such file");
-        }
-        try (JarFile file = new JarFile(jar.toFile())) {
-            file.size();
-        } catch (IOException e) {
-            throw new BadDeviceJar(jar + ": not a readable jar (" + e.getMessage() + ")");
-        }
+    /** The jar a provider's class came from. */
+    private static Path origin(DeviceKindProvider provider) {
         try {
-            URL url = jar.toUri().toURL();
-            return new URLClassLoader("ferry-device-jar " + jar.getFileName(), new URL[] {url}, parent);
-        } catch (MalformedURLException e) {
-            throw new BadDeviceJar(jar + ": " + e.getMessage());
+            var source = provider.getClass().getProtectionDomain().getCodeSource();
+            return source == null ? null : Path.of(source.getLocation().toURI()).toAbsolutePath().normalize();
+        } catch (java.net.URISyntaxException | RuntimeException e) {
+            return null;
         }
+    }
+
+    private static ClassLoader open(List<Path> jars, ClassLoader parent) throws BadDeviceJar {
+        List<URL> urls = new ArrayList<>();
+        java.util.Set<Path> seen = new java.util.HashSet<>();
+        for (Path given : jars) {
+            Path jar = given.toAbsolutePath().normalize();
+            if (!seen.add(jar)) {
+                throw new BadDeviceJar(given + ": given twice");
+            }
+            if (!Files.isRegularFile(jar)) {
+                throw new BadDeviceJar(given + ": no such file");
+            }
+            try (JarFile file = new JarFile(jar.toFile())) {
+                file.size();
+            } catch (IOException e) {
+                throw new BadDeviceJar(given + ": not a readable jar (" + e.getMessage() + ")");
+            }
+            try {
+                urls.add(jar.toUri().toURL());
+            } catch (MalformedURLException e) {
+                throw new BadDeviceJar(given + ": " + e.getMessage());
+            }
+        }
+        return new URLClassLoader("ferry-device-jars", urls.toArray(URL[]::new), parent);
     }
 
     private static List<DeviceKindProvider> providers(ServiceLoader<DeviceKindProvider> loader, Path jar) throws BadDeviceJar {

@@ -44,7 +44,7 @@ final class BehaviourChecks {
             writes += StateChecks.priorityOrder(rig, config);
             Dma dma = new Dma();
             try (Vm vm = rig.boot(config, dma)) {
-                Probe probe = new Probe(vm.devices().get(0));
+                Probe probe = new Probe(vm);
                 Device device = probe.device();
                 if (config.ndma()) {
                     // Work queued while NDMA holds the engine, then the device stops with it queued.
@@ -94,7 +94,7 @@ final class BehaviourChecks {
         DeviceConfig config = rig.config().withNdma(true);
         Dma dma = new Dma();
         try (Vm vm = rig.boot(config, dma)) {
-            Probe probe = new Probe(vm.devices().get(0));
+            Probe probe = new Probe(vm);
             Device device = probe.device();
             for (int round = 0; round < 5; round++) {
                 probe.begin();
@@ -128,7 +128,7 @@ final class BehaviourChecks {
         for (DeviceConfig config : rig.configs()) {
             Dma dma = new Dma();
             try (Vm vm = rig.boot(config, dma)) {
-                Probe probe = new Probe(vm.devices().get(0));
+                Probe probe = new Probe(vm);
                 for (int start : new int[] {0, 2, 4}) {
                     probe.begin();
                     Rig.busy(vm, probe, start);
@@ -148,7 +148,7 @@ final class BehaviourChecks {
         for (DeviceConfig config : rig.configs()) {
             Dma dma = new Dma();
             try (Vm vm = rig.boot(config, dma)) {
-                Probe probe = new Probe(vm.devices().get(0));
+                Probe probe = new Probe(vm);
                 probe.begin();
                 Rig.busy(vm, probe, 9);
                 probe.require(DeviceState.RESUMING);

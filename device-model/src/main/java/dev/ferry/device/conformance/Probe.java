@@ -6,6 +6,8 @@ import dev.ferry.device.migration.DeviceState;
 import dev.ferry.device.migration.MigrationState;
 import dev.ferry.device.migration.TransitionResult;
 import dev.ferry.device.migration.WindowWrite;
+import dev.ferry.device.vm.Vm;
+import dev.ferry.device.vm.VmConfig;
 import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -18,21 +20,31 @@ import java.util.SplittableRandom;
  * calls {@link #begin} before each case, so the record is that case's writes only.
  */
 final class Probe {
+    private final Vm vm;
     private final Device device;
     private final List<String> writes = new ArrayList<>();
 
-    Probe(Device device) {
-        this.device = device;
+    /** The VM's first device. */
+    Probe(Vm vm) {
+        this.vm = vm;
+        this.device = vm.devices().get(0);
     }
 
     Device device() {
         return device;
     }
 
-    /** A new case: forgets the writes so far and resets the device (D5). */
+    /**
+     * A new case: forgets the writes so far, resets the device (D5) and probes it as the guest driver does at boot
+     * (its ring area into registers 1 and 2), so that its doorbells do real work again.
+     */
     void begin() {
         writes.clear();
         reset();
+        device.mmioWrite(Device.REG_RING_BASE, VmConfig.ringBase(vm.memory().sizeBytes(), device.slot()), MmioSource.CPU);
+        device.mmioWrite(Device.REG_RING_SIZE, VmConfig.RING_AREA_BYTES, MmioSource.CPU);
+        vm.awaitQuiescent();
+        writes.add("mmio ring base and size");
     }
 
     void reset() {

@@ -62,7 +62,7 @@ final class Rig {
     /** A device's whole stream, as a twin of the same configuration saves it after some work of its own. */
     byte[] twinStream(DeviceConfig device) {
         try (Vm twin = boot(device)) {
-            Probe probe = new Probe(twin.devices().get(0));
+            Probe probe = new Probe(twin);
             busy(twin, probe, 1);
             probe.require(DeviceState.STOP_COPY);
             return probe.drain(64 * 1024);

@@ -100,7 +100,7 @@ final class StateChecks {
             byte[] stream = rig.twinStream(config);
             String table = config.ndma() ? NDMA_TABLE : NO_NDMA_TABLE;
             try (Vm vm = rig.boot(config)) {
-                Probe probe = new Probe(vm.devices().get(0));
+                Probe probe = new Probe(vm);
                 cells += check(probe, table, stream, rule, config.ndma());
                 cells += check(probe, config.ndma() ? EMPTY_RESUMING_TABLE : EMPTY_RESUMING_NO_NDMA_TABLE, new byte[0], rule,
                         config.ndma());
@@ -202,7 +202,7 @@ final class StateChecks {
         for (DeviceConfig config : rig.configs()) {
             byte[] stream = rig.twinStream(config);
             try (Vm vm = rig.boot(config)) {
-                Probe probe = new Probe(vm.devices().get(0));
+                Probe probe = new Probe(vm);
                 List<Integer> starts = new ArrayList<>(List.of(0, 1, 2, 3, 4, 6));
                 if (config.ndma()) {
                     starts.addAll(List.of(8, 9, 10, 11, 12));
@@ -261,7 +261,7 @@ final class StateChecks {
         byte[] stream = rig.twinStream(config);
         int writes = 0;
         try (Vm vm = rig.boot(config)) {
-            Probe probe = new Probe(vm.devices().get(0));
+            Probe probe = new Probe(vm);
             List<TransitionStep> seen = Collections.synchronizedList(new ArrayList<>());
             TransitionListener listener = new TransitionListener() {
                 @Override

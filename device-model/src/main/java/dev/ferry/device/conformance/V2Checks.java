@@ -43,7 +43,7 @@ final class V2Checks {
             MigrationFlags flags = new MigrationFlags(config.ndma(), config.preCopy());
             byte[] stream = rig.twinStream(config);
             try (Vm vm = rig.boot(config)) {
-                Probe probe = new Probe(vm.devices().get(0));
+                Probe probe = new Probe(vm);
                 for (MigrationState from : MigrationState.values()) {
                     if (from != ERROR && !from.supportedBy(flags)) {
                         continue;
@@ -112,7 +112,7 @@ final class V2Checks {
                                     occurrence(from, arcs, failing, steps.get(0)), intoError)),
                                     DeviceFaults.WindowFault.NONE, DeviceFaults.WindowFault.NONE, -1, 0);
                             try (Vm vm = rig.boot(base.withFaults(faults))) {
-                                Probe probe = new Probe(vm.devices().get(0));
+                                Probe probe = new Probe(vm);
                                 probe.note("faults: the write of arc " + (failing + 1) + " fails at " + steps.get(0)
                                         + (intoError ? " into ERROR" : ", refused"));
                                 if (from == STOP) {

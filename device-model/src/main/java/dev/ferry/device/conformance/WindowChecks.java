@@ -63,7 +63,7 @@ final class WindowChecks {
     static String pending(Rig rig) {
         for (DeviceConfig config : rig.configs()) {
             try (Vm vm = rig.boot(config)) {
-                Probe probe = new Probe(vm.devices().get(0));
+                Probe probe = new Probe(vm);
                 Device device = probe.device();
                 probe.begin();
                 Rig.busy(vm, probe, 1);
@@ -94,11 +94,11 @@ final class WindowChecks {
         for (DeviceConfig config : rig.configs()) {
             try (Vm source = rig.boot(config); Vm target = rig.boot(config)) {
                 for (int i = 0; i < 3; i++) {
-                    Probe probe = new Probe(source.devices().get(0));
+                    Probe probe = new Probe(source);
                     probe.begin();
                     byte[] stream = liveSave(source, probe, random);
                     byte[] expected = probe.device().digest();
-                    Probe twin = new Probe(target.devices().get(0));
+                    Probe twin = new Probe(target);
                     TransitionResult loaded = load(twin, stream, 1 + random.nextInt(8192));
                     if (!loaded.succeeded()) {
                         throw twin.violation("the live save (" + stream.length + " bytes, switched mid-stream) did not load: "
@@ -119,7 +119,7 @@ final class WindowChecks {
     static String noLogging(Rig rig) {
         DeviceConfig config = rig.config().withPreCopy(false);
         try (Vm vm = rig.boot(config); Vm target = rig.boot(config)) {
-            Probe probe = new Probe(vm.devices().get(0));
+            Probe probe = new Probe(vm);
             Device device = probe.device();
             probe.begin();
             Rig.busy(vm, probe, 3);
@@ -130,7 +130,7 @@ final class WindowChecks {
             probe.require(DeviceState.STOP_COPY);
             byte[] stream = probe.drain(4096);
             byte[] expected = device.digest();
-            Probe twin = new Probe(target.devices().get(0));
+            Probe twin = new Probe(target);
             TransitionResult loaded = load(twin, stream, 4096);
             if (!loaded.succeeded() || !Arrays.equals(twin.device().digest(), expected)) {
                 throw twin.violation("the stop-and-copy stream alone did not load to an equal digest; saved with: "
@@ -144,7 +144,7 @@ final class WindowChecks {
     static String logging(Rig rig) {
         DeviceConfig config = rig.config().withPreCopy(true);
         try (Vm vm = rig.boot(config)) {
-            Probe probe = new Probe(vm.devices().get(0));
+            Probe probe = new Probe(vm);
             Device device = probe.device();
             probe.begin();
             Rig.busy(vm, probe, 4);
@@ -179,17 +179,17 @@ final class WindowChecks {
         int loads = 0;
         for (DeviceConfig config : rig.configs()) {
             try (Vm source = rig.boot(config); Vm target = rig.boot(config)) {
-                Probe probe = new Probe(source.devices().get(0));
+                Probe probe = new Probe(source);
                 probe.begin();
                 byte[] stream = liveSave(source, probe, random);
                 byte[] expected = probe.device().digest();
-                Probe twin = new Probe(target.devices().get(0));
+                Probe twin = new Probe(target);
                 List<Integer> chunks = List.of(1, 2, 7, 64, 511, 4096, 4105, 1 + random.nextInt(stream.length), stream.length);
                 for (int chunk : chunks) {
                     TransitionResult loaded = load(twin, stream, chunk);
                     if (!loaded.succeeded() || !Arrays.equals(twin.device().digest(), expected)) {
                         throw twin.violation("in chunks of " + chunk + " the stream " + (loaded.succeeded() ? "loaded to another digest"
-                                : "did not load: " + loaded.describe()));
+                                : "did not load: " + loaded.describe()) + "; saved with: " + probe.violation("").writes());
                     }
                     loads++;
                 }
@@ -204,7 +204,7 @@ final class WindowChecks {
         for (DeviceConfig config : rig.configs()) {
             byte[] stream = rig.twinStream(config);
             try (Vm vm = rig.boot(config)) {
-                Probe probe = new Probe(vm.devices().get(0));
+                Probe probe = new Probe(vm);
                 Device device = probe.device();
                 int[] starts = config.ndma() ? new int[] {0, 1, 2, 3, 4, 6, 8, 9, 12} : new int[] {0, 1, 2, 3, 4, 6};
                 for (int start : starts) {
@@ -250,7 +250,7 @@ final class WindowChecks {
         byte[] stream = rig.twinStream(config);
         List<Long> boundaries = boundaries(stream);
         try (Vm vm = rig.boot(config)) {
-            Probe twin = new Probe(vm.devices().get(0));
+            Probe twin = new Probe(vm);
             twin.begin();
             twin.require(DeviceState.RESUMING);
             for (int off = 0; off < stream.length; off += 1000) {
@@ -295,7 +295,7 @@ final class WindowChecks {
     static String reinit(Rig rig) {
         DeviceConfig config = rig.config().withPreCopy(true).withReinitMs(1);
         try (Vm source = rig.boot(config); Vm target = rig.boot(config)) {
-            Probe probe = new Probe(source.devices().get(0));
+            Probe probe = new Probe(source);
             Device device = probe.device();
             probe.begin();
             Rig.busy(source, probe, 8);
@@ -326,7 +326,7 @@ final class WindowChecks {
             byte[] rest = probe.drain(8192);
             byte[] expected = device.digest();
             byte[] stream = concat(first, second, rest);
-            Probe twin = new Probe(target.devices().get(0));
+            Probe twin = new Probe(target);
             TransitionResult loaded = load(twin, stream, 4096);
             if (!loaded.succeeded() || !Arrays.equals(twin.device().digest(), expected)) {
                 throw twin.violation("the stream with a re-initialisation did not load to an equal digest");
@@ -348,7 +348,7 @@ final class WindowChecks {
         int cases = 0;
         for (DeviceConfig config : rig.configs()) {
             try (Vm vm = rig.boot(config)) {
-                Probe probe = new Probe(vm.devices().get(0));
+                Probe probe = new Probe(vm);
                 Device device = probe.device();
                 for (int scenario = 0; scenario < 4; scenario++) {
                     probe.begin();
@@ -388,10 +388,10 @@ final class WindowChecks {
         DeviceConfig config = rig.config().withMemoryBytes(Math.min(rig.config().memoryBytes(), 16 * 1024));
         int cases = 0;
         try (Vm source = rig.boot(config); Vm target = rig.boot(config)) {
-            Probe probe = new Probe(source.devices().get(0));
+            Probe probe = new Probe(source);
             probe.begin();
             byte[] stream = liveSave(source, probe, random);
-            Probe twin = new Probe(target.devices().get(0));
+            Probe twin = new Probe(target);
             // Damage: every byte of the header and of the end, and seeded positions in between.
             java.util.TreeSet<Integer> positions = new java.util.TreeSet<>();
             for (int i = 0; i < Math.min(64, stream.length); i++) {
@@ -430,13 +430,13 @@ final class WindowChecks {
             DeviceConfig otherConfig = otherRig.config().withNdma(false).withPreCopy(false);
             byte[] foreign = otherRig.twinStream(otherConfig);
             try (Vm target = rig.boot(config)) {
-                Probe twin = new Probe(target.devices().get(0));
+                Probe twin = new Probe(target);
                 expectFailure(twin, load(twin, foreign, 4096), "a stream of a " + other + " device");
                 cases++;
             }
         }
         try (Vm target = rig.boot(config)) {
-            Probe twin = new Probe(target.devices().get(0));
+            Probe twin = new Probe(target);
             byte[] otherConfig = rig.twinStream(config.withMemoryBytes(config.memoryBytes() + 4096));
             expectFailure(twin, load(twin, otherConfig, 4096), "a stream of a device with more memory");
             cases++;
