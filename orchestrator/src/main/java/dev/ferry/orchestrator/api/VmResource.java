@@ -216,6 +216,9 @@ public final class VmResource {
             if (body.reinitMs() != null) {
                 config = config.withReinitMs(body.reinitMs());
             }
+            if (body.faults() != null) {
+                config = config.withFaults(FaultsJson.toModel(body.faults()));
+            }
             return config;
         } catch (DeviceModelException e) {
             throw VmManager.translate(e);
