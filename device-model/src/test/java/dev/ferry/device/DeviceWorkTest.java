@@ -16,7 +16,7 @@ import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The devices' own work (API.md {@code deviceDirtyBytesPerSecond}): every device writes its own memory
@@ -46,7 +46,7 @@ class DeviceWorkTest {
     }
 
     @ParameterizedTest
-    @EnumSource(DeviceKind.class)
+    @MethodSource("dev.ferry.device.TestVms#kinds")
     void everyKindWritesItsOwnMemoryWhileRunning(DeviceKind kind) {
         try (Vm vm = boot(8L << 20, TestVms.small("dev0", kind))) {
             Device device = vm.devices().get(0);

@@ -18,7 +18,7 @@ import java.util.SplittableRandom;
 import java.util.TreeSet;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * W7: a device processes RESUMING data as it arrives; {@code loadedBytes} counts what it processed; data
@@ -49,7 +49,7 @@ class IncrementalLoadTest {
     }
 
     @ParameterizedTest
-    @EnumSource(DeviceKind.class)
+    @MethodSource("dev.ferry.device.TestVms#kinds")
     void w7LoadedBytesCountsTheCompleteRecordsAsTheyArrive(DeviceKind kind) {
         DeviceConfig config = TestVms.small("dev0", kind);
         try (Vm source = TestVms.boot(config); Vm target = TestVms.boot(config)) {
@@ -158,7 +158,7 @@ class IncrementalLoadTest {
     }
 
     @ParameterizedTest
-    @EnumSource(DeviceKind.class)
+    @MethodSource("dev.ferry.device.TestVms#kinds")
     void d8AnIncompleteStreamIsAcceptedByEveryWriteAndFailsOnlyWhenRESUMINGIsLeft(DeviceKind kind) {
         DeviceConfig config = TestVms.small("dev0", kind);
         try (Vm source = TestVms.boot(config); Vm target = TestVms.boot(config)) {

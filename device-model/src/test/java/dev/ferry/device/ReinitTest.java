@@ -64,7 +64,7 @@ class ReinitTest {
         assertThat(plain.withReinitMs(100).withMemoryBytes(8192).withPri(true).reinitMs()).isEqualTo(100);
         assertThat(plain.withReinitMs(100).canonicalBytes()).isEqualTo(plain.canonicalBytes());
         assertThatThrownBy(() -> DeviceConfig.of("nic0", DeviceKind.NIC).withReinitMs(10))
-                .isInstanceOf(DeviceModelException.class).hasMessageContaining("only a gpu");
+                .isInstanceOf(DeviceModelException.class).hasMessageContaining("a nic does not re-initialise");
         assertThatThrownBy(() -> plain.withReinitMs(-1)).isInstanceOf(DeviceModelException.class);
         assertThatThrownBy(() -> plain.withReinitMs(DeviceConfig.MAX_REINIT_MS + 1)).isInstanceOf(DeviceModelException.class);
     }

@@ -26,6 +26,11 @@ public final class TestVms {
         return Vm.boot(config("vm", P2pPolicy.AUTO, devices));
     }
 
+    /** Every built-in kind, for parameterized tests. */
+    public static java.util.stream.Stream<DeviceKind> kinds() {
+        return DeviceKind.builtIn().stream();
+    }
+
     /** A device config with small internal memory so that whole streams stay small. */
     public static DeviceConfig small(String id, DeviceKind kind) {
         return DeviceConfig.of(id, kind).withMemoryBytes(16 * 1024);

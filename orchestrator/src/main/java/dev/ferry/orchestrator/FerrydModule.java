@@ -64,7 +64,7 @@ public final class FerrydModule extends AbstractModule {
     @Singleton
     FerryMetrics metrics(@Named("version") String version, @Named("migration") EventLoopGroup migration,
                          @Named("http") EventLoopGroup http) {
-        FerryMetrics metrics = new FerryMetrics(version);
+        FerryMetrics metrics = new FerryMetrics(version, config.kinds().names());
         // Pending tasks per event loop: a backlog on the migration loops slows migrations, on the
         // API's loops every request.
         metrics.bindEventLoops("migration", migration);
@@ -155,11 +155,11 @@ public final class FerrydModule extends AbstractModule {
 
     @Provides
     @Singleton
-    Router router(@Named("version") String version, FerryMetrics metrics, VmManager vms, MigrationManager migrations,
-                  DrainManager drains) {
+    Router router(FerrydConfig config, @Named("version") String version, FerryMetrics metrics, VmManager vms,
+                  MigrationManager migrations, DrainManager drains) {
         Router router = new Router();
         new SystemResource(version, metrics).register(router);
-        new VmResource(vms).register(router);
+        new VmResource(vms, config.kinds()).register(router);
         new MigrationResource(migrations).register(router);
         new DrainResource(drains).register(router);
         new UiResource().register(router);

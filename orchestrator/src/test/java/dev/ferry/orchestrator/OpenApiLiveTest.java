@@ -200,9 +200,28 @@ class OpenApiLiveTest {
         expect(Map.of("devices", List.of(Map.of("kind", "serial", "memoryBytes", deviceMin + 1))), false);
         expect(Map.of("devices", List.of(Map.of("kind", "serial", "memoryBytes", 0))), false);
         expect(Map.of("devices", List.of(Map.of("kind", "serial", "memoryBytes", deviceMax + deviceMemory.path("multipleOf").asLong()))), false);
-        for (JsonNode kind : schema("CreateDevice").path("properties").path("kind").path("enum")) {
-            expect(Map.of("memoryBytes", 2 * min, "devices", List.of(Map.of("kind", kind.asText(), "memoryBytes", deviceMin))), true);
+        for (dev.ferry.device.DeviceKind kind : dev.ferry.device.DeviceKind.builtIn()) {
+            assertThat(property("CreateDevice", "kind").path("description").asText()).contains(kind.label());
+            expect(Map.of("memoryBytes", 2 * min, "devices", List.of(Map.of("kind", kind.label(), "memoryBytes", deviceMin))), true);
         }
+        expect(Map.of("devices", List.of(Map.of("kind", "toaster"))), false);
+        // Faults: the step and result names it lists are taken, any other is not, and so is an unknown field.
+        for (JsonNode faultStep : schema("StateWriteFault").path("properties").path("step").path("enum")) {
+            expect(Map.of("devices", List.of(Map.of("kind", "serial", "faults", Map.of("stateWrites",
+                    List.of(Map.of("step", faultStep.asText(), "nth", 2, "result", "refused")))))), true);
+        }
+        expect(Map.of("devices", List.of(Map.of("kind", "serial", "faults", Map.of("stateWrites", List.of(Map.of("step", "thaw")))))), false);
+        expect(Map.of("devices", List.of(Map.of("kind", "serial", "faults", Map.of("stateWrites",
+                List.of(Map.of("step", "freeze", "nth", 0)))))), false);
+        expect(Map.of("devices", List.of(Map.of("kind", "serial", "faults", Map.of("slowQuiesceMs",
+                property("DeviceFaults", "slowQuiesceMs").path("maximum").asLong())))), true);
+        expect(Map.of("devices", List.of(Map.of("kind", "serial", "faults", Map.of("slowQuiesceMs",
+                property("DeviceFaults", "slowQuiesceMs").path("maximum").asLong() + 1)))), false);
+        expect(Map.of("devices", List.of(Map.of("kind", "serial", "faults", Map.of("windowReads", Map.of("maxBytes", -1))))), false);
+        expect(Map.of("devices", List.of(Map.of("kind", "serial", "faults", Map.of("windowReads", Map.of("maxBytes", 1, "failAfterBytes", -1)),
+                "corruptImageAtByte", -1))), false);
+        expect(Map.of("devices", List.of(Map.of("kind", "serial", "faults", Map.of("windowWrites", Map.of("maxBytes", 1, "failAfterBytes", 0),
+                "corruptImageAtByte", 12, "flaky", true)))), false);
     }
 
     @Test

@@ -9,6 +9,12 @@ public interface DeviceImage {
     /** The device kind, e.g. {@code gpu}. */
     String kind();
 
+    /**
+     * The version of the kind's data format that the header carries and the loader requires (D8): the kind's
+     * {@code DeviceKindProvider.formatVersion()}.
+     */
+    int formatVersion();
+
     /** The canonical configuration; a stream loads only into a device whose configuration is equal. */
     byte[] configBytes();
 

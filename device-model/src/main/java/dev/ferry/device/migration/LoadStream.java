@@ -172,8 +172,8 @@ public final class LoadStream {
             throw new StreamFormatException(String.format("bad magic 0x%08x", magic));
         }
         int version = Short.toUnsignedInt(body.getShort());
-        if (version != StreamFormat.VERSION) {
-            throw new StreamFormatException("format version " + version + ", this device reads version " + StreamFormat.VERSION);
+        if (version != image.formatVersion()) {
+            throw new StreamFormatException("format version " + version + ", this device reads version " + image.formatVersion());
         }
         int kindLength = Byte.toUnsignedInt(body.get());
         need(body, kindLength + 2);

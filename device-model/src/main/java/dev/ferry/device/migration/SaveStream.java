@@ -304,7 +304,7 @@ public final class SaveStream {
         int payload = headerPayloadBytes(image);
         ByteBuffer header = ByteBuffer.allocate(StreamFormat.RECORD_HEADER_BYTES + payload);
         header.put(StreamFormat.HEADER).putInt(payload)
-                .putInt(StreamFormat.MAGIC).putShort((short) StreamFormat.VERSION)
+                .putInt(StreamFormat.MAGIC).putShort((short) image.formatVersion())
                 .put((byte) kind.length).put(kind)
                 .putShort((short) config.length).put(config)
                 .putLong(image.memory().sizeBytes()).putInt(PageGeometry.PAGE_SIZE);

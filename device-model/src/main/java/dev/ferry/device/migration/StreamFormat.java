@@ -16,11 +16,15 @@ import dev.ferry.device.memory.PageGeometry;
  * END     5 := streamBytes:u64 crc32c:u32        bytes before this record, and their CRC32C
  * </pre>
  *
+ * <p>{@code version} is the kind's data format version (its provider's {@code formatVersion()}): the record
+ * layout is the same for every kind, the STATE payload is the kind's own.
+ *
  * <p>A stream is HEADER, then PAGE/ZERO records in any order (a later copy of a page replaces an
  * earlier one), then exactly one STATE, then END. Nothing may follow END.
  */
 public final class StreamFormat {
     public static final int MAGIC = 0x46594453; // "FYDS"
+    /** The data format version of every built-in kind; a loaded kind has its own (its provider's {@code formatVersion()}). */
     public static final int VERSION = 1;
 
     public static final byte HEADER = 1;

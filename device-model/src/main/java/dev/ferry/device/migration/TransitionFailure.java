@@ -26,7 +26,9 @@ public enum TransitionFailure {
      * D2: the caller was interrupted (a cancelled migration) while the write waited for work in flight
      * to finish; the write was abandoned before anything irreversible and the state is unchanged.
      */
-    INTERRUPTED("D2");
+    INTERRUPTED("D2"),
+    /** D2: a fault injected into the device ({@code DeviceFaults}) failed the write, state unchanged or ERROR. */
+    INJECTED("D2");
 
     private final String rule;
 

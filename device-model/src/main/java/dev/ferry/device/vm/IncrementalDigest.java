@@ -1,6 +1,7 @@
 package dev.ferry.device.vm;
 
 import dev.ferry.device.Device;
+import dev.ferry.device.DeviceDigest;
 import dev.ferry.device.memory.MemoryDigest;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -105,7 +106,7 @@ public final class IncrementalDigest implements AutoCloseable {
         Map<String, byte[]> byId = new TreeMap<>();
         for (Map.Entry<Device, MemoryDigest> entry : devices.entrySet()) {
             Device device = entry.getKey();
-            MessageDigest sha = Device.sha256();
+            MessageDigest sha = DeviceDigest.sha256();
             sha.update("ferry-verify-device".getBytes(StandardCharsets.US_ASCII));
             sha.update(device.kind().label().getBytes(StandardCharsets.US_ASCII));
             sha.update((byte) 0);
@@ -118,7 +119,7 @@ public final class IncrementalDigest implements AutoCloseable {
             sha.update(memoryDigest("ferry-verify-device-memory", entry.getValue()));
             byId.put(device.id(), sha.digest());
         }
-        MessageDigest whole = Device.sha256();
+        MessageDigest whole = DeviceDigest.sha256();
         whole.update("ferry-verify-vm".getBytes(StandardCharsets.US_ASCII));
         whole.update(memoryDigest);
         Map<String, String> deviceHex = new TreeMap<>();
@@ -161,7 +162,7 @@ public final class IncrementalDigest implements AutoCloseable {
     }
 
     private static byte[] memoryDigest(String tag, MemoryDigest digest) {
-        MessageDigest sha = Device.sha256();
+        MessageDigest sha = DeviceDigest.sha256();
         sha.update(tag.getBytes(StandardCharsets.US_ASCII));
         sha.update(longBytes(digest.sizeBytes()));
         sha.update(longBytes(digest.value()));

@@ -1,6 +1,7 @@
 package dev.ferry.device.vm;
 
 import dev.ferry.device.Device;
+import dev.ferry.device.DeviceDigest;
 import dev.ferry.device.DeviceBus;
 import dev.ferry.device.DeviceConfig;
 import dev.ferry.device.DeviceModelException;
@@ -393,16 +394,16 @@ public final class Vm implements AutoCloseable {
     public VmDigest digest() {
         requireStill();
         HexFormat hex = HexFormat.of();
-        MessageDigest sha = Device.sha256();
+        MessageDigest sha = DeviceDigest.sha256();
         sha.update("ferry-memory".getBytes(StandardCharsets.US_ASCII));
-        Device.digestPages(sha, memory.store());
+        DeviceDigest.digestPages(sha, memory.store());
         byte[] memoryDigest = sha.digest();
 
         Map<String, String> deviceDigests = new TreeMap<>();
         for (Device device : devices) {
             deviceDigests.put(device.id(), hex.formatHex(device.digest()));
         }
-        MessageDigest vm = Device.sha256();
+        MessageDigest vm = DeviceDigest.sha256();
         vm.update("ferry-vm".getBytes(StandardCharsets.US_ASCII));
         vm.update(memoryDigest);
         for (Map.Entry<String, String> entry : deviceDigests.entrySet()) {

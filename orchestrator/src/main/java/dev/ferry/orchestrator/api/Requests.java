@@ -20,7 +20,33 @@ public final class Requests {
     }
 
     /** {@code POST /v1/vms/{vm}/devices}, and each entry of a VM's {@code devices}. */
-    public record CreateDevice(String id, String kind, Boolean ndma, Boolean precopy, Boolean pri, Long memoryBytes, Long reinitMs) {
+    public record CreateDevice(String id, String kind, Boolean ndma, Boolean precopy, Boolean pri, Long memoryBytes, Long reinitMs,
+                               Faults faults) {
+    }
+
+    /**
+     * A device's injected faults ({@code DeviceFaults}), the same shape in a request, in the device's view and in
+     * the VM description a migration carries (the faults go with the device). Every field is optional.
+     *
+     * @param stateWrites        state writes to fail, each once
+     * @param windowReads        reads of the data window (a save session): short, or failing after some bytes
+     * @param windowWrites       writes of the data window (a resume session): short, or failing after some bytes
+     * @param corruptImageAtByte the byte at this offset of every saved stream is flipped as it is read; -1 or absent never
+     * @param slowQuiesceMs      every wait for work in flight lasts at least this long
+     */
+    public record Faults(List<StateWriteFault> stateWrites, WindowFault windowReads, WindowFault windowWrites, Long corruptImageAtByte,
+                         Long slowQuiesceMs) {
+    }
+
+    /**
+     * Fails the {@code nth} state write (from 1, default 1) that reaches priority step {@code step}; {@code result}
+     * {@code error} (the default) fails it there into ERROR, {@code refused} refuses it with the state unchanged.
+     */
+    public record StateWriteFault(String step, Integer nth, String result) {
+    }
+
+    /** Each read or write moves at most {@code maxBytes} (a short one); after {@code failAfterBytes} in a session, it fails. */
+    public record WindowFault(Integer maxBytes, Long failAfterBytes) {
     }
 
     /** {@code POST /v1/migrations}. */

@@ -22,7 +22,7 @@ public final class Views {
     }
 
     public record DeviceView(String id, String kind, boolean ndma, boolean precopy, boolean pri, long memoryBytes, long reinitMs,
-                             int slot, String deviceState, int deviceStateBits, String migrationState, long pendingBytes,
+                             Requests.Faults faults, int slot, String deviceState, int deviceStateBits, String migrationState, long pendingBytes,
                              Map<String, Long> stats) {
     }
 
@@ -60,7 +60,8 @@ public final class Views {
         Map<String, Long> stats = new LinkedHashMap<>(device.stats().snapshot());
         device.describeRegisters(stats);
         return new DeviceView(device.id(), device.kind().label(), device.config().ndma(), device.config().preCopy(),
-                device.config().pri(), device.config().memoryBytes(), device.config().reinitMs(), device.slot(), state.label(), state.bits(),
+                device.config().pri(), device.config().memoryBytes(), device.config().reinitMs(), FaultsJson.of(device.config().faults()),
+                device.slot(), state.label(), state.bits(),
                 v2 == null ? null : v2.name(), device.pendingBytes(), stats);
     }
 }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.ferry.device.Device;
 import dev.ferry.device.DeviceConfig;
 import dev.ferry.device.DeviceKind;
+import dev.ferry.device.DeviceKinds;
 import dev.ferry.device.DeviceModelException;
 import dev.ferry.device.P2pPolicy;
 import dev.ferry.device.migration.DeviceState;
@@ -27,9 +28,12 @@ public final class VmResource {
     private static final long DEFAULT_MEMORY = 256L << 20;
 
     private final VmManager vms;
+    private final DeviceKinds kinds;
 
-    public VmResource(VmManager vms) {
+    /** @param kinds the device kinds this daemon knows: a device's {@code kind} names one of them */
+    public VmResource(VmManager vms, DeviceKinds kinds) {
         this.vms = vms;
+        this.kinds = kinds;
     }
 
     public void register(Router router) {
@@ -59,7 +63,7 @@ public final class VmResource {
 
     private ApiResponse create(ApiRequest request) {
         Requests.CreateVm body = request.body(Requests.CreateVm.class);
-        VmConfig config = vmConfig(body);
+        VmConfig config = vmConfig(body, kinds);
         ManagedVm vm = vms.create(config, body.running() == null || body.running());
         return ApiResponse.created(Views.vm(vm));
     }
@@ -77,7 +81,7 @@ public final class VmResource {
         Requests.CreateDevice body = request.body(Requests.CreateDevice.class);
         String vmId = request.parameter("vm");
         int index = vms.get(vmId).vm().devices().size();
-        Device device = vms.hotPlug(vmId, deviceConfig(body, index));
+        Device device = vms.hotPlug(vmId, deviceConfig(body, index, kinds));
         return ApiResponse.created(Views.device(device));
     }
 
@@ -156,7 +160,7 @@ public final class VmResource {
 
     // ---- request to configuration -------------------------------------------------------------
 
-    static VmConfig vmConfig(Requests.CreateVm body) {
+    static VmConfig vmConfig(Requests.CreateVm body, DeviceKinds kinds) {
         String id = body.id() == null ? "vm-" + UUID.randomUUID().toString().substring(0, 8) : body.id();
         long memory = body.memoryBytes() == null ? DEFAULT_MEMORY : body.memoryBytes();
         int vcpus = body.vcpus() == null ? 1 : body.vcpus();
@@ -169,7 +173,7 @@ public final class VmResource {
                 if (requested.get(i) == null) {
                     throw ApiException.invalid("devices[" + i + "] is null");
                 }
-                devices.add(deviceConfig(requested.get(i), i));
+                devices.add(deviceConfig(requested.get(i), i, kinds));
             }
             return new VmConfig(id, memory, vcpus, initial, workload(body.workload()), p2p, devices);
         } catch (DeviceModelException e) {
@@ -189,13 +193,13 @@ public final class VmResource {
         return new WorkloadConfig(dirty, p2p, doorbells, seed, deviceDirty);
     }
 
-    static DeviceConfig deviceConfig(Requests.CreateDevice body, int index) {
+    static DeviceConfig deviceConfig(Requests.CreateDevice body, int index, DeviceKinds kinds) {
         if (body.kind() == null) {
             throw new ApiException(io.netty.handler.codec.http.HttpResponseStatus.BAD_REQUEST, "invalid_field",
-                    "a device needs a kind: " + DeviceKind.KNOWN, Map.of("field", "kind"));
+                    "a device needs a kind: " + kinds.known(), Map.of("field", "kind"));
         }
         try {
-            DeviceKind kind = DeviceKind.of(body.kind());
+            DeviceKind kind = kinds.of(body.kind());
             DeviceConfig config = DeviceConfig.of(body.id() == null ? kind.label() + index : body.id(), kind);
             if (body.ndma() != null) {
                 config = config.withNdma(body.ndma());
@@ -211,6 +215,9 @@ public final class VmResource {
             }
             if (body.reinitMs() != null) {
                 config = config.withReinitMs(body.reinitMs());
+            }
+            if (body.faults() != null) {
+                config = config.withFaults(FaultsJson.toModel(body.faults()));
             }
             return config;
         } catch (DeviceModelException e) {

@@ -3,6 +3,7 @@ package dev.ferry.orchestrator.config;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import dev.ferry.device.DeviceKinds;
 import dev.ferry.orchestrator.api.Json;
 import dev.ferry.protocol.net.TlsConfig;
 import java.io.IOException;
@@ -32,7 +33,8 @@ public final class ConfigLoader {
                         @JsonProperty("keepaliveTimeoutMs") Long keepaliveTimeoutMs,
                         @JsonProperty("handshakeTimeoutMs") Long handshakeTimeoutMs,
                         @JsonProperty("switchoverTimeoutMs") Long switchoverTimeoutMs,
-                        @JsonProperty("deviceKinds") List<String> deviceKinds) {
+                        @JsonProperty("deviceKinds") List<String> deviceKinds,
+                        @JsonProperty("deviceJars") List<String> deviceJars) {
     }
 
     /** A usage or configuration error, with the sentence to print. */
@@ -61,9 +63,19 @@ public final class ConfigLoader {
         Long memoryPool = flags.memoryPoolBytes == null ? null : number("--memory-pool-bytes", flags.memoryPoolBytes);
         List<String> deviceKinds = flags.deviceKinds == null ? null : List.of(flags.deviceKinds.split(",", -1));
         FileSettings file = configFile == null ? new FileSettings(null, null, null, null, null, null, null, null, null, null, null, null,
-                null, null, null, null, null)
+                null, null, null, null, null, null)
                 : readFile(Path.of(configFile));
         FerrydConfig defaults = FerrydConfig.defaults();
+        List<String> jarNames = flags.deviceJars != null && !flags.deviceJars.isEmpty() ? flags.deviceJars : file.deviceJars();
+        List<Path> jars = jarNames == null ? List.of() : jarNames.stream().map(Path::of).toList();
+        DeviceKinds kinds;
+        try {
+            // The jars are loaded once, here, so that a bad one stops the start with one line that names it.
+            kinds = DeviceKinds.load(jars);
+        } catch (DeviceKinds.BadDeviceJar e) {
+            throw new ConfigException((flags.deviceJars != null && !flags.deviceJars.isEmpty() ? "--device-jar " : "deviceJars: ")
+                    + e.getMessage());
+        }
         try {
             Endpoint httpEndpoint = endpoint("--http", first(http, file.http()), defaults.http());
             Endpoint migrationEndpoint = endpoint("--migration", first(migration, file.migration()), defaults.migration());
@@ -84,7 +96,7 @@ public final class ConfigLoader {
                             or(file.keepaliveTimeoutMs(), defaults.timeouts().keepaliveTimeoutMs()),
                             or(file.handshakeTimeoutMs(), defaults.timeouts().handshakeTimeoutMs()),
                             or(file.switchoverTimeoutMs(), defaults.timeouts().switchoverTimeoutMs())),
-                    or(first(deviceKinds, file.deviceKinds()), defaults.deviceKinds()));
+                    or(first(deviceKinds, file.deviceKinds()), kinds.names()), kinds, jars);
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());
         }

@@ -31,6 +31,10 @@ public final class DaemonOptions {
             description = "the device kinds this daemon hosts and takes in migrations, comma-separated (default all)")
     String deviceKinds;
 
+    @Option(names = "--device-jar", paramLabel = "JAR",
+            description = "a jar of device kinds (the device SPI, found with ServiceLoader) to host; repeatable")
+    List<String> deviceJars;
+
     @Option(names = "--config", paramLabel = "FILE", description = "the same settings as JSON or YAML; flags win over the file")
     String config;
 

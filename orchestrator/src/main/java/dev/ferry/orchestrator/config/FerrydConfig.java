@@ -1,8 +1,7 @@
 package dev.ferry.orchestrator.config;
 
-import dev.ferry.device.DeviceKind;
+import dev.ferry.device.DeviceKinds;
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -25,11 +24,15 @@ import java.util.List;
  *                              direct-memory limit allows (less a reserve for network buffers)
  * @param timeouts              how long migrations wait for a peer
  * @param deviceKinds           the device kinds this daemon hosts: VMs it creates and incoming migrations it takes may
- *                              have only these (F8); all the device model knows by default
+ *                              have only these (F8); every kind it knows by default
+ * @param kinds                 the kinds it knows: the built-in kinds, the class path's and those of its device jars
+ *                              ({@code --device-jar}), found with {@code ServiceLoader}
+ * @param deviceJars            the device jars it was given, in order
  */
 public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path tlsDir, boolean insecure, int maxVms,
                            long maxVmMemoryBytes, int maxIncomingMigrations, int migrationHistory, int apiThreads,
-                           long memoryPoolBytes, long maxTotalMemoryBytes, Timeouts timeouts, List<String> deviceKinds) {
+                           long memoryPoolBytes, long maxTotalMemoryBytes, Timeouts timeouts, List<String> deviceKinds,
+                           DeviceKinds kinds, List<Path> deviceJars) {
     /**
      * How long migrations wait for a peer. Liveness follows bytes: a channel on which nothing at all
      * arrived for {@code keepaliveTimeoutMs} is dropped, and each side sends a keepalive every
@@ -61,8 +64,8 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
     public static final long DEFAULT_MEMORY_POOL_BYTES = 1L << 30;
     public static final Endpoint DEFAULT_HTTP = new Endpoint("127.0.0.1", 7070);
     public static final Endpoint DEFAULT_MIGRATION = new Endpoint("127.0.0.1", 7071);
-    /** Every kind the device model knows. */
-    public static final List<String> ALL_KINDS = Arrays.stream(DeviceKind.values()).map(DeviceKind::label).toList();
+    /** Every built-in kind. */
+    public static final List<String> ALL_KINDS = DeviceKinds.builtIn().names();
 
     public FerrydConfig {
         token = token.clone();
@@ -75,15 +78,17 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
         if (timeouts == null) {
             throw new IllegalArgumentException("timeouts are required");
         }
+        if (kinds == null) {
+            kinds = DeviceKinds.builtIn();
+        }
+        deviceJars = deviceJars == null ? List.of() : List.copyOf(deviceJars);
         deviceKinds = List.copyOf(deviceKinds);
         if (deviceKinds.isEmpty()) {
-            throw new IllegalArgumentException("deviceKinds must name at least one kind (known: " + DeviceKind.KNOWN + ")");
+            throw new IllegalArgumentException("deviceKinds must name at least one kind (known: " + kinds.known() + ")");
         }
         for (String kind : deviceKinds) {
-            try {
-                DeviceKind.of(kind);
-            } catch (RuntimeException e) {
-                throw new IllegalArgumentException("deviceKinds: unknown kind '" + kind + "' (known: " + DeviceKind.KNOWN + ")");
+            if (!kinds.contains(kind)) {
+                throw new IllegalArgumentException("deviceKinds: unknown kind '" + kind + "' (known: " + kinds.known() + ")");
             }
         }
         if (maxTotalMemoryBytes < 0) {
@@ -102,7 +107,8 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
     /** Defaults: loopback listeners on 7070 and 7071, no token, no TLS. */
     public static FerrydConfig defaults() {
         return new FerrydConfig(DEFAULT_HTTP, DEFAULT_MIGRATION, new byte[0], null, false, 64, 64L << 30, 4, 100, 8,
-                DEFAULT_MEMORY_POOL_BYTES, 0, Timeouts.DEFAULT, ALL_KINDS);
+                DEFAULT_MEMORY_POOL_BYTES, 0, Timeouts.DEFAULT, ALL_KINDS,
+                DeviceKinds.builtIn(), List.of());
     }
 
     @Override
@@ -116,31 +122,42 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
 
     public FerrydConfig withListeners(Endpoint newHttp, Endpoint newMigration) {
         return new FerrydConfig(newHttp, newMigration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars);
     }
 
     public FerrydConfig withToken(byte[] newToken) {
         return new FerrydConfig(http, migration, newToken, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars);
     }
 
     public FerrydConfig withMemory(long poolBytes, long maxTotalBytes) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, poolBytes, maxTotalBytes, timeouts, deviceKinds);
+                migrationHistory, apiThreads, poolBytes, maxTotalBytes, timeouts, deviceKinds, kinds, deviceJars);
     }
 
     public FerrydConfig withTimeouts(Timeouts newTimeouts) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, newTimeouts, deviceKinds);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, newTimeouts, deviceKinds, kinds, deviceJars);
     }
 
     public FerrydConfig withDeviceKinds(List<String> kinds) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, kinds);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, kinds, this.kinds, deviceJars);
+    }
+
+    /**
+     * These settings with the kinds of {@code jars} known too (as {@code --device-jar} gives them), every known kind
+     * hosted unless {@code hosted} names some.
+     */
+    public FerrydConfig withDeviceJars(List<Path> jars, List<String> hosted) throws DeviceKinds.BadDeviceJar {
+        DeviceKinds loaded = DeviceKinds.load(jars);
+        return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, hosted == null ? loaded.names() : hosted,
+                loaded, jars);
     }
 
     public FerrydConfig withTlsDir(Path dir) {
         return new FerrydConfig(http, migration, token, dir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars);
     }
 }

@@ -56,7 +56,8 @@ public final class FerryMetrics implements AutoCloseable {
     public static final List<String> FAILURE_REASONS = List.of(
             "cancelled", "timeout", "connection_failed", "connection_lost",
             "auth_failed", "unsupported_version", "bad_magic", "bad_role", "unknown_session", "duplicate_channel",
-            "busy", "duplicate_vm", "incompatible", "incompatible_device", "device_transition_failed", "device_load_failed",
+            "busy", "duplicate_vm", "incompatible", "incompatible_device", "device_transition_failed", "device_save_failed",
+            "device_load_failed",
             "verify_failed", "protocol_error", "peer_failed", "switchover_unknown", "shutdown", "internal");
     /**
      * The source flow's phases: both sides label bytes with them (the destination learns the

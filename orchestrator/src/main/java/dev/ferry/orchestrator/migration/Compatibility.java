@@ -2,8 +2,8 @@ package dev.ferry.orchestrator.migration;
 
 import dev.ferry.device.DeviceConfig;
 import dev.ferry.device.DeviceKind;
+import dev.ferry.device.DeviceKinds;
 import dev.ferry.device.memory.PageGeometry;
-import dev.ferry.device.migration.StreamFormat;
 import java.util.List;
 import java.util.Set;
 
@@ -22,16 +22,25 @@ final class Compatibility {
         }
     }
 
+    private final DeviceKinds kinds;
     private final Set<String> hostedKinds;
 
-    /** @param hostedKinds the kinds this daemon hosts and takes in incoming migrations */
-    Compatibility(Set<String> hostedKinds) {
+    /**
+     * @param kinds       the kinds this daemon knows (built-in and from its device jars)
+     * @param hostedKinds the kinds this daemon hosts and takes in incoming migrations
+     */
+    Compatibility(DeviceKinds kinds, Set<String> hostedKinds) {
+        this.kinds = kinds;
         this.hostedKinds = Set.copyOf(hostedKinds);
     }
 
-    /** The data format version this daemon writes and reads for a kind. */
+    DeviceKinds kinds() {
+        return kinds;
+    }
+
+    /** The data format version this daemon writes and reads for a kind: the kind's own (its provider's). */
     static int formatVersion(DeviceKind kind) {
-        return StreamFormat.VERSION;
+        return kind.formatVersion();
     }
 
     /** The first device of the description this daemon cannot host, or null when it can host them all. */
@@ -48,10 +57,10 @@ final class Compatibility {
     private Refusal check(VmManifest.DeviceEntry entry) {
         DeviceKind kind;
         try {
-            kind = DeviceKind.of(entry.kind());
+            kind = kinds.of(entry.kind());
         } catch (RuntimeException e) {
             return new Refusal(entry.id(), "kind", "this daemon does not know the kind '" + entry.kind() + "' (it knows "
-                    + DeviceKind.KNOWN + ")");
+                    + kinds.known() + ")");
         }
         if (!hostedKinds.contains(kind.label())) {
             return new Refusal(entry.id(), "kind", "this daemon hosts only " + String.join(", ", hostedKinds.stream().sorted().toList())
@@ -73,7 +82,7 @@ final class Compatibility {
             return new Refusal(entry.id(), "memoryBytes", "this daemon hosts " + kind.label() + " memory of a multiple of "
                     + PageGeometry.PAGE_SIZE + " bytes up to " + DeviceConfig.MAX_MEMORY_BYTES + ", not " + entry.memoryBytes());
         }
-        if (entry.reinitMs() < 0 || entry.reinitMs() > DeviceConfig.MAX_REINIT_MS || entry.reinitMs() > 0 && kind != DeviceKind.GPU) {
+        if (entry.reinitMs() < 0 || entry.reinitMs() > DeviceConfig.MAX_REINIT_MS || entry.reinitMs() > 0 && !kind.reinitialises()) {
             return new Refusal(entry.id(), "reinitMs", "a " + kind.label() + " here cannot re-partition every " + entry.reinitMs() + " ms");
         }
         return null;

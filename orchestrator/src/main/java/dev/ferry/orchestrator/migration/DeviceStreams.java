@@ -130,6 +130,9 @@ final class DeviceStreams {
                 long start = System.nanoTime();
                 try {
                     n = device.readWindow(chunk.nioBuffer(0, CHUNK));
+                } catch (Device.WindowReadFailed e) {
+                    chunk.release();
+                    throw new MigrationFailure(MigrationFailure.DEVICE_SAVE_FAILED, "device " + device.id() + ": " + e.getMessage());
                 } catch (RuntimeException e) {
                     chunk.release();
                     throw e;

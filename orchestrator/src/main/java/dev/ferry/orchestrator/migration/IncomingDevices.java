@@ -69,6 +69,7 @@ final class IncomingDevices {
     private final Set<FrameChannel> paused = ConcurrentHashMap.newKeySet();
     private final Runnable abandon;
     private volatile boolean failed;
+    private volatile MigrationFailure firstFailure;
     // Guarded by this: announcements received and acknowledged, and whether acknowledging is over.
     private long announced;
     private long acknowledged;
@@ -171,11 +172,15 @@ final class IncomingDevices {
         // another (the device takes its stream in pieces of any size, W7), never merged into a copy.
         long start = System.nanoTime();
         WindowWrite written = null;
+        pieces:
         for (ByteBuffer piece : data.nioBuffers()) {
             hooks.deviceData(stream.device.id(), piece);
-            written = stream.device.writeWindow(piece);
-            if (written instanceof WindowWrite.Failed) {
-                break;
+            // A write may be short: the device took the first bytes and leaves the rest for the next write.
+            while (piece.hasRemaining()) {
+                written = stream.device.writeWindow(piece);
+                if (written instanceof WindowWrite.Failed) {
+                    break pieces;
+                }
             }
         }
         stream.loadNanos += System.nanoTime() - start;
@@ -263,8 +268,15 @@ final class IncomingDevices {
         }
     }
 
-    /** Every device's stream arrived to its end (DEVICE_END's total), and nothing waits out of order. */
+    /**
+     * Every device's stream arrived to its end (DEVICE_END's total), and nothing waits out of order. A stream that
+     * failed to load is the answer first: the data after its failure was dropped, so the streams are incomplete
+     * because of it, and PREPARE may come before the failure's reply was taken.
+     */
     MigrationFailure incomplete() {
+        if (failed) {
+            return firstFailure;
+        }
         for (Stream stream : streams) {
             synchronized (stream) {
                 if (stream.total < 0) {
@@ -312,6 +324,7 @@ final class IncomingDevices {
     /** A failure found on an event loop: the flow learns of it from its replies; nothing more is loaded. */
     private void fail(MigrationFailure failure) {
         if (!failed) {
+            firstFailure = failure;
             failed = true;
             replies.add(new PeerReplies.Failed(failure));
             abandon.run();

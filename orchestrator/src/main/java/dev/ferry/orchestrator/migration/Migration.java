@@ -101,6 +101,7 @@ public final class Migration {
     private volatile int deviceThrottle;
     private volatile Long switchoverAckWaitMs;
     private volatile List<MigrationView.DowntimeStep> downtimeSteps = List.of();
+    private volatile List<MigrationView.RecoveryView> recoveries = List.of();
     private volatile Long expectedDowntimeMs;
     private volatile Long setupTimeMs;
     private volatile Long downtimeMs;
@@ -245,6 +246,11 @@ public final class Migration {
     }
 
     /** A device's migration data, written (source) or loaded into its window (destination). */
+    /** F4: how the source's devices were brought back after a failure (see {@link MigrationView.RecoveryView}). */
+    void recovered(List<MigrationView.RecoveryView> done) {
+        recoveries = List.copyOf(done);
+    }
+
     void deviceData(String device, long bytes) {
         deviceBytes.computeIfAbsent(device, d -> new AtomicLong()).addAndGet(bytes);
         deviceTotal.addAndGet(bytes);
@@ -493,7 +499,7 @@ public final class Migration {
                         PageGeometry.PAGE_SIZE, tornPages.get()),
                 deviceTotal.get(), dirtyRate, throughput, eta, throttle, deviceThrottle, deviceViews, List.copyOf(passes), verified,
                 verifyMs, verifyBytes, error,
-                phaseList);
+                phaseList, recoveries);
     }
 
     static Map<String, Object> policyView(MigrationPolicy policy) {

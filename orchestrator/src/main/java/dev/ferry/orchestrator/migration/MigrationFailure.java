@@ -14,6 +14,8 @@ public final class MigrationFailure extends Exception {
     public static final String VERIFY_FAILED = "verify_failed";
     public static final String DEVICE_LOAD_FAILED = "device_load_failed";
     public static final String DEVICE_TRANSITION_FAILED = "device_transition_failed";
+    /** A source device's data window failed a read: its data cannot be whole (an I/O error of the window). */
+    public static final String DEVICE_SAVE_FAILED = "device_save_failed";
     public static final String CONNECTION_FAILED = "connection_failed";
     public static final String CONNECTION_LOST = "connection_lost";
     public static final String INCOMPATIBLE = "incompatible";
@@ -55,7 +57,7 @@ public final class MigrationFailure extends Exception {
             case DEVICE_LOAD_FAILED -> ErrorCode.DEVICE_LOAD_FAILED;
             case INCOMPATIBLE -> ErrorCode.INCOMPATIBLE;
             case SHUTDOWN -> ErrorCode.SHUTDOWN;
-            case DEVICE_TRANSITION_FAILED, INTERNAL -> ErrorCode.SOURCE_FAILED;
+            case DEVICE_TRANSITION_FAILED, DEVICE_SAVE_FAILED, INTERNAL -> ErrorCode.SOURCE_FAILED;
             case PROTOCOL_ERROR -> ErrorCode.OUT_OF_ORDER;
             default -> {
                 ErrorCode known = fromLabel(code);

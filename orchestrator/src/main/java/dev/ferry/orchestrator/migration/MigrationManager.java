@@ -171,7 +171,7 @@ public final class MigrationManager implements Managed, SessionAcceptor {
         Migration migration = new Migration(idOf(channel.session()), Role.DESTINATION, null,
                 channel.remoteAddress().getAddress().getHostAddress() + ":" + channel.remoteAddress().getPort(), Map.of());
         ResumeFlow flow = new ResumeFlow(migration, channel, vms, metrics, hooks, ticker,
-                Duration.ofMillis(config.timeouts().handshakeTimeoutMs()), new Compatibility(java.util.Set.copyOf(config.deviceKinds())));
+                Duration.ofMillis(config.timeouts().handshakeTimeoutMs()), new Compatibility(config.kinds(), java.util.Set.copyOf(config.deviceKinds())));
         synchronized (lifecycle) {
             if (stopping) {
                 throw new ProtocolException(ErrorCode.SHUTDOWN, "ferryd is shutting down");

@@ -16,7 +16,17 @@ public record MigrationView(String id, String vm, String role, String peer, Stri
                             long transferredBytes, long remainingBytes, MemoryProgress memoryBytes, long deviceBytes,
                             long dirtyRateBytesPerSecond, long throughputBytesPerSecond, Long etaMs, int throttlePercent,
                             int deviceThrottlePercent, List<DeviceProgress> devices, List<PassView> passes, Boolean verified,
-                            Double verifyMs, Long verifyBytes, ErrorView error, List<PhaseView> phases) {
+                            Double verifyMs, Long verifyBytes, ErrorView error, List<PhaseView> phases,
+                            List<RecoveryView> recoveries) {
+
+    /**
+     * What the source did to a device to bring it back when the migration failed before its commit (F4), as QEMU
+     * recovers a VFIO device: the recovery state written ({@code recovery_state}, {@code result} the state
+     * reached), or a reset ({@code reset}, {@code result} why: the device was in ERROR, or the recovery state
+     * failed). {@code state} is where the device was before.
+     */
+    public record RecoveryView(String device, String state, String action, String result) {
+    }
 
     /**
      * Guest memory: its size; bytes of page data sent or received (normal pages only: a zero page is a

@@ -176,7 +176,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
             throw new MigrationFailure(MigrationFailure.INCOMPATIBLE_DEVICE, "this daemon cannot host " + refusal.describe(),
                     Map.of("device", refusal.device(), "field", refusal.field(), "reason", refusal.reason()));
         }
-        VmConfig config = manifest.config();
+        VmConfig config = manifest.config(compatibility.kinds());
         if (manifest.dryRun()) {
             control.send(new Frame.VmAccepted());
             return false;

@@ -630,7 +630,7 @@ final class SaveFlow implements Migration.Control {
         // F4: the channels closed (nothing reads the VM's memory through them any more; the pass's
         // workers have ended already), then the VM restored.
         session.abort(reason.wireCode(), reason.getMessage());
-        Rollback.run(vm, devices, vcpusWereRunning);
+        migration.recovered(Rollback.run(vm, devices, vcpusWereRunning));
         migration.setThrottle(0);
         migration.setDeviceThrottle(0);
         managed.endMigration(vcpusWereRunning ? VmState.RUNNING : VmState.PAUSED);

@@ -3,14 +3,16 @@ package dev.ferry.orchestrator.migration;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import dev.ferry.device.Device;
 import dev.ferry.device.DeviceConfig;
-import dev.ferry.device.DeviceKind;
+import dev.ferry.device.DeviceKinds;
 import dev.ferry.device.DeviceModelException;
 import dev.ferry.device.P2pPolicy;
 import dev.ferry.device.vm.InitialMemory;
 import dev.ferry.device.vm.Vm;
 import dev.ferry.device.vm.VmConfig;
 import dev.ferry.device.vm.WorkloadConfig;
+import dev.ferry.orchestrator.api.FaultsJson;
 import dev.ferry.orchestrator.api.Json;
+import dev.ferry.orchestrator.api.Requests;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.BitSet;
@@ -34,9 +36,12 @@ record VmManifest(String id, long memoryBytes, int vcpus, String initialMemory, 
                     long deviceDirtyBytesPerSecond) {
     }
 
-    /** A device: its slot, its configuration, and the version of the data format its stream is in (F8). */
+    /**
+     * A device: its slot, its configuration, the version of the data format its stream is in (F8), and the faults
+     * it injects (null for none), which go with it.
+     */
     record DeviceEntry(String id, String kind, int formatVersion, boolean ndma, boolean precopy, boolean pri, long memoryBytes,
-                       long reinitMs, int slot) {
+                       long reinitMs, int slot, Requests.Faults faults) {
     }
 
     /**
@@ -51,7 +56,7 @@ record VmManifest(String id, long memoryBytes, int vcpus, String initialMemory, 
         for (Device device : vm.devices()) {
             DeviceConfig d = device.config();
             devices.add(new DeviceEntry(d.id(), d.kind().label(), Compatibility.formatVersion(d.kind()), d.ndma(), d.preCopy(),
-                    d.pri(), d.memoryBytes(), d.reinitMs(), device.slot()));
+                    d.pri(), d.memoryBytes(), d.reinitMs(), device.slot(), FaultsJson.of(d.faults())));
         }
         WorkloadConfig w = config.workload();
         return new VmManifest(config.id(), config.memoryBytes(), config.vcpus(), config.initialMemory().label(),
@@ -102,12 +107,13 @@ record VmManifest(String id, long memoryBytes, int vcpus, String initialMemory, 
         return description;
     }
 
-    VmConfig config() throws MigrationFailure {
+    /** The VM to build, its devices' kinds from {@code kinds} (what this daemon knows). */
+    VmConfig config(DeviceKinds kinds) throws MigrationFailure {
         try {
             List<DeviceConfig> configs = new ArrayList<>();
             for (DeviceEntry entry : devices) {
-                configs.add(new DeviceConfig(entry.id(), DeviceKind.of(entry.kind()), entry.ndma(), entry.precopy(), entry.pri(),
-                        entry.memoryBytes(), entry.reinitMs()));
+                configs.add(new DeviceConfig(entry.id(), kinds.of(entry.kind()), entry.ndma(), entry.precopy(), entry.pri(),
+                        entry.memoryBytes(), entry.reinitMs(), FaultsJson.toModel(entry.faults())));
             }
             return new VmConfig(id, memoryBytes, vcpus, InitialMemory.of(initialMemory),
                     new WorkloadConfig(workload.dirtyBytesPerSecond(), workload.p2pOpsPerSecond(), workload.doorbellsPerSecond(),

@@ -92,6 +92,9 @@ class OpenApiTest {
         assertThat(schemaProperties("CreateVm")).isEqualTo(components(Requests.CreateVm.class));
         assertThat(schemaProperties("CreateDevice")).isEqualTo(components(Requests.CreateDevice.class));
         assertThat(schemaProperties("Workload")).isEqualTo(components(Requests.Workload.class));
+        assertThat(schemaProperties("DeviceFaults")).isEqualTo(components(Requests.Faults.class));
+        assertThat(schemaProperties("StateWriteFault")).isEqualTo(components(Requests.StateWriteFault.class));
+        assertThat(schemaProperties("WindowFault")).isEqualTo(components(Requests.WindowFault.class));
         assertThat(schemaProperties("StartMigration")).isEqualTo(components(Requests.StartMigration.class));
         assertThat(schemaProperties("UpdateMigration")).isEqualTo(components(Requests.UpdateMigration.class));
         assertThat(schemaProperties("StartDrain")).isEqualTo(components(Requests.StartDrain.class));

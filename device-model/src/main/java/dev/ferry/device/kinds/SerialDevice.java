@@ -1,9 +1,12 @@
-package dev.ferry.device;
+package dev.ferry.device.kinds;
 
-import dev.ferry.device.memory.ChunkPool;
+import dev.ferry.device.IommuFault;
 import dev.ferry.device.migration.StreamFormatException;
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
+import dev.ferry.device.spi.DeviceContext;
+import dev.ferry.device.spi.DeviceFunction;
+import dev.ferry.device.spi.Registers;
+import java.io.DataInput;
+import java.io.DataOutput;
 import java.io.IOException;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -12,7 +15,7 @@ import java.util.SplittableRandom;
  * A serial port: tiny state and no DMA. Transmitted bytes go into a FIFO in device memory; an
  * interrupt is raised every {@value #IRQ_EVERY} bytes. NDMA (trivially: it never DMAs).
  */
-final class SerialDevice extends Device {
+final class SerialDevice implements DeviceFunction {
     /** Doorbell: transmit the low byte of the argument. */
     static final int OP_TRANSMIT = 1;
     private static final int IRQ_EVERY = 16;
@@ -22,15 +25,17 @@ final class SerialDevice extends Device {
     private long checksum;
     private final byte[] one = new byte[1];
 
-    SerialDevice(DeviceConfig config, int slot, ChunkPool memoryPool) {
-        super(config, slot, memoryPool);
+    private final DeviceContext device;
+
+    SerialDevice(DeviceContext device) {
+        this.device = device;
     }
 
     @Override
-    protected void execute(int register, long value) {
+    public void execute(int register, long value) {
         switch (register) {
-            case REG_RING_BASE, REG_RING_SIZE -> lineControl = Mix.mix(lineControl, value);
-            case REG_DOORBELL -> {
+            case Registers.RING_BASE, Registers.RING_SIZE -> lineControl = Mix.mix(lineControl, value);
+            case Registers.DOORBELL -> {
                 if (Mix.op(value) == OP_TRANSMIT) {
                     transmit((byte) value);
                 }
@@ -42,28 +47,28 @@ final class SerialDevice extends Device {
 
     private void transmit(byte b) {
         one[0] = b;
-        writeDeviceMemory(Mix.index(transmitted, deviceMemoryBytes()), one, 0, 1);
+        device.writeMemory(Mix.index(transmitted, device.memoryBytes()), one, 0, 1);
         transmitted++;
         checksum = Mix.mix(checksum, b);
         if (transmitted % IRQ_EVERY == 0) {
-            raiseInterrupt();
+            device.raiseInterrupt();
         }
     }
 
     @Override
-    protected int registerBytes() {
+    public int registerBytes() {
         return 3 * 8;
     }
 
     @Override
-    protected void writeRegisters(DataOutputStream out) throws IOException {
+    public void saveRegisters(DataOutput out) throws IOException {
         out.writeLong(lineControl);
         out.writeLong(transmitted);
         out.writeLong(checksum);
     }
 
     @Override
-    protected void readRegisters(DataInputStream in) throws IOException, StreamFormatException {
+    public void loadRegisters(DataInput in) throws IOException, StreamFormatException {
         lineControl = in.readLong();
         long count = in.readLong();
         if (count < 0) {
@@ -74,7 +79,7 @@ final class SerialDevice extends Device {
     }
 
     @Override
-    protected void resetRegisters() {
+    public void resetRegisters() {
         lineControl = transmitted = checksum = 0;
     }
 

@@ -1,10 +1,13 @@
-package dev.ferry.device;
+package dev.ferry.device.kinds;
 
-import dev.ferry.device.memory.ChunkPool;
 import dev.ferry.device.memory.PageGeometry;
+import dev.ferry.device.IommuFault;
 import dev.ferry.device.migration.StreamFormatException;
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
+import dev.ferry.device.spi.DeviceContext;
+import dev.ferry.device.spi.DeviceFunction;
+import dev.ferry.device.spi.Registers;
+import java.io.DataInput;
+import java.io.DataOutput;
 import java.io.IOException;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -19,7 +22,7 @@ import java.util.SplittableRandom;
  *
  * <p>The ring area holds the completion queue in its first 4 KiB and the data buffers after it.
  */
-final class NvmeDevice extends Device {
+final class NvmeDevice implements DeviceFunction {
     /** Doorbell: write the guest buffer the argument selects into the block it selects. */
     static final int OP_WRITE = 1;
     /** Doorbell: read the block the argument selects into the guest buffer it selects. */
@@ -39,13 +42,15 @@ final class NvmeDevice extends Device {
     private final byte[] block = new byte[BLOCK_BYTES];
     private final byte[] completion = new byte[COMPLETION_BYTES];
 
-    NvmeDevice(DeviceConfig config, int slot, ChunkPool memoryPool) {
-        super(config, slot, memoryPool);
+    private final DeviceContext device;
+
+    NvmeDevice(DeviceContext device) {
+        this.device = device;
     }
 
     @Override
-    protected void execute(int register, long value) throws IommuFault, InterruptedException {
-        if (register != REG_DOORBELL) {
+    public void execute(int register, long value) throws IommuFault, InterruptedException {
+        if (register != Registers.DOORBELL) {
             ring.write(register, value);
             return;
         }
@@ -68,16 +73,16 @@ final class NvmeDevice extends Device {
     }
 
     private long blockAddress(long arg) {
-        return Mix.index(arg, deviceMemoryBytes() / BLOCK_BYTES) * BLOCK_BYTES;
+        return Mix.index(arg, device.memoryBytes() / BLOCK_BYTES) * BLOCK_BYTES;
     }
 
     private void write(long arg) throws IommuFault, InterruptedException {
         if (buffers() == 0) {
             return;
         }
-        dmaRead(bufferAddress(arg), block, 0, BLOCK_BYTES);
+        device.dmaRead(bufferAddress(arg), block, 0, BLOCK_BYTES);
         long address = blockAddress(arg);
-        writeDeviceMemory(address, block, 0, BLOCK_BYTES);
+        device.writeMemory(address, block, 0, BLOCK_BYTES);
         blocksWritten++;
         checksum = Mix.mix(checksum, block, 0, BLOCK_BYTES);
         complete(OP_WRITE, address);
@@ -88,8 +93,8 @@ final class NvmeDevice extends Device {
             return;
         }
         long address = blockAddress(arg);
-        readDeviceMemory(address, block, 0, BLOCK_BYTES);
-        dmaWrite(bufferAddress(arg), block, 0, BLOCK_BYTES);
+        device.readMemory(address, block, 0, BLOCK_BYTES);
+        device.dmaWrite(bufferAddress(arg), block, 0, BLOCK_BYTES);
         blocksRead++;
         checksum = Mix.mix(checksum, block, 0, BLOCK_BYTES);
         complete(OP_READ, address);
@@ -103,19 +108,19 @@ final class NvmeDevice extends Device {
         Mix.putLong(completion, 0, commands);
         Mix.putLong(completion, 8, ((long) op << 56) | (address / BLOCK_BYTES));
         long slot = commands % (COMPLETION_QUEUE_BYTES / COMPLETION_BYTES);
-        dmaWrite(ring.base() + slot * COMPLETION_BYTES, completion, 0, COMPLETION_BYTES);
+        device.dmaWrite(ring.base() + slot * COMPLETION_BYTES, completion, 0, COMPLETION_BYTES);
         commands++;
         checksum = Mix.mix(checksum, commands);
-        raiseInterrupt();
+        device.raiseInterrupt();
     }
 
     @Override
-    protected int registerBytes() {
+    public int registerBytes() {
         return Ring.BYTES + 4 * 8;
     }
 
     @Override
-    protected void writeRegisters(DataOutputStream out) throws IOException {
+    public void saveRegisters(DataOutput out) throws IOException {
         ring.save(out);
         out.writeLong(commands);
         out.writeLong(blocksRead);
@@ -124,8 +129,8 @@ final class NvmeDevice extends Device {
     }
 
     @Override
-    protected void readRegisters(DataInputStream in) throws IOException, StreamFormatException {
-        ring.load(in, kind());
+    public void loadRegisters(DataInput in) throws IOException, StreamFormatException {
+        ring.load(in);
         commands = in.readLong();
         blocksRead = in.readLong();
         blocksWritten = in.readLong();
@@ -133,7 +138,7 @@ final class NvmeDevice extends Device {
     }
 
     @Override
-    protected void resetRegisters() {
+    public void resetRegisters() {
         ring.reset();
         commands = blocksRead = blocksWritten = checksum = 0;
     }

@@ -1,4 +1,4 @@
-package dev.ferry.device;
+package dev.ferry.device.kinds;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;

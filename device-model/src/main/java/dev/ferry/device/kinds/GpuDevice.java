@@ -1,10 +1,13 @@
-package dev.ferry.device;
+package dev.ferry.device.kinds;
 
-import dev.ferry.device.memory.ChunkPool;
 import dev.ferry.device.memory.PageGeometry;
+import dev.ferry.device.IommuFault;
 import dev.ferry.device.migration.StreamFormatException;
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
+import dev.ferry.device.spi.DeviceContext;
+import dev.ferry.device.spi.DeviceFunction;
+import dev.ferry.device.spi.Registers;
+import java.io.DataInput;
+import java.io.DataOutput;
 import java.io.IOException;
 import java.util.List;
 import java.util.Map;
@@ -22,7 +25,7 @@ import java.util.SplittableRandom;
  * never waits for a whole re-partition; where it stands is in the registers, so a re-partition that a
  * migration interrupts goes on in the copy.
  */
-final class GpuDevice extends Device {
+final class GpuDevice implements DeviceFunction {
     /** Doorbell: run a compute job on the guest page the argument selects. */
     static final int OP_COMPUTE = 1;
     /** Doorbell: write a peer's doorbell through the IOMMU (P2P). */
@@ -50,13 +53,15 @@ final class GpuDevice extends Device {
     private final byte[] result = new byte[RESULT_BYTES];
     private final byte[] register = new byte[8];
 
-    GpuDevice(DeviceConfig config, int slot, ChunkPool memoryPool) {
-        super(config, slot, memoryPool);
+    private final DeviceContext device;
+
+    GpuDevice(DeviceContext device) {
+        this.device = device;
     }
 
     @Override
-    protected void execute(int reg, long value) throws IommuFault, InterruptedException {
-        if (reg != REG_DOORBELL) {
+    public void execute(int reg, long value) throws IommuFault, InterruptedException {
+        if (reg != Registers.DOORBELL) {
             ring.write(reg, value);
             return;
         }
@@ -69,16 +74,16 @@ final class GpuDevice extends Device {
     }
 
     private void compute(long arg) throws IommuFault, InterruptedException {
-        long guestPages = bus().guestMemoryBytes() / PageGeometry.PAGE_SIZE;
-        dmaRead(Mix.index(arg, guestPages) * PageGeometry.PAGE_SIZE, input, 0, PageGeometry.PAGE_SIZE);
+        long guestPages = device.guestMemoryBytes() / PageGeometry.PAGE_SIZE;
+        device.dmaRead(Mix.index(arg, guestPages) * PageGeometry.PAGE_SIZE, input, 0, PageGeometry.PAGE_SIZE);
 
-        long tilePages = deviceMemoryBytes() / PageGeometry.PAGE_SIZE;
+        long tilePages = device.memoryBytes() / PageGeometry.PAGE_SIZE;
         long tileAddress = Mix.index(Mix.mix(checksum, arg), tilePages) * PageGeometry.PAGE_SIZE;
-        readDeviceMemory(tileAddress, tile, 0, PageGeometry.PAGE_SIZE);
+        device.readMemory(tileAddress, tile, 0, PageGeometry.PAGE_SIZE);
         for (int i = 0; i < PageGeometry.PAGE_SIZE; i += 8) {
             Mix.putLong(tile, i, Mix.mix(Mix.getLong(tile, i) + fence, Mix.getLong(input, i)));
         }
-        writeDeviceMemory(tileAddress, tile, 0, PageGeometry.PAGE_SIZE);
+        device.writeMemory(tileAddress, tile, 0, PageGeometry.PAGE_SIZE);
         checksum = Mix.mix(checksum, tile, 0, PageGeometry.PAGE_SIZE);
 
         long h = checksum;
@@ -87,29 +92,29 @@ final class GpuDevice extends Device {
             Mix.putLong(result, i, h);
         }
         long out = Mix.index(Mix.mix(arg, fence), guestPages) * PageGeometry.PAGE_SIZE + (fence % (PageGeometry.PAGE_SIZE / RESULT_BYTES)) * RESULT_BYTES;
-        dmaWrite(out, result, 0, RESULT_BYTES);
+        device.dmaWrite(out, result, 0, RESULT_BYTES);
         fence++;
-        raiseInterrupt();
+        device.raiseInterrupt();
     }
 
     private void peerWrite(long arg) throws IommuFault {
-        List<Long> peers = bus().peerDoorbells(this);
+        List<Long> peers = device.peerDoorbells();
         if (peers.isEmpty()) {
-            countP2pUnavailable();
+            device.countP2pUnavailable();
             return;
         }
         long target = peers.get((int) Mix.index(p2pCursor, peers.size()));
         p2pCursor++;
         // Every kind's op 1 is its main job: a peer NIC receives a packet, a peer GPU computes.
         Mix.putLong(register, 0, Mix.doorbell(1, Mix.mix(checksum, arg)));
-        dmaWrite(target, register, 0, 8);
+        device.dmaWrite(target, register, 0, 8);
         p2pSent++;
         checksum = Mix.mix(checksum, p2pSent);
     }
 
     @Override
-    public boolean hasTimedOwnWork() {
-        return config().reinitMs() > 0;
+    public boolean hasTimedWork() {
+        return device.config().reinitMs() > 0;
     }
 
     /**
@@ -117,8 +122,8 @@ final class GpuDevice extends Device {
      * data (before any page changes), then every allocated page rewritten under the key, a step at a time.
      */
     @Override
-    protected boolean ownTimedWork(long nanos) {
-        long reinitMs = config().reinitMs();
+    public boolean timedWork(long nanos) {
+        long reinitMs = device.config().reinitMs();
         if (reinitMs == 0) {
             return false;
         }
@@ -131,12 +136,12 @@ final class GpuDevice extends Device {
             partitions++;
             partitionKey = Mix.mix(partitionKey, partitions);
             repartitionNext = 0;
-            bulkStateChanged();
+            device.bulkStateChanged();
         }
-        long pages = deviceMemoryBytes() / PageGeometry.PAGE_SIZE;
+        long pages = device.memoryBytes() / PageGeometry.PAGE_SIZE;
         long page = repartitionNext;
         for (int done = 0; done < REPARTITION_STEP_PAGES; done++) {
-            page = nextAllocatedPage(page);
+            page = device.nextAllocatedPage(page);
             if (page >= pages) {
                 break;
             }
@@ -150,22 +155,22 @@ final class GpuDevice extends Device {
     /** Rewrites one page under the current key: a bijection, so nothing is lost, and every byte moves. */
     private void repartition(long page) {
         long address = page * PageGeometry.PAGE_SIZE;
-        readDeviceMemory(address, partitionPage, 0, PageGeometry.PAGE_SIZE);
+        device.readMemory(address, partitionPage, 0, PageGeometry.PAGE_SIZE);
         long key = Mix.mix(partitionKey, page);
         for (int i = 0; i < PageGeometry.PAGE_SIZE; i += 8) {
             key = Mix.mix(key, i);
             Mix.putLong(partitionPage, i, Mix.getLong(partitionPage, i) ^ key);
         }
-        writeDeviceMemory(address, partitionPage, 0, PageGeometry.PAGE_SIZE);
+        device.writeMemory(address, partitionPage, 0, PageGeometry.PAGE_SIZE);
     }
 
     @Override
-    protected int registerBytes() {
+    public int registerBytes() {
         return Ring.BYTES + 7 * 8;
     }
 
     @Override
-    protected void writeRegisters(DataOutputStream out) throws IOException {
+    public void saveRegisters(DataOutput out) throws IOException {
         ring.save(out);
         out.writeLong(fence);
         out.writeLong(checksum);
@@ -177,8 +182,8 @@ final class GpuDevice extends Device {
     }
 
     @Override
-    protected void readRegisters(DataInputStream in) throws IOException, StreamFormatException {
-        ring.load(in, kind());
+    public void loadRegisters(DataInput in) throws IOException, StreamFormatException {
+        ring.load(in);
         fence = in.readLong();
         checksum = in.readLong();
         p2pCursor = in.readLong();
@@ -186,7 +191,7 @@ final class GpuDevice extends Device {
         long key = in.readLong();
         long count = in.readLong();
         long next = in.readLong();
-        if (count < 0 || next < IDLE || next >= deviceMemoryBytes() / PageGeometry.PAGE_SIZE) {
+        if (count < 0 || next < IDLE || next >= device.memoryBytes() / PageGeometry.PAGE_SIZE) {
             throw new StreamFormatException("gpu re-partition " + count + " at page " + next + " outside its memory");
         }
         partitionKey = key;
@@ -196,7 +201,7 @@ final class GpuDevice extends Device {
     }
 
     @Override
-    protected void resetRegisters() {
+    public void resetRegisters() {
         ring.reset();
         fence = checksum = p2pCursor = p2pSent = 0;
         partitionKey = partitions = 0;

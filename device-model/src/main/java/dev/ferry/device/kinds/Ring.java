@@ -1,13 +1,14 @@
-package dev.ferry.device;
+package dev.ferry.device.kinds;
 
 import dev.ferry.device.migration.StreamFormatException;
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
+import dev.ferry.device.spi.Registers;
+import java.io.DataInput;
+import java.io.DataOutput;
 import java.io.IOException;
 
 /**
  * The guest-memory area a DMA device works in (its rings, queues or buffers), which the driver sets
- * through {@link Device#REG_RING_BASE} and {@link Device#REG_RING_SIZE}. Part of the device's
+ * through {@link Registers#RING_BASE} and {@link Registers#RING_SIZE}. Part of the device's
  * migrated registers, first in their stream.
  */
 final class Ring {
@@ -28,24 +29,24 @@ final class Ring {
     /** Takes a write to one of the ring's registers; a write to any other register has no effect. */
     void write(int register, long value) {
         switch (register) {
-            case Device.REG_RING_BASE -> base = value;
-            case Device.REG_RING_SIZE -> size = value;
+            case Registers.RING_BASE -> base = value;
+            case Registers.RING_SIZE -> size = value;
             default -> {
             }
         }
     }
 
-    void save(DataOutputStream out) throws IOException {
+    void save(DataOutput out) throws IOException {
         out.writeLong(base);
         out.writeLong(size);
     }
 
     /** Reads both registers and takes them only if they can describe guest memory (D8). */
-    void load(DataInputStream in, DeviceKind kind) throws IOException, StreamFormatException {
+    void load(DataInput in) throws IOException, StreamFormatException {
         long newBase = in.readLong();
         long newSize = in.readLong();
         if (newBase < 0 || newSize < 0) {
-            throw new StreamFormatException(kind + " ring outside guest memory");
+            throw new StreamFormatException("ring outside guest memory");
         }
         base = newBase;
         size = newSize;

@@ -1,9 +1,12 @@
-package dev.ferry.device;
+package dev.ferry.device.kinds;
 
-import dev.ferry.device.memory.ChunkPool;
+import dev.ferry.device.IommuFault;
 import dev.ferry.device.migration.StreamFormatException;
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
+import dev.ferry.device.spi.DeviceContext;
+import dev.ferry.device.spi.DeviceFunction;
+import dev.ferry.device.spi.Registers;
+import java.io.DataInput;
+import java.io.DataOutput;
 import java.io.IOException;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -13,7 +16,7 @@ import java.util.SplittableRandom;
  * in device memory that every packet updates. A P2P target: a peer ringing its doorbell delivers a
  * packet. NDMA; no pre-copy by default (its flow table then moves whole in stop-and-copy).
  */
-final class NicDevice extends Device {
+final class NicDevice implements DeviceFunction {
     /** Doorbell: a packet arrives from the wire and is written into the receive ring. */
     static final int OP_RECEIVE = 1;
     /** Doorbell: the guest queued a packet in the transmit ring. */
@@ -34,13 +37,15 @@ final class NicDevice extends Device {
     private final byte[] packet = new byte[SLOT_BYTES];
     private final byte[] flowEntry = new byte[FLOW_ENTRY_BYTES];
 
-    NicDevice(DeviceConfig config, int slot, ChunkPool memoryPool) {
-        super(config, slot, memoryPool);
+    private final DeviceContext device;
+
+    NicDevice(DeviceContext device) {
+        this.device = device;
     }
 
     @Override
-    protected void execute(int register, long value) throws IommuFault, InterruptedException {
-        if (register != REG_DOORBELL) {
+    public void execute(int register, long value) throws IommuFault, InterruptedException {
+        if (register != Registers.DOORBELL) {
             ring.write(register, value);
             return;
         }
@@ -64,13 +69,13 @@ final class NicDevice extends Device {
         }
         int length = 64 + (int) Mix.index(Mix.mix(checksum, arg), SLOT_BYTES - 64);
         new SplittableRandom(Mix.mix(checksum, rxPackets)).nextBytes(packet);
-        dmaWrite(ring.base() + (rxHead % slots) * SLOT_BYTES, packet, 0, length);
+        device.dmaWrite(ring.base() + (rxHead % slots) * SLOT_BYTES, packet, 0, length);
         rxHead++;
         rxPackets++;
         rxBytes += length;
         checksum = Mix.mix(checksum, packet, 0, length);
         updateFlow();
-        raiseInterrupt();
+        device.raiseInterrupt();
     }
 
     private void transmit() throws IommuFault, InterruptedException {
@@ -78,30 +83,30 @@ final class NicDevice extends Device {
         if (slots == 0) {
             return;
         }
-        dmaRead(ring.base() + ring.size() / 2 + (txHead % slots) * SLOT_BYTES, packet, 0, TX_BYTES);
+        device.dmaRead(ring.base() + ring.size() / 2 + (txHead % slots) * SLOT_BYTES, packet, 0, TX_BYTES);
         txHead++;
         txPackets++;
         txBytes += TX_BYTES;
         checksum = Mix.mix(checksum, packet, 0, TX_BYTES);
         updateFlow();
-        raiseInterrupt();
+        device.raiseInterrupt();
     }
 
     private void updateFlow() {
-        long entries = deviceMemoryBytes() / FLOW_ENTRY_BYTES;
+        long entries = device.memoryBytes() / FLOW_ENTRY_BYTES;
         long entry = Mix.index(checksum, entries);
         Mix.putLong(flowEntry, 0, checksum);
         Mix.putLong(flowEntry, 8, rxPackets + txPackets);
-        writeDeviceMemory(entry * FLOW_ENTRY_BYTES, flowEntry, 0, FLOW_ENTRY_BYTES);
+        device.writeMemory(entry * FLOW_ENTRY_BYTES, flowEntry, 0, FLOW_ENTRY_BYTES);
     }
 
     @Override
-    protected int registerBytes() {
+    public int registerBytes() {
         return Ring.BYTES + 7 * 8;
     }
 
     @Override
-    protected void writeRegisters(DataOutputStream out) throws IOException {
+    public void saveRegisters(DataOutput out) throws IOException {
         ring.save(out);
         out.writeLong(rxHead);
         out.writeLong(txHead);
@@ -113,8 +118,8 @@ final class NicDevice extends Device {
     }
 
     @Override
-    protected void readRegisters(DataInputStream in) throws IOException, StreamFormatException {
-        ring.load(in, kind());
+    public void loadRegisters(DataInput in) throws IOException, StreamFormatException {
+        ring.load(in);
         rxHead = in.readLong();
         txHead = in.readLong();
         rxPackets = in.readLong();
@@ -125,7 +130,7 @@ final class NicDevice extends Device {
     }
 
     @Override
-    protected void resetRegisters() {
+    public void resetRegisters() {
         ring.reset();
         rxHead = txHead = rxPackets = txPackets = rxBytes = txBytes = checksum = 0;
     }

@@ -1,4 +1,10 @@
-package dev.ferry.device;
+package dev.ferry.device.kinds;
+
+import dev.ferry.device.Device;
+import dev.ferry.device.DeviceConfig;
+import dev.ferry.device.DeviceKind;
+import dev.ferry.device.MmioSource;
+import dev.ferry.device.TestVms;
 
 import static org.assertj.core.api.Assertions.assertThat;
 

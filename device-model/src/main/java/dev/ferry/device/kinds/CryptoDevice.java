@@ -1,10 +1,13 @@
-package dev.ferry.device;
+package dev.ferry.device.kinds;
 
-import dev.ferry.device.memory.ChunkPool;
 import dev.ferry.device.memory.PageGeometry;
+import dev.ferry.device.IommuFault;
 import dev.ferry.device.migration.StreamFormatException;
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
+import dev.ferry.device.spi.DeviceContext;
+import dev.ferry.device.spi.DeviceFunction;
+import dev.ferry.device.spi.Registers;
+import java.io.DataInput;
+import java.io.DataOutput;
 import java.io.IOException;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -15,7 +18,7 @@ import java.util.SplittableRandom;
  * migrated function, it cannot be told to stop DMA while running, so a VM that holds one keeps P2P
  * off (M2).
  */
-final class CryptoDevice extends Device {
+final class CryptoDevice implements DeviceFunction {
     /** Doorbell: encrypt the guest page the argument selects, in place. */
     static final int OP_ENCRYPT = 1;
 
@@ -26,13 +29,15 @@ final class CryptoDevice extends Device {
     private final byte[] data = new byte[PageGeometry.PAGE_SIZE];
     private final byte[] key = new byte[PageGeometry.PAGE_SIZE];
 
-    CryptoDevice(DeviceConfig config, int slot, ChunkPool memoryPool) {
-        super(config, slot, memoryPool);
+    private final DeviceContext device;
+
+    CryptoDevice(DeviceContext device) {
+        this.device = device;
     }
 
     @Override
-    protected void execute(int register, long value) throws IommuFault, InterruptedException {
-        if (register != REG_DOORBELL) {
+    public void execute(int register, long value) throws IommuFault, InterruptedException {
+        if (register != Registers.DOORBELL) {
             ring.write(register, value);
         } else if (Mix.op(value) == OP_ENCRYPT) {
             encrypt(Mix.arg(value));
@@ -40,11 +45,11 @@ final class CryptoDevice extends Device {
     }
 
     private void encrypt(long arg) throws IommuFault, InterruptedException {
-        long page = Mix.index(arg, bus().guestMemoryBytes() / PageGeometry.PAGE_SIZE) * PageGeometry.PAGE_SIZE;
-        dmaRead(page, data, 0, PageGeometry.PAGE_SIZE);
+        long page = Mix.index(arg, device.guestMemoryBytes() / PageGeometry.PAGE_SIZE) * PageGeometry.PAGE_SIZE;
+        device.dmaRead(page, data, 0, PageGeometry.PAGE_SIZE);
 
-        long keyAddress = Mix.index(jobs, deviceMemoryBytes() / PageGeometry.PAGE_SIZE) * PageGeometry.PAGE_SIZE;
-        readDeviceMemory(keyAddress, key, 0, PageGeometry.PAGE_SIZE);
+        long keyAddress = Mix.index(jobs, device.memoryBytes() / PageGeometry.PAGE_SIZE) * PageGeometry.PAGE_SIZE;
+        device.readMemory(keyAddress, key, 0, PageGeometry.PAGE_SIZE);
         long stream = Mix.mix(checksum, jobs);
         for (int i = 0; i < PageGeometry.PAGE_SIZE; i += 8) {
             long k = Mix.getLong(key, i);
@@ -53,34 +58,34 @@ final class CryptoDevice extends Device {
             Mix.putLong(data, i, plain ^ stream);
             Mix.putLong(key, i, Mix.mix(k, plain));
         }
-        dmaWrite(page, data, 0, PageGeometry.PAGE_SIZE);
-        writeDeviceMemory(keyAddress, key, 0, PageGeometry.PAGE_SIZE);
+        device.dmaWrite(page, data, 0, PageGeometry.PAGE_SIZE);
+        device.writeMemory(keyAddress, key, 0, PageGeometry.PAGE_SIZE);
         jobs++;
         checksum = Mix.mix(checksum, stream);
-        raiseInterrupt();
+        device.raiseInterrupt();
     }
 
     @Override
-    protected int registerBytes() {
+    public int registerBytes() {
         return Ring.BYTES + 2 * 8;
     }
 
     @Override
-    protected void writeRegisters(DataOutputStream out) throws IOException {
+    public void saveRegisters(DataOutput out) throws IOException {
         ring.save(out);
         out.writeLong(jobs);
         out.writeLong(checksum);
     }
 
     @Override
-    protected void readRegisters(DataInputStream in) throws IOException, StreamFormatException {
-        ring.load(in, kind());
+    public void loadRegisters(DataInput in) throws IOException, StreamFormatException {
+        ring.load(in);
         jobs = in.readLong();
         checksum = in.readLong();
     }
 
     @Override
-    protected void resetRegisters() {
+    public void resetRegisters() {
         ring.reset();
         jobs = checksum = 0;
     }
