@@ -31,6 +31,10 @@ public final class DaemonOptions {
             description = "the device kinds this daemon hosts and takes in migrations, comma-separated (default all)")
     String deviceKinds;
 
+    @Option(names = "--capture-dir", paramLabel = "DIR",
+            description = "where captured migration streams go (a migration asks with capture); off without it")
+    String captureDir;
+
     @Option(names = "--config", paramLabel = "FILE", description = "the same settings as JSON or YAML; flags win over the file")
     String config;
 

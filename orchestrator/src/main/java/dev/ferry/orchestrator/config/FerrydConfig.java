@@ -26,10 +26,13 @@ import java.util.List;
  * @param timeouts              how long migrations wait for a peer
  * @param deviceKinds           the device kinds this daemon hosts: VMs it creates and incoming migrations it takes may
  *                              have only these (F8); all the device model knows by default
+ * @param captureDir            where captured migration streams go, or {@code null}: without it a migration cannot be
+ *                              captured
  */
 public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path tlsDir, boolean insecure, int maxVms,
                            long maxVmMemoryBytes, int maxIncomingMigrations, int migrationHistory, int apiThreads,
-                           long memoryPoolBytes, long maxTotalMemoryBytes, Timeouts timeouts, List<String> deviceKinds) {
+                           long memoryPoolBytes, long maxTotalMemoryBytes, Timeouts timeouts, List<String> deviceKinds,
+                           Path captureDir) {
     /**
      * How long migrations wait for a peer. Liveness follows bytes: a channel on which nothing at all
      * arrived for {@code keepaliveTimeoutMs} is dropped, and each side sends a keepalive every
@@ -102,7 +105,7 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
     /** Defaults: loopback listeners on 7070 and 7071, no token, no TLS. */
     public static FerrydConfig defaults() {
         return new FerrydConfig(DEFAULT_HTTP, DEFAULT_MIGRATION, new byte[0], null, false, 64, 64L << 30, 4, 100, 8,
-                DEFAULT_MEMORY_POOL_BYTES, 0, Timeouts.DEFAULT, ALL_KINDS);
+                DEFAULT_MEMORY_POOL_BYTES, 0, Timeouts.DEFAULT, ALL_KINDS, null);
     }
 
     @Override
@@ -116,31 +119,36 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
 
     public FerrydConfig withListeners(Endpoint newHttp, Endpoint newMigration) {
         return new FerrydConfig(newHttp, newMigration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, captureDir);
     }
 
     public FerrydConfig withToken(byte[] newToken) {
         return new FerrydConfig(http, migration, newToken, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, captureDir);
     }
 
     public FerrydConfig withMemory(long poolBytes, long maxTotalBytes) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, poolBytes, maxTotalBytes, timeouts, deviceKinds);
+                migrationHistory, apiThreads, poolBytes, maxTotalBytes, timeouts, deviceKinds, captureDir);
     }
 
     public FerrydConfig withTimeouts(Timeouts newTimeouts) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, newTimeouts, deviceKinds);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, newTimeouts, deviceKinds, captureDir);
     }
 
     public FerrydConfig withDeviceKinds(List<String> kinds) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, kinds);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, kinds, captureDir);
+    }
+
+    public FerrydConfig withCaptureDir(Path dir) {
+        return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, dir);
     }
 
     public FerrydConfig withTlsDir(Path dir) {
         return new FerrydConfig(http, migration, token, dir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, captureDir);
     }
 }
