@@ -66,15 +66,22 @@ public final class CaptureTap extends ChannelDuplexHandler {
 
     /**
      * Installs a tap that captures into {@code writer} from now on. The tap is added on the channel's event
-     * loop, and this returns once it is there: a handler added from another thread would let the event
-     * loop's next read pass it by, and a frame sent after this returns passes it.
+     * loop, and from another thread this returns once it is there: a handler added from another thread
+     * would let the event loop's next read pass it by, and a frame sent after this returns passes it. On
+     * the event loop the channel is in the middle of something (a channel being accepted, whose
+     * handshake's last frame is about to go out): the tap joins once that is done, with the next frame.
      */
     static CaptureTap install(FrameChannel frameChannel, CaptureWriter writer) {
         CaptureTap tap = new CaptureTap(frameChannel, writer);
         writer.attached(tap);
         boolean added;
         if (tap.loop.inEventLoop()) {
-            added = add(frameChannel, tap);
+            tap.loop.execute(() -> {
+                if (!add(frameChannel, tap)) {
+                    writer.detached(tap);
+                }
+            });
+            return tap;
         } else {
             try {
                 added = tap.loop.submit(() -> add(frameChannel, tap)).get(INSTALL_WAIT_SECONDS, TimeUnit.SECONDS);
