@@ -116,7 +116,8 @@ public final class StreamFormat {
         };
     }
 
-    static String typeName(byte type) {
+    /** A record type's name: HEADER, PAGE, ZERO, STATE, END. */
+    public static String typeName(byte type) {
         return switch (type) {
             case HEADER -> "HEADER";
             case PAGE -> "PAGE";
