@@ -158,6 +158,37 @@ class CapturedMigrationTest {
                 .contains("same: data#1 from source").contains("same: device gpu0");
     }
 
+    /**
+     * With page data, both sides hold every page's bytes, each checked against its own CRC: the source's
+     * as the frame went to the socket, the destination's as they landed in guest memory. A paused VM
+     * changes no page while it is sent, so the two captures are the same to the byte.
+     */
+    @Test
+    void withPageDataBothSidesHoldTheSamePagesEachCheckedAgainstItsCrc() throws Exception {
+        Path sourceDir = captures("source");
+        Path destinationDir = captures("destination");
+        daemons = new TestDaemons(TestDaemons.base().withCaptureDir(sourceDir), TestDaemons.base().withCaptureDir(destinationDir));
+        Map<String, Object> paused = new java.util.HashMap<>(vm("vm1"));
+        paused.put("running", false);
+        daemons.sourceApi.post("/v1/vms", paused);
+        String id = daemons.migrate("vm1", Map.of("channels", 2, "capture", true, "capturePages", true)).path("id").asText();
+        assertThat(daemons.awaitEnd(id).path("phase").asText()).isEqualTo("completed");
+        daemons.awaitDestinationEnd(id);
+        assertThat(closedCapture(daemons.sourceApi, id).path("pageData").asBoolean()).isTrue();
+        assertThat(closedCapture(daemons.destinationApi, id).path("pageData").asBoolean()).isTrue();
+        Path sourceFile = sourceDir.resolve(id + "-source.fcap");
+        Path destinationFile = destinationDir.resolve(id + "-destination.fcap");
+        assertThat(Files.size(sourceFile)).as("every page's bytes are in").isGreaterThan(16L << 20);
+        Run run = ferryd("inspect", destinationFile.toString(), "-o", "json");
+        assertThat(run.status()).as(run.out()).isZero();
+        for (JsonNode iteration : run.json().path("iterations")) {
+            assertThat(iteration.path("tornPages").isNumber()).isTrue();
+            assertThat(iteration.path("tornPages").asLong()).isZero();
+        }
+        Run diff = ferryd("inspect", sourceFile.toString(), "--diff", destinationFile.toString());
+        assertThat(diff.status()).as(diff.out()).isZero();
+    }
+
     @Test
     void aDamagedCaptureFailsTheCheckItBreaksNamingTheFrame() throws Exception {
         Path captures = captures("captures");

@@ -5,6 +5,7 @@ import io.netty.buffer.DefaultByteBufHolder;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.zip.CRC32C;
 
 /**
  * A frame's meaning: one record or holder per {@link FrameType}. {@link FrameEncoder} writes them
@@ -435,23 +436,62 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
     // ---- data channels -----------------------------------------------------------------------
 
     /**
-     * Source → destination: up to {@link #MAX_PAGES} pages of one iteration. The content is the whole
-     * payload: {@code iteration:u32 count:u16}, then {@code count} entries {@code u64} (bit 63: a zero
-     * page, which has no bytes; bits 0–62: the page index), then the 4096 bytes of every non-zero page,
-     * in entry order. Built with {@link PagesBuilder}; read with {@link #forEach}.
+     * Source → destination: up to {@link #MAX_PAGES} pages of one iteration. The payload is
+     * {@code iteration:u32 count:u16}, then {@code count} entries of {@code index:u64 crc:u32} (bit 63 of
+     * the index: a zero page, which has no bytes and a crc of 0), then the 4096 bytes of every non-zero
+     * page, in entry order. The frame's own CRC covers its header, the prefix and the entries (the
+     * frame's <em>meta</em>); each page's bytes are covered by the CRC32C in its entry, checked where
+     * the page lands. A page whose bytes do not match arrives <em>torn</em>: its source changed it while
+     * it was being sent, so the source's dirty log holds it and a later pass sends it again (a page still
+     * torn at the end fails the migration, F11). Built with {@link PagesBuilder}; read with
+     * {@link #forEach}.
+     *
+     * <p>A frame is either whole (its content holds the meta and the page bytes) or <em>placed</em>: the
+     * decoder read the page bytes straight into the pages they belong to and checked them there; the
+     * content holds the meta only, and {@link #forEach} reports each page as intact or torn.
      */
     final class Pages extends DefaultByteBufHolder implements Frame {
         public static final int PAGE_SIZE = 4096;
         public static final int MAX_PAGES = 64;
         public static final long ZERO_FLAG = 1L << 63;
-        public static final int MAX_PAYLOAD_BYTES = 6 + MAX_PAGES * (8 + PAGE_SIZE);
+        public static final int PREFIX_BYTES = 6;
+        public static final int ENTRY_BYTES = 12;
+        public static final int MAX_PAYLOAD_BYTES = PREFIX_BYTES + MAX_PAGES * (ENTRY_BYTES + PAGE_SIZE);
         private final int iteration;
         private final int count;
+        private final int zeroPages;
+        private final boolean placed;
+        /** Placed frames: the pages, by entry position, whose bytes did not match their CRC. */
+        private final long torn;
 
         Pages(int iteration, int count, ByteBuf content) {
+            this(iteration, count, content, false, 0);
+        }
+
+        private Pages(int iteration, int count, ByteBuf content, boolean placed, long torn) {
             super(content);
             this.iteration = iteration;
             this.count = count;
+            this.placed = placed;
+            this.torn = torn;
+            int zero = 0;
+            int at = content.readerIndex() + PREFIX_BYTES;
+            for (int i = 0; i < count; i++) {
+                if ((content.getLong(at + ENTRY_BYTES * i) & ZERO_FLAG) != 0) {
+                    zero++;
+                }
+            }
+            this.zeroPages = zero;
+        }
+
+        /** A frame whose page bytes are already in their pages: {@code meta} is its prefix and entries. */
+        static Pages placed(int iteration, int count, ByteBuf meta, long torn) {
+            return new Pages(iteration, count, meta, true, torn);
+        }
+
+        /** The prefix and entries of a frame of {@code count} pages. */
+        public static int metaBytes(int count) {
+            return PREFIX_BYTES + ENTRY_BYTES * count;
         }
 
         public int iteration() {
@@ -464,7 +504,17 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
 
         /** Pages sent as a zero flag only, without data. */
         public int zeroPages() {
-            return count - (content().readableBytes() - 6 - 8 * count) / PAGE_SIZE;
+            return zeroPages;
+        }
+
+        /** Whether the page bytes went straight to their pages (the content holds the meta only). */
+        public boolean placed() {
+            return placed;
+        }
+
+        /** The frame's size on the wire, header included. */
+        public long wireBytes() {
+            return FrameHeader.BYTES + metaBytes(count) + (long) (count - zeroPages) * PAGE_SIZE;
         }
 
         @Override
@@ -476,64 +526,97 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
         public void writeHead(ByteBuf out) {
         }
 
-        /** Receives each page of a {@link Pages} frame. */
-        @FunctionalInterface
+        /** Receives each page of a {@link Pages} frame, in entry order. */
         public interface PageVisitor {
+            /** A zero page: no bytes came. */
+            void zero(long index);
+
             /**
-             * {@code data} holds the page's 4096 bytes from its position, or is {@code null} for a zero
-             * page. It is a view, valid only during the call.
+             * A page whose bytes match their CRC. {@code data} holds them from its position (a view valid
+             * only during the call), or is {@code null} when they are in the page already (a placed frame).
              */
-            void page(long index, ByteBuffer data);
+            void intact(long index, ByteBuffer data);
+
+            /** A page whose bytes did not match their CRC: changed while sent, or damaged. */
+            void torn(long index);
+        }
+
+        /** Each page's index, in entry order. */
+        public void forEachIndex(java.util.function.LongConsumer action) {
+            ByteBuf buf = content();
+            int at = buf.readerIndex() + PREFIX_BYTES;
+            for (int i = 0; i < count; i++) {
+                action.accept(buf.getLong(at + ENTRY_BYTES * i) & ~ZERO_FLAG);
+            }
         }
 
         /**
-         * Visits every page in order. Reads the frame through NIO views of its buffers, not per-page
-         * buffer calls; a page that straddles two received buffers is gathered into one scratch page.
+         * Visits every page in order, checking each page's bytes against its CRC (a placed frame was
+         * checked where it landed). Reads the frame through NIO views of its buffers, not per-page buffer
+         * calls; a page that straddles two received buffers is gathered into one scratch page.
          */
         public void forEach(PageVisitor visitor) {
             ByteBuf buf = content();
             int start = buf.readerIndex();
-            ByteBuffer entries = buf.nioBuffer(start + 6, 8 * count);
-            int dataLength = buf.readableBytes() - 6 - 8 * count;
-            ByteBuffer[] parts = dataLength == 0 ? new ByteBuffer[0] : buf.nioBuffers(start + 6 + 8 * count, dataLength);
+            int meta = metaBytes(count);
+            ByteBuffer[] parts = placed || buf.readableBytes() == meta ? new ByteBuffer[0]
+                    : buf.nioBuffers(start + meta, buf.readableBytes() - meta);
             int part = 0;
             ByteBuffer scratch = null;
+            CRC32C crc = placed ? null : new CRC32C();
             for (int i = 0; i < count; i++) {
-                long entry = entries.getLong(entries.position() + 8 * i);
+                long entry = buf.getLong(start + PREFIX_BYTES + ENTRY_BYTES * i);
+                long index = entry & ~ZERO_FLAG;
                 if ((entry & ZERO_FLAG) != 0) {
-                    visitor.page(entry & ~ZERO_FLAG, null);
+                    visitor.zero(index);
+                    continue;
+                }
+                if (placed) {
+                    if ((torn & (1L << i)) != 0) {
+                        visitor.torn(index);
+                    } else {
+                        visitor.intact(index, null);
+                    }
                     continue;
                 }
                 while (!parts[part].hasRemaining()) {
                     part++;
                 }
                 ByteBuffer current = parts[part];
+                ByteBuffer page;
                 if (current.remaining() >= PAGE_SIZE) {
-                    ByteBuffer view = current.slice(current.position(), PAGE_SIZE);
+                    page = current.slice(current.position(), PAGE_SIZE);
                     current.position(current.position() + PAGE_SIZE);
-                    visitor.page(entry, view);
-                    continue;
-                }
-                if (scratch == null) {
-                    scratch = ByteBuffer.allocateDirect(PAGE_SIZE);
-                }
-                scratch.clear();
-                while (scratch.hasRemaining()) {
-                    ByteBuffer from = parts[part];
-                    int n = Math.min(from.remaining(), scratch.remaining());
-                    scratch.put(from.slice(from.position(), n));
-                    from.position(from.position() + n);
-                    if (!from.hasRemaining() && scratch.hasRemaining()) {
-                        part++;
+                } else {
+                    if (scratch == null) {
+                        scratch = ByteBuffer.allocateDirect(PAGE_SIZE);
                     }
+                    scratch.clear();
+                    while (scratch.hasRemaining()) {
+                        ByteBuffer from = parts[part];
+                        int n = Math.min(from.remaining(), scratch.remaining());
+                        scratch.put(from.slice(from.position(), n));
+                        from.position(from.position() + n);
+                        if (!from.hasRemaining() && scratch.hasRemaining()) {
+                            part++;
+                        }
+                    }
+                    page = scratch.flip();
                 }
-                visitor.page(entry, scratch.flip());
+                crc.reset();
+                crc.update(page.duplicate());
+                if ((int) crc.getValue() == buf.getInt(start + PREFIX_BYTES + ENTRY_BYTES * i + 8)) {
+                    visitor.intact(index, page);
+                } else {
+                    visitor.torn(index);
+                }
             }
         }
 
         @Override
         public String toString() {
-            return "Pages[iteration=" + iteration + ", count=" + count + ", bytes=" + content().readableBytes() + "]";
+            return "Pages[iteration=" + iteration + ", count=" + count + ", zeroPages=" + zeroPages + (placed ? ", placed" : "")
+                    + "]";
         }
     }
 

@@ -1,9 +1,12 @@
 package dev.ferry.protocol;
 
+import dev.ferry.protocol.transfer.PagePlacement;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.ByteToMessageDecoder;
 import io.netty.handler.codec.DecoderException;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.EnumSet;
 import java.util.List;
@@ -22,6 +25,15 @@ import java.util.Set;
  * session frame; a frame of another type fails as {@code out_of_order} as soon as its header is in.
  *
  * <p>Page runs and device data are delivered as slices of the received buffers, not copies.
+ *
+ * <p>With a {@link PagePlacement} (a destination's data channel without TLS), page bytes do not pass
+ * through a receive buffer at all: the decoder tells the channel where its next read goes. At a frame
+ * boundary it reads at most a header and the largest PAGES meta; once a PAGES frame's meta is in and
+ * checked, the rest of the frame is read straight into the pages its entries name, one read per run of
+ * pages that lie together, so each page costs one kernel copy. A frame's meta is checked before any of
+ * its bytes land; each page's bytes are checked against their CRC where they landed, and a page that
+ * does not match is reported torn (see {@link Frame.Pages}). The destination's memory is scratch until
+ * the commit (F11), so bytes that land and then fail their check are never run or read.
  */
 public final class FrameDecoder extends ByteToMessageDecoder {
     /** A decoding failure; its cause is the {@link ProtocolException}. */
@@ -35,7 +47,17 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         }
     }
 
+    /** At a frame boundary while placing: a header and the meta of the largest PAGES frame, no more. */
+    static final int READ_AHEAD = FrameHeader.BYTES + Frame.Pages.PREFIX_BYTES + Frame.Pages.ENTRY_BYTES * Frame.Pages.MAX_PAGES;
+    /** The most read at once into a frame whose length is known. */
+    private static final int MAX_READ = 256 << 10;
+
     private final int maxPayload;
+    private PagePlacement placement;
+    /** The PAGES frame whose page bytes are being read into place, or null. */
+    private Placing placing;
+    /** The buffer over guest memory last handed to the channel to read into. */
+    private ByteBuf target;
     private final EnumSet<FrameType> allowed = EnumSet.allOf(FrameType.class);
     private int expectedSequence;
     private boolean failed;
@@ -69,7 +91,85 @@ public final class FrameDecoder extends ByteToMessageDecoder {
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) throws Exception {
         lastReadNanos = System.nanoTime();
+        if (msg != null && msg == target) {
+            // Bytes read straight into their pages: nothing to cumulate, only the progress to note.
+            target = null;
+            ByteBuf read = (ByteBuf) msg;
+            int n = read.readableBytes();
+            read.release();
+            if (!failed && placing != null) {
+                placing.advance(n);
+                if (placing.done()) {
+                    ctx.fireChannelRead(finishPlacing());
+                }
+            }
+            return;
+        }
         super.channelRead(ctx, msg);
+    }
+
+    /**
+     * From the next PAGES frame on, page bytes are read straight into the places {@code placement}
+     * gives; on the channel's event loop. Ignored on a channel with TLS, whose bytes must be decrypted
+     * in a buffer first.
+     */
+    public void placeInto(ChannelHandlerContext ctx, PagePlacement placement) {
+        if (ctx.pipeline().get(io.netty.handler.ssl.SslHandler.class) != null) {
+            return;
+        }
+        this.placement = placement;
+        ctx.channel().config().setRecvByteBufAllocator(new PlacingReads());
+    }
+
+    /** The buffer the next read goes into when it goes straight into pages, or null. */
+    private ByteBuf nextTarget() {
+        if (failed || placing == null || internalBuffer().isReadable()) {
+            return null;
+        }
+        target = Unpooled.wrappedBuffer(placing.space()).clear();
+        return target;
+    }
+
+    /**
+     * How much the next read into a receive buffer may take: the rest of a frame whose header is in
+     * (unless it is a PAGES frame, whose meta comes first), else a header and the largest meta, so that
+     * the page bytes of a PAGES frame are never read anywhere but into their pages.
+     */
+    private int nextReadSize() {
+        ByteBuf in = internalBuffer();
+        int readable = in.readableBytes();
+        if (readable >= FrameHeader.BYTES) {
+            int start = in.readerIndex();
+            FrameType type = FrameType.of(in.getUnsignedByte(start + 4));
+            long rest = FrameHeader.BYTES + in.getUnsignedInt(start) - readable;
+            if (type != FrameType.PAGES && rest > 0) {
+                return (int) Math.min(rest, MAX_READ);
+            }
+        }
+        return READ_AHEAD;
+    }
+
+    /** Reads placed where {@link #nextTarget} says, else in buffers of {@link #nextReadSize}. */
+    private final class PlacingReads extends io.netty.channel.DefaultMaxMessagesRecvByteBufAllocator {
+        PlacingReads() {
+            super(64);
+        }
+
+        @Override
+        public Handle newHandle() {
+            return new MaxMessageHandle() {
+                @Override
+                public io.netty.buffer.ByteBuf allocate(io.netty.buffer.ByteBufAllocator alloc) {
+                    ByteBuf into = nextTarget();
+                    return into != null ? into : alloc.ioBuffer(nextReadSize());
+                }
+
+                @Override
+                public int guess() {
+                    return nextReadSize();
+                }
+            };
+        }
     }
 
     /**
@@ -93,12 +193,23 @@ public final class FrameDecoder extends ByteToMessageDecoder {
             return;
         }
         try {
+            if (placing != null) {
+                // Page bytes that came with the meta in one read: copied into place (less than a read-ahead).
+                placing.copyFrom(in);
+                if (placing.done()) {
+                    out.add(finishPlacing());
+                }
+                return;
+            }
             Frame frame = next(in);
             if (frame != null) {
                 out.add(frame);
+            } else if (placing != null && placing.done()) {
+                out.add(finishPlacing());
             }
         } catch (ProtocolException e) {
             failed = true;
+            dropPlacing();
             failure = e;
             in.skipBytes(in.readableBytes());
             throw new FrameException(e);
@@ -107,13 +218,29 @@ public final class FrameDecoder extends ByteToMessageDecoder {
 
     @Override
     protected void decodeLast(ChannelHandlerContext ctx, ByteBuf in, List<Object> out) {
-        decode(ctx, in, out);
-        if (!failed && in.isReadable()) {
-            int partial = in.readableBytes();
+        if (in.isReadable()) {
+            decode(ctx, in, out);
+        }
+        if (!failed && (in.isReadable() || placing != null)) {
+            String where = placing != null ? "the page bytes of a PAGES frame" : in.readableBytes() + " bytes into it";
             failed = true;
-            failure = new ProtocolException(ErrorCode.TRUNCATED, "connection closed inside a frame, " + partial + " bytes into it");
-            in.skipBytes(partial);
+            dropPlacing();
+            failure = new ProtocolException(ErrorCode.TRUNCATED, "connection closed inside a frame, " + where);
+            in.skipBytes(in.readableBytes());
             throw new FrameException(failure);
+        }
+    }
+
+    @Override
+    protected void handlerRemoved0(ChannelHandlerContext ctx) {
+        dropPlacing();
+    }
+
+    /** A frame being placed that will never be finished: its meta is released. */
+    private void dropPlacing() {
+        if (placing != null) {
+            placing.meta.release();
+            placing = null;
         }
     }
 
@@ -170,11 +297,24 @@ public final class FrameDecoder extends ByteToMessageDecoder {
                     + Integer.toUnsignedString(sequence) + ", expected " + Integer.toUnsignedString(expectedSequence));
         }
         int total = FrameHeader.BYTES + (int) length;
+        if (type == FrameType.PAGES && placement != null) {
+            if (in.readableBytes() < FrameHeader.BYTES + Frame.Pages.PREFIX_BYTES) {
+                return null;
+            }
+            int meta = pagesMeta(in, start + FrameHeader.BYTES, (int) length);
+            if (in.readableBytes() < FrameHeader.BYTES + meta) {
+                return null;
+            }
+            if (startPlacing(in, start, (int) length, meta)) {
+                return null;
+            }
+        }
         if (in.readableBytes() < total) {
             return null;
         }
         int declared = in.getInt(start + FrameHeader.CRC_OFFSET);
-        int actual = FrameHeader.crc(in, start, in, start + FrameHeader.BYTES, (int) length);
+        int checked = type == FrameType.PAGES ? pagesMeta(in, start + FrameHeader.BYTES, (int) length) : (int) length;
+        int actual = FrameHeader.crc(in, start, in, start + FrameHeader.BYTES, checked);
         if (declared != actual) {
             throw new ProtocolException(ErrorCode.CHECKSUM, String.format("%s frame %d: CRC32C %08x, computed %08x",
                     type, sequence, declared, actual));
@@ -183,6 +323,180 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         expectedSequence++;
         in.readerIndex(start + total);
         return frame;
+    }
+
+    /**
+     * A PAGES frame whose meta is in: checks the meta (its CRC, its entries against the frame's length)
+     * and, if every page it carries has a place, takes the header and meta and starts reading the page
+     * bytes into place. Returns false, taking nothing, when some page has none: the frame is then read
+     * whole.
+     */
+    private boolean startPlacing(ByteBuf in, int start, int length, int meta) throws ProtocolException {
+        int index = start + FrameHeader.BYTES;
+        int declared = in.getInt(start + FrameHeader.CRC_OFFSET);
+        int actual = FrameHeader.crc(in, start, in, index, meta);
+        if (declared != actual) {
+            throw new ProtocolException(ErrorCode.CHECKSUM, String.format("PAGES frame %d: CRC32C %08x, computed %08x",
+                    in.getInt(start + 8), declared, actual));
+        }
+        int count = in.getUnsignedShort(index + 4);
+        long expected = pagesLength(in, index + Frame.Pages.PREFIX_BYTES, count);
+        if (expected != length) {
+            throw malformed(FrameType.PAGES, count + " entries need " + expected + " bytes, the frame has " + length);
+        }
+        Placing next = Placing.of(placement, in, index, count);
+        if (next == null) {
+            return false;
+        }
+        next.meta = in.retainedSlice(index, meta);
+        next.iteration = in.getInt(index);
+        in.readerIndex(index + meta);
+        expectedSequence++;
+        placing = next;
+        return true;
+    }
+
+    /** Every page of the frame being placed is in: each checked against its CRC, the frame handed on. */
+    private Frame.Pages finishPlacing() {
+        Placing done = placing;
+        placing = null;
+        long torn = done.check();
+        return Frame.Pages.placed(done.iteration, done.count, done.meta, torn);
+    }
+
+    /**
+     * The page bytes of one PAGES frame being read into place: its data pages in entry order, grouped in
+     * runs that lie together in memory, and how far the reads have come.
+     */
+    private static final class Placing {
+        private final PagePlacement placement;
+        final int count;
+        int iteration;
+        ByteBuf meta;
+        /** Per data page, in order: its entry's position in the frame. */
+        private final int[] entryOf;
+        private final long[] runFirst;
+        private final int[] runPages;
+        private final ByteBuffer[] runView;
+        private final int runs;
+        private int run;
+        private int offset;
+
+        private Placing(PagePlacement placement, int count, int[] entryOf, long[] runFirst, int[] runPages, ByteBuffer[] runView,
+                        int runs) {
+            this.placement = placement;
+            this.count = count;
+            this.entryOf = entryOf;
+            this.runFirst = runFirst;
+            this.runPages = runPages;
+            this.runView = runView;
+            this.runs = runs;
+        }
+
+        /** The runs of the frame's data pages and their places, or null if some page has none. */
+        static Placing of(PagePlacement placement, ByteBuf in, int index, int count) {
+            int[] entryOf = new int[count];
+            long[] first = new long[count];
+            int[] pages = new int[count];
+            int data = 0;
+            int runs = 0;
+            for (int i = 0; i < count; i++) {
+                long entry = in.getLong(index + Frame.Pages.PREFIX_BYTES + Frame.Pages.ENTRY_BYTES * i);
+                if ((entry & Frame.Pages.ZERO_FLAG) != 0) {
+                    continue;
+                }
+                entryOf[data++] = i;
+                if (runs > 0 && entry == first[runs - 1] + pages[runs - 1]) {
+                    pages[runs - 1]++;
+                } else {
+                    first[runs] = entry;
+                    pages[runs] = 1;
+                    runs++;
+                }
+            }
+            // A run that does not lie in one piece goes page by page.
+            java.util.List<Long> splitFirst = new java.util.ArrayList<>();
+            java.util.List<Integer> splitPages = new java.util.ArrayList<>();
+            java.util.List<ByteBuffer> views = new java.util.ArrayList<>();
+            for (int r = 0; r < runs; r++) {
+                ByteBuffer view = placement.target(first[r], pages[r]);
+                if (view != null) {
+                    splitFirst.add(first[r]);
+                    splitPages.add(pages[r]);
+                    views.add(view);
+                    continue;
+                }
+                for (int p = 0; p < pages[r]; p++) {
+                    ByteBuffer page = pages[r] == 1 ? null : placement.target(first[r] + p, 1);
+                    if (page == null) {
+                        return null;
+                    }
+                    splitFirst.add(first[r] + p);
+                    splitPages.add(1);
+                    views.add(page);
+                }
+            }
+            int n = views.size();
+            long[] runFirst = new long[n];
+            int[] runPages = new int[n];
+            for (int r = 0; r < n; r++) {
+                runFirst[r] = splitFirst.get(r);
+                runPages[r] = splitPages.get(r);
+            }
+            return new Placing(placement, count, java.util.Arrays.copyOf(entryOf, data), runFirst, runPages,
+                    views.toArray(new ByteBuffer[0]), n);
+        }
+
+        boolean done() {
+            return run == runs;
+        }
+
+        /** Where the next bytes go: the rest of the current run. */
+        ByteBuffer space() {
+            return runView[run].duplicate().position(offset).limit(runPages[run] * Frame.Pages.PAGE_SIZE);
+        }
+
+        /** {@code n} more bytes are in place. */
+        void advance(int n) {
+            offset += n;
+            if (offset == runPages[run] * Frame.Pages.PAGE_SIZE) {
+                run++;
+                offset = 0;
+            }
+        }
+
+        /** Copies page bytes that arrived in a receive buffer into place, as many as the frame still needs. */
+        void copyFrom(ByteBuf in) {
+            while (!done() && in.isReadable()) {
+                ByteBuffer space = space();
+                int n = Math.min(space.remaining(), in.readableBytes());
+                in.readBytes(space.limit(space.position() + n));
+                advance(n);
+            }
+        }
+
+        /**
+         * Checks every page where it landed against its entry's CRC, and tells the placement which
+         * pages were written; returns the torn pages as a mask of entry positions.
+         */
+        long check() {
+            java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+            long torn = 0;
+            int data = 0;
+            for (int r = 0; r < runs; r++) {
+                for (int p = 0; p < runPages[r]; p++) {
+                    int entry = entryOf[data++];
+                    crc.reset();
+                    crc.update(runView[r].duplicate().position(p * Frame.Pages.PAGE_SIZE).limit((p + 1) * Frame.Pages.PAGE_SIZE));
+                    int expected = meta.getInt(meta.readerIndex() + Frame.Pages.PREFIX_BYTES + Frame.Pages.ENTRY_BYTES * entry + 8);
+                    if ((int) crc.getValue() != expected) {
+                        torn |= 1L << entry;
+                    }
+                }
+                placement.placed(runFirst[r], runPages[r]);
+            }
+            return torn;
+        }
     }
 
     private static Frame parse(FrameType type, ByteBuf in, int index, int length) throws ProtocolException {
@@ -265,23 +579,44 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         return frame;
     }
 
-    /** Checks the entries' structure and hands out the payload without copying it. */
-    private static Frame.Pages pages(ByteBuf in, int index, int length) throws ProtocolException {
-        int iteration = in.getInt(index);
+    /**
+     * The meta of a PAGES frame of {@code length} payload bytes at {@code index} (its prefix and entries,
+     * which the frame's CRC covers), once its count is checked against the frame.
+     */
+    private static int pagesMeta(ByteBuf in, int index, int length) throws ProtocolException {
         int count = in.getUnsignedShort(index + 4);
         if (count == 0 || count > Frame.Pages.MAX_PAGES) {
             throw malformed(FrameType.PAGES, "page count " + count + " outside [1, " + Frame.Pages.MAX_PAGES + "]");
         }
-        if (6 + 8 * count > length) {
+        int meta = Frame.Pages.metaBytes(count);
+        if (meta > length) {
             throw malformed(FrameType.PAGES, count + " entries run past the frame");
         }
-        long expected = 6 + 8L * count;
-        java.nio.ByteBuffer entries = in.nioBuffer(index + 6, 8 * count);
+        return meta;
+    }
+
+    /**
+     * The bytes the entries of a frame of {@code count} pages need: the meta and 4096 for every page not
+     * flagged zero. A zero page's CRC must be 0.
+     */
+    static long pagesLength(ByteBuf in, int entriesIndex, int count) throws ProtocolException {
+        long expected = Frame.Pages.metaBytes(count);
         for (int i = 0; i < count; i++) {
-            if ((entries.getLong(entries.position() + 8 * i) & Frame.Pages.ZERO_FLAG) == 0) {
+            long entry = in.getLong(entriesIndex + Frame.Pages.ENTRY_BYTES * i);
+            if ((entry & Frame.Pages.ZERO_FLAG) == 0) {
                 expected += Frame.Pages.PAGE_SIZE;
+            } else if (in.getInt(entriesIndex + Frame.Pages.ENTRY_BYTES * i + 8) != 0) {
+                throw malformed(FrameType.PAGES, "zero page " + (entry & ~Frame.Pages.ZERO_FLAG) + " with a CRC");
             }
         }
+        return expected;
+    }
+
+    /** Checks the entries' structure and hands out the payload without copying it. */
+    private static Frame.Pages pages(ByteBuf in, int index, int length) throws ProtocolException {
+        int iteration = in.getInt(index);
+        int count = in.getUnsignedShort(index + 4);
+        long expected = pagesLength(in, index + Frame.Pages.PREFIX_BYTES, count);
         if (expected != length) {
             throw malformed(FrameType.PAGES, count + " entries need " + expected + " bytes, the frame has " + length);
         }

@@ -10,8 +10,8 @@ import java.util.zip.CRC32C;
 
 /**
  * Writes frames: a header and the payload. A buffer holder's content (page runs, device data) is
- * passed on as it is, never copied; the CRC is computed over exactly the bytes that are written, so
- * callers hand over only bytes that stay unchanged until written (see {@link PagesBuilder}).
+ * passed on as it is, never copied; the CRC is computed over exactly the bytes that are written, except
+ * for a PAGES frame, whose CRC covers its meta and whose pages carry their own (see {@link Frame.Pages}).
  */
 public final class FrameEncoder extends MessageToMessageEncoder<Frame> {
     private int sequence;
@@ -73,8 +73,10 @@ public final class FrameEncoder extends MessageToMessageEncoder<Frame> {
         CRC32C crc = new CRC32C();
         FrameHeader.update(crc, head, 0, FrameHeader.CRC_OFFSET);
         FrameHeader.update(crc, head, FrameHeader.BYTES, headPayload);
-        if (contentLength > 0) {
-            FrameHeader.update(crc, content, content.readerIndex(), contentLength);
+        // A PAGES frame's CRC covers its meta; each page's bytes have their own CRC in its entry.
+        int checked = frame instanceof Frame.Pages pages ? Frame.Pages.metaBytes(pages.count()) : contentLength;
+        if (checked > 0) {
+            FrameHeader.update(crc, content, content.readerIndex(), checked);
         }
         head.setInt(FrameHeader.CRC_OFFSET, (int) crc.getValue());
         out.add(head);

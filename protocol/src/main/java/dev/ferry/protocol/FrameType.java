@@ -29,7 +29,7 @@ public enum FrameType {
     SWITCHOVER_ACK(0x1f, 4, 4),
     VM_REFUSED(0x30, 8, 8 + 3 * Frame.MAX_MESSAGE_BYTES),
 
-    PAGES(0x20, 6, Frame.Pages.MAX_PAYLOAD_BYTES),
+    PAGES(0x20, Frame.Pages.PREFIX_BYTES + Frame.Pages.ENTRY_BYTES, Frame.Pages.MAX_PAYLOAD_BYTES),
     DATA_END(0x21, 12, 12),
     CHANNEL_END(0x22, 8, 8);
 

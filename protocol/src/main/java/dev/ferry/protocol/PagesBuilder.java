@@ -5,21 +5,21 @@ import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
 import java.nio.ByteBuffer;
+import java.util.zip.CRC32C;
 
 /**
- * Builds one PAGES frame of up to {@link Frame.Pages#MAX_PAGES} pages.
+ * Builds one PAGES frame of up to {@link Frame.Pages#MAX_PAGES} pages, each page's CRC32C in its entry.
  *
- * <p>The CRC covers the bytes the encoder writes. A page that may change before then (a running
- * guest's memory) must be added with {@link #addCopy}, which copies it now, so the frame is
- * consistent; the newer content is sent again in a later iteration. A page that cannot change until
- * the frame is written (a paused guest, or stop-and-copy) may be added with {@link #addStable},
- * which sends the memory itself without a copy.
+ * <p>Pages go into the frame as views of the memory they lie in ({@link #addPage}, {@link #addRun}): no
+ * copy. The CRC is taken as the page is added; if the page changes before the frame is written (a running
+ * guest), the destination finds it torn and a later pass sends it again, since the change is in the
+ * source's dirty log by then (see {@link Frame.Pages}). {@link #addCopy} copies a page first, for a
+ * caller whose buffer does not outlive the call.
  */
 public final class PagesBuilder {
-    private static final int PREFIX = 6;
-
     private final ByteBufAllocator allocator;
     private final int iteration;
+    private final CRC32C crc = new CRC32C();
     private ByteBuf entries;
     private CompositeByteBuf data;
     private ByteBuf copies;
@@ -50,48 +50,52 @@ public final class PagesBuilder {
 
     /** A zero page: its entry only. */
     public PagesBuilder addZero(long index) {
-        entry(index | Frame.Pages.ZERO_FLAG);
+        entry(index | Frame.Pages.ZERO_FLAG, 0);
         return this;
     }
 
     /** Copies the page's 4096 bytes from {@code page}'s position now. */
     public PagesBuilder addCopy(long index, ByteBuffer page) {
         checkPage(page);
-        entry(index);
         if (copies == null) {
-            copies = allocator.directBuffer(Frame.Pages.PAGE_SIZE * (Frame.Pages.MAX_PAGES - count + 1));
+            copies = allocator.directBuffer(Frame.Pages.PAGE_SIZE * (Frame.Pages.MAX_PAGES - count));
         }
+        int at = copies.writerIndex();
         copies.writeBytes(page.duplicate().limit(page.position() + Frame.Pages.PAGE_SIZE));
+        entry(index, crc(copies.nioBuffer(at, Frame.Pages.PAGE_SIZE)));
         pageBytes += Frame.Pages.PAGE_SIZE;
         return this;
     }
 
-    /** Sends the page's memory itself; it must not change until the frame has been written. */
-    public PagesBuilder addStable(long index, ByteBuffer page) {
+    /** Sends the page's memory itself, without a copy. */
+    public PagesBuilder addPage(long index, ByteBuffer page) {
         checkPage(page);
-        entry(index);
+        ByteBuffer view = page.duplicate().limit(page.position() + Frame.Pages.PAGE_SIZE);
+        entry(index, crc(view.duplicate()));
         sealCopies();
-        data.addComponent(true, Unpooled.wrappedBuffer(page.duplicate().limit(page.position() + Frame.Pages.PAGE_SIZE)));
+        data.addComponent(true, Unpooled.wrappedBuffer(view));
         pageBytes += Frame.Pages.PAGE_SIZE;
         return this;
     }
 
     /**
      * Sends {@code count} consecutive pages from {@code first} as one piece of memory, {@code run}'s
-     * bytes from its position; they must not change until the frame has been written.
+     * bytes from its position, without a copy.
      */
-    public PagesBuilder addStableRun(long first, int count, ByteBuffer run) {
+    public PagesBuilder addRun(long first, int count, ByteBuffer run) {
         if (count < 1 || count > room()) {
             throw new IllegalArgumentException(count + " pages with room for " + room());
         }
         if (run.remaining() < count * Frame.Pages.PAGE_SIZE) {
             throw new IllegalArgumentException(count + " pages are " + count * Frame.Pages.PAGE_SIZE + " bytes; got " + run.remaining());
         }
+        ByteBuffer view = run.duplicate().limit(run.position() + count * Frame.Pages.PAGE_SIZE);
         for (int i = 0; i < count; i++) {
-            entry(first + i);
+            int at = view.position() + i * Frame.Pages.PAGE_SIZE;
+            entry(first + i, crc(view.duplicate().position(at).limit(at + Frame.Pages.PAGE_SIZE)));
         }
         sealCopies();
-        data.addComponent(true, Unpooled.wrappedBuffer(run.duplicate().limit(run.position() + count * Frame.Pages.PAGE_SIZE)));
+        data.addComponent(true, Unpooled.wrappedBuffer(view));
         pageBytes += (long) count * Frame.Pages.PAGE_SIZE;
         return this;
     }
@@ -136,16 +140,22 @@ public final class PagesBuilder {
         pageBytes = 0;
     }
 
-    private void entry(long entry) {
+    private int crc(ByteBuffer page) {
+        crc.reset();
+        crc.update(page);
+        return (int) crc.getValue();
+    }
+
+    private void entry(long entry, int pageCrc) {
         if (isFull()) {
             throw new IllegalStateException("a PAGES frame holds at most " + Frame.Pages.MAX_PAGES + " pages");
         }
         if (entries == null) {
-            entries = allocator.directBuffer(PREFIX + 8 * Frame.Pages.MAX_PAGES);
-            entries.writeZero(PREFIX);
+            entries = allocator.directBuffer(Frame.Pages.metaBytes(Frame.Pages.MAX_PAGES));
+            entries.writeZero(Frame.Pages.PREFIX_BYTES);
             data = allocator.compositeDirectBuffer(Frame.Pages.MAX_PAGES + 2);
         }
-        entries.writeLong(entry);
+        entries.writeLong(entry).writeInt(pageCrc);
         count++;
     }
 

@@ -116,7 +116,11 @@ class FrameCodecTest {
                 byte[] flipped = bytes.clone();
                 flipped[bit / 8] ^= (byte) (1 << (bit % 8));
                 Decoded decoded = decode(flipped, whole(flipped.length));
-                if (decoded.failure() == null || !decoded.frames().isEmpty()) {
+                boolean rejected = decoded.failure() != null && decoded.frames().isEmpty();
+                // A page's bytes are covered by its own CRC: the frame arrives, and that page is torn.
+                boolean torn = decoded.failure() == null && decoded.frames().size() == 1
+                        && decoded.frames().get(0).split(":torn", -1).length == 2;
+                if (!rejected && !torn) {
                     undetected.add(bit);
                 }
             }
@@ -251,10 +255,15 @@ class FrameCodecTest {
         }
     }
 
+    /** Sets the frame's CRC right for what it covers: the whole payload, or a PAGES frame's meta. */
     private static void fixCrc(byte[] frame) {
         java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
         crc.update(frame, 0, 12);
-        crc.update(frame, 16, frame.length - 16);
+        int covered = frame.length - 16;
+        if (frame[4] == FrameType.PAGES.code()) {
+            covered = Math.min(covered, Frame.Pages.metaBytes(((frame[20] & 0xff) << 8) | (frame[21] & 0xff)));
+        }
+        crc.update(frame, 16, covered);
         int value = (int) crc.getValue();
         frame[12] = (byte) (value >>> 24);
         frame[13] = (byte) (value >>> 16);

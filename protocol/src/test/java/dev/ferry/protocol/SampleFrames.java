@@ -60,7 +60,7 @@ final class SampleFrames {
                 ByteBuffer page = ByteBuffer.allocateDirect(4096);
                 page.put(bytes(random, 4096)).flip();
                 if (i % 2 == 0) {
-                    builder.addStable(first + i, page);
+                    builder.addPage(first + i, page);
                 } else {
                     builder.addCopy(first + i, page);
                 }
@@ -101,8 +101,22 @@ final class SampleFrames {
     static String describe(Frame frame) {
         if (frame instanceof Frame.Pages pages) {
             StringBuilder sb = new StringBuilder("Pages " + pages.iteration() + " " + pages.count());
-            pages.forEach((index, data) -> sb.append(' ').append(index).append(data == null ? ":zero"
-                    : ":" + data.hashCode()));
+            pages.forEach(new Frame.Pages.PageVisitor() {
+                @Override
+                public void zero(long index) {
+                    sb.append(' ').append(index).append(":zero");
+                }
+
+                @Override
+                public void intact(long index, ByteBuffer data) {
+                    sb.append(' ').append(index).append(':').append(data.hashCode());
+                }
+
+                @Override
+                public void torn(long index) {
+                    sb.append(' ').append(index).append(":torn");
+                }
+            });
             return sb.toString();
         }
         if (frame instanceof Frame.DeviceData data) {

@@ -168,6 +168,31 @@ public final class PageStore {
         return chunk.slice(offsetInChunk(first), count << PageGeometry.PAGE_SHIFT).asReadOnlyBuffer();
     }
 
+    /**
+     * A writable view of {@code count} consecutive pages from {@code first}, when they lie in one chunk
+     * (allocated now if it is not yet), for a receiver that writes them in place (a migration destination
+     * reading pages straight from a socket); {@code null} when they span chunks. The writer calls
+     * {@link #placed} once the bytes are in, so that change logs see them.
+     */
+    public ByteBuffer placementView(long first, int count) {
+        if (count < 1) {
+            throw new IllegalArgumentException("count " + count);
+        }
+        checkPage(first);
+        checkPage(first + count - 1);
+        if (first / pagesPerChunk != (first + count - 1) / pagesPerChunk) {
+            return null;
+        }
+        return chunk(first).slice(offsetInChunk(first), count << PageGeometry.PAGE_SHIFT);
+    }
+
+    /** Pages written through a {@link #placementView} are in: the change logs learn of them. */
+    public void placed(long first, int count) {
+        checkPage(first);
+        checkPage(first + count - 1);
+        changed(first << PageGeometry.PAGE_SHIFT, (long) count << PageGeometry.PAGE_SHIFT);
+    }
+
     /** Copies one page into {@code dst} at its position, advancing it by a page. */
     public void readPage(long page, ByteBuffer dst) {
         ByteBuffer chunk = chunkOrNull(page);

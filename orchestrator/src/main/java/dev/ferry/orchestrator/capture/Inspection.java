@@ -135,10 +135,11 @@ public final class Inspection {
             boolean fromSource = record.direction().fromSource(side);
             ChannelAcc channel = channel(record.channel());
             channel.direction(record.direction()).add(record, checked.frame());
-            if (checked.crcChecked()) {
+            if (checked.frame() != null) {
                 channel.crcChecked++;
-            } else if (record.pageDataLeftOut()) {
-                channel.crcNotChecked++;
+                if (record.pageDataLeftOut()) {
+                    channel.pageDataLeftOut++;
+                }
             }
             frames++;
             wireBytes += record.wireBytes();
@@ -179,7 +180,24 @@ public final class Inspection {
             iteration.pages += pages.count();
             iteration.zeroPages += pages.zeroPages();
             iteration.channelPages.merge(record.channel().toString(), (long) pages.count(), Long::sum);
-            pages.forEach((index, data) -> iteration.pageSet += mix(index));
+            pages.forEachIndex(index -> iteration.pageSet += mix(index));
+            if (!record.pageDataLeftOut()) {
+                // With their data, each page is checked against its own CRC, as the destination checks it.
+                pages.forEach(new Frame.Pages.PageVisitor() {
+                    @Override
+                    public void zero(long index) {
+                    }
+
+                    @Override
+                    public void intact(long index, ByteBuffer data) {
+                    }
+
+                    @Override
+                    public void torn(long index) {
+                        iteration.tornPages++;
+                    }
+                });
+            }
         } else if (frame instanceof Frame.DeviceData data) {
             int at = channelIteration.getOrDefault(record.channel(), 0);
             IterationAcc iteration = iteration(at);
@@ -310,8 +328,8 @@ public final class Inspection {
                 header.protocolVersion(), metadata.path("ferryd").asText(null), Instant.ofEpochMilli(header.startedAtMillis()).toString(),
                 header.pageData(), end == null ? null : end.outcome(), millis(end == null ? lastNanos : end.nanos()));
         if (header != null && !header.pageData()) {
-            notes.add("captured without page data: PAGES frames hold their entries only, and their CRC32C, which covers the data,"
-                    + " is not checked");
+            notes.add("captured without page data: PAGES frames hold their meta (prefix and entries), which their CRC32C covers;"
+                    + " each page's own CRC, which covers its data, is not checked, and torn pages are not known");
         }
         InspectionReport.Totals totals = new InspectionReport.Totals(frames, wireBytes, pages, zeroPages,
                 (pages - zeroPages) * Frame.Pages.PAGE_SIZE, deviceBytes, millis(end == null ? lastNanos : end.nanos()),
@@ -361,7 +379,7 @@ public final class Inspection {
         private final CaptureFormat.Channel channel;
         private final Map<CaptureFormat.Direction, DirectionAcc> directions = new EnumMap<>(CaptureFormat.Direction.class);
         private long crcChecked;
-        private long crcNotChecked;
+        private long pageDataLeftOut;
         private long dropped;
 
         ChannelAcc(CaptureFormat.Channel channel) {
@@ -378,7 +396,7 @@ public final class Inspection {
             String rules = dropped > 0 ? "checked up to the first frame the capture dropped"
                     : channel.role() == ChannelRole.DATA && vm == null ? "not checked: the capture has no VM description" : "checked";
             return new InspectionReport.Channel(name, direction(CaptureFormat.Direction.SENT).report(),
-                    direction(CaptureFormat.Direction.RECEIVED).report(), crcChecked, crcNotChecked, dropped, rules, ok);
+                    direction(CaptureFormat.Direction.RECEIVED).report(), crcChecked, pageDataLeftOut, dropped, rules, ok);
         }
     }
 
@@ -430,6 +448,7 @@ public final class Inspection {
         private long zeroPages;
         private long deviceBytes;
         private long pageSet;
+        private long tornPages;
         private Long iterationEndPages;
         private boolean done;
         private long firstNanos = -1;
@@ -447,8 +466,8 @@ public final class Inspection {
         }
 
         InspectionReport.Iteration report() {
-            return new InspectionReport.Iteration(number, phase, pages, zeroPages, (pages - zeroPages) * Frame.Pages.PAGE_SIZE, deviceBytes,
-                    channelPages, iterationEndPages, done, firstNanos < 0 ? null : millis(firstNanos),
+            return new InspectionReport.Iteration(number, phase, pages, zeroPages, header.pageData() ? tornPages : null,
+                    (pages - zeroPages) * Frame.Pages.PAGE_SIZE, deviceBytes, channelPages, iterationEndPages, done, firstNanos < 0 ? null : millis(firstNanos),
                     lastNanos < 0 ? null : millis(lastNanos));
         }
     }

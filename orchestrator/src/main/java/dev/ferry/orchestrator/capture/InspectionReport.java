@@ -37,10 +37,11 @@ public record InspectionReport(String file, Capture capture, Vm vm, List<Milesto
 
     /**
      * A channel: what went each way ({@code sent} and {@code received} by the side that captured), frames
-     * whose CRC was checked and those captured without the page data it covers, frames the capture
-     * dropped, whether the session rules could be checked, and whether every check held.
+     * whose CRC32C was checked, PAGES frames among them captured without their page data (whose pages'
+     * own CRCs could not be checked), frames the capture dropped, whether the session rules could be
+     * checked, and whether every check held.
      */
-    public record Channel(String channel, Direction sent, Direction received, long crcChecked, long crcNotChecked, long dropped,
+    public record Channel(String channel, Direction sent, Direction received, long crcChecked, long pageDataLeftOut, long dropped,
                           String rules, boolean ok) {
     }
 
@@ -50,12 +51,12 @@ public record InspectionReport(String file, Capture capture, Vm vm, List<Milesto
     }
 
     /**
-     * A pass over memory: the source's phase when it ended, its pages (zero ones among them) and page
-     * data, the device data sent in it, its pages per data channel, the ITERATION_END's count (null until
+     * A pass over memory: the source's phase when it ended, its pages (zero ones among them; torn ones,
+     * whose data did not match their CRC, when the capture has page data, else null) and page data, the device data sent in it, its pages per data channel, the ITERATION_END's count (null until
      * seen), whether the destination acknowledged it (ITERATION_DONE), and when its first and last frame
      * passed.
      */
-    public record Iteration(int iteration, String phase, long pages, long zeroPages, long pageDataBytes, long deviceBytes,
+    public record Iteration(int iteration, String phase, long pages, long zeroPages, Long tornPages, long pageDataBytes, long deviceBytes,
                             Map<String, Long> channelPages, Long iterationEndPages, boolean done, Double startMs, Double endMs) {
     }
 

@@ -43,7 +43,7 @@ final class InspectionText {
                     direction(channel.received()));
             out.printf(Locale.ROOT, "  %-8s CRC32C checked on %d frame%s%s%s; session rules %s; %s%n", "", channel.crcChecked(),
                     channel.crcChecked() == 1 ? "" : "s",
-                    channel.crcNotChecked() == 0 ? "" : ", not on " + channel.crcNotChecked() + " without their page data",
+                    channel.pageDataLeftOut() == 0 ? "" : " (" + channel.pageDataLeftOut() + " PAGES without their page data)",
                     channel.dropped() == 0 ? "" : "; " + channel.dropped() + " frames dropped by the capture", channel.rules(),
                     channel.ok() ? "ok" : "FAILED");
             types("sent", channel.sent().types(), out);
@@ -58,7 +58,8 @@ final class InspectionText {
                 iteration.channelPages().forEach((channel, pages) -> channels.add(channel + " " + pages));
                 out.printf(Locale.ROOT, "  %9d  %-12s %8d %8d %11s %12s  %-13s %s%n", iteration.iteration(),
                         iteration.phase() == null ? "-" : iteration.phase(), iteration.pages(), iteration.zeroPages(),
-                        Progress.bytes(iteration.pageDataBytes()), Progress.bytes(iteration.deviceBytes()),
+                        Progress.bytes(iteration.pageDataBytes()) + (iteration.tornPages() == null || iteration.tornPages() == 0 ? ""
+                                : ", " + iteration.tornPages() + " torn"), Progress.bytes(iteration.deviceBytes()),
                         (iteration.iterationEndPages() == null ? "-" : iteration.iterationEndPages() + " pages")
                                 + (iteration.done() ? ", done" : ""), channels);
             }

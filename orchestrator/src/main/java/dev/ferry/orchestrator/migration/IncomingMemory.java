@@ -5,12 +5,13 @@ import dev.ferry.device.memory.GuestMemory;
 import dev.ferry.orchestrator.metrics.FerryMetrics;
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
-import dev.ferry.protocol.FrameHeader;
 import dev.ferry.protocol.PageRouting;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.net.FrameChannel;
 import dev.ferry.protocol.net.FrameHandler;
+import dev.ferry.protocol.transfer.PagePlacement;
 import dev.ferry.protocol.transfer.PageReceiver;
+import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -42,6 +43,8 @@ final class IncomingMemory {
     private final IncomingDevices devices;
     private final IterationBarrier barrier = new IterationBarrier();
     private final DirtyBitmap received;
+    /** Pages whose latest copy arrived torn: they must arrive again, intact, before the VM is built (F11). */
+    private final DirtyBitmap torn;
     private final Map<Integer, PageReceiver> receivers = new ConcurrentHashMap<>();
     private final List<FrameChannel> open = new CopyOnWriteArrayList<>();
     /** Completes when the session ends from elsewhere (the control channel closed, an ABORT): waits here end too. */
@@ -60,6 +63,8 @@ final class IncomingMemory {
         this.devices = devices;
         this.received = new DirtyBitmap(memory.pages());
         this.received.start();
+        this.torn = new DirtyBitmap(memory.pages());
+        this.torn.start();
     }
 
     IterationBarrier barrier() {
@@ -78,29 +83,69 @@ final class IncomingMemory {
         // Zero pages of the frame being applied; only this channel's event loop touches it.
         long[] zeroPages = new long[1];
         int index = channel.index();
-        PageReceiver receiver = new PageReceiver((page, data) -> {
-            if (discarded) {
-                return;
+        PageReceiver receiver = new PageReceiver(new Frame.Pages.PageVisitor() {
+            @Override
+            public void zero(long page) {
+                if (!discarded) {
+                    memory.loadZeroPage(page);
+                    arrived(page);
+                    zeroPages[0]++;
+                }
             }
-            if (data == null) {
-                memory.loadZeroPage(page);
-                zeroPages[0]++;
-            } else {
-                memory.loadPage(page, data);
+
+            @Override
+            public void intact(long page, ByteBuffer data) {
+                if (!discarded) {
+                    if (data != null) {
+                        memory.loadPage(page, data);
+                    }
+                    arrived(page);
+                }
             }
-            received.mark(page);
+
+            @Override
+            public void torn(long page) {
+                // The source changed the page while sending it: its dirty log has it, and a later pass
+                // sends it again. Until then it counts as not arrived (F11).
+                if (!discarded) {
+                    torn.mark(page);
+                    migration.tornPage();
+                }
+            }
         }, (iteration, pages) -> barrier.ended(index, iteration, pages));
         if (receivers.putIfAbsent(index, receiver) != null) {
             throw new ProtocolException(ErrorCode.DUPLICATE_CHANNEL, "data channel " + index + " is open already");
         }
-        channel.setPageRouting(new PageRouting(memory.pages(), channels, index));
+        PageRouting routing = new PageRouting(memory.pages(), channels, index);
+        channel.setPageRouting(routing);
+        // Page bytes go straight from the socket into guest memory; pages not this channel's get no
+        // place, so their frame is read whole and the session's rules refuse it.
+        channel.setPagePlacement(new PagePlacement() {
+            @Override
+            public ByteBuffer target(long first, int count) {
+                if (discarded || first < 0 || first + count > memory.pages()) {
+                    return null;
+                }
+                for (long page = first; page < first + count; page++) {
+                    if (!routing.accepts(page)) {
+                        return null;
+                    }
+                }
+                return memory.store().placementView(first, count);
+            }
+
+            @Override
+            public void placed(long first, int count) {
+                memory.store().placed(first, count);
+            }
+        });
         open.add(channel);
         return new FrameHandler() {
             @Override
             public void frameReceived(FrameChannel ch, Frame frame) {
                 if (frame instanceof Frame.Pages pages) {
                     int count = pages.count();
-                    long bytes = pages.content().readableBytes() + FrameHeader.BYTES;
+                    long bytes = pages.wireBytes();
                     receiver.frameReceived(ch, frame);
                     migration.pages(count, zeroPages[0]);
                     zeroPages[0] = 0;
@@ -129,9 +174,29 @@ final class IncomingMemory {
         };
     }
 
+    private void arrived(long page) {
+        received.mark(page);
+        if (torn.isDirty(page)) {
+            torn.testAndClear(page);
+        }
+    }
+
     /** Pages that never arrived, as data or as a zero page (F11). */
     long missingPages() {
         return memory.pages() - received.count();
+    }
+
+    /**
+     * Pages whose latest copy arrived torn and that no later pass sent again: a change on the source
+     * that its dirty log did not explain, or damage on the way. A VM is not built with them (F11).
+     */
+    long tornPages() {
+        return torn.count();
+    }
+
+    /** The first page still torn, or -1. */
+    long firstTornPage() {
+        return torn.nextDirty(0);
     }
 
     /** The first page that never arrived, or -1. */

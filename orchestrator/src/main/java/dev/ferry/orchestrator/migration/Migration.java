@@ -93,6 +93,7 @@ public final class Migration {
     private final AtomicLong wireBytes = new AtomicLong();
     private final AtomicLong normalPages = new AtomicLong();
     private final AtomicLong zeroPages = new AtomicLong();
+    private final AtomicLong tornPages = new AtomicLong();
     private final AtomicLong deviceTotal = new AtomicLong();
     private volatile long memoryTotal;
     private volatile long remainingBytes;
@@ -247,6 +248,11 @@ public final class Migration {
     void pages(long pages, long zero) {
         normalPages.addAndGet(pages - zero);
         zeroPages.addAndGet(zero);
+    }
+
+    /** Destination: a page arrived torn (changed while the source sent it) and must come again. */
+    void tornPage() {
+        tornPages.incrementAndGet();
     }
 
     /** A device's migration data, written (source) or loaded into its window (destination). */
@@ -501,7 +507,7 @@ public final class Migration {
                 finished == null ? null : finished.toString(), setupTimeMs, TimeUnit.NANOSECONDS.toMillis(now - startNanos),
                 downtimeMs, downtimeLimitMet, downtimeSteps, expectedDowntimeMs, switchoverAckWaitMs, iterations.get(), wireBytes.get(), left,
                 new MigrationView.MemoryProgress(memoryTotal, normal * PageGeometry.PAGE_SIZE, zeroPages.get(), normal,
-                        PageGeometry.PAGE_SIZE),
+                        PageGeometry.PAGE_SIZE, tornPages.get()),
                 deviceTotal.get(), dirtyRate, throughput, eta, throttle, deviceThrottle, deviceViews, List.copyOf(passes), verified,
                 verifyMs, verifyBytes, error, captureView(), phaseList);
     }

@@ -22,7 +22,8 @@ public record MigrationView(String id, String vm, String role, String peer, Stri
      * Guest memory: its size; bytes of page data sent or received (normal pages only: a zero page is a
      * flag on the wire); zero and normal pages; the page size.
      */
-    public record MemoryProgress(long total, long transferred, long zeroPages, long normalPages, int pageSize) {
+    /** @param tornPages on the destination: pages that arrived not matching their CRC (changed while sent) and were awaited again */
+    public record MemoryProgress(long total, long transferred, long zeroPages, long normalPages, int pageSize, long tornPages) {
     }
 
     /**

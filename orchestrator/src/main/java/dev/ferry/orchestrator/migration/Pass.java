@@ -40,15 +40,13 @@ final class Pass {
     /**
      * Runs pass {@code iteration}.
      *
-     * @param stable whether memory cannot change until the pass is written (a paused VM, or
-     *               stop-and-copy): pages then go without a copy
      */
-    Result run(int iteration, PageSet pages, boolean stable, DeviceData deviceData)
+    Result run(int iteration, PageSet pages, DeviceData deviceData)
             throws ProtocolException, MigrationFailure, InterruptedException {
         PageSender.Result sent;
         long deviceBytes;
         try (TaskGroup workers = new TaskGroup(executor, "pass " + iteration)) {
-            TaskGroup.Task<PageSender.Result> paging = workers.submit(() -> sender.sendPages(iteration, pages, source, stable));
+            TaskGroup.Task<PageSender.Result> paging = workers.submit(() -> sender.sendPages(iteration, pages, source));
             List<TaskGroup.Task<Long>> drained = new ArrayList<>();
             if (deviceData != DeviceData.NONE) {
                 for (int lane = 0; lane < devices.lanes(); lane++) {

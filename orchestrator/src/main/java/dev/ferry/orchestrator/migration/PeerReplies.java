@@ -148,7 +148,11 @@ final class PeerReplies {
         // out at once, and neither may wait for the other.
         if (item instanceof Closed closed && !closed.control() && closedByPeer(closed.cause())) {
             Object reason = awaitReason(REASON_WAIT);
-            if (reason != null) {
+            // A peer whose own reason is only that a connection broke saw a symptom too: what this side
+            // saw (a frame cut short, say) then says more.
+            boolean symptom = reason instanceof Frame.Abort abort && abort.code() == ErrorCode.CONNECTION_LOST
+                    && closed.cause() != null;
+            if (reason != null && !symptom) {
                 return failureOf(reason);
             }
         }

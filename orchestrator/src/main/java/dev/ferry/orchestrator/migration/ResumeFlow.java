@@ -183,6 +183,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
      * stops after the check; returns whether the migration goes on.
      */
     private boolean build(Frame.VmDescription described) throws MigrationFailure, InterruptedException {
+        long describedAt = System.nanoTime();
         manifest = VmManifest.parse(described.description());
         if (described.pageSize() != PageGeometry.PAGE_SIZE || described.memoryBytes() != manifest.memoryBytes()) {
             throw new MigrationFailure(MigrationFailure.INCOMPATIBLE, "memory of " + described.memoryBytes() + " bytes in "
@@ -233,6 +234,8 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
                 replies, this::abandon);
         incoming = new IncomingMemory(vm.memory(), described.dataChannels(), migration, metrics, () -> sourcePhase, replies,
                 deviceData);
+        // The destination's setup: from the description to an empty VM ready for the first page.
+        migration.setSetupTime(System.nanoTime() - describedAt);
         control.send(new Frame.VmAccepted());
         migration.enter(DestinationPhase.RESUMING);
         hooks.entered(migration, DestinationPhase.RESUMING);
@@ -371,6 +374,12 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         long start = System.nanoTime();
         deviceData.prepare();
         incoming.awaitChannelsEnded();
+        long torn = incoming.tornPages();
+        if (torn > 0) {
+            throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "pages that did not match their checksums and that no"
+                    + " later pass sent again: " + torn + " (the first is page " + incoming.firstTornPage() + "); a change the"
+                    + " source's dirty log does not explain, or damage on the way; a VM is built only from a complete stream (F11)");
+        }
         long missing = incoming.missingPages();
         if (missing > 0) {
             throw new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "PREPARE before the stream was complete: " + missing + " of "

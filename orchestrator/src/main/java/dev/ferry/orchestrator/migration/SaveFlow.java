@@ -428,10 +428,9 @@ final class SaveFlow implements Migration.Control {
         pagesBeforePass = migration.normalPages() + migration.zeroPagesSent();
         passBackedPages = backedPages;
         passPages = pageCount;
-        boolean stable = deviceData == Pass.DeviceData.TO_END || !vm.vcpusRunning();
         Pass.Result result;
         try {
-            result = pass.run(number, pages, stable, deviceData);
+            result = pass.run(number, pages, deviceData);
         } catch (ProtocolException e) {
             throw replies.explainSendFailure(e, "sending memory");
         }

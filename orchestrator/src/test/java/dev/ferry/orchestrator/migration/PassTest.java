@@ -115,7 +115,7 @@ class PassTest {
     @Test
     void aPassSendsEveryPageAndTheDevicesDataBesideThem() throws Exception {
         vm.devices().forEach(d -> assertThat(d.setState(DeviceState.PRE_COPY).succeeded()).isTrue());
-        Pass.Result result = pass().run(0, PageSet.all(vm.memory().pages()), true, Pass.DeviceData.READY);
+        Pass.Result result = pass().run(0, PageSet.all(vm.memory().pages()), Pass.DeviceData.READY);
         assertThat(result.pages()).isEqualTo(vm.memory().pages());
         assertThat(result.deviceBytes()).isPositive();
         await().atMost(Duration.ofSeconds(10)).until(() -> deviceBytes.get() == result.deviceBytes());
@@ -130,7 +130,7 @@ class PassTest {
         CompletableFuture<Throwable> ended = CompletableFuture.supplyAsync(() -> {
             flow[0] = Thread.currentThread();
             try {
-                pass().run(0, PageSet.all(vm.memory().pages()), true, Pass.DeviceData.NONE);
+                pass().run(0, PageSet.all(vm.memory().pages()), Pass.DeviceData.NONE);
                 return null;
             } catch (Exception e) {
                 return e;
@@ -148,7 +148,7 @@ class PassTest {
         destinations.forEach(FrameChannel::pauseReading);
         CompletableFuture<Throwable> ended = CompletableFuture.supplyAsync(() -> {
             try {
-                pass().run(0, PageSet.all(vm.memory().pages()), true, Pass.DeviceData.NONE);
+                pass().run(0, PageSet.all(vm.memory().pages()), Pass.DeviceData.NONE);
                 return null;
             } catch (Exception e) {
                 return e;

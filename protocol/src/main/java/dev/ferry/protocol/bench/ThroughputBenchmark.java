@@ -12,6 +12,7 @@ import dev.ferry.protocol.net.ProtocolConfig;
 import dev.ferry.protocol.net.ProtocolServer;
 import dev.ferry.protocol.net.SessionAcceptor;
 import dev.ferry.protocol.net.Transport;
+import dev.ferry.protocol.transfer.PagePlacement;
 import dev.ferry.protocol.transfer.PageReceiver;
 import dev.ferry.protocol.transfer.PageSender;
 import dev.ferry.protocol.transfer.PageSet;
@@ -100,12 +101,33 @@ public final class ThroughputBenchmark {
             @Override
             public FrameHandler acceptData(FrameChannel channel) throws ProtocolException {
                 channel.setPageRouting(new PageRouting(pages, channels, channel.index()));
-                PageReceiver receiver = new PageReceiver((index, data) -> {
-                    ByteBuffer page = target.slice((int) (index * PAGE), PAGE);
-                    if (data == null) {
-                        page.put(ByteBuffer.allocate(PAGE));
-                    } else {
-                        page.put(data);
+                // Page bytes go straight from the socket into the target, as on a destination.
+                channel.setPagePlacement(new PagePlacement() {
+                    @Override
+                    public ByteBuffer target(long first, int count) {
+                        return target.slice((int) (first * PAGE), count * PAGE);
+                    }
+
+                    @Override
+                    public void placed(long first, int count) {
+                    }
+                });
+                PageReceiver receiver = new PageReceiver(new Frame.Pages.PageVisitor() {
+                    @Override
+                    public void zero(long index) {
+                        target.slice((int) (index * PAGE), PAGE).put(ByteBuffer.allocate(PAGE));
+                    }
+
+                    @Override
+                    public void intact(long index, ByteBuffer data) {
+                        if (data != null) {
+                            target.slice((int) (index * PAGE), PAGE).put(data);
+                        }
+                    }
+
+                    @Override
+                    public void torn(long index) {
+                        throw new IllegalStateException("page " + index + " of unchanging memory arrived torn");
                     }
                 });
                 receivers.add(receiver);
@@ -134,7 +156,7 @@ public final class ThroughputBenchmark {
                 public ByteBuffer run(long first, int count) {
                     return source.slice((int) (first * PAGE), count * PAGE);
                 }
-            }, true);
+            });
             sender.finish();
             for (PageReceiver receiver : receivers) {
                 receiver.ended().get(10, TimeUnit.MINUTES);

@@ -39,8 +39,8 @@ public final class CaptureTap extends ChannelDuplexHandler {
     /** An event loop runs a task within microseconds; one that does not in this long has stopped. */
     private static final long INSTALL_WAIT_SECONDS = 5;
     private static final String NAME = "capture";
-    /** A PAGES frame's payload up to the end of its entries, at most. */
-    private static final int MAX_PAGES_ENTRIES = 6 + 8 * Frame.Pages.MAX_PAGES;
+    /** A PAGES frame's payload up to the end of its entries (its meta), at most. */
+    private static final int MAX_PAGES_META = Frame.Pages.metaBytes(Frame.Pages.MAX_PAGES);
     private static final System.Logger LOG = System.getLogger(CaptureTap.class.getName());
 
     private final CaptureFormat.Channel channel;
@@ -293,7 +293,7 @@ public final class CaptureTap extends ChannelDuplexHandler {
         private long payloadLeft;
         /** Of those, how many go into the record now. */
         private int keepLeft;
-        /** A PAGES frame without page data: its count, in the first 6 bytes, says how many bytes of entries to keep. */
+        /** A PAGES frame without page data: its count, in its prefix, says how many bytes of entries to keep. */
         private boolean awaitingCount;
         private ByteBuf record;
         private int reserved;
@@ -332,7 +332,7 @@ public final class CaptureTap extends ChannelDuplexHandler {
                     if (keepLeft == 0 && awaitingCount) {
                         awaitingCount = false;
                         int count = record.getUnsignedShort(record.writerIndex() - 2);
-                        keepLeft = (int) Math.min(payloadLeft, 8L * Math.min(count, Frame.Pages.MAX_PAGES));
+                        keepLeft = (int) Math.min(payloadLeft, (long) Frame.Pages.ENTRY_BYTES * Math.min(count, Frame.Pages.MAX_PAGES));
                     }
                 } else {
                     int n = (int) Math.min(payloadLeft, available);
@@ -359,15 +359,15 @@ public final class CaptureTap extends ChannelDuplexHandler {
             }
             payloadLeft = length;
             boolean entriesOnly = type == FrameType.PAGES && !pageData();
-            int keep = entriesOnly ? (int) Math.min(length, MAX_PAGES_ENTRIES) : (int) length;
+            int keep = entriesOnly ? (int) Math.min(length, MAX_PAGES_META) : (int) length;
             int size = CaptureFormat.RECORD_HEADER_BYTES + 1 + FrameHeader.BYTES + keep;
             if (reserve(size)) {
                 record = newRecord(alloc, size);
                 record.writeBytes(header);
                 reserved = size;
                 flags = 0;
-                keepLeft = entriesOnly ? (int) Math.min(length, 6) : keep;
-                awaitingCount = entriesOnly && length >= 6;
+                keepLeft = entriesOnly ? (int) Math.min(length, Frame.Pages.PREFIX_BYTES) : keep;
+                awaitingCount = entriesOnly && length >= Frame.Pages.PREFIX_BYTES;
             } else {
                 record = null;
                 keepLeft = 0;

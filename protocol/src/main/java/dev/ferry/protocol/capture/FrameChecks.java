@@ -19,14 +19,15 @@ import java.util.TreeMap;
 /**
  * Checks a capture's frames as their receivers checked them on the wire, channel by channel and
  * direction by direction: each frame whole, with the protocol's own decoder (type, length, flags, CRC32C,
- * the payload's structure); sequence numbers consecutive from the first one captured (a GAP record
+ * the payload's structure; a PAGES frame's CRC covers its meta, its pages have CRCs of their own);
+ * sequence numbers consecutive from the first one captured (a GAP record
  * explains a jump); and the session rules of both ends ({@link ObservedRules}), the data channels'
  * page routing included once the VM description has been seen.
  *
  * <p>A check that fails names the protocol's error code ({@code checksum}, {@code out_of_sequence},
  * {@code out_of_order}, ...) and the frame. After it, that direction's frames are decoded but not
  * checked: a receiver would have ended the channel there. A PAGES frame captured without its page data
- * is checked in everything but its CRC, which covers the data. After a gap the session rules of that
+ * is checked in everything but its pages' own CRCs, which cover the data. After a gap the session rules of that
  * channel are not checked any more: they depend on every frame.
  */
 public final class FrameChecks {
@@ -36,10 +37,9 @@ public final class FrameChecks {
 
     /**
      * A frame checked: its number among the frames of its channel and direction (from 0), the frame as
-     * decoded or {@code null} when it could not be (the caller releases it), whether its CRC was checked,
-     * and what failed.
+     * decoded or {@code null} when it could not be (the caller releases it), and what failed.
      */
-    public record Checked(CaptureRecord.FrameRecord record, long number, Frame frame, boolean crcChecked, List<Failure> failures) {
+    public record Checked(CaptureRecord.FrameRecord record, long number, Frame frame, List<Failure> failures) {
     }
 
     private final CaptureFormat.Side side;
@@ -107,12 +107,13 @@ public final class FrameChecks {
         if (!failures.isEmpty()) {
             stream.failed = true;
         }
-        return new Checked(record, number, frame, frame != null && !record.pageDataLeftOut(), failures);
+        return new Checked(record, number, frame, failures);
     }
 
     /**
-     * Decodes a frame with the protocol's decoder. A PAGES frame without its page data is decoded with
-     * zero bytes in their place and a CRC over those: everything but the CRC is checked as received.
+     * Decodes a frame with the protocol's decoder. A PAGES frame captured without its page data has all
+     * its frame's CRC covers (its header and meta): it is decoded, every check made, with zero bytes in
+     * place of the data, whose pages' own CRCs then cannot be checked.
      */
     static Frame decode(CaptureRecord.FrameRecord record) throws ProtocolException {
         byte[] bytes = record.bytes();
@@ -121,7 +122,6 @@ public final class FrameChecks {
             int length = (int) Math.min(record.wireBytes() - FrameHeader.BYTES, dev.ferry.protocol.FrameType.MAX_PAYLOAD);
             frame = Unpooled.buffer(FrameHeader.BYTES + length);
             frame.writeBytes(bytes).writeZero(FrameHeader.BYTES + length - bytes.length);
-            frame.setInt(12, FrameHeader.crc(frame, 0, frame, FrameHeader.BYTES, length));
         } else {
             frame = Unpooled.wrappedBuffer(bytes);
         }

@@ -1,15 +1,18 @@
 package dev.ferry.protocol.net;
 
+import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameDecoder;
 import dev.ferry.protocol.PageRouting;
 import dev.ferry.protocol.ProtocolException;
-import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.SessionId;
 import dev.ferry.protocol.TrafficMeter;
+import dev.ferry.protocol.transfer.PagePlacement;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
 import java.net.InetSocketAddress;
 
 /**
@@ -77,6 +80,24 @@ public final class FrameChannel {
             rules.setRouting(routing);
         } else {
             channel.eventLoop().execute(() -> rules.setRouting(routing));
+        }
+    }
+
+    /**
+     * Destination side of a data channel: page bytes are read straight into the places
+     * {@code placement} gives (no copy in user space), unless the channel has TLS.
+     */
+    public void setPagePlacement(PagePlacement placement) {
+        Runnable install = () -> {
+            ChannelHandlerContext ctx = channel.pipeline().context(FrameDecoder.class);
+            if (ctx != null) {
+                ((FrameDecoder) ctx.handler()).placeInto(ctx, placement);
+            }
+        };
+        if (channel.eventLoop().inEventLoop()) {
+            install.run();
+        } else {
+            channel.eventLoop().execute(install);
         }
     }
 

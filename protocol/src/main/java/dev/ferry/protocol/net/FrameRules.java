@@ -188,7 +188,7 @@ final class FrameRules {
                         + " while iteration " + iteration + " is open on data channel " + routing.channelIndex());
             }
             ProtocolException[] bad = new ProtocolException[1];
-            pages.forEach((index, data) -> {
+            pages.forEachIndex(index -> {
                 if (bad[0] == null && !routing.accepts(index)) {
                     bad[0] = new ProtocolException(ErrorCode.OUT_OF_ORDER, "page " + index + " does not belong on data channel "
                             + routing.channelIndex() + " of " + routing.channels() + " (memory of " + routing.pages() + " pages)");

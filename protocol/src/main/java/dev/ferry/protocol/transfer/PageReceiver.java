@@ -8,8 +8,9 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * The destination's handler of one data channel: every page of a checked PAGES frame goes to the
- * sink (one copy, into its final place), then the frame is released. Completes when the channel's
+ * The destination's handler of one data channel: every page of a PAGES frame goes to the sink (checked
+ * against its CRC; for a frame that was not placed, one copy into its final place), then the frame is
+ * released. Completes when the channel's
  * CHANNEL_END arrives, with the number of pages it carried, or fails when the channel breaks.
  */
 public final class PageReceiver implements FrameHandler {
@@ -19,7 +20,7 @@ public final class PageReceiver implements FrameHandler {
         void ended(int iteration, long pages);
     }
 
-    private final PageSink sink;
+    private final Frame.Pages.PageVisitor sink;
     private final IterationListener iterationEnded;
     private final CompletableFuture<Long> ended = new CompletableFuture<>();
     private final AtomicLong pages = new AtomicLong();
@@ -29,14 +30,19 @@ public final class PageReceiver implements FrameHandler {
      * @param iterationEnded told the iteration and its page count on this channel each time the channel
      *                       ends one (DATA_END)
      */
-    public PageReceiver(PageSink sink, IterationListener iterationEnded) {
+    public PageReceiver(Frame.Pages.PageVisitor sink, IterationListener iterationEnded) {
         this.sink = sink;
         this.iterationEnded = iterationEnded;
     }
 
-    public PageReceiver(PageSink sink) {
+    public PageReceiver(Frame.Pages.PageVisitor sink) {
         this(sink, (iteration, pages) -> {
         });
+    }
+
+    /** Pages go to {@code sink}; a torn page fails the channel's frame (see {@link PageSink#strict}). */
+    public PageReceiver(PageSink sink) {
+        this(sink.strict());
     }
 
     /** Completes with the channel's page count at CHANNEL_END; fails if the channel breaks first. */
@@ -57,9 +63,9 @@ public final class PageReceiver implements FrameHandler {
     public void frameReceived(FrameChannel channel, Frame frame) {
         if (frame instanceof Frame.Pages run) {
             try {
-                run.forEach(sink::page);
+                run.forEach(sink);
                 pages.addAndGet(run.count());
-                bytes.addAndGet(run.content().readableBytes());
+                bytes.addAndGet(run.wireBytes() - dev.ferry.protocol.FrameHeader.BYTES);
             } finally {
                 run.release();
             }

@@ -27,9 +27,6 @@ import java.util.concurrent.Executor;
  * ended before {@link #send} returns.
  */
 public final class PageSender {
-    /** Consecutive pages sent without a copy as one buffer when there are at least this many. */
-    static final int MIN_RUN_PAGES = 8;
-
     /** What one iteration sent. */
     public record Result(long pages, long zeroPages, long wireBytes) {
         Result plus(Result other) {
@@ -67,14 +64,12 @@ public final class PageSender {
 
     /**
      * Sends every page of {@code pages} as iteration {@code iteration} and returns once all of it is
-     * written to the sockets.
-     *
-     * @param stable whether the source's memory cannot change until the frames are written: then pages
-     *               go out without a copy; otherwise each is copied as its frame is built
+     * written to the sockets. Pages go out as views of the source's memory, never copied: one that
+     * changes before it is written arrives torn, and the pass that follows sends it again (the change is
+     * in the dirty log by then).
      */
-    public Result send(int iteration, PageSet pages, PageSource source, boolean stable)
-            throws ProtocolException, InterruptedException {
-        Result result = sendPages(iteration, pages, source, stable);
+    public Result send(int iteration, PageSet pages, PageSource source) throws ProtocolException, InterruptedException {
+        Result result = sendPages(iteration, pages, source);
         endIteration(iteration);
         return result.plus(new Result(0, 0, (long) channels.size() * DATA_END_BYTES));
     }
@@ -84,14 +79,13 @@ public final class PageSender {
      * iteration (device data) may go on the channels beside them; {@link #endIteration} ends it.
      * Returns once every page is written.
      */
-    public Result sendPages(int iteration, PageSet pages, PageSource source, boolean stable)
-            throws ProtocolException, InterruptedException {
+    public Result sendPages(int iteration, PageSet pages, PageSource source) throws ProtocolException, InterruptedException {
         int n = channels.size();
         try (TaskGroup senders = new TaskGroup(executor, "page senders")) {
             List<TaskGroup.Task<Result>> tasks = new ArrayList<>(n);
             for (int c = 0; c < n; c++) {
                 int channel = c;
-                tasks.add(senders.submit(() -> sendChannel(channel, iteration, pages, source, stable)));
+                tasks.add(senders.submit(() -> sendChannel(channel, iteration, pages, source)));
             }
             // The first sender to fail ends the pass: the others are interrupted as the group closes.
             senders.awaitAllOrFailure();
@@ -134,12 +128,11 @@ public final class PageSender {
         }
     }
 
-    private Result sendChannel(int channel, int iteration, PageSet pages, PageSource source, boolean stable)
+    private Result sendChannel(int channel, int iteration, PageSet pages, PageSource source)
             throws ProtocolException, InterruptedException {
         FrameChannel out = channels.get(channel);
         Batch batch = new Batch(out, new PagesBuilder(out.channel().alloc(), iteration), source);
         long sent = 0;
-        long zero = 0;
         try {
             long page = nextOnChannel(pages, 0, channel, channels.size());
             while (page >= 0) {
@@ -149,13 +142,9 @@ public final class PageSender {
                 ByteBuffer data = source.page(page);
                 if (data == null) {
                     batch.flushRun();
-                    batch.builder.addZero(page);
-                    zero++;
-                } else if (stable) {
-                    batch.addStable(page);
+                    batch.zero(page);
                 } else {
-                    batch.flushRun();
-                    batch.builder.addCopy(page, data);
+                    batch.add(page);
                 }
                 sent++;
                 batch.shipIfFull();
@@ -173,12 +162,12 @@ public final class PageSender {
         if (batch.last != null) {
             await(out, batch.last);
         }
-        return new Result(sent, zero, batch.wire);
+        return new Result(sent, batch.zeros, batch.wire);
     }
 
     /**
-     * One channel's frame being built. Consecutive pages sent without a copy are gathered into a run
-     * that goes into the frame as one buffer when the source has them in one piece of memory.
+     * One channel's frame being built. Consecutive pages are gathered into a run that goes into the
+     * frame as one buffer (one I/O vector) when the source has them in one piece of memory.
      */
     private final class Batch {
         final FrameChannel out;
@@ -187,6 +176,7 @@ public final class PageSender {
         long runFirst = -1;
         int runLength;
         long wire;
+        long zeros;
         ChannelFuture last;
 
         Batch(FrameChannel out, PagesBuilder builder, PageSource source) {
@@ -195,8 +185,13 @@ public final class PageSender {
             this.source = source;
         }
 
+        void zero(long page) {
+            builder.addZero(page);
+            zeros++;
+        }
+
         /** Pages in the run count as added: the frame is full when they fill it. */
-        void addStable(long page) {
+        void add(long page) {
             if (runLength > 0 && page != runFirst + runLength) {
                 flushRun();
             }
@@ -206,20 +201,23 @@ public final class PageSender {
             runLength++;
         }
 
-        /**
-         * A run long enough goes as one buffer of the source's memory; scattered pages are copied into
-         * the frame, which costs less than one buffer (and one I/O vector, and one checksum step) each.
-         */
+        /** The run goes as one buffer of the source's memory, or page by page where it is not in one piece. */
         void flushRun() {
             if (runLength == 0) {
                 return;
             }
-            ByteBuffer run = runLength >= MIN_RUN_PAGES ? source.run(runFirst, runLength) : null;
+            ByteBuffer run = runLength > 1 ? source.run(runFirst, runLength) : null;
             if (run != null) {
-                builder.addStableRun(runFirst, runLength, run);
+                builder.addRun(runFirst, runLength, run);
             } else {
                 for (int i = 0; i < runLength; i++) {
-                    builder.addCopy(runFirst + i, source.page(runFirst + i));
+                    ByteBuffer page = source.page(runFirst + i);
+                    if (page == null) {
+                        // Zeroed since it was looked at: its entry says so, which is what it holds now.
+                        zero(runFirst + i);
+                    } else {
+                        builder.addPage(runFirst + i, page);
+                    }
                 }
             }
             runLength = 0;
@@ -241,7 +239,7 @@ public final class PageSender {
     }
 
     private static long frameBytes(PagesBuilder builder) {
-        return FrameHeader.BYTES + 6 + 8L * builder.count() + builder.pageBytes();
+        return FrameHeader.BYTES + Frame.Pages.metaBytes(builder.count()) + builder.pageBytes();
     }
 
     /** The first page at or after {@code from} that {@link PageRouting} puts on {@code channel}. */

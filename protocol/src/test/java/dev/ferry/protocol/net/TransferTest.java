@@ -117,7 +117,7 @@ class TransferTest {
             }
             Session session = open(gigabyte.capacity(), channels, new TestAcceptor(bytes -> received));
             PageSender sender = sender(session);
-            PageSender.Result result = sender.send(0, PageSet.all(pages), index -> page(gigabyte, index), true);
+            PageSender.Result result = sender.send(0, PageSet.all(pages), index -> page(gigabyte, index));
             sender.finish();
             awaitEnded(session);
             assertThat(result.pages()).isEqualTo(pages);
@@ -149,7 +149,7 @@ class TransferTest {
         fill(source, SEED + 1);
         Session session = open(memoryBytes, 4);
         PageSender sender = sender(session);
-        sender.send(0, PageSet.all(pages), index -> page(source, index), false);
+        sender.send(0, PageSet.all(pages), index -> page(source, index));
         SplittableRandom random = new SplittableRandom(SEED);
         for (int iteration = 1; iteration <= 8; iteration++) {
             BitSet dirty = new BitSet((int) pages);
@@ -163,7 +163,7 @@ class TransferTest {
                 int next = dirty.nextSetBit((int) Math.max(0, from));
                 return next < 0 ? -1 : next;
             };
-            PageSender.Result result = sender.send(iteration, set, index -> page(source, index), false);
+            PageSender.Result result = sender.send(iteration, set, index -> page(source, index));
             assertThat(result.pages()).isEqualTo(dirty.cardinality());
         }
         sender.finish();
@@ -196,10 +196,10 @@ class TransferTest {
         };
         Session session = open(memoryBytes, 2);
         PageSender sender = sender(session);
-        PageSender.Result full = sender.send(0, PageSet.all(pages), memory, true);
+        PageSender.Result full = sender.send(0, PageSet.all(pages), memory);
         assertThat(full.zeroPages()).isEqualTo(pages / 100 * 3 + Math.min(3, pages % 100));
         assertThat(runs.get()).as("runs went as one buffer each").isPositive();
-        // Then scattered pages, changed and sent again: copied into their frames.
+        // Then scattered pages, changed and sent again: page by page, runs only where pages are consecutive.
         SplittableRandom random = new SplittableRandom(SEED + 3);
         BitSet dirty = new BitSet((int) pages);
         for (int i = 0; i < 2000; i++) {
@@ -211,7 +211,7 @@ class TransferTest {
         PageSender.Result scattered = sender.send(1, from -> {
             int next = dirty.nextSetBit((int) Math.max(0, from));
             return next < 0 ? -1 : next;
-        }, memory, true);
+        }, memory);
         assertThat(scattered.pages()).isEqualTo(dirty.cardinality());
         assertThat(runs.get() - runsBefore).as("few runs among scattered pages").isLessThan(dirty.cardinality() / 8);
         sender.finish();
@@ -250,7 +250,7 @@ class TransferTest {
                 for (int i = 0; i < frames; i++) {
                     PagesBuilder builder = new PagesBuilder(out.channel().alloc(), 0);
                     for (int p = 0; p < 64; p++) {
-                        builder.addStable((long) i * 64 + p, page);
+                        builder.addPage((long) i * 64 + p, page);
                     }
                     out.sendWhenWritable(builder.build());
                     queued.incrementAndGet();

@@ -1,0 +1,237 @@
+package dev.ferry.protocol.net;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.ferry.protocol.ChannelRole;
+import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.PageRouting;
+import dev.ferry.protocol.PagesBuilder;
+import dev.ferry.protocol.transfer.PagePlacement;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Page bytes read straight into their place: runs, scattered pages and zero pages land where their
+ * entries say, checked there; a page changed after its CRC was taken is reported torn; a frame with a
+ * page that has no place is read whole instead; device data and other frames pass as before.
+ */
+class PagePlacementTest {
+    private static final int PAGE = Frame.Pages.PAGE_SIZE;
+    private static final int PAGES = 1024;
+    /** Pages 512 and up lie in a second piece of memory, so runs across 511/512 have no single place. */
+    private static final int SPLIT = 512;
+    /** Pages from here on have no place at all (as if not this receiver's to place). */
+    private static final int UNPLACED = 1000;
+    private static final long SEED = 0x9a6e;
+
+    private LoopbackChannels loopback;
+    private FrameChannel source;
+    private final ByteBuffer low = ByteBuffer.allocateDirect(SPLIT * PAGE);
+    private final ByteBuffer high = ByteBuffer.allocateDirect((PAGES - SPLIT) * PAGE);
+    private final BlockingQueue<Frame> received = new LinkedBlockingQueue<>();
+    private final AtomicInteger placedPages = new AtomicInteger();
+    private final List<String> visits = new ArrayList<>();
+
+    @BeforeEach
+    void open() throws Exception {
+        loopback = new LoopbackChannels();
+        LoopbackChannels.Pair pair = loopback.open(ChannelRole.DATA, 0, null, (channel, frame) -> received.add(frame));
+        source = pair.source();
+        FrameChannel destination = pair.destination();
+        destination.setPageRouting(new PageRouting(PAGES, 1, 0));
+        destination.setPagePlacement(new PagePlacement() {
+            @Override
+            public ByteBuffer target(long first, int count) {
+                if (first < SPLIT && first + count > SPLIT || first + count > UNPLACED) {
+                    return null;
+                }
+                ByteBuffer memory = first < SPLIT ? low : high;
+                long at = (first < SPLIT ? first : first - SPLIT) * PAGE;
+                return memory.slice((int) at, count * PAGE);
+            }
+
+            @Override
+            public void placed(long first, int count) {
+                placedPages.addAndGet(count);
+            }
+        });
+    }
+
+    @AfterEach
+    void close() {
+        Frame frame;
+        while ((frame = received.poll()) != null) {
+            io.netty.util.ReferenceCountUtil.release(frame);
+        }
+        loopback.close();
+    }
+
+    private static ByteBuffer randomPage(SplittableRandom random) {
+        byte[] bytes = new byte[PAGE];
+        random.nextBytes(bytes);
+        return ByteBuffer.allocateDirect(PAGE).put(bytes).flip();
+    }
+
+    private ByteBuffer landed(long page) {
+        return page < SPLIT ? low.slice((int) page * PAGE, PAGE) : high.slice((int) (page - SPLIT) * PAGE, PAGE);
+    }
+
+    /** Takes the next frame and visits its pages, recording what each was. */
+    private Frame.Pages next() throws InterruptedException {
+        Frame frame = received.poll(30, TimeUnit.SECONDS);
+        assertThat(frame).isInstanceOf(Frame.Pages.class);
+        Frame.Pages pages = (Frame.Pages) frame;
+        visits.clear();
+        pages.forEach(new Frame.Pages.PageVisitor() {
+            @Override
+            public void zero(long index) {
+                visits.add(index + ":zero");
+            }
+
+            @Override
+            public void intact(long index, ByteBuffer data) {
+                visits.add(index + (data == null ? ":placed" : ":data"));
+            }
+
+            @Override
+            public void torn(long index) {
+                visits.add(index + ":torn");
+            }
+        });
+        return pages;
+    }
+
+    @Test
+    void runsScatteredAndZeroPagesLandInPlaceAndAreChecked() throws Exception {
+        SplittableRandom random = new SplittableRandom(SEED);
+        ByteBuffer run = ByteBuffer.allocateDirect(8 * PAGE);
+        for (int i = 0; i < 8; i++) {
+            run.put(randomPage(random));
+        }
+        run.flip();
+        ByteBuffer lone = randomPage(random);
+        PagesBuilder builder = new PagesBuilder(source.channel().alloc(), 0)
+                .addRun(100, 8, run)
+                .addZero(200)
+                .addPage(700, lone);
+        source.send(builder.build()).sync();
+        Frame.Pages pages = next();
+        try {
+            assertThat(pages.placed()).isTrue();
+            assertThat(visits).containsExactly("100:placed", "101:placed", "102:placed", "103:placed", "104:placed",
+                    "105:placed", "106:placed", "107:placed", "200:zero", "700:placed");
+            for (int i = 0; i < 8; i++) {
+                assertThat(landed(100 + i).mismatch(run.slice(i * PAGE, PAGE))).isEqualTo(-1);
+            }
+            assertThat(landed(700).mismatch(lone.duplicate())).isEqualTo(-1);
+            assertThat(placedPages.get()).isEqualTo(9);
+        } finally {
+            pages.release();
+        }
+    }
+
+    @Test
+    void aPageChangedAfterItsChecksumWasTakenIsReportedTorn() throws Exception {
+        SplittableRandom random = new SplittableRandom(SEED + 1);
+        ByteBuffer first = randomPage(random);
+        ByteBuffer second = randomPage(random);
+        Frame.Pages frame = new PagesBuilder(source.channel().alloc(), 0).addPage(10, first).addPage(11, second).build();
+        // A guest's write between the checksum and the send.
+        second.put(17, (byte) (second.get(17) ^ 0x40));
+        source.send(frame).sync();
+        Frame.Pages pages = next();
+        try {
+            assertThat(visits).containsExactly("10:placed", "11:torn");
+            assertThat(landed(11).mismatch(second.duplicate())).as("what was sent is what landed").isEqualTo(-1);
+        } finally {
+            pages.release();
+        }
+    }
+
+    @Test
+    void aRunThatDoesNotLieInOnePieceIsPlacedPageByPage() throws Exception {
+        SplittableRandom random = new SplittableRandom(SEED + 2);
+        ByteBuffer across = ByteBuffer.allocateDirect(2 * PAGE).put(randomPage(random)).put(randomPage(random)).flip();
+        // Pages 511 and 512 lie in two pieces: each goes to its own place, page by page.
+        source.send(new PagesBuilder(source.channel().alloc(), 0).addRun(SPLIT - 1, 2, across).build()).sync();
+        Frame.Pages pages = next();
+        try {
+            assertThat(pages.placed()).isTrue();
+            assertThat(visits).containsExactly((SPLIT - 1) + ":placed", SPLIT + ":placed");
+            assertThat(landed(SPLIT).mismatch(across.slice(PAGE, PAGE))).isEqualTo(-1);
+        } finally {
+            pages.release();
+        }
+    }
+
+    @Test
+    void aFrameWithAPageThatHasNoPlaceIsReadWholeAndStillChecked() throws Exception {
+        SplittableRandom random = new SplittableRandom(SEED + 4);
+        ByteBuffer page = randomPage(random);
+        ByteBuffer other = randomPage(random);
+        Frame.Pages frame = new PagesBuilder(source.channel().alloc(), 0).addPage(5, page).addPage(UNPLACED, other).build();
+        other.put(0, (byte) ~other.get(0));
+        source.send(frame).sync();
+        Frame.Pages pages = next();
+        try {
+            assertThat(pages.placed()).isFalse();
+            assertThat(visits).containsExactly("5:data", UNPLACED + ":torn");
+            assertThat(placedPages.get()).isZero();
+        } finally {
+            pages.release();
+        }
+    }
+
+    @Test
+    void manyFramesOfEveryShapeInterleavedWithOtherFramesArriveInOrder() throws Exception {
+        SplittableRandom random = new SplittableRandom(SEED + 3);
+        ByteBuffer memory = ByteBuffer.allocateDirect(PAGES * PAGE);
+        for (int page = 0; page < PAGES; page++) {
+            memory.put(randomPage(random));
+        }
+        memory.flip();
+        int frames = 0;
+        for (int first = 0; first + Frame.Pages.MAX_PAGES <= UNPLACED; first += Frame.Pages.MAX_PAGES) {
+            PagesBuilder builder = new PagesBuilder(source.channel().alloc(), 0);
+            for (int page = first; page < first + Frame.Pages.MAX_PAGES; page++) {
+                if (random.nextInt(5) == 0) {
+                    builder.addZero(page);
+                } else {
+                    builder.addPage(page, memory.slice(page * PAGE, PAGE));
+                }
+            }
+            source.send(builder.build());
+            source.send(new Frame.DeviceData(0, first * 100L, io.netty.buffer.Unpooled.wrappedBuffer(new byte[1 + random.nextInt(9000)])));
+            frames++;
+        }
+        source.send(new Frame.DataEnd(0, frames * Frame.Pages.MAX_PAGES)).sync();
+        for (int i = 0; i < frames; i++) {
+            Frame.Pages pages = next();
+            try {
+                assertThat(pages.placed()).isTrue();
+                assertThat(visits).noneMatch(visit -> visit.endsWith(":torn") || visit.endsWith(":data"));
+                for (String visit : visits) {
+                    if (visit.endsWith(":placed")) {
+                        int page = Integer.parseInt(visit.substring(0, visit.indexOf(':')));
+                        assertThat(landed(page).mismatch(memory.slice(page * PAGE, PAGE))).as("page %d", page).isEqualTo(-1);
+                    }
+                }
+            } finally {
+                pages.release();
+            }
+            Frame data = received.poll(30, TimeUnit.SECONDS);
+            assertThat(data).isInstanceOf(Frame.DeviceData.class);
+            io.netty.util.ReferenceCountUtil.release(data);
+        }
+        assertThat(received.poll(30, TimeUnit.SECONDS)).isEqualTo(new Frame.DataEnd(0, frames * Frame.Pages.MAX_PAGES));
+    }
+}
