@@ -87,7 +87,9 @@ public record CaptureDiff(String a, String b, String relation, List<Difference> 
             return "the lengths differ (" + x.wireBytes() + " and " + y.wireBytes() + " bytes)";
         }
         if (x.digest() != y.digest()) {
-            return "the payloads differ";
+            // A PAGES frame's entries hold each page's CRC: the same pages with other contents, or other pages.
+            return x.type() != dev.ferry.protocol.FrameType.PAGES.code() ? "the payloads differ"
+                    : x.pageIndices() == y.pageIndices() ? "the same pages, with other contents (their CRCs differ)" : "other pages";
         }
         if (x.sequence() == y.sequence() && x.crc() != y.crc()) {
             return x.whole() && y.whole() ? "the CRC32C fields differ" : "the page data differs (by the CRC32C that covers it)";

@@ -53,10 +53,10 @@ public final class Inspection {
     /**
      * A frame in short: its number among its channel's frames from the same sender, sequence, type, bytes on
      * the wire, a digest of its type, length and captured payload (not its sequence, which keepalives
-     * shift), its CRC field (which covers page data not captured), what it says, and when it passed.
+     * shift), for PAGES a digest of its page indices alone, its CRC field, what it says, and when it passed.
      */
-    public record FrameMark(long number, long sequence, int type, long wireBytes, int digest, int crc, boolean whole, String frame,
-                            double atMs) {
+    public record FrameMark(long number, long sequence, int type, long wireBytes, int digest, int pageIndices, int crc, boolean whole,
+                            String frame, double atMs) {
     }
 
     /** A device stream's record in short: where it begins, its type, its payload's length and CRC32C. */
@@ -259,8 +259,13 @@ public final class Inspection {
             digest.update(bytes, 16, bytes.length - 16);
         }
         int crc = bytes.length >= 16 ? ByteBuffer.wrap(bytes, 12, 4).getInt() : 0;
+        CRC32C indices = new CRC32C();
+        if (frame instanceof Frame.Pages pages) {
+            ByteBuffer index = ByteBuffer.allocate(8);
+            pages.forEachIndex(page -> indices.update(index.clear().putLong(page).flip()));
+        }
         frameMarks.computeIfAbsent(stream(record.channel(), fromSource), k -> new ArrayList<>())
-                .add(new FrameMark(number, record.sequence(), type, record.wireBytes(), (int) digest.getValue(), crc,
+                .add(new FrameMark(number, record.sequence(), type, record.wireBytes(), (int) digest.getValue(), (int) indices.getValue(), crc,
                         !record.pageDataLeftOut() && !record.cut(), frame == null ? Frames.name(type) : Frames.describe(frame),
                         millis(record.nanos())));
     }
