@@ -10,19 +10,15 @@ import dev.ferry.orchestrator.api.Json;
 import dev.ferry.orchestrator.capture.Captures;
 import dev.ferry.orchestrator.cli.ApiClient;
 import dev.ferry.protocol.FrameType;
-import dev.ferry.protocol.capture.CaptureReader;
 import dev.ferry.protocol.capture.CaptureRecord;
+import dev.ferry.protocol.capture.GatedSink;
+import dev.ferry.protocol.capture.TestCaptures;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.io.RandomAccessFile;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
-import java.nio.channels.WritableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -207,21 +203,8 @@ class CapturedMigrationTest {
                 .containsPattern("Capture: +" + java.util.regex.Pattern.quote(file.toString()) + ": \\d+ frames, .*, closed");
         assertThat(ferryd("inspect", file.toString()).status()).isZero();
 
-        CaptureRecord.FrameRecord chunk;
-        try (CaptureReader reader = CaptureReader.open(file)) {
-            CaptureRecord record = reader.next();
-            while (!(record instanceof CaptureRecord.FrameRecord frame && frame.typeCode() == FrameType.DEVICE_DATA.code())) {
-                record = reader.next();
-            }
-            chunk = (CaptureRecord.FrameRecord) record;
-        }
-        try (RandomAccessFile raf = new RandomAccessFile(file.toFile(), "rw")) {
-            long at = chunk.frameOffset() + 16 + 10 + 3;
-            raf.seek(at);
-            int b = raf.read();
-            raf.seek(at);
-            raf.write(b ^ 0x40);
-        }
+        CaptureRecord.FrameRecord chunk = TestCaptures.first(file, FrameType.DEVICE_DATA);
+        TestCaptures.damage(file, chunk, 10 + 3);
         Run damaged = ferryd("inspect", file.toString());
         assertThat(damaged.status()).as(damaged.out()).isEqualTo(1);
         assertThat(damaged.out()).contains("FAIL checksum: data#0 sent frame").contains("file offset " + chunk.offset())
@@ -267,31 +250,7 @@ class CapturedMigrationTest {
     void aCaptureWhoseFileTakesNothingNeverHoldsTheMigrationAndSaysWhatItDropped() throws Exception {
         Path captures = captures("captures");
         CountDownLatch open = new CountDownLatch(1);
-        Captures.Sink gated = file -> {
-            FileChannel target = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-            return new WritableByteChannel() {
-                @Override
-                public int write(ByteBuffer src) throws IOException {
-                    try {
-                        open.await();
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                        throw new IOException("interrupted");
-                    }
-                    return target.write(src);
-                }
-
-                @Override
-                public boolean isOpen() {
-                    return target.isOpen();
-                }
-
-                @Override
-                public void close() throws IOException {
-                    target.close();
-                }
-            };
-        };
+        Captures.Sink gated = file -> new GatedSink(Captures.Sink.FILES.create(file), open);
         AbstractModule slowCapture = new AbstractModule() {
             @Override
             protected void configure() {

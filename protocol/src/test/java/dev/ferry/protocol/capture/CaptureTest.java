@@ -15,7 +15,6 @@ import dev.ferry.protocol.net.LoopbackChannels;
 import io.netty.buffer.Unpooled;
 import io.netty.util.ReferenceCountUtil;
 import java.io.IOException;
-import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
@@ -27,7 +26,7 @@ import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.Semaphore;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
@@ -279,15 +278,8 @@ class CaptureTest {
         session.migrate(2, 500);
         session.end();
         Path file = dir.resolve("source.fcap");
-        CaptureRecord.FrameRecord chunk = read(file).frames().stream().filter(f -> f.typeCode() == FrameType.DEVICE_DATA.code())
-                .findFirst().orElseThrow();
-        try (RandomAccessFile raf = new RandomAccessFile(file.toFile(), "rw")) {
-            long at = chunk.frameOffset() + 16 + 10 + 100;
-            raf.seek(at);
-            int b = raf.read();
-            raf.seek(at);
-            raf.write(b ^ 0x01);
-        }
+        CaptureRecord.FrameRecord chunk = TestCaptures.first(file, FrameType.DEVICE_DATA);
+        TestCaptures.damage(file, chunk, 10 + 100);
         Read damaged = read(file);
         assertThat(damaged.failures()).hasSize(1);
         FrameChecks.Failure failure = damaged.failures().get(0);
@@ -303,26 +295,8 @@ class CaptureTest {
      */
     @Test
     void aWriterHeldUpByItsSinkDropsFramesAndSaysSoInsteadOfHoldingTheChannels() throws Exception {
-        Semaphore permits = new Semaphore(0);
-        FileChannel target = file("source.fcap");
-        WritableByteChannel slow = new WritableByteChannel() {
-            @Override
-            public int write(ByteBuffer src) throws IOException {
-                permits.acquireUninterruptibly();
-                return target.write(src);
-            }
-
-            @Override
-            public boolean isOpen() {
-                return target.isOpen();
-            }
-
-            @Override
-            public void close() throws IOException {
-                target.close();
-            }
-        };
-        Session session = new Session(false, slow, 64 << 10);
+        CountDownLatch gate = new CountDownLatch(1);
+        Session session = new Session(false, new GatedSink(file("source.fcap"), gate), 64 << 10);
         int chunks = 200;
         session.migrate(chunks, 16 << 10);
         // Every chunk reached the destination while the source's writer could not write a byte.
@@ -331,7 +305,7 @@ class CaptureTest {
         assertThat(held.droppedFrames()).isPositive();
         assertThat(held.fileBytes()).isZero();
 
-        permits.release(Integer.MAX_VALUE / 2);
+        gate.countDown();
         session.end();
         Read source = read(dir.resolve("source.fcap"));
         CaptureWriter.Stats stats = session.source.stats();
