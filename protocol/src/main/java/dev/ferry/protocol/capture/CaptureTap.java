@@ -241,6 +241,15 @@ public final class CaptureTap extends ChannelDuplexHandler {
         return writer != null && writer.pageData();
     }
 
+    /** Gives back room taken for a record that was never offered. */
+    private void unreserve(int bytes) {
+        if (writer != null) {
+            writer.unreserve(bytes);
+        } else {
+            pendingBytes -= bytes;
+        }
+    }
+
     private boolean reserve(int bytes) {
         if (off) {
             return false;
@@ -466,6 +475,7 @@ public final class CaptureTap extends ChannelDuplexHandler {
             if (record != null) {
                 record.release();
                 record = null;
+                unreserve(reserved);
             }
             lost = true;
         }

@@ -160,6 +160,11 @@ public final class CaptureWriter {
         }
     }
 
+    /** Gives back room taken for a record that was never queued. */
+    void unreserve(int bytes) {
+        queuedBytes.addAndGet(-bytes);
+    }
+
     /** Queues a record built in {@code reserved} bytes of room (it may use less). */
     void offer(ByteBuf record, int reserved) {
         queuedBytes.addAndGet(record.readableBytes() - reserved);
