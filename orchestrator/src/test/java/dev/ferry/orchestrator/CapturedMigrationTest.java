@@ -211,6 +211,29 @@ class CapturedMigrationTest {
                 .contains("DEVICE_DATA frame").contains("result: 1 check failed");
     }
 
+    /** A migration cancelled midway: both files close, say so, and hold the ABORT that ended the session. */
+    @Test
+    void aCancelledMigrationsCapturesCloseAndHoldItsAbort() throws Exception {
+        Path sourceDir = captures("source");
+        Path destinationDir = captures("destination");
+        daemons = new TestDaemons(TestDaemons.base().withCaptureDir(sourceDir), TestDaemons.base().withCaptureDir(destinationDir));
+        daemons.sourceApi.post("/v1/vms", vm("vm1"));
+        String id = daemons.migrate("vm1", Map.of("capture", true, "maxBandwidthBytesPerSecond", 1L << 20)).path("id").asText();
+        await().atMost(WAIT).until(() -> daemons.sourceApi.get("/v1/migrations/" + id).path("phase").asText().equals("precopy"));
+        daemons.sourceApi.delete("/v1/migrations/" + id);
+        assertThat(daemons.awaitEnd(id).path("phase").asText()).isEqualTo("cancelled");
+        daemons.awaitDestinationEnd(id);
+        closedCapture(daemons.sourceApi, id);
+        closedCapture(daemons.destinationApi, id);
+        for (Path file : List.of(sourceDir.resolve(id + "-source.fcap"), destinationDir.resolve(id + "-destination.fcap"))) {
+            Run run = ferryd("inspect", file.toString(), "-o", "json");
+            JsonNode report = run.json();
+            assertThat(run.status()).as("a cancel breaks no rule of the protocol: %s", run.out()).isZero();
+            assertThat(report.path("capture").path("outcome").asText()).as(run.out()).isEqualTo("cancelled");
+            assertThat(report.path("milestones").toString()).contains("ABORT cancelled");
+        }
+    }
+
     @Test
     void captureIsOffUnlessAskedForAndAskedForWithoutACaptureDirectoryIsRefused() throws Exception {
         Path captures = captures("captures");

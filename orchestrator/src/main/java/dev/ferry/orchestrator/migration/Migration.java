@@ -376,7 +376,8 @@ public final class Migration {
     /** How it ended, in a few words: its phase, and a failure's code ("failed: connection_lost"). */
     String outcome() {
         MigrationView.ErrorView failure = error;
-        return phase.label() + (failure == null || !phase.terminal() ? "" : ": " + failure.code());
+        boolean said = failure == null || !phase.terminal() || failure.code().equals(phase.label());
+        return phase.label() + (said ? "" : ": " + failure.code());
     }
 
     long remainingBytes() {
