@@ -6,11 +6,13 @@ import dev.ferry.protocol.FrameType;
 import dev.ferry.protocol.net.FrameChannel;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPipeline;
 import io.netty.channel.ChannelPromise;
+import io.netty.channel.EventLoop;
 import java.util.ArrayDeque;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.RejectedExecutionException;
@@ -44,7 +46,8 @@ public final class CaptureTap extends ChannelDuplexHandler {
     private static final System.Logger LOG = System.getLogger(CaptureTap.class.getName());
 
     private final CaptureFormat.Channel channel;
-    private final io.netty.channel.EventLoop loop;
+    private final Channel netty;
+    private final EventLoop loop;
     private final Framer sent = new Framer(CaptureFormat.Direction.SENT);
     private final Framer received = new Framer(CaptureFormat.Direction.RECEIVED);
     private final ArrayDeque<ByteBuf> pending = new ArrayDeque<>();
@@ -56,11 +59,11 @@ public final class CaptureTap extends ChannelDuplexHandler {
     private boolean off;
     private boolean ended;
     private ByteBufAllocator alloc = ByteBufAllocator.DEFAULT;
-    private volatile io.netty.channel.Channel loopChannel;
 
     private CaptureTap(FrameChannel frameChannel, CaptureWriter writer) {
         this.channel = new CaptureFormat.Channel(frameChannel.role(), frameChannel.index());
-        this.loop = frameChannel.channel().eventLoop();
+        this.netty = frameChannel.channel();
+        this.loop = netty.eventLoop();
         this.writer = writer;
     }
 
@@ -74,25 +77,24 @@ public final class CaptureTap extends ChannelDuplexHandler {
     static CaptureTap install(FrameChannel frameChannel, CaptureWriter writer) {
         CaptureTap tap = new CaptureTap(frameChannel, writer);
         writer.attached(tap);
-        boolean added;
         if (tap.loop.inEventLoop()) {
-            tap.loop.execute(() -> {
-                if (!add(frameChannel, tap)) {
+            tap.onEventLoop(() -> {
+                if (!tap.join()) {
                     writer.detached(tap);
                 }
-            });
+            }, () -> writer.detached(tap));
             return tap;
-        } else {
-            try {
-                added = tap.loop.submit(() -> add(frameChannel, tap)).get(INSTALL_WAIT_SECONDS, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                added = false;
-            } catch (ExecutionException | TimeoutException | RejectedExecutionException e) {
-                added = false;
-            }
         }
-        if (!added) {
+        boolean joined;
+        try {
+            joined = tap.loop.submit(tap::join).get(INSTALL_WAIT_SECONDS, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            joined = false;
+        } catch (ExecutionException | TimeoutException | RejectedExecutionException e) {
+            joined = false;
+        }
+        if (!joined) {
             tap.off = true;
             writer.detached(tap);
         }
@@ -106,11 +108,7 @@ public final class CaptureTap extends ChannelDuplexHandler {
      */
     public static CaptureTap pending(FrameChannel frameChannel) {
         CaptureTap tap = new CaptureTap(frameChannel, null);
-        try {
-            frameChannel.channel().eventLoop().execute(() -> add(frameChannel, tap));
-        } catch (RejectedExecutionException e) {
-            tap.off = true;
-        }
+        tap.onEventLoop(tap::join, () -> tap.off = true);
         return tap;
     }
 
@@ -138,9 +136,8 @@ public final class CaptureTap extends ChannelDuplexHandler {
             off = true;
             releasePending();
             ChannelHandler self = this;
-            ChannelPipeline pipeline = loopChannel == null ? null : loopChannel.pipeline();
-            if (pipeline != null && pipeline.context(self) != null) {
-                pipeline.remove(self);
+            if (netty.pipeline().context(self) != null) {
+                netty.pipeline().remove(self);
             }
         }, () -> {
         });
@@ -155,14 +152,14 @@ public final class CaptureTap extends ChannelDuplexHandler {
         }
     }
 
-    private static boolean add(FrameChannel frameChannel, CaptureTap tap) {
-        tap.loopChannel = frameChannel.channel();
-        ChannelPipeline pipeline = frameChannel.channel().pipeline();
-        if (!frameChannel.channel().isActive() || pipeline.get("decoder") == null) {
-            tap.off = true;
+    /** On the event loop: joins the pipeline just below the frame codec, unless the channel has closed. */
+    private boolean join() {
+        ChannelPipeline pipeline = netty.pipeline();
+        if (!netty.isActive() || pipeline.get("decoder") == null) {
+            off = true;
             return false;
         }
-        pipeline.addBefore("decoder", NAME, tap);
+        pipeline.addBefore("decoder", NAME, this);
         return true;
     }
 
