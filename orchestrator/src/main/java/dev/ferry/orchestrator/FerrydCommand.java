@@ -1,6 +1,7 @@
 package dev.ferry.orchestrator;
 
 import dev.ferry.orchestrator.bench.Bench;
+import dev.ferry.orchestrator.capture.InspectCommand;
 import dev.ferry.orchestrator.cli.Ctl;
 import dev.ferry.orchestrator.conformance.ConformanceCommand;
 import dev.ferry.orchestrator.config.DaemonOptions;
@@ -23,7 +24,8 @@ import picocli.CommandLine.Mixin;
 @Command(name = "ferryd", mixinStandardHelpOptions = true, versionProvider = FerrydCommand.VersionProvider.class,
         description = "Live migration of VMs with emulated VFIO devices. Without a command: the daemon, which prints"
                 + " 'ferryd listening http=HOST:PORT migration=HOST:PORT' once both listeners are bound.",
-        subcommands = {Ctl.class, Demo.class, Bench.class, ConformanceCommand.class, Completion.class, picocli.CommandLine.HelpCommand.class},
+        subcommands = {Ctl.class, Demo.class, Bench.class, ConformanceCommand.class, InspectCommand.class, Completion.class,
+                picocli.CommandLine.HelpCommand.class},
         footer = {"", "Exit status: 0 stopped by SIGTERM or SIGINT, 1 could not start, 2 configuration or usage error."})
 public final class FerrydCommand implements Callable<Integer> {
     @Mixin

@@ -12,6 +12,7 @@ import dev.ferry.orchestrator.api.Router;
 import dev.ferry.orchestrator.api.SystemResource;
 import dev.ferry.orchestrator.api.UiResource;
 import dev.ferry.orchestrator.api.VmResource;
+import dev.ferry.orchestrator.capture.Captures;
 import dev.ferry.orchestrator.config.Endpoint;
 import dev.ferry.orchestrator.config.FerrydConfig;
 import dev.ferry.orchestrator.drain.DrainManager;
@@ -20,6 +21,7 @@ import dev.ferry.orchestrator.migration.FlowHooks;
 import dev.ferry.orchestrator.migration.MigrationManager;
 import dev.ferry.orchestrator.transport.MigrationTransport;
 import dev.ferry.orchestrator.vm.VmManager;
+import dev.ferry.protocol.capture.CaptureWriter;
 import dev.ferry.protocol.net.Limits;
 import dev.ferry.protocol.net.ProtocolClient;
 import dev.ferry.protocol.net.ProtocolConfig;
@@ -132,12 +134,20 @@ public final class FerrydModule extends AbstractModule {
         return new VmManager(config, metrics);
     }
 
+    /** Captured sessions go to files in {@code --capture-dir}; a test may bind a sink of its own. */
+    @Provides
+    @Singleton
+    Captures captures(FerrydConfig config, @Named("version") String version) {
+        return new Captures(config.captureDir(), Captures.Sink.FILES, version, CaptureWriter.DEFAULT_QUEUE_BYTES);
+    }
+
     @Provides
     @Singleton
     MigrationManager migrations(FerrydConfig config, VmManager vms, ProtocolClient client, FerryMetrics metrics, FlowHooks hooks,
-                                Provider<MigrationTransport> transport) {
+                                Provider<MigrationTransport> transport, Captures captures) {
         // The listener is bound before migrations start (start order below), so its address is known by then.
-        return new MigrationManager(config, vms, client, metrics, hooks, () -> Endpoint.of(transport.get().address()).toString());
+        return new MigrationManager(config, vms, client, metrics, hooks, () -> Endpoint.of(transport.get().address()).toString(),
+                captures);
     }
 
     @Provides
@@ -174,14 +184,15 @@ public final class FerrydModule extends AbstractModule {
     }
 
     /**
-     * Start order: VMs, the migration listener, the migrations, drains, the API. Stopped in reverse: the
-     * API stops taking requests, a drain starts no more migrations, running migrations are cancelled
-     * and rolled back while the listener can still tell their peers, then the listener closes, the VMs
-     * stop, and the threads end.
+     * Start order: VMs, the migration listener, the captures, the migrations, drains, the API. Stopped in
+     * reverse: the API stops taking requests, a drain starts no more migrations, running migrations are
+     * cancelled and rolled back while the listener can still tell their peers, their captures get a
+     * moment to close, then the listener closes, the VMs stop, and the threads end.
      */
     @Provides
     @Singleton
-    Lifecycle lifecycle(VmManager vms, MigrationTransport transport, MigrationManager migrations, DrainManager drains, ApiServer api,
+    Lifecycle lifecycle(VmManager vms, MigrationTransport transport, Captures captures, MigrationManager migrations, DrainManager drains,
+                        ApiServer api,
                         @Named("http") EventLoopGroup http, @Named("migration") EventLoopGroup migrationLoops,
                         @Named("api") ExecutorService workers, FerryMetrics metrics) {
         Managed threads = new Managed() {
@@ -197,6 +208,6 @@ public final class FerrydModule extends AbstractModule {
                 metrics.close();
             }
         };
-        return new Lifecycle(List.of(threads, vms, transport, migrations, drains, api));
+        return new Lifecycle(List.of(threads, vms, transport, captures, migrations, drains, api));
     }
 }

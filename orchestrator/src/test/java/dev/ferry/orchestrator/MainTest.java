@@ -21,6 +21,19 @@ class MainTest {
     }
 
     @Test
+    void aCaptureDirectoryThatIsNotThereIsAOneLineConfigurationError(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+        java.nio.file.Path missing = dir.resolve("captures");
+        int status = Main.run(new String[] {"--http", "127.0.0.1:0", "--migration", "127.0.0.1:0", "--capture-dir", missing.toString()},
+                new java.io.PrintStream(out, true), new java.io.PrintStream(err, true));
+        assertThat(status).isEqualTo(2);
+        assertThat(out.size()).isZero();
+        assertThat(err.toString(java.nio.charset.StandardCharsets.UTF_8)).isEqualTo("ferryd: --capture-dir: " + missing + " does not exist"
+                + System.lineSeparator());
+    }
+
+    @Test
     void wrappersThatOnlyCarryACauseAreLookedThroughAndOnlyTheFirstLineIsKept() {
         assertThat(Main.reason(new RuntimeException(new java.net.BindException("Address already in use"))))
                 .isEqualTo("Address already in use");

@@ -33,7 +33,15 @@ public final class TestDaemons implements AutoCloseable {
     }
 
     public TestDaemons(FerrydConfig sourceConfig, FerrydConfig destinationConfig) throws Exception {
-        source = Ferryd.start(sourceConfig, List.of(hooks(sourceFaults)));
+        this(sourceConfig, destinationConfig, List.of());
+    }
+
+    /** Two daemons, the source's bindings replaced by {@code sourceOverrides} too (a test's capture sink, say). */
+    public TestDaemons(FerrydConfig sourceConfig, FerrydConfig destinationConfig, List<com.google.inject.Module> sourceOverrides)
+            throws Exception {
+        List<com.google.inject.Module> sourceModules = new java.util.ArrayList<>(sourceOverrides);
+        sourceModules.add(hooks(sourceFaults));
+        source = Ferryd.start(sourceConfig, sourceModules);
         Ferryd started;
         try {
             started = Ferryd.start(destinationConfig, List.of(hooks(destinationFaults)));

@@ -28,19 +28,33 @@ class TlsMigrationTest {
         return TestTls.daemon(name, ca);
     }
 
+    /** Under TLS too; a capture taken behind TLS holds the frames in the clear, the same on both sides. */
     @Test
     void migrationRunsOverMutualTls() throws Exception {
         X509Bundle ca = ca("Ferry CA");
         FerrydConfig base = TestDaemons.base();
-        try (Ferryd source = Ferryd.start(base.withTlsDir(tlsDir("source", ca, daemon("source", ca))));
-             Ferryd destination = Ferryd.start(base.withTlsDir(tlsDir("destination", ca, daemon("destination", ca))))) {
+        Path sourceCaptures = java.nio.file.Files.createDirectory(dir.resolve("source-captures"));
+        Path destinationCaptures = java.nio.file.Files.createDirectory(dir.resolve("destination-captures"));
+        try (Ferryd source = Ferryd.start(base.withTlsDir(tlsDir("source", ca, daemon("source", ca))).withCaptureDir(sourceCaptures));
+             Ferryd destination = Ferryd.start(base.withTlsDir(tlsDir("destination", ca, daemon("destination", ca)))
+                     .withCaptureDir(destinationCaptures))) {
             ApiClient api = new ApiClient(source.http().toString(), TestDaemons.TOKEN);
             api.post("/v1/vms", TestDaemons.vm("secure", true, 1L << 20, 10, TestDaemons.p2pDevices()));
             String id = api.post("/v1/migrations", Map.of("vm", "secure", "destination", destination.migration().toString(),
-                    "verify", true)).path("id").asText();
+                    "verify", true, "capture", true)).path("id").asText();
             JsonNode end = awaitEnd(api, id);
             assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("completed");
             assertThat(end.path("verified").asBoolean()).isTrue();
+
+            ApiClient destinationApi = new ApiClient(destination.http().toString(), TestDaemons.TOKEN);
+            org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30)).until(() ->
+                    api.get("/v1/migrations/" + id).path("capture").path("closed").asBoolean()
+                            && destinationApi.get("/v1/migrations/" + id).path("capture").path("closed").asBoolean());
+            java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+            java.io.PrintStream print = new java.io.PrintStream(out, true, java.nio.charset.StandardCharsets.UTF_8);
+            int status = Main.run(new String[] {"inspect", sourceCaptures.resolve(id + "-source.fcap").toString(), "--diff",
+                    destinationCaptures.resolve(id + "-destination.fcap").toString()}, print, print);
+            assertThat(status).as(out.toString(java.nio.charset.StandardCharsets.UTF_8)).isZero();
         }
     }
 

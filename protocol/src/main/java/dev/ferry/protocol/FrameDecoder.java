@@ -279,6 +279,27 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         }
     }
 
+    /**
+     * Reads one whole frame, header and payload, with every check a channel's decoder makes except the
+     * sequence, which only a channel can know: for tools that read frames outside a channel (a
+     * capture's inspector checks the sequence against its own count). Fails as {@code truncated} when
+     * {@code frame} holds less than the header says. A {@link Frame.Pages} or {@link Frame.DeviceData}
+     * returned holds a slice of {@code frame}: release it.
+     */
+    public static Frame read(ByteBuf frame) throws ProtocolException {
+        FrameDecoder decoder = new FrameDecoder();
+        if (frame.readableBytes() >= FrameHeader.BYTES) {
+            decoder.expectedSequence = frame.getInt(frame.readerIndex() + 8);
+        }
+        Frame decoded = decoder.next(frame);
+        if (decoded == null) {
+            throw new ProtocolException(ErrorCode.TRUNCATED, "the frame ends after " + frame.readableBytes() + " bytes"
+                    + (frame.readableBytes() >= FrameHeader.BYTES ? ", its header says " + (FrameHeader.BYTES + frame.getUnsignedInt(
+                    frame.readerIndex())) : ""));
+        }
+        return decoded;
+    }
+
     private Frame next(ByteBuf in) throws ProtocolException {
         if (in.readableBytes() < FrameHeader.BYTES) {
             return null;

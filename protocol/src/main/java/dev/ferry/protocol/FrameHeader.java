@@ -24,7 +24,7 @@ public final class FrameHeader {
     }
 
     /** CRC32C over {@code header[0..12)} followed by {@code payload}'s readable bytes, without moving either. */
-    static int crc(ByteBuf header, int headerIndex, ByteBuf payload, int payloadIndex, int payloadLength) {
+    public static int crc(ByteBuf header, int headerIndex, ByteBuf payload, int payloadIndex, int payloadLength) {
         CRC32C crc = new CRC32C();
         update(crc, header, headerIndex, CRC_OFFSET);
         update(crc, payload, payloadIndex, payloadLength);

@@ -166,40 +166,21 @@ public final class LoadStream {
             throw new StreamFormatException("a second HEADER record");
         }
         seenHeader = true;
-        need(body, 4 + 2 + 1);
-        int magic = body.getInt();
-        if (magic != StreamFormat.MAGIC) {
-            throw new StreamFormatException(String.format("bad magic 0x%08x", magic));
+        StreamFormat.Header header = StreamFormat.Header.read(body);
+        if (!header.kind().equals(image.kind())) {
+            throw new StreamFormatException("stream of a " + header.kind() + " device, this device is a " + image.kind());
         }
-        int version = Short.toUnsignedInt(body.getShort());
-        if (version != image.formatVersion()) {
-            throw new StreamFormatException("format version " + version + ", this device reads version " + image.formatVersion());
+        if (header.version() != image.formatVersion()) {
+            throw new StreamFormatException("format version " + header.version() + ", this device reads version "
+                    + image.formatVersion());
         }
-        int kindLength = Byte.toUnsignedInt(body.get());
-        need(body, kindLength + 2);
-        byte[] kind = new byte[kindLength];
-        body.get(kind);
-        String streamKind = new String(kind, StandardCharsets.US_ASCII);
-        if (!streamKind.equals(image.kind())) {
-            throw new StreamFormatException("stream of a " + streamKind + " device, this device is a " + image.kind());
-        }
-        int configLength = Short.toUnsignedInt(body.getShort());
-        need(body, configLength + 8 + 4);
-        byte[] config = new byte[configLength];
-        body.get(config);
-        if (!Arrays.equals(config, image.configBytes())) {
-            throw new StreamFormatException("incompatible configuration: stream has '"
-                    + new String(config, StandardCharsets.UTF_8) + "', device has '"
+        if (!Arrays.equals(header.config(), image.configBytes())) {
+            throw new StreamFormatException("incompatible configuration: stream has '" + header.configText() + "', device has '"
                     + new String(image.configBytes(), StandardCharsets.UTF_8) + "'");
         }
-        long memoryBytes = body.getLong();
-        int pageSize = body.getInt();
-        if (memoryBytes != memory.sizeBytes() || pageSize != PageGeometry.PAGE_SIZE) {
-            throw new StreamFormatException("device memory " + memoryBytes + " bytes in " + pageSize
+        if (header.memoryBytes() != memory.sizeBytes() || header.pageSize() != PageGeometry.PAGE_SIZE) {
+            throw new StreamFormatException("device memory " + header.memoryBytes() + " bytes in " + header.pageSize()
                     + "-byte pages, this device has " + memory.sizeBytes() + " in " + PageGeometry.PAGE_SIZE);
-        }
-        if (body.hasRemaining()) {
-            throw new StreamFormatException("HEADER record has " + body.remaining() + " trailing bytes");
         }
     }
 
@@ -245,22 +226,8 @@ public final class LoadStream {
         if (!seenState) {
             throw new StreamFormatException("end record before the STATE record");
         }
-        long streamBytes = body.getLong();
-        int checksum = body.getInt();
-        if (streamBytes != beforeEnd) {
-            throw new StreamFormatException("end record counts " + streamBytes + " bytes, " + beforeEnd + " arrived");
-        }
-        if (checksum != (int) crc.getValue()) {
-            throw new StreamFormatException(String.format("checksum mismatch: stream says %08x, data gives %08x",
-                    checksum, (int) crc.getValue()));
-        }
+        StreamFormat.checkEnd(body, beforeEnd, crc);
         seenEnd = true;
-    }
-
-    private static void need(ByteBuffer body, int bytes) throws StreamFormatException {
-        if (body.remaining() < bytes) {
-            throw new StreamFormatException("HEADER record too short");
-        }
     }
 
     private void fail(String message) {

@@ -1,6 +1,9 @@
 package dev.ferry.device.migration;
 
 import dev.ferry.device.memory.PageGeometry;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.zip.CRC32C;
 
 /**
  * The device migration data format (W5). A stream is a sequence of records, all integers
@@ -46,6 +49,62 @@ public final class StreamFormat {
     private StreamFormat() {
     }
 
+    /** A HEADER record's fields; {@code config} is the device's configuration as the stream carries it. */
+    public record Header(int version, String kind, byte[] config, long memoryBytes, int pageSize) {
+        /** The configuration as text. */
+        public String configText() {
+            return new String(config, StandardCharsets.UTF_8);
+        }
+
+        /**
+         * Reads a HEADER record's payload, checking its structure. The layout is the same for every kind and
+         * version; whether a device can load it (its kind, its data format version, its configuration) is the
+         * device's to judge.
+         */
+        public static Header read(ByteBuffer body) throws StreamFormatException {
+            need(body, 4 + 2 + 1);
+            int magic = body.getInt();
+            if (magic != MAGIC) {
+                throw new StreamFormatException(String.format("bad magic 0x%08x", magic));
+            }
+            int version = Short.toUnsignedInt(body.getShort());
+            byte[] kind = new byte[Byte.toUnsignedInt(body.get())];
+            need(body, kind.length + 2);
+            body.get(kind);
+            byte[] config = new byte[Short.toUnsignedInt(body.getShort())];
+            need(body, config.length + 8 + 4);
+            body.get(config);
+            long memoryBytes = body.getLong();
+            int pageSize = body.getInt();
+            if (body.hasRemaining()) {
+                throw new StreamFormatException("HEADER record has " + body.remaining() + " trailing bytes");
+            }
+            return new Header(version, new String(kind, StandardCharsets.US_ASCII), config, memoryBytes, pageSize);
+        }
+
+        private static void need(ByteBuffer body, int bytes) throws StreamFormatException {
+            if (body.remaining() < bytes) {
+                throw new StreamFormatException("HEADER record too short");
+            }
+        }
+    }
+
+    /**
+     * Checks an END record's payload against the stream before it: {@code before} bytes, whose CRC32C
+     * (every record but the end) is {@code crc}.
+     */
+    static void checkEnd(ByteBuffer body, long before, CRC32C crc) throws StreamFormatException {
+        long streamBytes = body.getLong();
+        int checksum = body.getInt();
+        if (streamBytes != before) {
+            throw new StreamFormatException("end record counts " + streamBytes + " bytes, " + before + " arrived");
+        }
+        if (checksum != (int) crc.getValue()) {
+            throw new StreamFormatException(String.format("checksum mismatch: stream says %08x, data gives %08x",
+                    checksum, (int) crc.getValue()));
+        }
+    }
+
     /** The largest payload a record of this type may carry, or -1 for an unknown type. */
     static int maxPayload(byte type) {
         return switch (type) {
@@ -58,7 +117,8 @@ public final class StreamFormat {
         };
     }
 
-    static String typeName(byte type) {
+    /** A record type's name: HEADER, PAGE, ZERO, STATE, END. */
+    public static String typeName(byte type) {
         return switch (type) {
             case HEADER -> "HEADER";
             case PAGE -> "PAGE";

@@ -49,6 +49,12 @@ final class MigrationCommands implements Callable<Integer> {
         @Option(names = "--no-auto-converge", description = "do not throttle the vCPUs while it does not converge")
         private boolean noAutoConverge;
 
+        @Option(names = "--capture", description = "write the session's frames to the daemons' --capture-dir (ferryd inspect reads them)")
+        private boolean capture;
+
+        @Option(names = "--capture-pages", description = "with --capture, PAGES frames with their page data too")
+        private boolean capturePages;
+
         @Option(names = "--channels", paramLabel = "N", description = "data channels (1-16, default 1)")
         private Integer channels;
 
@@ -79,6 +85,12 @@ final class MigrationCommands implements Callable<Integer> {
                 }
                 if (noAutoConverge) {
                     request.put("autoConverge", false);
+                }
+                if (capture) {
+                    request.put("capture", true);
+                }
+                if (capturePages) {
+                    request.put("capturePages", true);
                 }
                 if (channels != null) {
                     request.put("channels", channels);

@@ -66,6 +66,13 @@ final class MigrationInfo {
             lines.add("Verified", m.path("verified").asBoolean() + (m.path("verifyMs").isNull() ? ""
                     : " (digest " + m.path("verifyMs").asLong() + " ms)"));
         }
+        JsonNode capture = m.path("capture");
+        if (capture.isObject()) {
+            lines.add("Capture", capture.path("file").asText() + ": " + capture.path("frames").asLong() + " frames, "
+                    + bytes(capture.path("bytes").asLong()) + (capture.path("dropped").asLong() > 0 ? ", " + capture.path("dropped").asLong()
+                    + " frames dropped" : "") + (capture.path("closed").asBoolean() ? ", closed" : ", open")
+                    + (capture.path("error").isNull() ? "" : ", failed: " + capture.path("error").asText()));
+        }
         if (!m.path("error").isNull()) {
             lines.add("Error", m.path("error").path("code").asText() + ": " + m.path("error").path("message").asText());
         }

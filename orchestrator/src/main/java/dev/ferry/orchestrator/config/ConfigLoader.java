@@ -34,7 +34,8 @@ public final class ConfigLoader {
                         @JsonProperty("handshakeTimeoutMs") Long handshakeTimeoutMs,
                         @JsonProperty("switchoverTimeoutMs") Long switchoverTimeoutMs,
                         @JsonProperty("deviceKinds") List<String> deviceKinds,
-                        @JsonProperty("deviceJars") List<String> deviceJars) {
+                        @JsonProperty("deviceJars") List<String> deviceJars,
+                        @JsonProperty("captureDir") String captureDir) {
     }
 
     /** A usage or configuration error, with the sentence to print. */
@@ -63,7 +64,7 @@ public final class ConfigLoader {
         Long memoryPool = flags.memoryPoolBytes == null ? null : number("--memory-pool-bytes", flags.memoryPoolBytes);
         List<String> deviceKinds = flags.deviceKinds == null ? null : List.of(flags.deviceKinds.split(",", -1));
         FileSettings file = configFile == null ? new FileSettings(null, null, null, null, null, null, null, null, null, null, null, null,
-                null, null, null, null, null, null)
+                null, null, null, null, null, null, null)
                 : readFile(Path.of(configFile));
         FerrydConfig defaults = FerrydConfig.defaults();
         List<String> jarNames = flags.deviceJars != null && !flags.deviceJars.isEmpty() ? flags.deviceJars : file.deviceJars();
@@ -85,6 +86,10 @@ public final class ConfigLoader {
             if (tls != null) {
                 checkTls(tlsDir != null ? "--tls-dir" : "tlsDir", Path.of(tls));
             }
+            String capture = first(flags.captureDir, file.captureDir());
+            if (capture != null) {
+                checkCaptureDir(flags.captureDir != null ? "--capture-dir" : "captureDir", Path.of(capture));
+            }
             return new FerrydConfig(httpEndpoint, migrationEndpoint, token, tls == null ? null : Path.of(tls),
                     insecure || Boolean.TRUE.equals(file.insecure()),
                     or(file.maxVms(), defaults.maxVms()), or(file.maxVmMemoryBytes(), defaults.maxVmMemoryBytes()),
@@ -96,7 +101,8 @@ public final class ConfigLoader {
                             or(file.keepaliveTimeoutMs(), defaults.timeouts().keepaliveTimeoutMs()),
                             or(file.handshakeTimeoutMs(), defaults.timeouts().handshakeTimeoutMs()),
                             or(file.switchoverTimeoutMs(), defaults.timeouts().switchoverTimeoutMs())),
-                    or(first(deviceKinds, file.deviceKinds()), kinds.names()), kinds, jars);
+                    or(first(deviceKinds, file.deviceKinds()), kinds.names()), kinds, jars,
+                    capture == null ? null : Path.of(capture).toAbsolutePath().normalize());
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());
         }
@@ -125,6 +131,26 @@ public final class ConfigLoader {
             TlsConfig.fromDirectory(dir);
         } catch (IOException e) {
             throw new ConfigException(setting + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * A capture directory must exist and take files now: found out at start, not when the first captured
+     * migration's file cannot be created. Checked by creating (and deleting) a file in it, which also
+     * catches a read-only file system and a directory this user may list but not write.
+     */
+    private static void checkCaptureDir(String setting, Path dir) throws ConfigException {
+        if (!Files.exists(dir)) {
+            throw new ConfigException(setting + ": " + dir + " does not exist");
+        }
+        if (!Files.isDirectory(dir)) {
+            throw new ConfigException(setting + ": " + dir + " is not a directory");
+        }
+        try {
+            Files.delete(Files.createTempFile(dir, ".ferryd-", ".probe"));
+        } catch (IOException e) {
+            throw new ConfigException(setting + ": cannot write in " + dir + " (" + (e.getMessage() == null ? e : e.getClass().getSimpleName()
+                    + ": " + e.getMessage()) + ")");
         }
     }
 

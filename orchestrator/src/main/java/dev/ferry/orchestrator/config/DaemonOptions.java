@@ -34,6 +34,9 @@ public final class DaemonOptions {
     @Option(names = "--device-jar", paramLabel = "JAR",
             description = "a jar of device kinds (the device SPI, found with ServiceLoader) to host; repeatable")
     List<String> deviceJars;
+    @Option(names = "--capture-dir", paramLabel = "DIR",
+            description = "where captured migration streams go (a migration asks with capture); off without it")
+    String captureDir;
 
     @Option(names = "--config", paramLabel = "FILE", description = "the same settings as JSON or YAML; flags win over the file")
     String config;

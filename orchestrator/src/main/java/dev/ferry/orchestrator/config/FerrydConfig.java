@@ -28,11 +28,14 @@ import java.util.List;
  * @param kinds                 the kinds it knows: the built-in kinds, the class path's and those of its device jars
  *                              ({@code --device-jar}), found with {@code ServiceLoader}
  * @param deviceJars            the device jars it was given, in order
+ * @param captureDir            where captured migration streams go, or {@code null}: without it a migration cannot be
+ *                              captured
  */
 public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path tlsDir, boolean insecure, int maxVms,
                            long maxVmMemoryBytes, int maxIncomingMigrations, int migrationHistory, int apiThreads,
                            long memoryPoolBytes, long maxTotalMemoryBytes, Timeouts timeouts, List<String> deviceKinds,
-                           DeviceKinds kinds, List<Path> deviceJars) {
+                           DeviceKinds kinds, List<Path> deviceJars,
+                           Path captureDir) {
     /**
      * How long migrations wait for a peer. Liveness follows bytes: a channel on which nothing at all
      * arrived for {@code keepaliveTimeoutMs} is dropped, and each side sends a keepalive every
@@ -108,7 +111,7 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
     public static FerrydConfig defaults() {
         return new FerrydConfig(DEFAULT_HTTP, DEFAULT_MIGRATION, new byte[0], null, false, 64, 64L << 30, 4, 100, 8,
                 DEFAULT_MEMORY_POOL_BYTES, 0, Timeouts.DEFAULT, ALL_KINDS,
-                DeviceKinds.builtIn(), List.of());
+                DeviceKinds.builtIn(), List.of(), null);
     }
 
     @Override
@@ -122,27 +125,27 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
 
     public FerrydConfig withListeners(Endpoint newHttp, Endpoint newMigration) {
         return new FerrydConfig(newHttp, newMigration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
     }
 
     public FerrydConfig withToken(byte[] newToken) {
         return new FerrydConfig(http, migration, newToken, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
     }
 
     public FerrydConfig withMemory(long poolBytes, long maxTotalBytes) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, poolBytes, maxTotalBytes, timeouts, deviceKinds, kinds, deviceJars);
+                migrationHistory, apiThreads, poolBytes, maxTotalBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
     }
 
     public FerrydConfig withTimeouts(Timeouts newTimeouts) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, newTimeouts, deviceKinds, kinds, deviceJars);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, newTimeouts, deviceKinds, kinds, deviceJars, captureDir);
     }
 
     public FerrydConfig withDeviceKinds(List<String> kinds) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, kinds, this.kinds, deviceJars);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, kinds, this.kinds, deviceJars, captureDir);
     }
 
     /**
@@ -153,11 +156,16 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
         DeviceKinds loaded = DeviceKinds.load(jars);
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
                 migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, hosted == null ? loaded.names() : hosted,
-                loaded, jars);
+                loaded, jars, captureDir);
+    }
+
+    public FerrydConfig withCaptureDir(Path dir) {
+        return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, dir);
     }
 
     public FerrydConfig withTlsDir(Path dir) {
         return new FerrydConfig(http, migration, token, dir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars);
+                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
     }
 }

@@ -3,6 +3,7 @@ package dev.ferry.orchestrator.migration;
 import dev.ferry.device.Device;
 import dev.ferry.device.memory.PageGeometry;
 import dev.ferry.device.migration.DeviceState;
+import dev.ferry.orchestrator.capture.Capture;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -83,6 +84,7 @@ public final class Migration {
     private volatile Supplier<List<Device>> devices = List::of;
     private volatile LongSupplier remaining = () -> 0;
     private volatile Control control;
+    private volatile Capture capture;
 
     private volatile Phase phase;
     private final List<MigrationView.PhaseView> phases = new ArrayList<>();
@@ -165,6 +167,15 @@ public final class Migration {
 
     long startNanos() {
         return startNanos;
+    }
+
+    /** This side captures the session into {@code capture}. */
+    void setCapture(Capture capture) {
+        this.capture = capture;
+    }
+
+    Capture capture() {
+        return capture;
     }
 
     void setControl(Control control) {
@@ -368,6 +379,13 @@ public final class Migration {
         return error;
     }
 
+    /** How it ended, in a few words: its phase, and a failure's code ("failed: connection_lost"). */
+    String outcome() {
+        MigrationView.ErrorView failure = error;
+        boolean said = failure == null || !phase.terminal() || failure.code().equals(phase.label());
+        return phase.label() + (said ? "" : ": " + failure.code());
+    }
+
     long remainingBytes() {
         return remainingBytes;
     }
@@ -498,8 +516,17 @@ public final class Migration {
                 new MigrationView.MemoryProgress(memoryTotal, normal * PageGeometry.PAGE_SIZE, zeroPages.get(), normal,
                         PageGeometry.PAGE_SIZE, tornPages.get()),
                 deviceTotal.get(), dirtyRate, throughput, eta, throttle, deviceThrottle, deviceViews, List.copyOf(passes), verified,
-                verifyMs, verifyBytes, error,
-                phaseList, recoveries);
+                verifyMs, verifyBytes, error, captureView(), phaseList, recoveries);
+    }
+
+    private MigrationView.CaptureView captureView() {
+        Capture target = capture;
+        if (target == null) {
+            return null;
+        }
+        Capture.Stats stats = target.stats();
+        return new MigrationView.CaptureView(target.file().toString(), target.pageData(), stats.frames(), stats.bytes(), stats.dropped(),
+                stats.droppedBytes(), stats.closed(), stats.error());
     }
 
     static Map<String, Object> policyView(MigrationPolicy policy) {
@@ -514,6 +541,8 @@ public final class Migration {
         view.put("autoConverge", policy.autoConverge());
         view.put("verify", policy.verify());
         view.put("dryRun", policy.dryRun());
+        view.put("capture", policy.capture());
+        view.put("capturePages", policy.capturePages());
         return view;
     }
 }

@@ -2,6 +2,7 @@ package dev.ferry.orchestrator.migration;
 
 import dev.ferry.orchestrator.Managed;
 import dev.ferry.orchestrator.Refusal;
+import dev.ferry.orchestrator.capture.Captures;
 import dev.ferry.orchestrator.config.FerrydConfig;
 import dev.ferry.orchestrator.metrics.FerryMetrics;
 import dev.ferry.orchestrator.vm.ManagedVm;
@@ -9,6 +10,8 @@ import dev.ferry.orchestrator.vm.VmManager;
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.SessionId;
+import dev.ferry.protocol.capture.CaptureFormat;
+import dev.ferry.protocol.capture.CaptureTap;
 import dev.ferry.protocol.net.FrameChannel;
 import dev.ferry.protocol.net.FrameHandler;
 import dev.ferry.protocol.net.ProtocolClient;
@@ -52,6 +55,7 @@ public final class MigrationManager implements Managed, SessionAcceptor {
     private final FerryMetrics metrics;
     private final FlowHooks hooks;
     private final Supplier<String> listener;
+    private final Captures captures;
     private final ConcurrentMap<String, Migration> running = new ConcurrentHashMap<>();
     private final Deque<Migration> finished = new ArrayDeque<>();
     private final ConcurrentMap<SessionId, ResumeFlow> incoming = new ConcurrentHashMap<>();
@@ -65,15 +69,17 @@ public final class MigrationManager implements Managed, SessionAcceptor {
     /**
      * @param listener where this daemon takes migrations (the bound address), which a destination shows
      *                 as the source's {@code peer}
+     * @param captures where captured sessions go
      */
     public MigrationManager(FerrydConfig config, VmManager vms, ProtocolClient client, FerryMetrics metrics, FlowHooks hooks,
-                            Supplier<String> listener) {
+                            Supplier<String> listener, Captures captures) {
         this.config = config;
         this.vms = vms;
         this.client = client;
         this.metrics = metrics;
         this.hooks = hooks;
         this.listener = listener;
+        this.captures = captures;
         for (Role role : Role.values()) {
             metrics.gauge("ferry.migrations.active", "Migrations running", this, m -> m.count(role), "role", role.label());
         }
@@ -126,6 +132,9 @@ public final class MigrationManager implements Managed, SessionAcceptor {
 
     /** Starts migrating a VM; the flow runs on its own thread. */
     public Migration start(MigrationPolicy policy) {
+        if (policy.capture() && !captures.enabled()) {
+            throw Refusal.invalid("capture needs a capture directory: this daemon was started without --capture-dir");
+        }
         ManagedVm vm = vms.get(policy.vm());
         SessionId session = SessionId.random();
         Migration migration = new Migration(idOf(session), Role.SOURCE, vm.id(), policy.destination().toString(),
@@ -135,6 +144,10 @@ public final class MigrationManager implements Managed, SessionAcceptor {
                 throw Refusal.unavailable("shutting_down", "ferryd is shutting down");
             }
             boolean vcpusRunning = vms.claimForMigration(vm, migration.id());
+            if (policy.capture()) {
+                migration.setCapture(captures.open(migration.id(), CaptureFormat.Side.SOURCE, session, vm.id(), policy.capturePages(),
+                        migration.startNanos()));
+            }
             SaveFlow flow = new SaveFlow(migration, vm, policy, session, vcpusRunning, client, workers, metrics, hooks,
                     new SaveFlow.Timeouts(Duration.ofMillis(config.timeouts().switchoverTimeoutMs())), listener.get());
             migration.setControl(flow);
@@ -155,6 +168,9 @@ public final class MigrationManager implements Managed, SessionAcceptor {
                 // Only while stopping, which the lock rules out; the VM must not stay claimed either way.
                 deadline.cancel(false);
                 running.remove(migration.id());
+                if (migration.capture() != null) {
+                    migration.capture().finish("not started: ferryd is shutting down");
+                }
                 vm.endMigration(vcpusRunning ? dev.ferry.orchestrator.vm.VmState.RUNNING : dev.ferry.orchestrator.vm.VmState.PAUSED);
                 throw Refusal.unavailable("shutting_down", "ferryd is shutting down");
             }
@@ -171,7 +187,8 @@ public final class MigrationManager implements Managed, SessionAcceptor {
         Migration migration = new Migration(idOf(channel.session()), Role.DESTINATION, null,
                 channel.remoteAddress().getAddress().getHostAddress() + ":" + channel.remoteAddress().getPort(), Map.of());
         ResumeFlow flow = new ResumeFlow(migration, channel, vms, metrics, hooks, ticker,
-                Duration.ofMillis(config.timeouts().handshakeTimeoutMs()), new Compatibility(config.kinds(), java.util.Set.copyOf(config.deviceKinds())));
+                Duration.ofMillis(config.timeouts().handshakeTimeoutMs()), new Compatibility(config.kinds(), java.util.Set.copyOf(config.deviceKinds())),
+                captures);
         synchronized (lifecycle) {
             if (stopping) {
                 throw new ProtocolException(ErrorCode.SHUTDOWN, "ferryd is shutting down");
@@ -185,6 +202,10 @@ public final class MigrationManager implements Managed, SessionAcceptor {
             }
             migration.setControl(flow);
             running.put(migration.id(), migration);
+            if (captures.enabled()) {
+                // Whether to capture is the source's description's to say; what comes before it is kept meanwhile.
+                flow.captureFrom(CaptureTap.pending(channel));
+            }
             try {
                 flows.execute(() -> {
                     try {

@@ -16,10 +16,13 @@ import dev.ferry.orchestrator.config.Endpoint;
  * @param autoConverge               throttle the vCPUs while not converging: 20%, +10% per iteration, up to 99%
  * @param verify                     both sides digest the frozen VM; a mismatch fails before commit
  * @param dryRun                     only the handshake and the destination's compatibility check (F8); nothing moves
+ * @param capture                    both sides write the session's frames to their capture directories (the destination
+ *                                   when it has one); needs this daemon's {@code --capture-dir}
+ * @param capturePages               with {@code capture}, PAGES frames with their page data, not only their entries
  */
 public record MigrationPolicy(String vm, Endpoint destination, long downtimeLimitMs, long maxBandwidthBytesPerSecond,
                               int channels, int maxIterations, long timeoutMs, boolean autoConverge, boolean verify,
-                              boolean dryRun) {
+                              boolean dryRun, boolean capture, boolean capturePages) {
     public static final long DEFAULT_DOWNTIME_LIMIT_MS = 300;
     public static final int DEFAULT_MAX_ITERATIONS = 30;
     public static final long DEFAULT_TIMEOUT_MS = 600_000;
@@ -57,8 +60,11 @@ public record MigrationPolicy(String vm, Endpoint destination, long downtimeLimi
         check(channels >= 1 && channels <= MAX_CHANNELS, "channels must be between 1 and " + MAX_CHANNELS);
         check(iterations >= 1 && iterations <= 10_000, "maxIterations must be between 1 and 10000");
         check(timeout >= 100 && timeout <= 86_400_000, "timeoutMs must be between 100 and 86400000");
+        boolean capture = or(request.capture(), false);
+        boolean capturePages = or(request.capturePages(), false);
+        check(capture || !capturePages, "capturePages needs capture");
         return new MigrationPolicy(request.vm(), destination, downtime, bandwidth, channels, iterations, timeout,
-                or(request.autoConverge(), true), or(request.verify(), false), or(request.dryRun(), false));
+                or(request.autoConverge(), true), or(request.verify(), false), or(request.dryRun(), false), capture, capturePages);
     }
 
     /** Checks new settings for a running migration by the rules a new one's are checked by. */

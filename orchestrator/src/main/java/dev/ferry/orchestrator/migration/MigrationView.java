@@ -16,7 +16,7 @@ public record MigrationView(String id, String vm, String role, String peer, Stri
                             long transferredBytes, long remainingBytes, MemoryProgress memoryBytes, long deviceBytes,
                             long dirtyRateBytesPerSecond, long throughputBytesPerSecond, Long etaMs, int throttlePercent,
                             int deviceThrottlePercent, List<DeviceProgress> devices, List<PassView> passes, Boolean verified,
-                            Double verifyMs, Long verifyBytes, ErrorView error, List<PhaseView> phases,
+                            Double verifyMs, Long verifyBytes, ErrorView error, CaptureView capture, List<PhaseView> phases,
                             List<RecoveryView> recoveries) {
 
     /**
@@ -65,6 +65,15 @@ public record MigrationView(String id, String vm, String role, String peer, Stri
 
     /** Why a migration failed; {@code details} carries more for some codes (F8's device, field and reason), else null. */
     public record ErrorView(String code, String message, java.util.Map<String, Object> details) {
+    }
+
+    /**
+     * Where this side captured the session (the migration's {@code capture}): the file, whether with page
+     * data, frames written and the file's bytes so far, frames dropped because the writer was behind (and
+     * their bytes on the wire), whether the file is closed, and why the capture failed if it did.
+     */
+    public record CaptureView(String file, boolean pageData, long frames, long bytes, long dropped, long droppedBytes, boolean closed,
+                              String error) {
     }
 
     /** A phase, when it began and how long it lasted (ms since the migration began; null while open). */

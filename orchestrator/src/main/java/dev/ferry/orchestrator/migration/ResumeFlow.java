@@ -8,6 +8,8 @@ import dev.ferry.device.migration.GraceStates;
 import dev.ferry.device.vm.Vm;
 import dev.ferry.device.vm.VmConfig;
 import dev.ferry.orchestrator.Refusal;
+import dev.ferry.orchestrator.capture.Capture;
+import dev.ferry.orchestrator.capture.Captures;
 import dev.ferry.orchestrator.metrics.FerryMetrics;
 import dev.ferry.orchestrator.vm.ManagedVm;
 import dev.ferry.orchestrator.vm.VmManager;
@@ -16,6 +18,8 @@ import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.PhaseCode;
 import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.capture.CaptureFormat;
+import dev.ferry.protocol.capture.CaptureTap;
 import dev.ferry.protocol.net.FrameChannel;
 import dev.ferry.protocol.net.FrameHandler;
 import java.nio.ByteBuffer;
@@ -53,6 +57,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
     private final ScheduledExecutorService scheduler;
     private final Duration describeTimeout;
     private final Compatibility compatibility;
+    private final Captures captures;
     private final PeerReplies replies = new PeerReplies("source");
     private final FlowSteps steps = new FlowSteps();
     private final CommitPoint commitPoint = new CommitPoint();
@@ -67,12 +72,16 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
     private VmManifest manifest;
     /** With verify (announced in the description): the digest, refreshed after every iteration. */
     private Verification verification;
+    /** What the control channel's capture kept until the description says whether to capture. */
+    private volatile CaptureTap pendingCapture;
+    /** Where this side captures the session, when the source asked for it. */
+    private volatile Capture capture;
 
     /**
      * @param describeTimeout how long the source may take to describe its VM once its control channel is open
      */
     ResumeFlow(Migration migration, FrameChannel control, VmManager vms, FerryMetrics metrics, FlowHooks hooks,
-               ScheduledExecutorService scheduler, Duration describeTimeout, Compatibility compatibility) {
+               ScheduledExecutorService scheduler, Duration describeTimeout, Compatibility compatibility, Captures captures) {
         this.migration = migration;
         this.control = control;
         this.vms = vms;
@@ -81,6 +90,12 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         this.scheduler = scheduler;
         this.describeTimeout = describeTimeout;
         this.compatibility = compatibility;
+        this.captures = captures;
+    }
+
+    /** The control channel's frames are kept by {@code tap} until the description says whether to capture them. */
+    void captureFrom(CaptureTap tap) {
+        pendingCapture = tap;
     }
 
     // ---- the control channel, on its event loop ------------------------------------------------
@@ -113,7 +128,12 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         if (memory == null) {
             throw new ProtocolException(ErrorCode.UNKNOWN_SESSION, "session " + channel.session() + " has not described its VM yet");
         }
-        return memory.accept(channel);
+        FrameHandler handler = memory.accept(channel);
+        Capture target = capture;
+        if (target != null) {
+            target.tap(channel);
+        }
+        return handler;
     }
 
     // ---- the flow ------------------------------------------------------------------------------
@@ -148,6 +168,13 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
             // The VM outlives its migration here: its devices must not keep feeding this trace.
             devices.forEach(d -> d.removeListener(migration.trace()));
             replies.close();
+            CaptureTap undecided = pendingCapture;
+            if (undecided != null) {
+                undecided.decline();
+            }
+            if (capture != null) {
+                capture.finish(migration.outcome());
+            }
         }
     }
 
@@ -166,6 +193,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         if (manifest.source() != null) {
             migration.setPeer(manifest.source());
         }
+        decideCapture();
         // The source's own limit holds here too: a source that stays connected but never finishes
         // cannot hold this daemon's memory for longer than it said it would take.
         deadline = scheduler.schedule(() -> cancel(MigrationFailure.TIMEOUT), manifest.timeoutMs(), TimeUnit.MILLISECONDS);
@@ -212,6 +240,27 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         migration.enter(DestinationPhase.RESUMING);
         hooks.entered(migration, DestinationPhase.RESUMING);
         return true;
+    }
+
+    /**
+     * The source's description asks for a capture, and this daemon has a capture directory: the session
+     * is captured from its first frame (which the control channel's tap kept), data channels as they
+     * join. Otherwise what was kept is let go.
+     */
+    private void decideCapture() {
+        CaptureTap pending = pendingCapture;
+        if (pending == null) {
+            return;
+        }
+        pendingCapture = null;
+        if (!manifest.capture()) {
+            pending.decline();
+            return;
+        }
+        capture = captures.open(migration.id(), CaptureFormat.Side.DESTINATION, control.session(), manifest.id(),
+                manifest.capturePages(), migration.startNanos());
+        migration.setCapture(capture);
+        capture.attach(pending);
     }
 
     /**

@@ -123,6 +123,9 @@ final class SaveFlow implements Migration.Control {
         this.session = new SourceSession(SourceSession.Connector.of(client, policy.destination(), sessionId),
                 policy.destination().toString(), new Meter(), replies);
         this.convergence = new Convergence(policy);
+        if (migration.capture() != null) {
+            session.onOpen(migration.capture()::tap);
+        }
     }
 
     /** Runs the whole migration on the calling thread. */
@@ -160,6 +163,9 @@ final class SaveFlow implements Migration.Control {
                 verification.close();
             }
             replies.close();
+            if (migration.capture() != null) {
+                migration.capture().finish(migration.outcome());
+            }
         }
     }
 

@@ -48,6 +48,8 @@ final class SourceSession {
     private final PeerReplies replies;
     private final List<CompletableFuture<FrameChannel>> connecting = new ArrayList<>();
     private final List<FrameChannel> open = new ArrayList<>();
+    private volatile java.util.function.Consumer<FrameChannel> opened = channel -> {
+    };
     private volatile FrameChannel control;
     private volatile List<FrameChannel> data = List.of();
     /** Every data channel carried CHANNEL_END: the destination may close them from here on. */
@@ -64,6 +66,11 @@ final class SourceSession {
 
     FrameChannel control() {
         return control;
+    }
+
+    /** Hears of each channel as it opens, before anything is sent on it (a capture taps it). */
+    void onOpen(java.util.function.Consumer<FrameChannel> listener) {
+        opened = listener;
     }
 
     /** The data channels, in index order; fixed once {@link #openData} returned. */
@@ -178,6 +185,7 @@ final class SourceSession {
             channel.setTrafficMeter(meter);
             open.add(channel);
         }
+        opened.accept(channel);
         return channel;
     }
 }

@@ -26,11 +26,13 @@ import java.util.Map;
  * check compatibility and build the empty VM before anything else is sent. Device order is the
  * device index of DEVICE_DATA frames. {@code timeoutMs} is the migration's own limit, which the
  * destination keeps too, so a source that stays connected but never finishes cannot hold it for
- * longer; {@code source} is where the source daemon takes migrations itself, for the destination's view.
+ * longer; {@code source} is where the source daemon takes migrations itself, for the destination's view;
+ * {@code capture} asks the destination to capture the session too, where it has a capture directory
+ * ({@code capturePages}: with page data).
  */
 record VmManifest(String id, long memoryBytes, int vcpus, String initialMemory, Workload workload, String p2p,
                   List<DeviceEntry> devices, boolean vcpusRunning, String migration, int chunkBytes, String backedChunks,
-                  long timeoutMs, String source, boolean dryRun, boolean verify) {
+                  long timeoutMs, String source, boolean dryRun, boolean verify, boolean capture, boolean capturePages) {
 
     record Workload(long dirtyBytesPerSecond, long p2pOpsPerSecond, long doorbellsPerSecond, long seed,
                     long deviceDirtyBytesPerSecond) {
@@ -64,7 +66,7 @@ record VmManifest(String id, long memoryBytes, int vcpus, String initialMemory, 
                         w.deviceDirtyBytesPerSecond()),
                 config.p2p().label(), devices, vcpusRunning, migrationId, vm.memory().store().chunkBytes(),
                 HexFormat.of().formatHex(vm.memory().backedChunks().toByteArray()), policy.timeoutMs(), source, policy.dryRun(),
-                policy.verify());
+                policy.verify(), policy.capture(), policy.capturePages());
     }
 
     /**

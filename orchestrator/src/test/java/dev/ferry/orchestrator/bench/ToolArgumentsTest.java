@@ -65,14 +65,22 @@ class ToolArgumentsTest {
     }
 
     @Test
+    void inspectPrintsItsUsageAndRejectsAnUnknownOption() {
+        assertThat(ferryd("inspect", "--help")).isZero();
+        assertThat(out()).startsWith("usage: ferryd inspect").contains("--diff").contains("--output").contains("Exit status");
+        assertThat(ferryd("inspect", "a.fcap", "--dif", "b.fcap")).isEqualTo(2);
+        assertThat(err()).startsWith("ferryd inspect: unknown option --dif").contains("usage: ferryd inspect");
+    }
+
+    @Test
     void theDaemonsUsageListsItsFlagsAndEveryCommand() {
         assertThat(ferryd("--help")).isZero();
         assertThat(out()).startsWith("usage: ferryd");
         for (String flag : new String[] {"--http", "--migration", "--token-file", "--tls-dir", "--memory-pool-bytes", "--device-kinds",
-                "--config", "--insecure"}) {
+                "--capture-dir", "--config", "--insecure"}) {
             assertThat(out()).contains(flag);
         }
-        for (String command : new String[] {"ctl", "demo", "bench", "completion", "help"}) {
+        for (String command : new String[] {"ctl", "demo", "bench", "inspect", "completion", "help"}) {
             assertThat(out()).containsPattern("(?m)^\\s+" + command + "\\s");
         }
         assertThat(ferryd("help", "ctl")).isZero();

@@ -45,6 +45,26 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void aCaptureDirectoryMustExistAndTakeFilesAndIsOffWithoutOne() throws Exception {
+        assertThat(ConfigLoader.load(List.of()).captureDir()).as("capture is off by default").isNull();
+        Path captures = Files.createDirectory(dir.resolve("captures"));
+        assertThat(ConfigLoader.load(List.of("--capture-dir", captures.toString())).captureDir()).isEqualTo(captures.toAbsolutePath());
+        Path file = Files.writeString(dir.resolve("ferryd.yaml"), "captureDir: " + captures + "\n");
+        assertThat(ConfigLoader.load(List.of("--config", file.toString())).captureDir()).isEqualTo(captures.toAbsolutePath());
+        try (var left = Files.list(captures)) {
+            assertThat(left).as("the probe file is gone").isEmpty();
+        }
+
+        Path missing = dir.resolve("nowhere");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--capture-dir", missing.toString())))
+                .hasMessage("--capture-dir: " + missing + " does not exist");
+        Path notADirectory = Files.writeString(dir.resolve("plain"), "x");
+        Path inFile = Files.writeString(dir.resolve("other.yaml"), "captureDir: " + notADirectory + "\n");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--config", inFile.toString())))
+                .hasMessage("captureDir: " + notADirectory + " is not a directory");
+    }
+
+    @Test
     void flagsWinOverTheFileAndTheFileOverDefaults() throws Exception {
         Path token = Files.writeString(dir.resolve("token"), "  s3cret\n");
         Path file = Files.writeString(dir.resolve("ferryd.json"), """

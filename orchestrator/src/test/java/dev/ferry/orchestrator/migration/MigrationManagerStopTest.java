@@ -47,14 +47,15 @@ class MigrationManagerStopTest {
                 VmManager vms = new VmManager(config, metrics);
                 ManagedVm vm = vms.create(new VmConfig("vm" + round, 1L << 20, 1, InitialMemory.ZERO, WorkloadConfig.IDLE,
                         P2pPolicy.AUTO, List.of(DeviceConfig.of("serial0", DeviceKind.SERIAL))), false);
-                MigrationManager migrations = new MigrationManager(config, vms, client, metrics, FlowHooks.NONE, () -> "test");
+                MigrationManager migrations = new MigrationManager(config, vms, client, metrics, FlowHooks.NONE, () -> "test",
+                        dev.ferry.orchestrator.capture.Captures.none());
                 migrations.start();
                 CountDownLatch go = new CountDownLatch(1);
                 CompletableFuture<Void> starting = CompletableFuture.runAsync(() -> {
                     try {
                         go.await();
                         migrations.start(MigrationPolicy.from(new Requests.StartMigration(vm.id(), destination, null, null, null,
-                                null, null, null, null, null)));
+                                null, null, null, null, null, null, null)));
                     } catch (Refusal refused) {
                         assertThat(refused.code()).isIn("shutting_down", "migration_in_progress");
                     } catch (InterruptedException e) {
