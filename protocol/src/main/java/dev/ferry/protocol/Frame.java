@@ -17,7 +17,7 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
         Frame.VmDescription, Frame.VmAccepted, Frame.DeviceData, Frame.DeviceEnd, Frame.Phase, Frame.IterationEnd,
         Frame.IterationDone, Frame.DeviceInitial, Frame.SwitchoverAck, Frame.VmRefused,
         Frame.Prepare, Frame.Prepared, Frame.Commit, Frame.Confirm, Frame.Abort, Frame.Keepalive,
-        Frame.KeepaliveAck, Frame.Pages, Frame.ZeroPages, Frame.DataEnd, Frame.ChannelEnd {
+        Frame.KeepaliveAck, Frame.Pages, Frame.CompressedPages, Frame.ZeroPages, Frame.DataEnd, Frame.ChannelEnd {
 
     /** "FERRYMIG". */
     long MAGIC = 0x464552_52594D4947L;
@@ -463,17 +463,20 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
         private final boolean placed;
         /** Placed frames: the pages, by entry position, whose bytes did not match their CRC. */
         private final long torn;
+        /** What the frame took on the wire when it came compressed, else -1. */
+        private final long compressedWireBytes;
 
         Pages(int iteration, int count, ByteBuf content) {
-            this(iteration, count, content, false, 0);
+            this(iteration, count, content, false, 0, -1);
         }
 
-        private Pages(int iteration, int count, ByteBuf content, boolean placed, long torn) {
+        private Pages(int iteration, int count, ByteBuf content, boolean placed, long torn, long compressedWireBytes) {
             super(content);
             this.iteration = iteration;
             this.count = count;
             this.placed = placed;
             this.torn = torn;
+            this.compressedWireBytes = compressedWireBytes;
             int zero = 0;
             int at = content.readerIndex() + PREFIX_BYTES;
             for (int i = 0; i < count; i++) {
@@ -486,7 +489,12 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
 
         /** A frame whose page bytes are already in their pages: {@code meta} is its prefix and entries. */
         static Pages placed(int iteration, int count, ByteBuf meta, long torn) {
-            return new Pages(iteration, count, meta, true, torn);
+            return new Pages(iteration, count, meta, true, torn, -1);
+        }
+
+        /** A frame that came as COMPRESSED_PAGES of {@code wireBytes}, its page bytes decompressed into {@code content}. */
+        static Pages decompressed(int iteration, int count, ByteBuf content, long wireBytes) {
+            return new Pages(iteration, count, content, false, 0, wireBytes);
         }
 
         /** The prefix and entries of a frame of {@code count} pages. */
@@ -512,9 +520,15 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
             return placed;
         }
 
-        /** The frame's size on the wire, header included. */
+        /** Whether the frame came compressed (as COMPRESSED_PAGES). */
+        public boolean compressed() {
+            return compressedWireBytes >= 0;
+        }
+
+        /** The frame's size on the wire, header included (compressed, if it came so). */
         public long wireBytes() {
-            return FrameHeader.BYTES + metaBytes(count) + (long) (count - zeroPages) * PAGE_SIZE;
+            return compressedWireBytes >= 0 ? compressedWireBytes
+                    : FrameHeader.BYTES + metaBytes(count) + (long) (count - zeroPages) * PAGE_SIZE;
         }
 
         @Override
@@ -624,6 +638,50 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
         public String toString() {
             return "Pages[iteration=" + iteration + ", count=" + count + ", zeroPages=" + zeroPages + (placed ? ", placed" : "")
                     + "]";
+        }
+    }
+
+    /**
+     * Source → destination, data channel: a PAGES frame whose page bytes go compressed (the migration's
+     * {@code compression}): the same prefix and entries, then {@code codec:u8} and one block, the bytes
+     * of every non-zero page in entry order compressed together. Its CRC covers the whole payload, which
+     * a receiver reads whole; it decompresses the block, which must come to exactly the pages' bytes,
+     * and delivers the frame as {@link Pages} (each page still checked against its own CRC). A sender
+     * sends one only when it is smaller than the PAGES frame it stands for, so it is never longer.
+     */
+    final class CompressedPages extends DefaultByteBufHolder implements Frame {
+        /** Its payload's size beyond the meta: the codec byte and a block of at least one byte. */
+        public static final int MIN_BLOCK_BYTES = 2;
+        private final int count;
+        private final int zeroPages;
+
+        /** @param content the payload: prefix, entries, codec and block */
+        public CompressedPages(int count, int zeroPages, ByteBuf content) {
+            super(content);
+            this.count = count;
+            this.zeroPages = zeroPages;
+        }
+
+        public int count() {
+            return count;
+        }
+
+        public int zeroPages() {
+            return zeroPages;
+        }
+
+        @Override
+        public FrameType type() {
+            return FrameType.COMPRESSED_PAGES;
+        }
+
+        @Override
+        public void writeHead(ByteBuf out) {
+        }
+
+        @Override
+        public String toString() {
+            return "CompressedPages[count=" + count + ", zeroPages=" + zeroPages + ", bytes=" + content().readableBytes() + "]";
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.ferry.protocol;
 
+import dev.ferry.protocol.compression.PageCodec;
 import dev.ferry.protocol.transfer.PagePlacement;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
@@ -67,6 +68,8 @@ public final class FrameDecoder extends ByteToMessageDecoder {
     private long placedBytes;
     private long copiedBytes;
     private final EnumSet<FrameType> allowed = EnumSet.allOf(FrameType.class);
+    /** One per codec a peer used, made at its first COMPRESSED_PAGES frame; closed with the decoder. */
+    private final java.util.EnumMap<PageCodec, PageCodec.Decompressor> decompressors = new java.util.EnumMap<>(PageCodec.class);
     private int expectedSequence;
     private boolean failed;
     private volatile ProtocolException failure;
@@ -269,6 +272,72 @@ public final class FrameDecoder extends ByteToMessageDecoder {
     @Override
     protected void handlerRemoved0(ChannelHandlerContext ctx) {
         dropPlacing();
+        closeDecompressors();
+    }
+
+    private void closeDecompressors() {
+        decompressors.values().forEach(PageCodec.Decompressor::close);
+        decompressors.clear();
+    }
+
+    /**
+     * A COMPRESSED_PAGES frame whose CRC held: its entries checked as a PAGES frame's, its block decompressed
+     * into a buffer of exactly the pages' bytes, and the frame delivered as the PAGES frame it stands for.
+     */
+    private Frame.Pages decompress(ByteBuf in, int index, int length) throws ProtocolException {
+        FrameType type = FrameType.COMPRESSED_PAGES;
+        int iteration = in.getInt(index);
+        int count = in.getUnsignedShort(index + 4);
+        if (count == 0 || count > Frame.Pages.MAX_PAGES) {
+            throw malformed(type, "page count " + count + " outside [1, " + Frame.Pages.MAX_PAGES + "]");
+        }
+        int meta = Frame.Pages.metaBytes(count);
+        if (meta + Frame.CompressedPages.MIN_BLOCK_BYTES > length) {
+            throw malformed(type, count + " entries, a codec and a block run past the frame");
+        }
+        int pageBytes = (int) (pagesLength(in, index + Frame.Pages.PREFIX_BYTES, count) - meta);
+        if (pageBytes == 0) {
+            throw malformed(type, "no page with bytes to compress");
+        }
+        int code = in.getUnsignedByte(index + meta);
+        PageCodec codec = PageCodec.ofCode(code);
+        if (codec == null) {
+            throw malformed(type, "unknown codec " + code);
+        }
+        PageCodec.Decompressor decompressor = decompressors.get(codec);
+        if (decompressor == null) {
+            try {
+                decompressor = codec.decompressor();
+            } catch (LinkageError | RuntimeException e) {
+                throw new ProtocolException(ErrorCode.INTERNAL, codec.label() + " decompression does not work here: " + e);
+            }
+            decompressors.put(codec, decompressor);
+        }
+        int blockBytes = length - meta - 1;
+        ByteBuf block = in.slice(index + meta + 1, blockBytes);
+        // The codecs read direct memory in one piece: a block that came in several reads is gathered first.
+        ByteBuf gathered = block.nioBufferCount() == 1 && block.isDirect() ? null : in.alloc().directBuffer(blockBytes);
+        ByteBuf pages = in.alloc().directBuffer(pageBytes, pageBytes);
+        try {
+            if (gathered != null) {
+                gathered.writeBytes(block);
+                block = gathered;
+            }
+            ByteBuffer src = block.nioBuffer();
+            decompressor.decompress(src, src.position(), blockBytes, pages.nioBuffer(0, pageBytes), pageBytes);
+            pages.writerIndex(pageBytes);
+            ByteBuf content = in.alloc().compositeDirectBuffer(2).addComponent(true, in.retainedSlice(index, meta))
+                    .addComponent(true, pages);
+            pages = null;
+            return Frame.Pages.decompressed(iteration, count, content, FrameHeader.BYTES + length);
+        } finally {
+            if (pages != null) {
+                pages.release();
+            }
+            if (gathered != null) {
+                gathered.release();
+            }
+        }
     }
 
     /** A frame being placed that will never be finished: its meta is released. */
@@ -291,7 +360,12 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         if (frame.readableBytes() >= FrameHeader.BYTES) {
             decoder.expectedSequence = frame.getInt(frame.readerIndex() + 8);
         }
-        Frame decoded = decoder.next(frame);
+        Frame decoded;
+        try {
+            decoded = decoder.next(frame);
+        } finally {
+            decoder.closeDecompressors();
+        }
         if (decoded == null) {
             throw new ProtocolException(ErrorCode.TRUNCATED, "the frame ends after " + frame.readableBytes() + " bytes"
                     + (frame.readableBytes() >= FrameHeader.BYTES ? ", its header says " + (FrameHeader.BYTES + frame.getUnsignedInt(
@@ -354,7 +428,8 @@ public final class FrameDecoder extends ByteToMessageDecoder {
             throw new ProtocolException(ErrorCode.CHECKSUM, String.format("%s frame %d: CRC32C %08x, computed %08x",
                     type, sequence, declared, actual));
         }
-        Frame frame = parse(type, in, start + FrameHeader.BYTES, (int) length);
+        Frame frame = type == FrameType.COMPRESSED_PAGES ? decompress(in, start + FrameHeader.BYTES, (int) length)
+                : parse(type, in, start + FrameHeader.BYTES, (int) length);
         expectedSequence++;
         in.readerIndex(start + total);
         return frame;
@@ -616,6 +691,7 @@ public final class FrameDecoder extends ByteToMessageDecoder {
                 yield new Frame.ZeroPages(iteration, first, count, pages);
             }
             case CHANNEL_END -> new Frame.ChannelEnd(nonNegative(type, p.readLong()));
+            case COMPRESSED_PAGES -> throw new IllegalStateException("COMPRESSED_PAGES is decompressed by the decoder");
         };
         if (p.isReadable() && !(frame instanceof Frame.DeviceData) && !(frame instanceof Frame.Pages)) {
             releaseIfHolder(frame);

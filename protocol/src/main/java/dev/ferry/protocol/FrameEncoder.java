@@ -31,8 +31,11 @@ public final class FrameEncoder extends MessageToMessageEncoder<Frame> {
             return;
         }
         FrameType type = frame.type();
-        long pages = frame instanceof Frame.Pages run ? run.count() : frame instanceof Frame.ZeroPages zero ? zero.pages() : 0;
-        long zeroPages = frame instanceof Frame.Pages run ? run.zeroPages() : frame instanceof Frame.ZeroPages zero ? zero.pages() : 0;
+        long pages = frame instanceof Frame.Pages run ? run.count() : frame instanceof Frame.CompressedPages packed ? packed.count()
+                : frame instanceof Frame.ZeroPages zero ? zero.pages() : 0;
+        long zeroPages = frame instanceof Frame.Pages run ? run.zeroPages()
+                : frame instanceof Frame.CompressedPages packed ? packed.zeroPages()
+                : frame instanceof Frame.ZeroPages zero ? zero.pages() : 0;
         int device = frame instanceof Frame.DeviceData data ? data.device() : -1;
         lastLength = -1;
         ChannelPromise tracked = promise.unvoid();

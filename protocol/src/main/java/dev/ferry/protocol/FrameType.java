@@ -32,6 +32,8 @@ public enum FrameType {
     PAGES(0x20, Frame.Pages.PREFIX_BYTES + Frame.Pages.ENTRY_BYTES, Frame.Pages.MAX_PAYLOAD_BYTES),
     DATA_END(0x21, 12, 12),
     ZERO_PAGES(0x23, 28, 28),
+    COMPRESSED_PAGES(0x24, Frame.Pages.PREFIX_BYTES + Frame.Pages.ENTRY_BYTES + Frame.CompressedPages.MIN_BLOCK_BYTES,
+            Frame.Pages.MAX_PAYLOAD_BYTES),
     CHANNEL_END(0x22, 8, 8);
 
     /** The largest payload of any frame type. */

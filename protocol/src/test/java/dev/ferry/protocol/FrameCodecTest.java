@@ -3,6 +3,8 @@ package dev.ferry.protocol;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.ferry.protocol.compression.FrameCompressor;
+import dev.ferry.protocol.compression.PageCodec;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
@@ -238,6 +240,48 @@ class FrameCodecTest {
         Decoded decoded = decode(lying, whole(lying.length));
         assertThat(decoded.failure().code()).isEqualTo(ErrorCode.MALFORMED);
         assertThat(decoded.failure().getMessage()).contains("3 entries need");
+    }
+
+    @Test
+    void aCompressedBlockThatIsCutShortOrNamesNoCodecIsMalformed() {
+        for (PageCodec codec : new PageCodec[] {PageCodec.LZ4, PageCodec.ZSTD}) {
+            Frame.CompressedPages frame = SampleFrames.compressedPages(new SplittableRandom(SEED), 1, 0, 10, codec);
+            byte[] bytes = SampleFrames.encode(List.of(frame));
+            frame.release();
+            int meta = Frame.Pages.metaBytes(10);
+
+            byte[] cut = Arrays.copyOf(bytes, bytes.length - 1);
+            int length = cut.length - FrameHeader.BYTES;
+            cut[0] = (byte) (length >>> 24);
+            cut[1] = (byte) (length >>> 16);
+            cut[2] = (byte) (length >>> 8);
+            cut[3] = (byte) length;
+            fixCrc(cut);
+            Decoded decoded = decode(cut, whole(cut.length));
+            assertThat(decoded.failure()).as("%s block cut short", codec).isNotNull();
+            assertThat(decoded.failure().code()).isEqualTo(ErrorCode.MALFORMED);
+            assertThat(decoded.failure().getMessage()).contains("does not decompress to its 28672 page bytes");
+
+            byte[] unknown = bytes.clone();
+            unknown[FrameHeader.BYTES + meta] = 9;
+            fixCrc(unknown);
+            decoded = decode(unknown, whole(unknown.length));
+            assertThat(decoded.failure().code()).isEqualTo(ErrorCode.MALFORMED);
+            assertThat(decoded.failure().getMessage()).contains("unknown codec 9");
+            assertThat(decoded.frames()).isEmpty();
+        }
+    }
+
+    @Test
+    void pagesThatDoNotCompressGoAsTheyAre() {
+        Frame.Pages random = SampleFrames.pages(new SplittableRandom(SEED), 0, 0, 9);
+        try (FrameCompressor compressor = new FrameCompressor(PageCodec.ZSTD, io.netty.buffer.ByteBufAllocator.DEFAULT)) {
+            Frame frame = compressor.compress(random, io.netty.buffer.ByteBufAllocator.DEFAULT);
+            assertThat(frame).isSameAs(random);
+            assertThat(compressor.pageBytes()).isZero();
+        } finally {
+            random.release();
+        }
     }
 
     @Test

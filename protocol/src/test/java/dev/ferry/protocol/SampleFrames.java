@@ -4,7 +4,12 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
+import dev.ferry.protocol.compression.FrameCompressor;
+import dev.ferry.protocol.compression.PageCodec;
 import java.nio.ByteBuffer;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.Map;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -45,6 +50,8 @@ final class SampleFrames {
         frames.add(new Frame.Keepalive(random.nextLong()));
         frames.add(new Frame.KeepaliveAck(random.nextLong()));
         frames.add(pages(random, 5, 0, 3));
+        frames.add(compressedPages(random, 5, 64, 5, PageCodec.LZ4));
+        frames.add(compressedPages(random, 6, 128, 8, PageCodec.ZSTD));
         frames.add(new Frame.ZeroPages(3, 128, 1 << 20, 1 << 19));
         frames.add(new Frame.DataEnd(5, 3));
         frames.add(new Frame.ChannelEnd(3));
@@ -68,6 +75,39 @@ final class SampleFrames {
             }
         }
         return builder.build();
+    }
+
+    /** What a compressed frame decodes to: the PAGES frame it was made from. */
+    private static final Map<Frame, String> DECODED = Collections.synchronizedMap(new IdentityHashMap<>());
+
+    /**
+     * A COMPRESSED_PAGES frame of {@code count} pages from {@code first}, every third one zero, the rest text-like
+     * (words from a small vocabulary, so that they compress).
+     */
+    static Frame.CompressedPages compressedPages(SplittableRandom random, int iteration, long first, int count, PageCodec codec) {
+        PagesBuilder builder = new PagesBuilder(ByteBufAllocator.DEFAULT, iteration);
+        String[] words = {"ferry ", "page ", "dirty ", "channel ", "device ", "switchover ", "4096 ", "\n"};
+        for (int i = 0; i < count; i++) {
+            if (i % 3 == 1) {
+                builder.addZero(first + i);
+                continue;
+            }
+            StringBuilder text = new StringBuilder();
+            while (text.length() < 4096) {
+                text.append(words[random.nextInt(words.length)]);
+            }
+            builder.addCopy(first + i, ByteBuffer.wrap(text.substring(0, 4096).getBytes(java.nio.charset.StandardCharsets.US_ASCII)));
+        }
+        Frame.Pages pages = builder.build();
+        String description = describe(pages);
+        try (FrameCompressor compressor = new FrameCompressor(codec, ByteBufAllocator.DEFAULT)) {
+            Frame compressed = compressor.compress(pages, ByteBufAllocator.DEFAULT);
+            if (!(compressed instanceof Frame.CompressedPages frame)) {
+                throw new AssertionError("text-like pages did not compress");
+            }
+            DECODED.put(frame, description);
+            return frame;
+        }
     }
 
     static byte[] bytes(SplittableRandom random, int n) {
@@ -100,6 +140,10 @@ final class SampleFrames {
 
     /** A comparable description of a frame, contents included. */
     static String describe(Frame frame) {
+        String decoded = DECODED.get(frame);
+        if (decoded != null) {
+            return decoded;
+        }
         if (frame instanceof Frame.Pages pages) {
             StringBuilder sb = new StringBuilder("Pages " + pages.iteration() + " " + pages.count());
             pages.forEach(new Frame.Pages.PageVisitor() {

@@ -8,7 +8,12 @@ public enum InitialMemory {
     /** All zeros: nothing to send but zero-page flags. */
     ZERO,
     /** Pseudo-random bytes from the workload seed: memory that neither compresses nor skips. */
-    RANDOM;
+    RANDOM,
+    /**
+     * Content like a real guest's, from the workload seed: page by page, a quarter zero, half text-like
+     * (words of a vocabulary drawn from the seed: what compresses) and a quarter random (what does not).
+     */
+    MIXED;
 
     public String label() {
         return name().toLowerCase(Locale.ROOT);
@@ -20,6 +25,6 @@ public enum InitialMemory {
                 return value;
             }
         }
-        throw DeviceModelException.invalid("initialMemory must be zero or random: " + label);
+        throw DeviceModelException.invalid("initialMemory must be zero, random or mixed: " + label);
     }
 }

@@ -12,6 +12,7 @@ import dev.ferry.device.MmioSource;
 import dev.ferry.device.P2pPolicy;
 import dev.ferry.device.memory.ChunkPool;
 import dev.ferry.device.memory.GuestMemory;
+import dev.ferry.device.memory.PageGeometry;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.ArrayList;
@@ -90,6 +91,8 @@ public final class Vm implements AutoCloseable {
         try {
             if (config.initialMemory() == InitialMemory.RANDOM) {
                 vm.fillRandom(config.workload().seed());
+            } else if (config.initialMemory() == InitialMemory.MIXED) {
+                vm.fillMixed(config.workload().seed());
             }
             for (int slot = 0; slot < config.devices().size(); slot++) {
                 vm.plug(config.devices().get(slot), slot, true);
@@ -141,6 +144,40 @@ public final class Vm implements AutoCloseable {
             int length = (int) Math.min(block.length, memory.sizeBytes() - address);
             random.nextBytes(block);
             memory.store().write(address, block, 0, length);
+        }
+    }
+
+    /** {@link InitialMemory#MIXED}: each page zero (left unwritten), text-like or random, from the seed. */
+    private void fillMixed(long seed) {
+        SplittableRandom random = new SplittableRandom(seed);
+        byte[][] words = new byte[256][];
+        for (int i = 0; i < words.length; i++) {
+            words[i] = new byte[2 + random.nextInt(9)];
+            for (int j = 0; j < words[i].length; j++) {
+                words[i][j] = (byte) ('a' + random.nextInt(26));
+            }
+        }
+        byte[] page = new byte[PageGeometry.PAGE_SIZE];
+        for (long address = 0; address < memory.sizeBytes(); address += page.length) {
+            int kind = random.nextInt(4);
+            if (kind == 0) {
+                continue;
+            }
+            if (kind == 3) {
+                random.nextBytes(page);
+            } else {
+                int at = 0;
+                while (at < page.length) {
+                    byte[] word = words[random.nextInt(words.length)];
+                    int n = Math.min(word.length, page.length - at);
+                    System.arraycopy(word, 0, page, at, n);
+                    at += n;
+                    if (at < page.length) {
+                        page[at++] = (byte) (random.nextInt(12) == 0 ? '\n' : ' ');
+                    }
+                }
+            }
+            memory.store().write(address, page, 0, page.length);
         }
     }
 

@@ -52,7 +52,7 @@ public final class Requests {
     /** {@code POST /v1/migrations}. */
     public record StartMigration(String vm, String destination, Long downtimeLimitMs, Long maxBandwidthBytesPerSecond,
                                  Integer channels, Integer maxIterations, Long timeoutMs, Boolean autoConverge, Boolean verify,
-                                 Boolean dryRun, Boolean capture, Boolean capturePages) {
+                                 Boolean dryRun, Boolean capture, Boolean capturePages, String compression) {
     }
 
     /** {@code PATCH /v1/migrations/{id}}: new settings for a running migration, either or both. */

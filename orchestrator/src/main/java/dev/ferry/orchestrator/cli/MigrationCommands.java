@@ -55,6 +55,9 @@ final class MigrationCommands implements Callable<Integer> {
         @Option(names = "--capture-pages", description = "with --capture, PAGES frames with their page data too")
         private boolean capturePages;
 
+        @Option(names = "--compression", paramLabel = "CODEC", description = "none (default), lz4 or zstd: page data compressed on the wire")
+        private String compression;
+
         @Option(names = "--channels", paramLabel = "N", description = "data channels (1-16, default 1)")
         private Integer channels;
 
@@ -91,6 +94,9 @@ final class MigrationCommands implements Callable<Integer> {
                 }
                 if (capturePages) {
                     request.put("capturePages", true);
+                }
+                if (compression != null) {
+                    request.put("compression", compression);
                 }
                 if (channels != null) {
                     request.put("channels", channels);

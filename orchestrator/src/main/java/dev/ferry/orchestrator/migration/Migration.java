@@ -543,6 +543,7 @@ public final class Migration {
         view.put("dryRun", policy.dryRun());
         view.put("capture", policy.capture());
         view.put("capturePages", policy.capturePages());
+        view.put("compression", policy.compression().label());
         return view;
     }
 }

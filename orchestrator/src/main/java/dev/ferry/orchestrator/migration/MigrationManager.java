@@ -132,6 +132,13 @@ public final class MigrationManager implements Managed, SessionAcceptor {
 
     /** Starts migrating a VM; the flow runs on its own thread. */
     public Migration start(MigrationPolicy policy) {
+        if (policy.compression() != dev.ferry.protocol.compression.PageCodec.NONE) {
+            try {
+                policy.compression().check();
+            } catch (IllegalStateException e) {
+                throw Refusal.invalid(e.getMessage());
+            }
+        }
         if (policy.capture() && !captures.enabled()) {
             throw Refusal.invalid("capture needs a capture directory: this daemon was started without --capture-dir");
         }

@@ -3,6 +3,7 @@ package dev.ferry.orchestrator.migration;
 import dev.ferry.orchestrator.Refusal;
 import dev.ferry.orchestrator.api.Requests;
 import dev.ferry.orchestrator.config.Endpoint;
+import dev.ferry.protocol.compression.PageCodec;
 
 /**
  * A migration's settings: the request's, with defaults filled in.
@@ -19,10 +20,11 @@ import dev.ferry.orchestrator.config.Endpoint;
  * @param capture                    both sides write the session's frames to their capture directories (the destination
  *                                   when it has one); needs this daemon's {@code --capture-dir}
  * @param capturePages               with {@code capture}, PAGES frames with their page data, not only their entries
+ * @param compression                how page data is compressed on the wire ({@code none}, {@code lz4}, {@code zstd})
  */
 public record MigrationPolicy(String vm, Endpoint destination, long downtimeLimitMs, long maxBandwidthBytesPerSecond,
                               int channels, int maxIterations, long timeoutMs, boolean autoConverge, boolean verify,
-                              boolean dryRun, boolean capture, boolean capturePages) {
+                              boolean dryRun, boolean capture, boolean capturePages, PageCodec compression) {
     public static final long DEFAULT_DOWNTIME_LIMIT_MS = 300;
     public static final int DEFAULT_MAX_ITERATIONS = 30;
     public static final long DEFAULT_TIMEOUT_MS = 600_000;
@@ -63,8 +65,15 @@ public record MigrationPolicy(String vm, Endpoint destination, long downtimeLimi
         boolean capture = or(request.capture(), false);
         boolean capturePages = or(request.capturePages(), false);
         check(capture || !capturePages, "capturePages needs capture");
+        PageCodec compression;
+        try {
+            compression = PageCodec.of(or(request.compression(), PageCodec.NONE.label()));
+        } catch (IllegalArgumentException e) {
+            throw Refusal.invalid(e.getMessage());
+        }
         return new MigrationPolicy(request.vm(), destination, downtime, bandwidth, channels, iterations, timeout,
-                or(request.autoConverge(), true), or(request.verify(), false), or(request.dryRun(), false), capture, capturePages);
+                or(request.autoConverge(), true), or(request.verify(), false), or(request.dryRun(), false), capture, capturePages,
+                compression);
     }
 
     /** Checks new settings for a running migration by the rules a new one's are checked by. */

@@ -191,7 +191,7 @@ final class SaveFlow implements Migration.Control {
             return false;
         }
         session.openData(policy.channels());
-        sender = new PageSender(session.data(), workers, limiter);
+        sender = new PageSender(session.data(), workers, limiter, policy.compression());
         streams = new DeviceStreams(devices, session.control(), session.data(), limiter);
         pass = new Pass(sender, pageSource(), streams, workers);
         loadNanosPerByte = new double[devices.size()];
@@ -558,7 +558,8 @@ final class SaveFlow implements Migration.Control {
 
         @Override
         public void queued(FrameType type, int bytes) {
-            if (type != FrameType.PAGES && type != FrameType.ZERO_PAGES && type != FrameType.DEVICE_DATA) {
+            if (type != FrameType.PAGES && type != FrameType.COMPRESSED_PAGES && type != FrameType.ZERO_PAGES
+                    && type != FrameType.DEVICE_DATA) {
                 limiter.debit(bytes);
             }
         }
@@ -567,11 +568,11 @@ final class SaveFlow implements Migration.Control {
         public void written(Sent sent) {
             migration.wire(sent.bytes());
             String kind = switch (sent.type()) {
-                case PAGES, ZERO_PAGES, DATA_END, CHANNEL_END -> "memory";
+                case PAGES, COMPRESSED_PAGES, ZERO_PAGES, DATA_END, CHANNEL_END -> "memory";
                 case DEVICE_DATA, DEVICE_END -> "device";
                 default -> "control";
             };
-            if (sent.type() == FrameType.PAGES) {
+            if (sent.type() == FrameType.PAGES || sent.type() == FrameType.COMPRESSED_PAGES || sent.type() == FrameType.ZERO_PAGES) {
                 migration.pages(sent.pages(), sent.zeroPages());
             } else if (sent.type() == FrameType.DEVICE_DATA && sent.device() >= 0 && sent.device() < devices.size()) {
                 migration.deviceData(devices.get(sent.device()).id(), sent.bytes() - Frame.DeviceData.WIRE_OVERHEAD);

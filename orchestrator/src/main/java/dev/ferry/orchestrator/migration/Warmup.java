@@ -69,7 +69,8 @@ final class Warmup {
         }
         try (Vm vm = Vm.incoming(config, slots, Vm.Options.DEFAULT)) {
             MigrationPolicy policy = new MigrationPolicy(vm.id(), null, MigrationPolicy.DEFAULT_DOWNTIME_LIMIT_MS, 0, 1,
-                    MigrationPolicy.DEFAULT_MAX_ITERATIONS, MigrationPolicy.DEFAULT_TIMEOUT_MS, true, false, false, false, false);
+                    MigrationPolicy.DEFAULT_MAX_ITERATIONS, MigrationPolicy.DEFAULT_TIMEOUT_MS, true, false, false, false, false,
+                    dev.ferry.protocol.compression.PageCodec.NONE);
             VmManifest manifest = VmManifest.parse(VmManifest.of(vm, false, "mig-warmup", policy, null).toJson());
             manifest.config(dev.ferry.device.DeviceKinds.builtIn());
         } catch (MigrationFailure e) {

@@ -83,7 +83,7 @@ class CompatibilityRefusalTest {
                                                                           boolean dryRun) throws Exception {
         try (Vm vm = Vm.boot(CONFIG)) {
             ObjectNode description = (ObjectNode) Json.mapper().readTree(VmManifest.of(vm, false, "mig-foreign",
-                    new MigrationPolicy(vm.id(), null, 300, 0, 1, 30, 60_000, true, false, dryRun, false, false), null).toJson());
+                    new MigrationPolicy(vm.id(), null, 300, 0, 1, 30, 60_000, true, false, dryRun, false, false, dev.ferry.protocol.compression.PageCodec.NONE), null).toJson());
             change.accept((ObjectNode) description.path("devices").path(1));
             BlockingQueue<Frame> replies = new LinkedBlockingQueue<>();
             FrameChannel control = client.connect(daemons.destination.migration().resolve(), SessionId.random(), ChannelRole.CONTROL,

@@ -13,7 +13,7 @@ class ConvergenceTest {
 
     private static Convergence convergence(long downtimeLimitMs, boolean autoConverge) {
         return new Convergence(new MigrationPolicy("vm", new Endpoint("127.0.0.1", 1), downtimeLimitMs, 0, 1, 30, 600_000,
-                autoConverge, false, false, false, false));
+                autoConverge, false, false, false, false, dev.ferry.protocol.compression.PageCodec.NONE));
     }
 
     @Test

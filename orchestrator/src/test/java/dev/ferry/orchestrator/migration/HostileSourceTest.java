@@ -75,7 +75,7 @@ class HostileSourceTest {
             control = client.connect(daemons.destination.migration().resolve(), session, ChannelRole.CONTROL, 0,
                     (channel, frame) -> replies.add(frame)).get(30, TimeUnit.SECONDS);
             byte[] description = VmManifest.of(vm, false, "mig-hostile",
-                    new MigrationPolicy(vm.id(), null, 300, 0, 1, 30, 60_000, true, false, false, false, false), null).toJson();
+                    new MigrationPolicy(vm.id(), null, 300, 0, 1, 30, 60_000, true, false, false, false, false, dev.ferry.protocol.compression.PageCodec.NONE), null).toJson();
             control.send(new Frame.VmDescription(vm.memory().sizeBytes(), 4096, 1, description));
             assertThat(reply()).isInstanceOf(Frame.VmAccepted.class);
         }

@@ -55,7 +55,7 @@ class MigrationManagerStopTest {
                     try {
                         go.await();
                         migrations.start(MigrationPolicy.from(new Requests.StartMigration(vm.id(), destination, null, null, null,
-                                null, null, null, null, null, null, null)));
+                                null, null, null, null, null, null, null, null)));
                     } catch (Refusal refused) {
                         assertThat(refused.code()).isIn("shutting_down", "migration_in_progress");
                     } catch (InterruptedException e) {

@@ -6,6 +6,8 @@ import dev.ferry.protocol.FrameHeader;
 import dev.ferry.protocol.PageRouting;
 import dev.ferry.protocol.PagesBuilder;
 import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.compression.FrameCompressor;
+import dev.ferry.protocol.compression.PageCodec;
 import dev.ferry.protocol.net.FrameChannel;
 import io.netty.channel.ChannelFuture;
 import java.nio.ByteBuffer;
@@ -37,6 +39,7 @@ public final class PageSender {
     private final List<FrameChannel> channels;
     private final Executor executor;
     private final RateLimiter limiter;
+    private final PageCodec codec;
     private final long[] channelPages;
     /** Pages of the iteration under way, per channel: its DATA_END says how many. */
     private final long[] iterationPages;
@@ -49,12 +52,21 @@ public final class PageSender {
      * @param limiter  the session's rate limit, waited on before each frame
      */
     public PageSender(List<FrameChannel> channels, Executor executor, RateLimiter limiter) {
+        this(channels, executor, limiter, PageCodec.NONE);
+    }
+
+    /**
+     * @param codec how page bytes are compressed ({@link PageCodec#NONE}: not at all); each channel's sender
+     *              compresses its own frames, so compression runs on as many threads as there are channels
+     */
+    public PageSender(List<FrameChannel> channels, Executor executor, RateLimiter limiter, PageCodec codec) {
         if (channels.isEmpty()) {
             throw new IllegalArgumentException("at least one data channel");
         }
         this.channels = List.copyOf(channels);
         this.executor = executor;
         this.limiter = limiter;
+        this.codec = codec;
         this.channelPages = new long[channels.size()];
         this.iterationPages = new long[channels.size()];
     }
@@ -132,7 +144,8 @@ public final class PageSender {
     private Result sendChannel(int channel, int iteration, PageSet pages, PageSource source)
             throws ProtocolException, InterruptedException {
         FrameChannel out = channels.get(channel);
-        Batch batch = new Batch(out, new PagesBuilder(out.channel().alloc(), iteration), source, channel, iteration);
+        Batch batch = new Batch(out, new PagesBuilder(out.channel().alloc(), iteration), source, channel, iteration,
+                codec == PageCodec.NONE ? null : new FrameCompressor(codec, out.channel().alloc()));
         long sent = 0;
         try {
             long page = nextOnChannel(pages, 0, channel, channels.size());
@@ -164,6 +177,9 @@ public final class PageSender {
             }
         } finally {
             batch.builder.discard();
+            if (batch.compressor != null) {
+                batch.compressor.close();
+            }
         }
         channelPages[channel] += sent;
         iterationPages[channel] += sent;
@@ -183,13 +199,16 @@ public final class PageSender {
         final PageSource source;
         final int channel;
         final int iteration;
+        /** Null without compression. */
+        final FrameCompressor compressor;
         long runFirst = -1;
         int runLength;
         long wire;
         long zeros;
         ChannelFuture last;
 
-        Batch(FrameChannel out, PagesBuilder builder, PageSource source, int channel, int iteration) {
+        Batch(FrameChannel out, PagesBuilder builder, PageSource source, int channel, int iteration, FrameCompressor compressor) {
+            this.compressor = compressor;
             this.out = out;
             this.builder = builder;
             this.source = source;
@@ -262,9 +281,19 @@ public final class PageSender {
 
         void ship() throws ProtocolException, InterruptedException {
             long bytes = frameBytes(builder);
+            Frame.Pages pages = builder.build();
+            Frame frame = compressor == null ? pages : compressor.compress(pages, out.channel().alloc());
+            if (frame instanceof Frame.CompressedPages compressed) {
+                bytes = FrameHeader.BYTES + compressed.content().readableBytes();
+            }
             wire += bytes;
-            limiter.acquire(bytes);
-            last = out.sendWhenWritable(builder.build());
+            try {
+                limiter.acquire(bytes);
+            } catch (InterruptedException | RuntimeException e) {
+                io.netty.util.ReferenceCountUtil.release(frame);
+                throw e;
+            }
+            last = out.sendWhenWritable(frame);
         }
     }
 
