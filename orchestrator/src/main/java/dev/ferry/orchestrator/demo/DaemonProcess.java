@@ -40,17 +40,27 @@ public final class DaemonProcess implements AutoCloseable {
      */
     public static DaemonProcess start(String name, Path dir, Path tokenFile, List<String> jvmOptions)
             throws IOException, InterruptedException {
+        return start(name, dir, tokenFile, jvmOptions, List.of(), "127.0.0.1:0", "127.0.0.1:0");
+    }
+
+    /**
+     * Starts a daemon as {@link #start(String, Path, Path, List)} does, its command run through {@code launcher}
+     * (such as {@code ip netns exec NAME}, which execs the JVM in place) and listening where given.
+     */
+    public static DaemonProcess start(String name, Path dir, Path tokenFile, List<String> jvmOptions, List<String> launcher,
+                                      String http, String migration) throws IOException, InterruptedException {
         String java = ProcessHandle.current().info().command().orElse("java");
         Path out = dir.resolve(name + ".out");
         Path log = dir.resolve(name + ".log");
-        List<String> command = new ArrayList<>(List.of(java));
+        List<String> command = new ArrayList<>(launcher);
+        command.add(java);
         if (Runtime.version().feature() >= 22) {
             // Netty loads its native transport; ferryd.jar's manifest says so for 'java -jar', this for a class path.
             command.add("--enable-native-access=ALL-UNNAMED");
         }
         jvmOptions.forEach(option -> command.add(option.replace("{daemon}", name)));
         command.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(),
-                "--http", "127.0.0.1:0", "--migration", "127.0.0.1:0", "--token-file", tokenFile.toString()));
+                "--http", http, "--migration", migration, "--token-file", tokenFile.toString()));
         Process process = new ProcessBuilder(command).redirectOutput(out.toFile()).redirectError(log.toFile()).start();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (System.nanoTime() < deadline && process.isAlive()) {
@@ -82,6 +92,20 @@ public final class DaemonProcess implements AutoCloseable {
 
     public Path log() {
         return log;
+    }
+
+    /** The daemon's resident memory now, from {@code /proc} (-1 where there is none, or once it ended). */
+    public long residentBytes() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc", Long.toString(process.pid()), "status"))) {
+                if (line.startsWith("VmRSS:")) {
+                    return Long.parseLong(line.replaceAll("\\D", "")) * 1024;
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            return -1;
+        }
+        return -1;
     }
 
     /** SIGTERM, and the exit status (-1 if it had to be killed). */

@@ -51,7 +51,7 @@ class ToolArgumentsTest {
         assertThat(err()).contains("unknown option --fast").contains("usage: ferryd bench");
 
         assertThat(ferryd("bench", "--only", "zero,latency")).isEqualTo(2);
-        assertThat(err()).contains("no benchmark named latency").contains("throughput, zero, downtime, devices, device-heavy, device-channels, api");
+        assertThat(err()).contains("no benchmark named latency").contains("zero, setup, throughput, shaped, downtime, devices, device-heavy, device-channels, api");
 
         assertThat(ferryd("bench", "--quick", "--daemon-jvm")).isEqualTo(2);
         assertThat(err()).contains("--daemon-jvm").contains("usage: ferryd bench");
