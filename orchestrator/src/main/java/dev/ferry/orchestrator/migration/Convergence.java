@@ -38,6 +38,8 @@ final class Convergence {
     private final MigrationPolicy policy;
     private volatile long downtimeLimitMs;
     private double bandwidth;
+    /** The bandwidth is only the floor a small pass gives (below), not a measurement. */
+    private boolean provisional;
     private int throttle;
     private int deviceThrottle;
 
@@ -47,15 +49,30 @@ final class Convergence {
     }
 
     /**
-     * A pass moved {@code bytes} in {@code nanos}. A small pass says more about fixed latencies than
-     * about bandwidth, so it counts only while nothing better has been measured.
+     * A pass moved {@code bytes} in {@code nanos}. A small pass says more about fixed latencies (the
+     * iteration barrier's round trip) than about bandwidth: a few bytes in a few milliseconds would put
+     * the link at kilobytes per second, and a VM with little but device state left (memory never written
+     * goes as a few ZERO_PAGES frames) would never converge. So until a pass of {@value #MEANINGFUL_PASS_BYTES}
+     * bytes or more is measured, a small one gives a provisional floor only, that the link moves at least
+     * that many bytes in the time it took (capped by the migration's rate limit), and the first meaningful
+     * measurement replaces it.
      */
     void measured(long bytes, long nanos) {
-        if (nanos <= 0 || bytes == 0 || (bytes < MEANINGFUL_PASS_BYTES && bandwidth > 0)) {
+        if (nanos <= 0) {
+            return;
+        }
+        if (bytes < MEANINGFUL_PASS_BYTES) {
+            if (bandwidth == 0 || provisional) {
+                double floor = MEANINGFUL_PASS_BYTES * 1e9 / nanos;
+                long cap = policy.maxBandwidthBytesPerSecond();
+                bandwidth = Math.max(bandwidth, cap > 0 ? Math.min(floor, cap) : floor);
+                provisional = true;
+            }
             return;
         }
         double rate = bytes * 1e9 / nanos;
-        bandwidth = bandwidth == 0 ? rate : WEIGHT * rate + (1 - WEIGHT) * bandwidth;
+        bandwidth = bandwidth == 0 || provisional ? rate : WEIGHT * rate + (1 - WEIGHT) * bandwidth;
+        provisional = false;
     }
 
     /** Bytes per second, as measured so far. */

@@ -72,6 +72,29 @@ class ConvergenceTest {
     }
 
     @Test
+    void f3ATinyFirstPassGivesAFloorNotAMeasurementAndTheFirstRealPassReplacesIt() {
+        // A paused VM never written: its first pass is a few ZERO_PAGES frames, 44 bytes in 23 ms. Taken as a rate,
+        // 320 KiB of device state left would take seconds, and the migration could never converge.
+        Convergence c = convergence(300, true);
+        c.measured(44, 23_000_000L);
+        assertThat(c.bandwidth()).as("at least 4 MiB in the time the pass took").isEqualTo((long) (4 * MIB * 1e9 / 23_000_000L));
+        assertThat(c.fits(c.expectedDowntimeMillis(320 * 1024, 2_000_000L))).isTrue();
+        assertThat(c.fits(c.expectedDowntimeMillis(1024 * MIB, 2_000_000L))).as("1 GiB of state does not fit on any such link").isFalse();
+        c.measured(50 * MIB, 1_000_000_000L);
+        assertThat(c.bandwidth()).as("a real measurement replaces the floor, not averaged with it").isEqualTo(50 * MIB);
+        c.measured(44, 1_000_000L);
+        assertThat(c.bandwidth()).isEqualTo(50 * MIB);
+    }
+
+    @Test
+    void f3ATinyPassFloorStaysWithinTheRateLimit() {
+        Convergence c = new Convergence(new MigrationPolicy("vm", new Endpoint("127.0.0.1", 1), 300, 1 << 20, 1, 30, 600_000,
+                true, false, false, false, false, dev.ferry.protocol.compression.PageCodec.NONE));
+        c.measured(44, 1_000_000L);
+        assertThat(c.bandwidth()).isEqualTo(1 << 20);
+    }
+
+    @Test
     void f3AutoConvergeThrottles20ThenTenMoreEachIterationUpTo99() {
         Convergence c = convergence(300, true);
         List<Integer> throttles = new ArrayList<>();
