@@ -184,7 +184,8 @@ public final class FerrydModule extends AbstractModule {
     }
 
     /**
-     * Start order: VMs, the migration listener, the captures, the migrations, drains, the API. Stopped in
+     * Start order: VMs, the warm-up of the migration code (so that a daemon that listens migrates at
+     * full speed from its first migration), the migration listener, the captures, the migrations, drains, the API. Stopped in
      * reverse: the API stops taking requests, a drain starts no more migrations, running migrations are
      * cancelled and rolled back while the listener can still tell their peers, their captures get a
      * moment to close, then the listener closes, the VMs stop, and the threads end.
@@ -208,6 +209,7 @@ public final class FerrydModule extends AbstractModule {
                 metrics.close();
             }
         };
-        return new Lifecycle(List.of(threads, vms, transport, captures, migrations, drains, api));
+        return new Lifecycle(List.of(threads, vms, new dev.ferry.orchestrator.migration.Warmup(), transport, captures, migrations, drains,
+                api));
     }
 }

@@ -93,7 +93,6 @@ public final class MigrationManager implements Managed, SessionAcceptor {
 
     @Override
     public void start() {
-        Warmup.start();
         // A task that throws ends a fixed-rate schedule: one migration's bad estimate must not freeze all.
         ticker.scheduleAtFixedRate(() -> running.values().forEach(migration -> {
             try {

@@ -29,20 +29,22 @@ import org.slf4j.LoggerFactory;
  * every device kind plugged, frames of every kind encoded and decoded, the handshake's HMAC and random
  * nonces. A fresh daemon would otherwise spend hundreds of milliseconds loading and linking classes in
  * the first migration's setup, on both sides, before its first page.
+ *
+ * <p>It runs as a part of the daemon's start, before the migration listener binds (about a third of a
+ * second in a fresh JVM, a few milliseconds in one that has run it): a daemon that accepts migrations
+ * is ready to receive one at full speed. Run beside a first migration instead, it made that
+ * migration's setup vary from 22 to 109 ms for a 1 GiB VM; after it, 33 to 35 ms.
  */
-final class Warmup {
+public final class Warmup implements dev.ferry.orchestrator.Managed {
     private static final Logger LOG = LoggerFactory.getLogger(Warmup.class);
 
-    private Warmup() {
+    @Override
+    public void start() {
+        runQuietly();
     }
 
-    /** Starts the warm-up on a thread of its own, which ends when it is done. */
-    static Thread start() {
-        Thread thread = new Thread(Warmup::runQuietly, "ferry-warmup");
-        thread.setDaemon(true);
-        thread.setPriority(Thread.MIN_PRIORITY);
-        thread.start();
-        return thread;
+    @Override
+    public void stop() {
     }
 
     private static void runQuietly() {
