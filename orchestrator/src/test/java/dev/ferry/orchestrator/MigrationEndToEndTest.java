@@ -50,6 +50,19 @@ class MigrationEndToEndTest {
     }
 
     @Test
+    void memoryNeverWrittenGoesAsZeroPagesOverEveryChannel() throws Exception {
+        // 2 GiB never written, over 4 channels: a few ZERO_PAGES frames on each, every page arrived (F11).
+        daemons.sourceApi.post("/v1/vms", Map.of("id", "idle", "memoryBytes", 2L << 30, "running", false,
+                "devices", List.of(Map.of("id", "serial0", "kind", "serial"))));
+        JsonNode before = daemons.sourceApi.get("/v1/vms/idle/digest");
+        JsonNode end = daemons.awaitEnd(daemons.migrate("idle", Map.of("channels", 4)).path("id").asText());
+        assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("completed");
+        assertThat(end.path("memoryBytes").path("zeroPages").asLong()).isEqualTo((2L << 30) / 4096);
+        assertThat(end.path("transferredBytes").asLong()).as("frames per stretch, not entries per page").isLessThan(1L << 20);
+        assertThat(daemons.destinationApi.get("/v1/vms/idle/digest")).isEqualTo(before);
+    }
+
+    @Test
     void aVmOfDeviceStateAndMemoryNeverWrittenConvergesAtOnce() throws Exception {
         // Its first pass is a few ZERO_PAGES frames: no bandwidth to measure, and 64 devices' state left (F3, F9).
         List<Map<String, Object>> devices = new ArrayList<>();

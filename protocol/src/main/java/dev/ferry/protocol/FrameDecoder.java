@@ -431,6 +431,11 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         Frame frame = type == FrameType.COMPRESSED_PAGES ? decompress(in, start + FrameHeader.BYTES, (int) length)
                 : parse(type, in, start + FrameHeader.BYTES, (int) length);
         expectedSequence++;
+        if (type == FrameType.CHANNEL_END) {
+            // A data channel's last frame: from here its peer may only keep it alive or abort. Said here, not
+            // only in the session rules, because a PAGES frame's bytes are placed before those rules see it.
+            allowed.retainAll(EnumSet.of(FrameType.KEEPALIVE, FrameType.KEEPALIVE_ACK, FrameType.ABORT));
+        }
         in.readerIndex(start + total);
         return frame;
     }

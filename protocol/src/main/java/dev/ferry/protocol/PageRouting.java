@@ -45,10 +45,15 @@ public record PageRouting(long pages, int channels, int channelIndex) {
         }
     }
 
-    /** How many pages of {@code [first, first + count)} {@code channel} of {@code channels} carries. */
+    /** How many pages of {@code [first, first + count)} {@code channel} of {@code channels} carries; in constant time. */
     public static long pagesOf(long first, long count, int channel, int channels) {
-        long[] total = new long[1];
-        forEachStretch(first, count, channel, channels, (from, n) -> total[0] += n);
-        return total[0];
+        return count <= 0 ? 0 : pagesBelow(first + count, channel, channels) - pagesBelow(first, channel, channels);
+    }
+
+    /** Pages of {@code [0, end)} that {@code channel} carries: whole rounds of the channels, then the last round's part. */
+    private static long pagesBelow(long end, int channel, int channels) {
+        long round = (long) RUN_PAGES * channels;
+        long inLast = end % round - (long) channel * RUN_PAGES;
+        return end / round * RUN_PAGES + Math.max(0, Math.min(RUN_PAGES, inLast));
     }
 }

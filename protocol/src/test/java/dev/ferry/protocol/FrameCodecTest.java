@@ -273,6 +273,18 @@ class FrameCodecTest {
     }
 
     @Test
+    void afterChannelEndOnlyKeepalivesAndAbortMayCome() {
+        SplittableRandom random = new SplittableRandom(SEED);
+        Frame.Pages pages = SampleFrames.pages(random, 0, 0, 2);
+        byte[] bytes = SampleFrames.encode(List.of(new Frame.ChannelEnd(0), new Frame.Keepalive(7), pages));
+        pages.release();
+        Decoded decoded = decode(bytes, whole(bytes.length));
+        assertThat(decoded.frames()).hasSize(2);
+        assertThat(decoded.failure().code()).as("a page after the channel's end is never placed").isEqualTo(ErrorCode.OUT_OF_ORDER);
+        assertThat(decoded.failure().getMessage()).contains("PAGES frame where only");
+    }
+
+    @Test
     void pagesThatDoNotCompressGoAsTheyAre() {
         Frame.Pages random = SampleFrames.pages(new SplittableRandom(SEED), 0, 0, 9);
         try (FrameCompressor compressor = new FrameCompressor(PageCodec.ZSTD, io.netty.buffer.ByteBufAllocator.DEFAULT)) {

@@ -75,6 +75,25 @@ public final class DirtyBitmap {
         }
     }
 
+    /** Clears pages {@code [first, first + count)}, a word at a time: its cost is the range's, not the bitmap's. */
+    public void clearRange(long first, long count) {
+        if (count == 0) {
+            return;
+        }
+        checkPage(first);
+        checkPage(first + count - 1);
+        long page = first;
+        long end = first + count;
+        while (page < end) {
+            int word = (int) (page >>> 6);
+            int bit = (int) (page & 63);
+            int span = (int) Math.min(64 - bit, end - page);
+            long mask = span == 64 ? -1L : ((1L << span) - 1) << bit;
+            WORDS.getAndBitwiseAnd(words, word, ~mask);
+            page += span;
+        }
+    }
+
     /**
      * Atomically takes every set bit, word by word, and returns them as a snapshot. Bits set
      * concurrently either make it into this snapshot or stay set for the next one.

@@ -23,12 +23,18 @@ public final class FrameCompressor implements AutoCloseable {
     public FrameCompressor(PageCodec codec, ByteBufAllocator allocator) {
         this.codec = codec;
         this.compressor = codec.compressor();
-        this.staging = allocator.directBuffer(MAX_PAGE_BYTES, MAX_PAGE_BYTES);
+        try {
+            this.staging = allocator.directBuffer(MAX_PAGE_BYTES, MAX_PAGE_BYTES);
+        } catch (RuntimeException | Error e) {
+            compressor.close();
+            throw e;
+        }
     }
 
     /**
-     * {@code pages} compressed, or {@code pages} itself when compressing gains nothing. Takes ownership
-     * of {@code pages}: it is released when a compressed frame replaces it.
+     * {@code pages} compressed, or {@code pages} itself when compressing does not make the frame smaller.
+     * A compressed frame replaces {@code pages}, which is then released; when this throws, {@code pages} is
+     * still the caller's.
      */
     public Frame compress(Frame.Pages pages, ByteBufAllocator allocator) {
         int raw = (pages.count() - pages.zeroPages()) * Frame.Pages.PAGE_SIZE;
@@ -47,7 +53,8 @@ public final class FrameCompressor implements AutoCloseable {
             ByteBuffer src = staging.nioBuffer(0, raw);
             ByteBuffer dst = out.nioBuffer(out.writerIndex(), out.writableBytes());
             int block = compressor.compress(src, src.position(), raw, dst);
-            if (block >= raw) {
+            // The codec byte is the price: a frame goes compressed only when it comes out smaller.
+            if (1 + block >= raw) {
                 return pages;
             }
             out.writerIndex(out.writerIndex() + block);

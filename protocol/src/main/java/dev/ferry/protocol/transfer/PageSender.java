@@ -282,7 +282,13 @@ public final class PageSender {
         void ship() throws ProtocolException, InterruptedException {
             long bytes = frameBytes(builder);
             Frame.Pages pages = builder.build();
-            Frame frame = compressor == null ? pages : compressor.compress(pages, out.channel().alloc());
+            Frame frame;
+            try {
+                frame = compressor == null ? pages : compressor.compress(pages, out.channel().alloc());
+            } catch (RuntimeException | Error e) {
+                pages.release();
+                throw e;
+            }
             if (frame instanceof Frame.CompressedPages compressed) {
                 bytes = FrameHeader.BYTES + compressed.content().readableBytes();
             }
