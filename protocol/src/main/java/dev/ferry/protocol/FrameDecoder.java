@@ -58,6 +58,30 @@ public final class FrameDecoder extends ByteToMessageDecoder {
      */
     private static final int MAX_READ = 256 << 10;
 
+    /**
+     * A read that filled little of its buffer (a peer trickling bytes, or the tail of what the socket had) is
+     * copied into a buffer of its own size before it joins the frame being gathered; a read that filled most of
+     * its buffer joins as it is. Large frames arrive in many reads, and composing them avoids a copy per read;
+     * but composed as they are, a peer sending a byte per segment would make each byte hold a whole read buffer
+     * (256 KiB), before it has proven anything. So what a frame in progress holds stays near its bytes.
+     */
+    static final Cumulator COMPACT_COMPOSITE = (alloc, cumulation, in) -> {
+        int readable = in.readableBytes();
+        if (in.capacity() - readable > Math.max(4096, readable)) {
+            ByteBuf compact = alloc.ioBuffer(readable, readable);
+            try {
+                compact.writeBytes(in);
+            } catch (RuntimeException | Error e) {
+                compact.release();
+                in.release();
+                throw e;
+            }
+            in.release();
+            in = compact;
+        }
+        return COMPOSITE_CUMULATOR.cumulate(alloc, cumulation, in);
+    };
+
     private final int maxPayload;
     private PagePlacement placement;
     /** The PAGES frame whose page bytes are being read into place, or null. */
@@ -82,8 +106,7 @@ public final class FrameDecoder extends ByteToMessageDecoder {
 
     public FrameDecoder(int maxPayload) {
         this.maxPayload = maxPayload;
-        // Large frames arrive in many reads; composing them avoids a copy per read.
-        setCumulator(COMPOSITE_CUMULATOR);
+        setCumulator(COMPACT_COMPOSITE);
     }
 
     /**

@@ -273,6 +273,33 @@ class FrameCodecTest {
     }
 
     @Test
+    void aFrameTrickledAByteAtATimeHoldsAboutItsBytesNotAReadBufferPerByte() {
+        // What a channel's reads hand the decoder: a 256 KiB buffer per read, each holding one byte of a HELLO.
+        byte[] hello = SampleFrames.encode(List.of(samples.get(0)));
+        io.netty.buffer.ByteBufAllocator alloc = io.netty.buffer.PooledByteBufAllocator.DEFAULT;
+        ByteBuf cumulation = io.netty.buffer.Unpooled.EMPTY_BUFFER;
+        for (byte b : hello) {
+            ByteBuf read = alloc.directBuffer(256 << 10).writeByte(b);
+            cumulation = FrameDecoder.COMPACT_COMPOSITE.cumulate(alloc, cumulation, read);
+        }
+        try {
+            assertThat(io.netty.buffer.ByteBufUtil.getBytes(cumulation)).isEqualTo(hello);
+            assertThat(cumulation.capacity()).as("%d bytes held in %d", hello.length, cumulation.capacity())
+                    .isLessThan(64 * 1024);
+        } finally {
+            cumulation.release();
+        }
+        // A read that fills its buffer joins as it is, without a copy.
+        ByteBuf full = alloc.directBuffer(4096, 4096).writeZero(4096);
+        ByteBuf joined = FrameDecoder.COMPACT_COMPOSITE.cumulate(alloc, io.netty.buffer.Unpooled.EMPTY_BUFFER, full);
+        try {
+            assertThat(joined).isSameAs(full);
+        } finally {
+            joined.release();
+        }
+    }
+
+    @Test
     void afterChannelEndOnlyKeepalivesAndAbortMayCome() {
         SplittableRandom random = new SplittableRandom(SEED);
         Frame.Pages pages = SampleFrames.pages(random, 0, 0, 2);

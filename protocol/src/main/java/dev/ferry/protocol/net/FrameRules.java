@@ -47,6 +47,12 @@ final class FrameRules {
     private int iteration;
     private long iterationPages;
     private long totalPages;
+    /**
+     * The end of the last ZERO_PAGES range of the iteration: ranges come in ascending order without
+     * overlap, so that what they cost the receiver (pages marked and zeroed) is at most the memory's size
+     * per iteration, whatever a peer sends.
+     */
+    private long zeroEnd;
     private boolean channelEnded;
 
     FrameRules(ChannelRole role, boolean destination) {
@@ -215,6 +221,11 @@ final class FrameRules {
                 throw new ProtocolException(ErrorCode.MALFORMED, "zero pages [" + zero.first() + ", +" + zero.count()
                         + ") outside memory of " + routing.pages() + " pages");
             }
+            if (zero.first() < zeroEnd) {
+                throw new ProtocolException(ErrorCode.MALFORMED, "zero pages [" + zero.first() + ", +" + zero.count()
+                        + ") overlap or precede the iteration's previous ones, which end at " + zeroEnd);
+            }
+            zeroEnd = zero.first() + zero.count();
             long carried = PageRouting.pagesOf(zero.first(), zero.count(), routing.channelIndex(), routing.channels());
             if (carried != zero.pages()) {
                 throw new ProtocolException(ErrorCode.MALFORMED, "zero pages [" + zero.first() + ", +" + zero.count()
@@ -229,6 +240,7 @@ final class FrameRules {
             }
             iteration++;
             iterationPages = 0;
+            zeroEnd = 0;
         } else if (frame instanceof Frame.ChannelEnd end) {
             if (iterationPages != 0 || end.pages() != totalPages) {
                 throw new ProtocolException(ErrorCode.OUT_OF_ORDER, "CHANNEL_END(" + end.pages() + ") after "

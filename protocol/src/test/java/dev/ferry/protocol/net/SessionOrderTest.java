@@ -138,6 +138,46 @@ class SessionOrderTest {
         assertThat(recorder.abort().message()).contains("pages of iteration 1 while iteration 0 is open");
     }
 
+    /** Sends {@code frames} on a data channel of a described 1 MiB VM (256 pages, one channel); the ABORT that answers. */
+    private Frame.Abort dataAbort(Frame... frames) throws Exception {
+        FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, new Recorder());
+        control.send(description()).sync();
+        await().atMost(Duration.ofSeconds(10)).until(() -> acceptor.sessions.get(control.session()).memory != null);
+        Recorder recorder = new Recorder();
+        FrameChannel data = loopback.connect(control.session(), ChannelRole.DATA, 0, recorder);
+        for (Frame frame : frames) {
+            data.send(frame);
+        }
+        return recorder.abort();
+    }
+
+    @Test
+    void zeroPagesRangesAreCheckedAgainstMemoryTheRoutingAndEachOther() throws Exception {
+        Frame.Abort outside = dataAbort(new Frame.ZeroPages(0, 200, 100, 100));
+        assertThat(outside.code()).isEqualTo(ErrorCode.MALFORMED);
+        assertThat(outside.message()).contains("outside memory of 256 pages");
+
+        Frame.Abort miscounted = dataAbort(new Frame.ZeroPages(0, 0, 100, 99));
+        assertThat(miscounted.code()).isEqualTo(ErrorCode.MALFORMED);
+        assertThat(miscounted.message()).contains("hold 100 pages of data channel 0, not 99");
+
+        Frame.Abort later = dataAbort(new Frame.ZeroPages(1, 0, 100, 100));
+        assertThat(later.code()).isEqualTo(ErrorCode.OUT_OF_ORDER);
+
+        // The same range twice would make the receiver zero memory again for 44 bytes each time.
+        Frame.Abort repeated = dataAbort(new Frame.ZeroPages(0, 0, 100, 100), new Frame.ZeroPages(0, 50, 100, 100));
+        assertThat(repeated.code()).isEqualTo(ErrorCode.MALFORMED);
+        assertThat(repeated.message()).contains("overlap or precede the iteration's previous ones, which end at 100");
+    }
+
+    @Test
+    void zeroPagesCountTowardTheIterationsPages() throws Exception {
+        Frame.Abort abort = dataAbort(new Frame.ZeroPages(0, 0, 100, 100), new Frame.ZeroPages(0, 100, 50, 50),
+                new Frame.DataEnd(0, 149));
+        assertThat(abort.code()).isEqualTo(ErrorCode.OUT_OF_ORDER);
+        assertThat(abort.message()).contains("delivered 150 pages");
+    }
+
     @Test
     void aDroppedConnectionIsReportedAsLost() throws Exception {
         Recorder recorder = new Recorder();
