@@ -40,12 +40,15 @@ final class Convergence {
     private double bandwidth;
     /** The bandwidth is only the floor a small pass gives (below), not a measurement. */
     private boolean provisional;
+    /** The migration's rate limit now (0 for none): a provisional figure never exceeds it. */
+    private volatile long rateLimit;
     private int throttle;
     private int deviceThrottle;
 
     Convergence(MigrationPolicy policy) {
         this.policy = policy;
         this.downtimeLimitMs = policy.downtimeLimitMs();
+        this.rateLimit = policy.maxBandwidthBytesPerSecond();
     }
 
     /**
@@ -55,7 +58,8 @@ final class Convergence {
      * goes as a few ZERO_PAGES frames) would never converge. So until a pass of {@value #MEANINGFUL_PASS_BYTES}
      * bytes or more is measured, a small one gives a provisional floor only, that the link moves at least
      * that many bytes in the time it took (capped by the migration's rate limit), and the first meaningful
-     * measurement replaces it.
+     * measurement replaces it. The floor is a guess, so it estimates only what is no more than such a pass
+     * would carry ({@link #expectedDowntimeMillis(long, long)}): the error it can make is bounded.
      */
     void measured(long bytes, long nanos) {
         if (nanos <= 0) {
@@ -64,7 +68,7 @@ final class Convergence {
         if (bytes < MEANINGFUL_PASS_BYTES) {
             if (bandwidth == 0 || provisional) {
                 double floor = MEANINGFUL_PASS_BYTES * 1e9 / nanos;
-                long cap = policy.maxBandwidthBytesPerSecond();
+                long cap = rateLimit;
                 bandwidth = Math.max(bandwidth, cap > 0 ? Math.min(floor, cap) : floor);
                 provisional = true;
             }
@@ -95,14 +99,27 @@ final class Convergence {
         return transfer;
     }
 
-    /** The downtime if pre-copy stopped now: {@code remainingBytes} to send and {@code fixedCostNanos} besides. */
+    /**
+     * The downtime if pre-copy stopped now: {@code remainingBytes} to send and {@code fixedCostNanos} besides.
+     * Unknown (never fitting) while nothing was measured, or when only a provisional floor was and more is
+     * left than a small pass carries.
+     */
     long expectedDowntimeMillis(long remainingBytes, long fixedCostNanos) {
-        double transfer = bandwidth <= 0 ? (remainingBytes == 0 ? 0 : Double.MAX_VALUE) : remainingBytes * 1000.0 / bandwidth;
+        boolean unknown = bandwidth <= 0 || provisional && remainingBytes > MEANINGFUL_PASS_BYTES;
+        double transfer = unknown ? (remainingBytes == 0 ? 0 : Double.MAX_VALUE) : remainingBytes * 1000.0 / bandwidth;
         return (long) Math.min(Long.MAX_VALUE / 2, Math.ceil(transfer + fixedCostNanos / 1e6));
     }
 
     boolean fits(long expectedDowntimeMillis) {
         return expectedDowntimeMillis <= downtimeLimitMs;
+    }
+
+    /** The rate limit changed while the migration runs (0 for none): a provisional floor stays within it. */
+    void setRateLimit(long bytesPerSecond) {
+        rateLimit = bytesPerSecond;
+        if (provisional && bytesPerSecond > 0 && bandwidth > bytesPerSecond) {
+            bandwidth = bytesPerSecond;
+        }
     }
 
     /** The limit changed while the migration runs; the next convergence check uses it. */

@@ -18,8 +18,11 @@ import java.util.concurrent.Executor;
  * that is about to be rolled back.
  */
 final class Pass {
-    /** What a pass sent: its pages (zero ones among them), their bytes on the wire, and device bytes. */
-    record Result(long pages, long zeroPages, long pageWireBytes, long deviceBytes) {
+    /**
+     * What a pass sent: its pages (zero ones among them), their bytes on the wire, what those would have been
+     * uncompressed (the same without compression), and device bytes.
+     */
+    record Result(long pages, long zeroPages, long pageWireBytes, long plainPageWireBytes, long deviceBytes) {
     }
 
     /** How the pass's device data is sent: nothing (the first pass), what is ready, or to the end. */
@@ -69,7 +72,7 @@ final class Pass {
         }
         // Both are queued on the channels: the iteration ends after them on every channel.
         sender.endIteration(iteration);
-        return new Result(sent.pages(), sent.zeroPages(), sent.wireBytes(), deviceBytes);
+        return new Result(sent.pages(), sent.zeroPages(), sent.wireBytes(), sent.plainWireBytes(), deviceBytes);
     }
 
     private static <T> T join(TaskGroup.Task<T> task) throws ProtocolException, MigrationFailure, InterruptedException {

@@ -459,7 +459,9 @@ final class SaveFlow implements Migration.Control {
         long bytes = result.pageWireBytes() + result.deviceBytes();
         // The two sides' digest refreshes ran side by side after the data was out: not the link's time.
         long hashing = Math.max(verifyNanos, TimeUnit.MICROSECONDS.toNanos(done.verifyMicros()));
-        convergence.measured(bytes, Math.max(handedOver, elapsed - hashing));
+        // Bandwidth in the units the remaining pages are counted in (uncompressed): with compression, memory
+        // drains faster than the bytes on the wire, and the estimate must see that or it never converges.
+        convergence.measured(result.plainPageWireBytes() + result.deviceBytes(), Math.max(handedOver, elapsed - hashing));
         migration.passEnded(new MigrationView.PassView(number, result.pages(), result.zeroPages(), bytes,
                 TimeUnit.NANOSECONDS.toMillis(elapsed), dirtyRate(dirtyPagesNow(), System.nanoTime())));
         metrics.iteration();
@@ -596,6 +598,7 @@ final class SaveFlow implements Migration.Control {
         if (parameters.maxBandwidthBytesPerSecond() != null) {
             long rate = parameters.maxBandwidthBytesPerSecond();
             limiter.setRate(rate);
+            convergence.setRateLimit(rate);
             migration.policyChanged("maxBandwidthBytesPerSecond", rate);
         }
         if (parameters.downtimeLimitMs() != null) {

@@ -29,10 +29,15 @@ import java.util.concurrent.Executor;
  * ended before {@link #send} returns.
  */
 public final class PageSender {
-    /** What one iteration sent. */
-    public record Result(long pages, long zeroPages, long wireBytes) {
+    /**
+     * What one iteration sent: its pages, the zero ones among them, the bytes it put on the wire, and the
+     * bytes it would have without compression (the same without it). The last measures how fast memory
+     * drains, in the units a pass's remaining pages are counted in.
+     */
+    public record Result(long pages, long zeroPages, long wireBytes, long plainWireBytes) {
         Result plus(Result other) {
-            return new Result(pages + other.pages, zeroPages + other.zeroPages, wireBytes + other.wireBytes);
+            return new Result(pages + other.pages, zeroPages + other.zeroPages, wireBytes + other.wireBytes,
+                    plainWireBytes + other.plainWireBytes);
         }
     }
 
@@ -84,7 +89,8 @@ public final class PageSender {
     public Result send(int iteration, PageSet pages, PageSource source) throws ProtocolException, InterruptedException {
         Result result = sendPages(iteration, pages, source);
         endIteration(iteration);
-        return result.plus(new Result(0, 0, (long) channels.size() * DATA_END_BYTES));
+        long ends = (long) channels.size() * DATA_END_BYTES;
+        return result.plus(new Result(0, 0, ends, ends));
     }
 
     /**
@@ -107,7 +113,7 @@ public final class PageSender {
                     join(task);
                 }
             }
-            Result total = new Result(0, 0, 0);
+            Result total = new Result(0, 0, 0, 0);
             for (TaskGroup.Task<Result> task : tasks) {
                 total = total.plus(join(task));
             }
@@ -186,7 +192,7 @@ public final class PageSender {
         if (batch.last != null) {
             await(out, batch.last);
         }
-        return new Result(sent, batch.zeros, batch.wire);
+        return new Result(sent, batch.zeros, batch.wire, batch.plainWire);
     }
 
     /**
@@ -204,6 +210,7 @@ public final class PageSender {
         long runFirst = -1;
         int runLength;
         long wire;
+        long plainWire;
         long zeros;
         ChannelFuture last;
 
@@ -233,6 +240,7 @@ public final class PageSender {
             long carried = PageRouting.pagesOf(first, count, channel, channels.size());
             Frame.ZeroPages frame = new Frame.ZeroPages(iteration, first, count, carried);
             wire += ZERO_PAGES_BYTES;
+            plainWire += ZERO_PAGES_BYTES;
             limiter.acquire(ZERO_PAGES_BYTES);
             last = out.sendWhenWritable(frame);
             zeros += carried;
@@ -281,6 +289,7 @@ public final class PageSender {
 
         void ship() throws ProtocolException, InterruptedException {
             long bytes = frameBytes(builder);
+            plainWire += bytes;
             Frame.Pages pages = builder.build();
             Frame frame;
             try {
