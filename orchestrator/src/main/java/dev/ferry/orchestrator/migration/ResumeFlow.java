@@ -189,6 +189,14 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
             throw new MigrationFailure(MigrationFailure.INCOMPATIBLE, "memory of " + described.memoryBytes() + " bytes in "
                     + described.pageSize() + "-byte pages does not match the description");
         }
+        if (manifest.compression() != null) {
+            // Pages will come compressed: a codec this daemon cannot run fails now, not at the first page.
+            try {
+                dev.ferry.protocol.compression.PageCodec.of(manifest.compression()).check();
+            } catch (IllegalArgumentException | IllegalStateException e) {
+                throw new MigrationFailure(MigrationFailure.INCOMPATIBLE, "page data comes compressed and " + e.getMessage());
+            }
+        }
         migration.setVm(manifest.id());
         if (manifest.source() != null) {
             migration.setPeer(manifest.source());

@@ -28,11 +28,14 @@ import java.util.Map;
  * destination keeps too, so a source that stays connected but never finishes cannot hold it for
  * longer; {@code source} is where the source daemon takes migrations itself, for the destination's view;
  * {@code capture} asks the destination to capture the session too, where it has a capture directory
- * ({@code capturePages}: with page data).
+ * ({@code capturePages}: with page data); {@code compression} names the codec page data comes compressed with,
+ * absent (null) without, so that the destination checks it can decompress before anything moves.
  */
 record VmManifest(String id, long memoryBytes, int vcpus, String initialMemory, Workload workload, String p2p,
                   List<DeviceEntry> devices, boolean vcpusRunning, String migration, int chunkBytes, String backedChunks,
-                  long timeoutMs, String source, boolean dryRun, boolean verify, boolean capture, boolean capturePages) {
+                  long timeoutMs, String source, boolean dryRun, boolean verify, boolean capture, boolean capturePages,
+                  @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL)
+                  String compression) {
 
     record Workload(long dirtyBytesPerSecond, long p2pOpsPerSecond, long doorbellsPerSecond, long seed,
                     long deviceDirtyBytesPerSecond) {
@@ -66,7 +69,8 @@ record VmManifest(String id, long memoryBytes, int vcpus, String initialMemory, 
                         w.deviceDirtyBytesPerSecond()),
                 config.p2p().label(), devices, vcpusRunning, migrationId, vm.memory().store().chunkBytes(),
                 HexFormat.of().formatHex(vm.memory().backedChunks().toByteArray()), policy.timeoutMs(), source, policy.dryRun(),
-                policy.verify(), policy.capture(), policy.capturePages());
+                policy.verify(), policy.capture(), policy.capturePages(),
+                policy.compression() == dev.ferry.protocol.compression.PageCodec.NONE ? null : policy.compression().label());
     }
 
     /**

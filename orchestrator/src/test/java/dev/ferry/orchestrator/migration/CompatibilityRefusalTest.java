@@ -34,6 +34,7 @@ import java.util.stream.Stream;
 import org.awaitility.Awaitility;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -104,6 +105,39 @@ class CompatibilityRefusalTest {
             assertThat(incoming.path("error").path("details").path("field").asText()).isEqualTo(field);
             assertThat(daemons.destinationApi.get("/v1/vms").path("vms")).isEmpty();
             assertThat(daemons.destination.get(VmManager.class).committedBytes()).as("nothing allocated").isZero();
+        }
+    }
+
+    @Test
+    void pagesInACodecThisDaemonCannotRunAreRefusedBeforeAnythingIsAllocated() throws Exception {
+        try (Vm vm = Vm.boot(CONFIG)) {
+            ObjectNode description = (ObjectNode) Json.mapper().readTree(VmManifest.of(vm, false, "mig-packed",
+                    new MigrationPolicy(vm.id(), null, 300, 0, 1, 30, 60_000, true, false, false, false, false,
+                            dev.ferry.protocol.compression.PageCodec.ZSTD), null).toJson());
+            assertThat(description.path("compression").asText()).isEqualTo("zstd");
+            description.put("compression", "brotli");
+            BlockingQueue<Frame> replies = new LinkedBlockingQueue<>();
+            FrameChannel control = client.connect(daemons.destination.migration().resolve(), SessionId.random(), ChannelRole.CONTROL,
+                    0, (channel, frame) -> replies.add(frame)).get(30, TimeUnit.SECONDS);
+            control.send(new Frame.VmDescription(vm.memory().sizeBytes(), 4096, 1, Json.mapper().writeValueAsBytes(description)));
+
+            Frame answer = replies.poll(30, TimeUnit.SECONDS);
+            assertThat(answer).isInstanceOf(Frame.Abort.class);
+            assertThat(((Frame.Abort) answer).code()).isEqualTo(ErrorCode.INCOMPATIBLE);
+            assertThat(((Frame.Abort) answer).message()).contains("page data comes compressed", "brotli");
+            assertThat(destinationSide().path("error").path("code").asText()).isEqualTo("incompatible");
+            assertThat(daemons.destinationApi.get("/v1/vms").path("vms")).isEmpty();
+            assertThat(daemons.destination.get(VmManager.class).committedBytes()).as("nothing allocated").isZero();
+        }
+    }
+
+    @Test
+    void anUncompressedDescriptionSaysNothingOfCompression() throws Exception {
+        try (Vm vm = Vm.boot(CONFIG)) {
+            JsonNode description = Json.mapper().readTree(VmManifest.of(vm, false, "mig-plain",
+                    new MigrationPolicy(vm.id(), null, 300, 0, 1, 30, 60_000, true, false, false, false, false,
+                            dev.ferry.protocol.compression.PageCodec.NONE), null).toJson());
+            assertThat(description.has("compression")).as("a destination of an earlier build still reads it").isFalse();
         }
     }
 
