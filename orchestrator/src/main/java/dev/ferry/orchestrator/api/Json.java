@@ -63,7 +63,12 @@ public final class Json {
             return "expected " + article(target) + at(mismatch);
         }
         if (e instanceof JsonParseException parse) {
-            return "malformed JSON: " + parse.getOriginalMessage();
+            // Jackson's own message names its source and stream features: only what was wrong and where.
+            String what = parse.getOriginalMessage();
+            int detail = what.indexOf(": expected");
+            com.fasterxml.jackson.core.JsonLocation where = parse.getLocation();
+            return "malformed JSON: " + (detail > 0 ? what.substring(0, detail) : what)
+                    + (where == null ? "" : " at line " + where.getLineNr() + ", column " + where.getColumnNr());
         }
         if (e instanceof JsonProcessingException processing) {
             return processing.getOriginalMessage();

@@ -109,6 +109,20 @@ public final class ConfigLoader {
     }
 
     /** Reads a token file: its content without surrounding white space, which must not be empty. */
+    /** Why a file could not be read, in a few words: the exception's message is often only the path again. */
+    static String ioReason(java.io.IOException e) {
+        if (e instanceof java.nio.file.NoSuchFileException) {
+            return "no such file or directory";
+        }
+        if (e instanceof java.nio.file.AccessDeniedException) {
+            return "permission denied";
+        }
+        if (e instanceof java.nio.file.FileSystemException fs && fs.getReason() != null) {
+            return fs.getReason();
+        }
+        return e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+    }
+
     public static byte[] readToken(Path path) throws ConfigException {
         try {
             String token = Files.readString(path, StandardCharsets.UTF_8).strip();
@@ -117,7 +131,7 @@ public final class ConfigLoader {
             }
             return token.getBytes(StandardCharsets.UTF_8);
         } catch (IOException e) {
-            throw new ConfigException("cannot read token file " + path + ": " + e.getMessage());
+            throw new ConfigException("cannot read token file " + path + ": " + ioReason(e));
         }
     }
 

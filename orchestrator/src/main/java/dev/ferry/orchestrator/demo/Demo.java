@@ -53,9 +53,10 @@ public final class Demo implements Callable<Integer> {
     }
 
     private static int run(boolean quick, PrintStream out, PrintStream err) {
-        Path dir;
+        Path dir = null;
         DaemonProcess source = null;
         DaemonProcess destination = null;
+        int status = 1;
         try {
             dir = Files.createTempDirectory("ferry-demo-");
             byte[] secret = new byte[16];
@@ -69,7 +70,8 @@ public final class Demo implements Callable<Integer> {
                     destination.log());
             ApiClient from = new ApiClient(source.http(), token);
             ApiClient to = new ApiClient(destination.http(), token);
-            return migrate(from, to, destination.migration(), quick, out);
+            status = migrate(from, to, destination.migration(), quick, out);
+            return status;
         } catch (IOException e) {
             err.println("ferryd demo: " + dev.ferry.orchestrator.cli.Problems.describe(e));
             return 1;
@@ -79,6 +81,25 @@ public final class Demo implements Callable<Integer> {
         } finally {
             stop(source, out);
             stop(destination, out);
+            cleanUp(dir, status == 0, out);
+        }
+    }
+
+    /** The demo's directory (logs, and the token): removed after a demo that went well, kept to read after one that did not. */
+    private static void cleanUp(Path dir, boolean ok, PrintStream out) {
+        if (dir == null) {
+            return;
+        }
+        if (!ok) {
+            out.println("logs and token kept in " + dir);
+            return;
+        }
+        try (java.util.stream.Stream<Path> files = Files.walk(dir)) {
+            for (Path file : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(file);
+            }
+        } catch (IOException e) {
+            out.println("could not remove " + dir + ": " + dev.ferry.orchestrator.cli.Problems.describe(e));
         }
     }
 
@@ -128,7 +149,7 @@ public final class Demo implements Callable<Integer> {
                     phases.toString().trim(), migration.path("iterations").asLong(),
                     Progress.bytes(migration.path("transferredBytes").asLong()), migration.path("totalTimeMs").asLong(),
                     migration.path("downtimeMs").isNull() ? "-" : migration.path("downtimeMs").asText(),
-                    migration.path("verifyMs").isNull() ? "-" : migration.path("verifyMs").asText(),
+                    migration.path("verifyMs").isNull() ? "-" : String.format(Locale.ROOT, "%.1f", migration.path("verifyMs").asDouble()),
                     migration.path("verified").asText(), sourceStray, destinationStray);
             ok &= migration.path("phase").asText().equals("completed") && migration.path("verified").asBoolean()
                     && sourceStray == 0 && destinationStray == 0;
@@ -138,6 +159,12 @@ public final class Demo implements Callable<Integer> {
                 out.println(migration.path("vm").asText() + ": " + migration.path("error").path("code").asText() + ": "
                         + migration.path("error").path("message").asText());
             }
+            if (migration.path("downtimeLimitMet").isBoolean() && !migration.path("downtimeLimitMet").asBoolean()) {
+                out.printf(Locale.ROOT, "%s: downtime %d ms exceeded its %d ms limit (expected %s ms when it stopped):"
+                                + " its downtimeSteps say where the time went%n",
+                        migration.path("vm").asText(), migration.path("downtimeMs").asLong(),
+                        migration.path("policy").path("downtimeLimitMs").asLong(), migration.path("expectedDowntimeMs").asText());
+            }
             out.printf(Locale.ROOT, "%s: setup %d ms, throughput %s/s, %s of memory (%d zero pages), %s of device data%n",
                     migration.path("vm").asText(), migration.path("setupTimeMs").asLong(),
                     Progress.bytes(migration.path("throughputBytesPerSecond").asLong()),
@@ -146,7 +173,8 @@ public final class Demo implements Callable<Integer> {
         }
         out.println(ok ? "both VMs run on the destination; frozen digests matched; no MMIO reached a stopped device (F2)"
                 : "the demo did not end as it should: see above and the daemon logs");
-        out.println("(verify digests the frozen VM on both sides before the commit: that time is part of the downtime)");
+        out.println("(verify digests the frozen VM on both sides before the commit, incrementally: its time is part of the"
+                + " downtime)");
         return ok ? 0 : 1;
     }
 

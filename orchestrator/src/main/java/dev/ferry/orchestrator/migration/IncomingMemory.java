@@ -258,7 +258,8 @@ final class IncomingMemory {
             java.util.concurrent.CompletableFuture.anyOf(all, abandoned).get();
         } catch (ExecutionException e) {
             throw e.getCause() instanceof ProtocolException p ? MigrationFailure.of(p, "data channel")
-                    : new MigrationFailure(MigrationFailure.CONNECTION_LOST, "data channel: " + e.getCause());
+                    : new MigrationFailure(MigrationFailure.CONNECTION_LOST, "data channel: "
+                    + ProtocolException.describeBroken(e.getCause()));
         }
         if (!all.isDone()) {
             MigrationFailure ended = replies.ended();

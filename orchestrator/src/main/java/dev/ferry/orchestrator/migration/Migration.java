@@ -403,6 +403,11 @@ public final class Migration {
         return TimeUnit.NANOSECONDS.toMillis(nanos - startNanos);
     }
 
+    /** The throughput an ETA is computed from must span this much of the migration. */
+    private static final long ETA_MIN_SPAN_NANOS = TimeUnit.MILLISECONDS.toNanos(1000);
+    /** The time the current throughput was measured over. */
+    private volatile long rateSpanNanos;
+
     /** Every 250 ms while running: samples the rate, asks the flow what is left, tells subscribers. */
     void tick() {
         if (finished()) {
@@ -427,6 +432,7 @@ public final class Migration {
             int k = oldest % sampleNanos.length;
             long span = now - sampleNanos[k];
             rate = span <= 0 ? rate : (long) ((bytes - sampleBytes[k]) * 1e9 / span);
+            rateSpanNanos = span;
         }
         if (!finished()) {
             remainingBytes = Math.max(0, remaining.getAsLong());
@@ -502,7 +508,9 @@ public final class Migration {
         }
         long throughput = rate;
         long left = remainingBytes;
-        Long eta = finished() ? Long.valueOf(0) : throughput > 0 ? Long.valueOf(left * 1000 / throughput) : null;
+        // A rate over the first few ticks is mostly the setup's: an estimate from it says days for seconds of work.
+        Long eta = finished() ? Long.valueOf(0)
+                : throughput > 0 && rateSpanNanos >= ETA_MIN_SPAN_NANOS ? Long.valueOf(left * 1000 / throughput) : null;
         Instant finished = finishedAt;
         long normal = normalPages.get();
         Map<String, Object> settings = policy;

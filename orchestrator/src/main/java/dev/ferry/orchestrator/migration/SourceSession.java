@@ -174,7 +174,8 @@ final class SourceSession {
                 String code = p.code() == ErrorCode.CONNECTION_LOST ? MigrationFailure.CONNECTION_FAILED : MigrationFailure.codeOf(p.code());
                 throw new MigrationFailure(code, "connecting to " + destination + ": " + p.getMessage());
             }
-            throw new MigrationFailure(MigrationFailure.CONNECTION_FAILED, "connecting to " + destination + ": " + e.getCause());
+            throw new MigrationFailure(MigrationFailure.CONNECTION_FAILED, "connecting to " + destination + ": "
+                    + ProtocolException.describeBroken(e.getCause()));
         }
         synchronized (this) {
             connecting.remove(pending);

@@ -173,7 +173,7 @@ final class SessionHandler extends ChannelDuplexHandler {
             return new ProtocolException(ErrorCode.AUTH_FAILED, "TLS: " + root.getMessage());
         }
         if (root instanceof IOException) {
-            return new ProtocolException(ErrorCode.CONNECTION_LOST, root.getMessage() == null ? root.toString() : root.getMessage());
+            return new ProtocolException(ErrorCode.CONNECTION_LOST, ProtocolException.describeBroken(root));
         }
         return new ProtocolException(ErrorCode.INTERNAL, root.toString());
     }

@@ -336,7 +336,8 @@ public final class PageSender {
         write.await();
         if (!write.isSuccess()) {
             ProtocolException cause = channel.closeCause();
-            throw cause != null ? cause : new ProtocolException(ErrorCode.CONNECTION_LOST, "write failed: " + write.cause());
+            throw cause != null ? cause : new ProtocolException(ErrorCode.CONNECTION_LOST, "write failed: "
+                    + ProtocolException.describeBroken(write.cause()));
         }
     }
 
