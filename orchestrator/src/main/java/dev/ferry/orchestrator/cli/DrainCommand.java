@@ -159,8 +159,9 @@ final class DrainCommand implements Callable<Integer> {
                             : vm.path("error").path("code").asText() + ": " + vm.path("error").path("message").asText()));
         }
         JsonNode summary = drain.path("summary");
-        out.append(String.format(Locale.ROOT, "%d VMs: %d completed, %d failed, %d cancelled, %d migrating, %d pending%n",
-                summary.path("total").asInt(), summary.path("completed").asInt(), summary.path("failed").asInt(),
+        int total = summary.path("total").asInt();
+        out.append(String.format(Locale.ROOT, "%d VM%s: %d completed, %d failed, %d cancelled, %d migrating, %d pending%n",
+                total, total == 1 ? "" : "s", summary.path("completed").asInt(), summary.path("failed").asInt(),
                 summary.path("cancelled").asInt(), summary.path("migrating").asInt(), summary.path("pending").asInt()));
         return out.toString();
     }

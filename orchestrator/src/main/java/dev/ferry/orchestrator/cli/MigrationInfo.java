@@ -57,6 +57,16 @@ final class MigrationInfo {
             long limit = policy.path("maxBandwidthBytesPerSecond").asLong();
             lines.add("Bandwidth limit", limit == 0 ? "unlimited" : bytes(limit) + "/s");
         }
+        if (policy.has("compression") && !policy.path("compression").asText().equals("none")) {
+            long pages = memory.path("transferred").asLong();
+            // What went on the wire against the page bytes it carried (device data and frames included).
+            lines.add("Compression", policy.path("compression").asText() + (pages > 0 && processed > 0
+                    ? String.format(Locale.ROOT, ", %s on the wire for %s of pages (%.2fx)", bytes(processed), bytes(pages),
+                            (double) pages / processed) : ""));
+        }
+        if (policy.path("dryRun").asBoolean()) {
+            lines.add("Dry run", "yes: the handshake and the compatibility check only, nothing moved");
+        }
         lines.add("Auto-converge throttle", m.path("throttlePercent").asInt() + "% of the vCPUs"
                 + (m.has("deviceThrottlePercent") ? ", " + m.path("deviceThrottlePercent").asInt() + "% of the devices' own work" : ""));
         if (m.hasNonNull("switchoverAckWaitMs")) {
