@@ -39,7 +39,9 @@ public final class Lifecycle {
             Managed part = started.get(i);
             try {
                 part.stop();
-            } catch (RuntimeException e) {
+            } catch (RuntimeException | LinkageError e) {
+                // The parts after it still stop: a daemon asked to end must end. (A LinkageError: a class first
+                // needed now could not be loaded, as when the jar was replaced under the running daemon.)
                 LOG.error("stopping {} failed", part.getClass().getSimpleName(), e);
             }
         }

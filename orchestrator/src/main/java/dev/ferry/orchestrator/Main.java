@@ -125,9 +125,13 @@ public final class Main {
         Runnable shutdown = () -> {
             if (stopping.compareAndSet(false, true)) {
                 log.info("stopping: cancelling running migrations");
-                daemon.stop();
-                log.info("stopped");
-                stopped.countDown();
+                try {
+                    daemon.stop();
+                    log.info("stopped");
+                } finally {
+                    // Whatever stopping threw, the process ends: nothing waits for a stop that will not come.
+                    stopped.countDown();
+                }
             }
         };
         Signals.onTermination(() -> {
