@@ -58,6 +58,22 @@ class CompressionTest {
         assertThat(arrived.path("memoryBytes").path("tornPages").asLong()).isZero();
     }
 
+    /** F13 with compression: the limit counts the bytes on the wire, compressed, and pages drain faster than the limit. */
+    @Test
+    void theRateLimitCountsCompressedBytesOnTheWire() throws Exception {
+        daemons.sourceApi.post("/v1/vms", mixedVm("limited", false, 0));
+        long limit = 4L << 20;
+        JsonNode end = daemons.awaitEnd(daemons.migrate("limited", Map.of("compression", "zstd", "maxBandwidthBytesPerSecond", limit))
+                .path("id").asText());
+        assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("completed");
+        double seconds = java.time.Duration.between(java.time.Instant.parse(end.path("startedAt").asText()),
+                java.time.Instant.parse(end.path("finishedAt").asText())).toNanos() / 1e9;
+        long wire = end.path("transferredBytes").asLong();
+        long pages = end.path("memoryBytes").path("transferred").asLong();
+        assertThat(wire / seconds).as("%d bytes on the wire in %.2f s", wire, seconds).isLessThanOrEqualTo(limit * 1.05);
+        assertThat(pages / seconds).as("page bytes move faster than the limit").isGreaterThan(limit);
+    }
+
     @Test
     void aRunningVmMigratesCompressedAndVerified() throws Exception {
         daemons.sourceApi.post("/v1/vms", mixedVm("busy", true, 8L << 20));
