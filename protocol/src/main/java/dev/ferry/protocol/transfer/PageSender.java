@@ -182,6 +182,9 @@ public final class PageSender {
                 batch.ship();
             }
         } finally {
+            // What was written since the last flush goes now, whether the pass ended or failed (a failed pass's
+            // channel is closed, which releases it anyway).
+            out.channel().flush();
             batch.builder.discard();
             if (batch.compressor != null) {
                 batch.compressor.close();
@@ -212,6 +215,7 @@ public final class PageSender {
         long wire;
         long plainWire;
         long zeros;
+        int unflushed;
         ChannelFuture last;
 
         Batch(FrameChannel out, PagesBuilder builder, PageSource source, int channel, int iteration, FrameCompressor compressor) {
@@ -308,9 +312,29 @@ public final class PageSender {
                 io.netty.util.ReferenceCountUtil.release(frame);
                 throw e;
             }
-            last = out.sendWhenWritable(frame);
+            try {
+                out.awaitWritable();
+            } catch (InterruptedException | ProtocolException e) {
+                io.netty.util.ReferenceCountUtil.release(frame);
+                throw e;
+            }
+            // Written without a flush, which queues it for the event loop without waking it; every FLUSH_EVERY
+            // frames one flush wakes it once and hands the socket those frames in one gathering write. Under a
+            // rate limit each frame goes at once: there, frames are seconds apart, and progress must not wait.
+            last = out.channel().write(frame);
+            if (++unflushed >= FLUSH_EVERY || limiter.bytesPerSecond() > 0) {
+                out.channel().flush();
+                unflushed = 0;
+            }
         }
     }
+
+    /**
+     * PAGES frames written between two flushes: 1 MiB of pages. Measured on two cores, five alternating runs
+     * each of a paused 1 GiB VM against flushing every frame: one channel 514 against 567 ms on average, two
+     * channels 422 against 463 ms; within the machine's run-to-run spread, but better in the mean and median.
+     */
+    private static final int FLUSH_EVERY = 4;
 
     private static long frameBytes(PagesBuilder builder) {
         return FrameHeader.BYTES + Frame.Pages.metaBytes(builder.count()) + builder.pageBytes();
