@@ -119,8 +119,7 @@ final class Drain {
         } catch (Refusal refusal) {
             // The VM went away, or was taken by another migration, since the drain began.
             entry.state = VmState.FAILED;
-            entry.error = new MigrationView.ErrorView(refusal.code(), refusal.getMessage(),
-                    refusal.details().isEmpty() ? null : refusal.details());
+            entry.error = new MigrationView.ErrorView(refusal.code(), refusal.getMessage(), refusal.details());
             LOG.info("{}: VM {} not migrated: {}", id, entry.vm, refusal.getMessage());
         }
     }

@@ -372,7 +372,7 @@ public final class Migration {
     }
 
     void setError(MigrationFailure failure) {
-        error = new MigrationView.ErrorView(failure.code(), failure.getMessage(), failure.details().isEmpty() ? null : failure.details());
+        error = new MigrationView.ErrorView(failure.code(), failure.getMessage(), failure.details());
     }
 
     public MigrationView.ErrorView error() {

@@ -65,6 +65,10 @@ public record MigrationView(String id, String vm, String role, String peer, Stri
 
     /** Why a migration failed; {@code details} carries more for some codes (F8's device, field and reason), else null. */
     public record ErrorView(String code, String message, java.util.Map<String, Object> details) {
+        /** {@code details} is never null: {@code {}} when there are none, as in the API's error shape. */
+        public ErrorView {
+            details = details == null ? java.util.Map.of() : details;
+        }
     }
 
     /**

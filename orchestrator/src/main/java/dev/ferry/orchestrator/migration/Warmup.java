@@ -53,8 +53,9 @@ public final class Warmup implements dev.ferry.orchestrator.Managed {
             run();
             LOG.debug("warm-up done in {} ms", (System.nanoTime() - start) / 1_000_000);
         } catch (RuntimeException | Error e) {
-            // Only time is at stake: the first migration then pays it.
-            LOG.debug("warm-up stopped", e);
+            // Only time is at stake: the first migration then pays it. But the warm-up runs the code every
+            // migration runs, so a failure here is worth an operator's look.
+            LOG.warn("warm-up stopped; the first migration will be slower", e);
         }
     }
 
