@@ -18,20 +18,14 @@ import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.SessionId;
+import dev.ferry.protocol.compression.PageCodec;
 import dev.ferry.protocol.net.FrameChannel;
-import dev.ferry.protocol.net.ProtocolClient;
-import dev.ferry.protocol.net.ProtocolConfig;
-import dev.ferry.protocol.net.Transport;
-import io.netty.channel.EventLoopGroup;
-import java.nio.charset.StandardCharsets;
-import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
-import org.awaitility.Awaitility;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -49,21 +43,18 @@ class CompatibilityRefusalTest {
     private static final VmConfig CONFIG = new VmConfig("foreign", 8L << 20, 1, InitialMemory.RANDOM, WorkloadConfig.IDLE,
             P2pPolicy.AUTO, List.of(DeviceConfig.of("nic0", DeviceKind.NIC), DeviceConfig.of("crypto0", DeviceKind.CRYPTO)));
 
+    private RawSource peer;
     private TestDaemons daemons;
-    private EventLoopGroup group;
-    private ProtocolClient client;
 
     @BeforeEach
     void start() throws Exception {
-        daemons = new TestDaemons();
-        group = Transport.newGroup(1, "test-source");
-        client = new ProtocolClient(ProtocolConfig.of(TestDaemons.TOKEN.getBytes(StandardCharsets.UTF_8), null), group);
+        peer = new RawSource();
+        daemons = peer.daemons;
     }
 
     @AfterEach
     void stop() {
-        daemons.close();
-        group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+        peer.close();
     }
 
     static Stream<Arguments> refusals() {
@@ -83,12 +74,10 @@ class CompatibilityRefusalTest {
     void aDeviceThisDaemonCannotReadOrHostIsRefusedBeforeAnythingIsAllocated(String field, Consumer<ObjectNode> change,
                                                                           boolean dryRun) throws Exception {
         try (Vm vm = Vm.boot(CONFIG)) {
-            ObjectNode description = (ObjectNode) Json.mapper().readTree(VmManifest.of(vm, false, "mig-foreign",
-                    new MigrationPolicy(vm.id(), null, 300, 0, 1, 30, 60_000, true, false, dryRun, false, false, dev.ferry.protocol.compression.PageCodec.NONE), null).toJson());
+            ObjectNode description = (ObjectNode) Json.mapper().readTree(RawSource.description(vm, "mig-foreign", dryRun, PageCodec.NONE));
             change.accept((ObjectNode) description.path("devices").path(1));
             BlockingQueue<Frame> replies = new LinkedBlockingQueue<>();
-            FrameChannel control = client.connect(daemons.destination.migration().resolve(), SessionId.random(), ChannelRole.CONTROL,
-                    0, (channel, frame) -> replies.add(frame)).get(30, TimeUnit.SECONDS);
+            FrameChannel control = peer.connect(SessionId.random(), ChannelRole.CONTROL, 0, replies);
             control.send(new Frame.VmDescription(vm.memory().sizeBytes(), 4096, 1, Json.mapper().writeValueAsBytes(description)));
 
             Frame answer = replies.poll(30, TimeUnit.SECONDS);
@@ -109,16 +98,13 @@ class CompatibilityRefusalTest {
     }
 
     @Test
-    void pagesInACodecThisDaemonCannotRunAreRefusedBeforeAnythingIsAllocated() throws Exception {
+    void f8PagesInACodecThisDaemonCannotRunAreRefusedBeforeAnythingIsAllocated() throws Exception {
         try (Vm vm = Vm.boot(CONFIG)) {
-            ObjectNode description = (ObjectNode) Json.mapper().readTree(VmManifest.of(vm, false, "mig-packed",
-                    new MigrationPolicy(vm.id(), null, 300, 0, 1, 30, 60_000, true, false, false, false, false,
-                            dev.ferry.protocol.compression.PageCodec.ZSTD), null).toJson());
+            ObjectNode description = (ObjectNode) Json.mapper().readTree(RawSource.description(vm, "mig-packed", false, PageCodec.ZSTD));
             assertThat(description.path("compression").asText()).isEqualTo("zstd");
             description.put("compression", "brotli");
             BlockingQueue<Frame> replies = new LinkedBlockingQueue<>();
-            FrameChannel control = client.connect(daemons.destination.migration().resolve(), SessionId.random(), ChannelRole.CONTROL,
-                    0, (channel, frame) -> replies.add(frame)).get(30, TimeUnit.SECONDS);
+            FrameChannel control = peer.connect(SessionId.random(), ChannelRole.CONTROL, 0, replies);
             control.send(new Frame.VmDescription(vm.memory().sizeBytes(), 4096, 1, Json.mapper().writeValueAsBytes(description)));
 
             Frame answer = replies.poll(30, TimeUnit.SECONDS);
@@ -134,19 +120,12 @@ class CompatibilityRefusalTest {
     @Test
     void anUncompressedDescriptionSaysNothingOfCompression() throws Exception {
         try (Vm vm = Vm.boot(CONFIG)) {
-            JsonNode description = Json.mapper().readTree(VmManifest.of(vm, false, "mig-plain",
-                    new MigrationPolicy(vm.id(), null, 300, 0, 1, 30, 60_000, true, false, false, false, false,
-                            dev.ferry.protocol.compression.PageCodec.NONE), null).toJson());
+            JsonNode description = Json.mapper().readTree(RawSource.description(vm, "mig-plain", false, PageCodec.NONE));
             assertThat(description.has("compression")).as("a destination of an earlier build still reads it").isFalse();
         }
     }
 
     private JsonNode destinationSide() {
-        JsonNode[] incoming = new JsonNode[1];
-        Awaitility.await().atMost(Duration.ofSeconds(30)).until(() -> {
-            incoming[0] = daemons.destinationApi.get("/v1/migrations").path("migrations").path(0);
-            return incoming[0].path("phase").asText().equals("failed");
-        });
-        return incoming[0];
+        return peer.destinationSide(true);
     }
 }

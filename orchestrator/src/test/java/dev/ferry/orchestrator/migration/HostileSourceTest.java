@@ -18,21 +18,15 @@ import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.PagesBuilder;
 import dev.ferry.protocol.SessionId;
+import dev.ferry.protocol.compression.PageCodec;
 import dev.ferry.protocol.net.FrameChannel;
-import dev.ferry.protocol.net.ProtocolClient;
-import dev.ferry.protocol.net.ProtocolConfig;
-import dev.ferry.protocol.net.Transport;
 import io.netty.buffer.Unpooled;
-import io.netty.channel.EventLoopGroup;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
-import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-import org.awaitility.Awaitility;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -47,42 +41,36 @@ class HostileSourceTest {
             P2pPolicy.AUTO, List.of(DeviceConfig.of("serial0", DeviceKind.SERIAL)));
     private static final long PAGES = (8L << 20) / 4096;
 
+    private RawSource peer;
     private TestDaemons daemons;
-    private EventLoopGroup group;
-    private ProtocolClient client;
 
     @BeforeEach
     void start() throws Exception {
-        daemons = new TestDaemons();
-        group = Transport.newGroup(1, "test-source");
-        client = new ProtocolClient(ProtocolConfig.of(TestDaemons.TOKEN.getBytes(StandardCharsets.UTF_8), null), group);
+        peer = new RawSource();
+        daemons = peer.daemons;
     }
 
     @AfterEach
     void stop() {
-        daemons.close();
-        group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+        peer.close();
     }
 
     /** A session's channels, driven by hand. */
-    private final class RawSource {
+    private final class Session {
         final SessionId session = SessionId.random();
         final BlockingQueue<Frame> replies = new LinkedBlockingQueue<>();
         final FrameChannel control;
         FrameChannel data;
 
-        RawSource(Vm vm) throws Exception {
-            control = client.connect(daemons.destination.migration().resolve(), session, ChannelRole.CONTROL, 0,
-                    (channel, frame) -> replies.add(frame)).get(30, TimeUnit.SECONDS);
-            byte[] description = VmManifest.of(vm, false, "mig-hostile",
-                    new MigrationPolicy(vm.id(), null, 300, 0, 1, 30, 60_000, true, false, false, false, false, dev.ferry.protocol.compression.PageCodec.NONE), null).toJson();
+        Session(Vm vm) throws Exception {
+            control = peer.connect(session, ChannelRole.CONTROL, 0, replies);
+            byte[] description = RawSource.description(vm, "mig-hostile", false, PageCodec.NONE);
             control.send(new Frame.VmDescription(vm.memory().sizeBytes(), 4096, 1, description));
             assertThat(reply()).isInstanceOf(Frame.VmAccepted.class);
         }
 
         void openData() throws Exception {
-            data = client.connect(daemons.destination.migration().resolve(), session, ChannelRole.DATA, 0,
-                    (channel, frame) -> replies.add(frame)).get(30, TimeUnit.SECONDS);
+            data = peer.connect(session, ChannelRole.DATA, 0, replies);
         }
 
         Frame reply() throws InterruptedException {
@@ -112,19 +100,13 @@ class HostileSourceTest {
 
     /** The destination's view of the migration; with {@code ended}, once it has ended. */
     private JsonNode destinationSide(boolean ended) {
-        JsonNode[] incoming = new JsonNode[1];
-        Awaitility.await().atMost(Duration.ofSeconds(30)).until(() -> {
-            incoming[0] = daemons.destinationApi.get("/v1/migrations").path("migrations").path(0);
-            String phase = incoming[0].path("phase").asText();
-            return !ended && !incoming[0].isMissingNode() || phase.equals("failed") || phase.equals("completed");
-        });
-        return incoming[0];
+        return peer.destinationSide(ended);
     }
 
     @Test
     void aFirstPassThatLeavesPagesOutIsRefusedAndTheCopyDiscarded() throws Exception {
         try (Vm vm = Vm.boot(CONFIG)) {
-            RawSource source = new RawSource(vm);
+            Session source = new Session(vm);
             source.openData();
             // Iteration 0 with the first 10 pages of 2048.
             PagesBuilder builder = new PagesBuilder(source.data.channel().alloc(), 0);
@@ -154,7 +136,7 @@ class HostileSourceTest {
     void prepareBeforeEveryPageArrivedIsRefusedAndNoVmIsBuilt() throws Exception {
         deleteAVmOfRandomMemoryOnTheDestination();
         try (Vm vm = Vm.boot(CONFIG)) {
-            RawSource source = new RawSource(vm);
+            Session source = new Session(vm);
             source.openData();
             source.sendDevices(vm);
             source.data.send(new Frame.ChannelEnd(0));
@@ -173,7 +155,7 @@ class HostileSourceTest {
     void aCommitRightBehindPrepareWithoutPagesIsRefusedAndNoVmIsBuilt() throws Exception {
         deleteAVmOfRandomMemoryOnTheDestination();
         try (Vm vm = Vm.boot(CONFIG)) {
-            RawSource source = new RawSource(vm);
+            Session source = new Session(vm);
             source.openData();
             source.sendDevices(vm);
             source.control.send(new Frame.Prepare(false));
@@ -188,7 +170,7 @@ class HostileSourceTest {
     @Test
     void prepareWithoutTheDataChannelsIsRefused() throws Exception {
         try (Vm vm = Vm.boot(CONFIG)) {
-            RawSource source = new RawSource(vm);
+            Session source = new Session(vm);
             source.control.send(new Frame.Prepare(false));
             Frame answer = source.reply();
             assertThat(answer).isInstanceOf(Frame.Abort.class);
@@ -208,7 +190,7 @@ class HostileSourceTest {
         deleteAVmOfRandomMemoryOnTheDestination();
         assertThat(poolBytes()).as("the destination keeps the freed memory for reuse").isGreaterThanOrEqualTo(8L << 20);
         try (Vm vm = Vm.boot(CONFIG)) {
-            RawSource source = new RawSource(vm);
+            Session source = new Session(vm);
             source.openData();
             for (long first = 0; first < PAGES; first += Frame.Pages.MAX_PAGES) {
                 PagesBuilder builder = new PagesBuilder(source.data.channel().alloc(), 0);
@@ -243,7 +225,7 @@ class HostileSourceTest {
      * views of its memory; each page in {@code tear} is changed after its frame took its checksum and
      * before it is written, as a running guest's write may do. Waits for ITERATION_DONE.
      */
-    private void sendTearing(RawSource source, Vm vm, int iteration, long pages, java.util.Set<Long> tear) throws Exception {
+    private void sendTearing(Session source, Vm vm, int iteration, long pages, java.util.Set<Long> tear) throws Exception {
         ByteBuffer memory = ByteBuffer.allocateDirect((int) (pages * 4096));
         for (long page = 0; page < pages; page++) {
             vm.memory().readPage(page, memory.slice((int) page * 4096, 4096));
@@ -274,7 +256,7 @@ class HostileSourceTest {
     @Test
     void aPageTornInOnePassAndSentAgainInTheNextMigrates() throws Exception {
         try (Vm vm = Vm.boot(CONFIG)) {
-            RawSource source = new RawSource(vm);
+            Session source = new Session(vm);
             source.openData();
             sendTearing(source, vm, 0, PAGES, java.util.Set.of(5L, 700L));
             JsonNode during = destinationSide(false);
@@ -306,7 +288,7 @@ class HostileSourceTest {
     @Test
     void aPageTornAndNeverSentAgainIsRefusedAtPrepare() throws Exception {
         try (Vm vm = Vm.boot(CONFIG)) {
-            RawSource source = new RawSource(vm);
+            Session source = new Session(vm);
             source.openData();
             sendTearing(source, vm, 0, PAGES, java.util.Set.of(42L));
             source.sendDevices(vm);
