@@ -520,11 +520,6 @@ public sealed interface Frame permits Frame.Hello, Frame.Challenge, Frame.Auth, 
             return placed;
         }
 
-        /** Whether the frame came compressed (as COMPRESSED_PAGES). */
-        public boolean compressed() {
-            return compressedWireBytes >= 0;
-        }
-
         /** The frame's size on the wire, header included (compressed, if it came so). */
         public long wireBytes() {
             return compressedWireBytes >= 0 ? compressedWireBytes

@@ -456,7 +456,8 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         expectedSequence++;
         if (type == FrameType.CHANNEL_END) {
             // A data channel's last frame: from here its peer may only keep it alive or abort. Said here, not
-            // only in the session rules, because a PAGES frame's bytes are placed before those rules see it.
+            // only in the session rules, because a PAGES frame's bytes are placed before those rules see it,
+            // and memory the destination checked as complete (F11) must not change after.
             allowed.retainAll(EnumSet.of(FrameType.KEEPALIVE, FrameType.KEEPALIVE_ACK, FrameType.ABORT));
         }
         in.readerIndex(start + total);

@@ -300,7 +300,7 @@ class FrameCodecTest {
     }
 
     @Test
-    void afterChannelEndOnlyKeepalivesAndAbortMayCome() {
+    void f11AfterChannelEndOnlyKeepalivesAndAbortMayCome() {
         SplittableRandom random = new SplittableRandom(SEED);
         Frame.Pages pages = SampleFrames.pages(random, 0, 0, 2);
         byte[] bytes = SampleFrames.encode(List.of(new Frame.ChannelEnd(0), new Frame.Keepalive(7), pages));

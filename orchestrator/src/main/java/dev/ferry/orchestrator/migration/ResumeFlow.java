@@ -190,7 +190,8 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
                     + described.pageSize() + "-byte pages does not match the description");
         }
         if (manifest.compression() != null) {
-            // Pages will come compressed: a codec this daemon cannot run fails now, not at the first page.
+            // F8: pages will come compressed, and a codec this daemon cannot run fails now, before anything is
+            // allocated or moves, not at the first page.
             try {
                 dev.ferry.protocol.compression.PageCodec.of(manifest.compression()).check();
             } catch (IllegalArgumentException | IllegalStateException e) {

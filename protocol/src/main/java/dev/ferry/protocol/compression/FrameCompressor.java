@@ -18,7 +18,6 @@ public final class FrameCompressor implements AutoCloseable {
     private final PageCodec.Compressor compressor;
     private final ByteBuf staging;
     private long pageBytes;
-    private long compressedBytes;
 
     public FrameCompressor(PageCodec codec, ByteBufAllocator allocator) {
         this.codec = codec;
@@ -59,7 +58,6 @@ public final class FrameCompressor implements AutoCloseable {
             }
             out.writerIndex(out.writerIndex() + block);
             pageBytes += raw;
-            compressedBytes += block;
             Frame compressed = new Frame.CompressedPages(pages.count(), pages.zeroPages(), out);
             sent = true;
             pages.release();
@@ -71,13 +69,9 @@ public final class FrameCompressor implements AutoCloseable {
         }
     }
 
-    /** Bytes of pages that went compressed so far, and what their blocks took. */
+    /** Bytes of pages that went compressed so far. */
     public long pageBytes() {
         return pageBytes;
-    }
-
-    public long compressedBytes() {
-        return compressedBytes;
     }
 
     @Override
