@@ -23,16 +23,23 @@ import java.util.zip.CRC32C;
  * <p>Not thread-safe: the owning device serialises every call under its lock. The device's engine
  * may write device memory concurrently during pre-copy; it marks the internal log after each write,
  * and this stream clears a page's bit before copying the page, so a racing write is sent again.
+ *
+ * <p>A page goes from device memory straight into the reader's buffer, as a driver's {@code read()} copies
+ * device state into the caller's: one copy, not a copy into a staging record and another out of it. The
+ * stream's checksum is therefore taken over the bytes as they land in the reader's buffer, so that a page
+ * the device's own work changes while it is read is summed as it was streamed, not as it was before.
  */
 public final class SaveStream {
     private static final ByteBuffer EMPTY = ByteBuffer.allocate(0);
+    private static final ByteBuffer ZERO_PAGE = ByteBuffer.allocate(PageGeometry.PAGE_SIZE).asReadOnlyBuffer();
 
     private final DeviceImage image;
     private final boolean preCopyCapable;
     private final PageStore memory;
     private final DirtyBitmap log;
     private final long pages;
-    private final ByteBuffer pageRecord = ByteBuffer.allocate(StreamFormat.PAGE_RECORD_BYTES);
+    /** A page record up to its payload's page: the page itself is read from device memory as it is copied out. */
+    private final ByteBuffer pageHeader = ByteBuffer.allocate(StreamFormat.PAGE_RECORD_BYTES - PageGeometry.PAGE_SIZE);
     private final CRC32C crc = new CRC32C();
 
     private boolean stopCopy;
@@ -43,6 +50,10 @@ public final class SaveStream {
     private boolean stateSent;
     private boolean endSent;
     private ByteBuffer current = EMPTY;
+    /** Whether {@link #current}'s bytes count in the checksum (all but the end record's). */
+    private boolean summed;
+    /** The page whose bytes follow {@link #current} (a page record's header), or -1. */
+    private long pageBody = -1;
     private long emitted;
     /** W8: rounds of initial data begun after the first. */
     private long generation;
@@ -108,12 +119,17 @@ public final class SaveStream {
 
     /** Bytes read from the stream so far. */
     public long readBytes() {
-        return emitted - current.remaining();
+        return emitted - unread();
     }
 
     /** The end record has been read: in stop-and-copy, the end of the stream (W1). */
     public boolean finished() {
-        return endSent && !current.hasRemaining();
+        return endSent && unread() == 0;
+    }
+
+    /** Bytes of the records produced that have not been read yet. */
+    private long unread() {
+        return current.remaining() + (pageBody >= 0 ? PageGeometry.PAGE_SIZE : 0);
     }
 
     /** W1: bytes ready to read now; in pre-copy 0 may be temporary, in stop-and-copy it is the end. */
@@ -133,7 +149,7 @@ public final class SaveStream {
         if (!streaming()) {
             return 0;
         }
-        long bytes = current.remaining();
+        long bytes = unread();
         if (!headerSent) {
             bytes += headerRecordBytes();
         }
@@ -160,10 +176,13 @@ public final class SaveStream {
                 break;
             }
             int n = Math.min(dst.remaining(), current.remaining());
-            int limit = current.limit();
-            current.limit(current.position() + n);
-            dst.put(current);
-            current.limit(limit);
+            int at = dst.position();
+            dst.put(at, current, current.position(), n);
+            current.position(current.position() + n);
+            dst.position(at + n);
+            if (summed) {
+                crc.update(dst.duplicate().position(at).limit(at + n));
+            }
             copied += n;
         }
         return copied;
@@ -199,6 +218,13 @@ public final class SaveStream {
     private boolean produceNext() {
         if (!streaming()) {
             return false;
+        }
+        if (pageBody >= 0) {
+            // A page whose memory was dropped since its header was produced (memory cleared) reads as zeros.
+            ByteBuffer page = memory.pageView(pageBody);
+            pageBody = -1;
+            current = page != null ? page : ZERO_PAGE.duplicate();
+            return true;
         }
         if (!headerSent) {
             headerSent = true;
@@ -243,27 +269,29 @@ public final class SaveStream {
             end.put(StreamFormat.END).putInt(StreamFormat.END_PAYLOAD_BYTES)
                     .putLong(emitted).putInt((int) crc.getValue()).flip();
             current = end;
+            summed = false;
             return true;
         }
         return false;
     }
 
     private void emitPage(long page) {
-        pageRecord.clear();
+        pageHeader.clear();
         if (!memory.isBacked(page)) {
-            pageRecord.put(StreamFormat.ZERO).putInt(4).putInt((int) page);
+            pageHeader.put(StreamFormat.ZERO).putInt(4).putInt((int) page);
         } else {
-            pageRecord.put(StreamFormat.PAGE).putInt(4 + PageGeometry.PAGE_SIZE).putInt((int) page);
-            memory.readPage(page, pageRecord);
+            pageHeader.put(StreamFormat.PAGE).putInt(4 + PageGeometry.PAGE_SIZE).putInt((int) page);
+            pageBody = page;
+            emitted += PageGeometry.PAGE_SIZE;
         }
-        pageRecord.flip();
-        emit(pageRecord);
+        emit(pageHeader.flip());
     }
 
+    /** {@code record} is read next; its bytes count in the checksum as they are read. */
     private void emit(ByteBuffer record) {
-        crc.update(record.duplicate());
         emitted += record.remaining();
         current = record;
+        summed = true;
     }
 
     private byte[] capturedState() {
