@@ -155,7 +155,21 @@ class DeviceHeavyTest {
             assertThat(end.path("error").path("details").path("field").asText()).isEqualTo("kind");
             assertThat(end.path("memoryBytes").path("transferred").asLong()).as("nothing moved").isZero();
             daemons.assertRolledBack("vm1", digest, "paused");
+            // A dry run's refusal is its answer, not a failed migration: counted as a dry run on both sides.
+            String failures = "ferry_migration_failures_total{reason=\"incompatible_device\",role=\"%s\"} %s";
+            String finished = "ferry_migrations_finished_total{result=\"%s\",role=\"%s\"} 1.0";
+            String failed = dryRun ? "0.0" : "1.0";
+            awaitMetrics(daemons.source.http(), String.format(failures, "source", failed), String.format(finished, "dry_run", "source"));
+            awaitMetrics(daemons.destination.http(), String.format(failures, "destination", failed),
+                    String.format(finished, "dry_run", "destination"));
         }
+        awaitMetrics(daemons.source.http(), "ferry_migrations_finished_total{result=\"failed\",role=\"source\"} 1.0");
+    }
+
+    private static void awaitMetrics(Object http, String... lines) {
+        await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> assertThat(HttpClient.newHttpClient()
+                .send(HttpRequest.newBuilder(URI.create("http://" + http + "/metrics")).build(), HttpResponse.BodyHandlers.ofString())
+                .body()).contains(lines));
     }
 
     /** A dry run: the handshake and the compatibility check, then it ends; nothing moved, the VM stays here. */

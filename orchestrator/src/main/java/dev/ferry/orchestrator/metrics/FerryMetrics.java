@@ -45,7 +45,7 @@ import java.util.function.ToDoubleFunction;
 public final class FerryMetrics implements AutoCloseable {
     public static final List<String> ROLES = List.of("source", "destination");
     /** How a migration ends: its terminal phase. */
-    public static final List<String> RESULTS = List.of("completed", "failed", "cancelled");
+    public static final List<String> RESULTS = List.of("completed", "failed", "cancelled", "dry_run");
     /**
      * Every code a migration can fail with, as the API's {@code error.code} and the {@code reason}
      * label: MigrationFailure's constants, what MigrationFailure.codeOf makes of each protocol
@@ -221,6 +221,15 @@ public final class FerryMetrics implements AutoCloseable {
         lookup(finished, role + '/' + result,
                 () -> counter("ferry.migrations.finished", "Migrations finished, by result", "role", role, "result", result)).increment();
         lookup(durations, role, () -> durationTimer(role)).record(durationNanos, TimeUnit.NANOSECONDS);
+    }
+
+    /**
+     * A dry run ended, whatever its answer: {@code result="dry_run"}, never in the failures or the duration
+     * histogram, so that a refusal asked for does not read as a failed migration (nor fire the failure alert).
+     */
+    public void dryRunFinished(String role) {
+        lookup(finished, role + "/dry_run",
+                () -> counter("ferry.migrations.finished", "Migrations finished, by result", "role", role, "result", "dry_run")).increment();
     }
 
     public void migrationFailed(String role, String reason) {

@@ -114,6 +114,8 @@ public final class Migration {
     private volatile long endNanos = -1;
     private volatile Instant finishedAt;
     private volatile MigrationView.ErrorView error;
+    /** A dry run (F8 only): counted apart from migrations in the metrics, since nothing moves. */
+    private volatile boolean dryRun;
     // Guarded by this: samples of (time, wire bytes) for the rate.
     private final long[] sampleNanos = new long[16];
     private final long[] sampleBytes = new long[16];
@@ -137,6 +139,15 @@ public final class Migration {
 
     public Role role() {
         return role;
+    }
+
+    /** Whether this is a dry run: the source knows from its request, the destination from the VM description. */
+    public boolean dryRun() {
+        return dryRun;
+    }
+
+    void markDryRun() {
+        dryRun = true;
     }
 
     public String vm() {

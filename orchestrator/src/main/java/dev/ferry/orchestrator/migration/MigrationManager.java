@@ -145,6 +145,9 @@ public final class MigrationManager implements Managed, SessionAcceptor {
         SessionId session = SessionId.random();
         Migration migration = new Migration(idOf(session), Role.SOURCE, vm.id(), policy.destination().toString(),
                 Migration.policyView(policy));
+        if (policy.dryRun()) {
+            migration.markDryRun();
+        }
         synchronized (lifecycle) {
             if (stopping) {
                 throw Refusal.unavailable("shutting_down", "ferryd is shutting down");
@@ -305,8 +308,12 @@ public final class MigrationManager implements Managed, SessionAcceptor {
                 finished.removeLast();
             }
         }
-        metrics.migrationFinished(migration.role().label(), migration.phase().label(),
-                System.nanoTime() - migration.startNanos());
+        if (migration.dryRun()) {
+            metrics.dryRunFinished(migration.role().label());
+        } else {
+            metrics.migrationFinished(migration.role().label(), migration.phase().label(),
+                    System.nanoTime() - migration.startNanos());
+        }
     }
 
     private int count(Role role) {

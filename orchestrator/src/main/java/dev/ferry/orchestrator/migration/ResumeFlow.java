@@ -199,6 +199,9 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
             }
         }
         migration.setVm(manifest.id());
+        if (manifest.dryRun()) {
+            migration.markDryRun();
+        }
         if (manifest.source() != null) {
             migration.setPeer(manifest.source());
         }
@@ -483,7 +486,9 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         CommitPoint.Failure state = commitPoint.fail();
         MigrationFailure reason = state.byCancel() ? stopped(state.cancelReason()) : failure;
         migration.setError(reason);
-        metrics.migrationFailed(Role.DESTINATION.label(), reason.code());
+        if (!migration.dryRun()) {
+            metrics.migrationFailed(Role.DESTINATION.label(), reason.code());
+        }
         ErrorCode wire = state.committed() ? ErrorCode.DESTINATION_FAILED : reason.wireCode();
         control.abortNow(wire, reason.getMessage()).awaitUninterruptibly(5, TimeUnit.SECONDS);
         IncomingMemory memory = incoming;

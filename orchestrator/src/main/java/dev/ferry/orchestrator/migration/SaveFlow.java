@@ -627,7 +627,9 @@ final class SaveFlow implements Migration.Control {
         CommitPoint.Failure state = commitPoint.fail();
         MigrationFailure reason = state.byCancel() ? stopped(state.cancelReason()) : failure;
         migration.setError(reason);
-        metrics.migrationFailed(Role.SOURCE.label(), reason.code());
+        if (!migration.dryRun()) {
+            metrics.migrationFailed(Role.SOURCE.label(), reason.code());
+        }
         if (state.committed()) {
             // F5: two running copies are never possible. The channels close without a word (the
             // destination may be running the VM), and the VM is held, stopped, for an operator.
