@@ -255,6 +255,7 @@ public final class Bench implements Callable<Integer> {
     // ---- throughput ----------------------------------------------------------------------------
 
     private void throughput() throws Exception {
+        CpuUse throughputOneChannel = new CpuUse();
         long memory = quick ? GIB / 4 : GIB;
         int rounds = quick ? 3 : 6;
         out.printf("throughput: a paused VM of %s of random memory, migrated back and forth%n", Progress.bytes(memory));
@@ -277,7 +278,11 @@ public final class Bench implements Callable<Integer> {
             List<Double> rates = new ArrayList<>();
             List<Long> totals = new ArrayList<>();
             for (int i = 0; i < rounds; i++) {
+                CpuUse.Mark mark = new CpuUse.Mark(this);
                 JsonNode m = pair.migrate("bulk", Map.of("channels", channels));
+                if (channels == 1) {
+                    throughputOneChannel.add(mark);
+                }
                 long total = m.path("totalTimeMs").asLong();
                 totals.add(total);
                 rates.add(memory / (1024.0 * 1024.0) / (total / 1000.0));
@@ -296,7 +301,8 @@ public final class Bench implements Callable<Integer> {
                             copy, raw, rawTimes, 100.0 * copy / ours));
         }
         result("throughput", "two data channels faster than one", ferryBest.get(2) < ferryBest.get(1),
-                String.format(Locale.ROOT, "best %d ms with two vs %d ms with one", ferryBest.get(2), ferryBest.get(1)));
+                String.format(Locale.ROOT, "best %d ms with two vs %d ms with one%s", ferryBest.get(2), ferryBest.get(1),
+                        throughputOneChannel.ceiling()));
         pair.delete("bulk");
         qemu(source, memory, rounds, ferryBest);
     }
@@ -543,9 +549,14 @@ public final class Bench implements Callable<Integer> {
         Pair pair = new Pair();
         pair.migrate("gpus", Map.of("channels", 2));
         Map<Integer, List<Double>> rates = new HashMap<>();
+        CpuUse oneChannel = new CpuUse();
         for (int i = 0; i < rounds; i++) {
             for (int channels : new int[] {1, 2}) {
+                CpuUse.Mark mark = new CpuUse.Mark(this);
                 JsonNode m = pair.migrate("gpus", Map.of("channels", channels));
+                if (channels == 1) {
+                    oneChannel.add(mark);
+                }
                 long bytes = 0;
                 long millis = 0;
                 // Pass 0 carries guest memory only; the devices' pre-copy data goes from pass 1 on.
@@ -579,8 +590,9 @@ public final class Bench implements Callable<Integer> {
         double pagesTwo = medianOf(pageRates.get(2));
         result("device-channels", "4 x " + Progress.bytes(gpuMemory) + " GPU data, 2 channels vs 1", two >= 1.5 * one,
                 String.format(Locale.ROOT, "median %.0f MiB/s vs %.0f MiB/s: %.2fx (runs %s vs %s MiB/s; target >= 1.5x); the"
-                                + " same bytes of guest memory in the same run: %.0f vs %.0f MiB/s, %.2fx", two, one, two / one,
-                        rounded(rates.get(2)), rounded(rates.get(1)), pagesTwo, pagesOne, pagesTwo / pagesOne));
+                                + " same bytes of guest memory in the same run: %.0f vs %.0f MiB/s, %.2fx%s", two, one, two / one,
+                        rounded(rates.get(2)), rounded(rates.get(1)), pagesTwo, pagesOne, pagesTwo / pagesOne,
+                        oneChannel.ceiling()));
     }
 
     private static long minOwnWrites(JsonNode vm) {
@@ -663,6 +675,58 @@ public final class Bench implements Callable<Integer> {
     // ---- helpers -------------------------------------------------------------------------------
 
     /** Migrates a VM back and forth between the two daemons. */
+    /** CPU time both daemons have used so far, in nanoseconds; -1 where the platform does not say. */
+    private long daemonCpuNanos() {
+        long total = 0;
+        for (DaemonProcess daemon : new DaemonProcess[] {a, b}) {
+            java.util.Optional<java.time.Duration> used = daemon.cpuTime();
+            if (used.isEmpty()) {
+                return -1;
+            }
+            total += used.get().toNanos();
+        }
+        return total;
+    }
+
+    /**
+     * How many cores both daemons kept busy over some runs: on a machine whose cores they already fill with
+     * one channel, more channels cannot go faster by more than the cores left, and a result says so.
+     */
+    private static final class CpuUse {
+        private long cpuNanos;
+        private long wallNanos;
+        private boolean unknown;
+
+        /** Where a run began. */
+        record Mark(Bench bench, long cpuNanos, long wallNanos) {
+            Mark(Bench bench) {
+                this(bench, bench.daemonCpuNanos(), System.nanoTime());
+            }
+        }
+
+        /** Adds the run that began at {@code mark} and has just ended. */
+        void add(Mark mark) {
+            long cpu = mark.bench().daemonCpuNanos();
+            if (cpu < 0 || mark.cpuNanos() < 0) {
+                unknown = true;
+                return;
+            }
+            cpuNanos += cpu - mark.cpuNanos();
+            wallNanos += System.nanoTime() - mark.wallNanos();
+        }
+
+        /** "; on one channel both daemons kept 1.70 of 2 cores busy: ..." or nothing when unknown. */
+        String ceiling() {
+            if (unknown || wallNanos == 0) {
+                return "";
+            }
+            int cores = Runtime.getRuntime().availableProcessors();
+            double busy = (double) cpuNanos / wallNanos;
+            return String.format(Locale.ROOT, "; on one channel both daemons kept %.2f of the %d cores busy, so more channels"
+                    + " can be at most %.2fx as fast on this machine", busy, cores, cores / Math.max(busy, 0.01));
+        }
+    }
+
     final class Pair {
         private final ApiClient first;
         private final ApiClient second;

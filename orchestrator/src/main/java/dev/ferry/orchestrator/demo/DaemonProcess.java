@@ -32,6 +32,11 @@ public final class DaemonProcess implements AutoCloseable {
         this.log = log;
     }
 
+    /** CPU time the daemon has used so far, where the platform reports it. */
+    public java.util.Optional<java.time.Duration> cpuTime() {
+        return process.info().totalCpuDuration();
+    }
+
     /**
      * Starts a daemon and waits for its listening line.
      *
