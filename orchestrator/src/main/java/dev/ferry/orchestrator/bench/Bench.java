@@ -11,9 +11,11 @@ import java.io.InputStream;
 import java.io.PrintStream;
 import java.net.Socket;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -304,7 +306,49 @@ public final class Bench implements Callable<Integer> {
                 String.format(Locale.ROOT, "best %d ms with two vs %d ms with one%s", ferryBest.get(2), ferryBest.get(1),
                         throughputOneChannel.ceiling()));
         pair.delete("bulk");
+        sendfile(source, target, rounds);
         qemu(source, memory, rounds, ferryBest);
+    }
+
+    /**
+     * Why guest memory is not sent with {@code sendfile}: the plain copy of {@link #throughput}, one stream, with
+     * its sender's {@code write} from memory against {@code sendfile} from a {@code /dev/shm} file of the same
+     * bytes, alternating, each with both sides' CPU time. A figure for the record, with no target.
+     */
+    private void sendfile(ByteBuffer source, ByteBuffer target, int rounds) throws Exception {
+        Path shm = Path.of("/dev/shm");
+        Path file = Files.createTempFile(Files.isDirectory(shm) && Files.isWritable(shm) ? shm : dir, "ferry-bench-", ".mem");
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            for (long at = 0; at < source.capacity(); ) {
+                at += channel.write(source.slice((int) at, source.capacity() - (int) at), at);
+            }
+            Map<RawTcp.Sender, List<RawTcp.Timed>> runs = new java.util.EnumMap<>(RawTcp.Sender.class);
+            for (int i = 0; i < rounds; i++) {
+                for (RawTcp.Sender sender : RawTcp.Sender.values()) {
+                    runs.computeIfAbsent(sender, k -> new ArrayList<>()).add(RawTcp.timedCopy(source, channel, target, 1, sender));
+                }
+            }
+            String line = String.format(Locale.ROOT, "  sendfile   NOTE the plain copy, one stream, sendfile from %s against write from"
+                            + " memory: %s against %s (no target: why guest memory is not sent with sendfile)", file.getParent(),
+                    describe(runs.get(RawTcp.Sender.SENDFILE)), describe(runs.get(RawTcp.Sender.WRITE)));
+            results.add(line);
+            out.println(line);
+        } finally {
+            Files.deleteIfExists(file);
+        }
+    }
+
+    /** "wall 290–525 ms, sender CPU 154–491 ms, receiver CPU 253–326 ms" over some copies. */
+    private static String describe(List<RawTcp.Timed> runs) {
+        return String.format(Locale.ROOT, "wall %s ms, sender CPU %s ms, receiver CPU %s ms",
+                range(runs, RawTcp.Timed::wallNanos), range(runs, RawTcp.Timed::senderCpuNanos),
+                range(runs, RawTcp.Timed::receiverCpuNanos));
+    }
+
+    private static String range(List<RawTcp.Timed> runs, java.util.function.ToLongFunction<RawTcp.Timed> nanos) {
+        long min = runs.stream().mapToLong(nanos).min().orElseThrow() / 1_000_000;
+        long max = runs.stream().mapToLong(nanos).max().orElseThrow() / 1_000_000;
+        return min + "–" + max;
     }
 
     /** QEMU migrating the same memory on the same machine, when it is installed. */
