@@ -280,11 +280,9 @@ public final class Bench implements Callable<Integer> {
             List<Double> rates = new ArrayList<>();
             List<Long> totals = new ArrayList<>();
             for (int i = 0; i < rounds; i++) {
-                CpuUse.Mark mark = new CpuUse.Mark(this);
-                JsonNode m = pair.migrate("bulk", Map.of("channels", channels));
-                if (channels == 1) {
-                    throughputOneChannel.add(mark);
-                }
+                Map<String, Object> request = Map.of("channels", channels);
+                JsonNode m = channels == 1 ? throughputOneChannel.measure(() -> pair.migrate("bulk", request))
+                        : pair.migrate("bulk", request);
                 long total = m.path("totalTimeMs").asLong();
                 totals.add(total);
                 rates.add(memory / (1024.0 * 1024.0) / (total / 1000.0));
@@ -596,11 +594,8 @@ public final class Bench implements Callable<Integer> {
         CpuUse oneChannel = new CpuUse();
         for (int i = 0; i < rounds; i++) {
             for (int channels : new int[] {1, 2}) {
-                CpuUse.Mark mark = new CpuUse.Mark(this);
-                JsonNode m = pair.migrate("gpus", Map.of("channels", channels));
-                if (channels == 1) {
-                    oneChannel.add(mark);
-                }
+                Map<String, Object> request = Map.of("channels", channels);
+                JsonNode m = channels == 1 ? oneChannel.measure(() -> pair.migrate("gpus", request)) : pair.migrate("gpus", request);
                 long bytes = 0;
                 long millis = 0;
                 // Pass 0 carries guest memory only; the devices' pre-copy data goes from pass 1 on.
@@ -718,7 +713,6 @@ public final class Bench implements Callable<Integer> {
 
     // ---- helpers -------------------------------------------------------------------------------
 
-    /** Migrates a VM back and forth between the two daemons. */
     /** CPU time both daemons have used so far, in nanoseconds; -1 where the platform does not say. */
     private long daemonCpuNanos() {
         long total = 0;
@@ -736,30 +730,27 @@ public final class Bench implements Callable<Integer> {
      * How many cores both daemons kept busy over some runs: on a machine whose cores they already fill with
      * one channel, more channels cannot go faster by more than the cores left, and a result says so.
      */
-    private static final class CpuUse {
+    private final class CpuUse {
         private long cpuNanos;
         private long wallNanos;
         private boolean unknown;
 
-        /** Where a run began. */
-        record Mark(Bench bench, long cpuNanos, long wallNanos) {
-            Mark(Bench bench) {
-                this(bench, bench.daemonCpuNanos(), System.nanoTime());
-            }
-        }
-
-        /** Adds the run that began at {@code mark} and has just ended. */
-        void add(Mark mark) {
-            long cpu = mark.bench().daemonCpuNanos();
-            if (cpu < 0 || mark.cpuNanos() < 0) {
+        /** Runs {@code run}, adding its time and the daemons' CPU time over it. */
+        <T> T measure(Callable<T> run) throws Exception {
+            long cpuBefore = daemonCpuNanos();
+            long start = System.nanoTime();
+            T result = run.call();
+            long cpuAfter = daemonCpuNanos();
+            if (cpuBefore < 0 || cpuAfter < 0) {
                 unknown = true;
-                return;
+            } else {
+                cpuNanos += cpuAfter - cpuBefore;
+                wallNanos += System.nanoTime() - start;
             }
-            cpuNanos += cpu - mark.cpuNanos();
-            wallNanos += System.nanoTime() - mark.wallNanos();
+            return result;
         }
 
-        /** "; on one channel both daemons kept 1.70 of 2 cores busy: ..." or nothing when unknown. */
+        /** "; on one channel both daemons kept 1.70 of the 2 cores busy, ..." or nothing when unknown. */
         String ceiling() {
             if (unknown || wallNanos == 0) {
                 return "";
@@ -771,6 +762,7 @@ public final class Bench implements Callable<Integer> {
         }
     }
 
+    /** Migrates a VM back and forth between the two daemons. */
     final class Pair {
         private final ApiClient first;
         private final ApiClient second;
