@@ -314,12 +314,8 @@ public final class Bench implements Callable<Integer> {
      * bytes, alternating, each with both sides' CPU time. A figure for the record, with no target.
      */
     private void sendfile(ByteBuffer source, ByteBuffer target, int rounds) throws Exception {
-        Path shm = Path.of("/dev/shm");
-        Path file = Files.createTempFile(Files.isDirectory(shm) && Files.isWritable(shm) ? shm : dir, "ferry-bench-", ".mem");
-        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-            for (long at = 0; at < source.capacity(); ) {
-                at += channel.write(source.slice((int) at, source.capacity() - (int) at), at);
-            }
+        Path file = memoryFile(source);
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
             Map<RawTcp.Sender, List<RawTcp.Timed>> runs = new java.util.EnumMap<>(RawTcp.Sender.class);
             for (int i = 0; i < rounds; i++) {
                 for (RawTcp.Sender sender : RawTcp.Sender.values()) {
@@ -334,6 +330,25 @@ public final class Bench implements Callable<Integer> {
         } finally {
             Files.deleteIfExists(file);
         }
+    }
+
+    /**
+     * A file holding {@code content}, in {@code /dev/shm} (shared memory, as QEMU's memory backends and sendfile
+     * use it) or, where there is none, in the run's directory; the caller deletes it.
+     */
+    private Path memoryFile(ByteBuffer content) throws IOException {
+        Path shm = Path.of("/dev/shm");
+        Path file = Files.createTempFile(Files.isDirectory(shm) && Files.isWritable(shm) ? shm : dir, "ferry-bench-", ".mem");
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {
+            ByteBuffer bytes = content.duplicate().clear();
+            while (bytes.hasRemaining()) {
+                channel.write(bytes);
+            }
+        } catch (IOException | RuntimeException e) {
+            Files.deleteIfExists(file);
+            throw e;
+        }
+        return file;
     }
 
     /** "wall 290–525 ms, sender CPU 154–491 ms, receiver CPU 253–326 ms" over some copies. */
@@ -360,15 +375,8 @@ public final class Bench implements Callable<Integer> {
             return;
         }
         out.println("qemu: " + version + ", the same " + Progress.bytes(memory) + " of memory, paused VM, over loopback");
-        Path shm = Path.of("/dev/shm");
-        Path ram = Files.createTempFile(Files.isDirectory(shm) && Files.isWritable(shm) ? shm : dir, "ferry-bench-", ".ram");
+        Path ram = memoryFile(memoryContent);
         try {
-            try (java.nio.channels.FileChannel file = java.nio.channels.FileChannel.open(ram, java.nio.file.StandardOpenOption.WRITE)) {
-                ByteBuffer content = memoryContent.duplicate().clear();
-                while (content.hasRemaining()) {
-                    file.write(content);
-                }
-            }
             for (int channels : new int[] {1, 2}) {
                 List<Long> totals = new ArrayList<>();
                 QemuMigration.migrate(ram, memory, channels, dir);
