@@ -75,8 +75,7 @@ class DeviceHeavyTest {
             assertThat(device.path("loadMs").isNumber()).isTrue();
             assertThat(device.path("resumeMs").isNumber()).isTrue();
         }
-        String metrics = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create("http://" + daemons.source.http() + "/metrics"))
-                .build(), HttpResponse.BodyHandlers.ofString()).body();
+        String metrics = metrics(daemons.source.http());
         assertThat(metrics).contains("ferry_device_downtime_seconds_count{kind=\"gpu\",step=\"quiesce\"} 1")
                 .contains("ferry_migration_downtime_step_seconds_count{step=\"final_transfer\"} 1");
         assertThat(metrics).doesNotContain("gpu0");
@@ -166,10 +165,14 @@ class DeviceHeavyTest {
         awaitMetrics(daemons.source.http(), "ferry_migrations_finished_total{result=\"failed\",role=\"source\"} 1.0");
     }
 
+    /** Waits until the daemon's metrics hold every one of {@code lines}; counters are bumped as a migration ends. */
     private static void awaitMetrics(Object http, String... lines) {
-        await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> assertThat(HttpClient.newHttpClient()
-                .send(HttpRequest.newBuilder(URI.create("http://" + http + "/metrics")).build(), HttpResponse.BodyHandlers.ofString())
-                .body()).contains(lines));
+        await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> assertThat(metrics(http)).contains(lines));
+    }
+
+    private static String metrics(Object http) throws Exception {
+        return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create("http://" + http + "/metrics")).build(),
+                HttpResponse.BodyHandlers.ofString()).body();
     }
 
     /** A dry run: the handshake and the compatibility check, then it ends; nothing moved, the VM stays here. */
