@@ -61,18 +61,7 @@ public final class DirtyBitmap {
         if (!logging || count == 0) {
             return;
         }
-        checkPage(first);
-        checkPage(first + count - 1);
-        long page = first;
-        long end = first + count;
-        while (page < end) {
-            int word = (int) (page >>> 6);
-            int bit = (int) (page & 63);
-            int span = (int) Math.min(64 - bit, end - page);
-            long mask = span == 64 ? -1L : ((1L << span) - 1) << bit;
-            WORDS.getAndBitwiseOr(words, word, mask);
-            page += span;
-        }
+        updateRange(first, count, true);
     }
 
     /** Clears pages {@code [first, first + count)}, a word at a time: its cost is the range's, not the bitmap's. */
@@ -80,6 +69,11 @@ public final class DirtyBitmap {
         if (count == 0) {
             return;
         }
+        updateRange(first, count, false);
+    }
+
+    /** Sets ({@code set}) or clears pages {@code [first, first + count)}, one atomic operation per word touched. */
+    private void updateRange(long first, long count, boolean set) {
         checkPage(first);
         checkPage(first + count - 1);
         long page = first;
@@ -89,7 +83,11 @@ public final class DirtyBitmap {
             int bit = (int) (page & 63);
             int span = (int) Math.min(64 - bit, end - page);
             long mask = span == 64 ? -1L : ((1L << span) - 1) << bit;
-            WORDS.getAndBitwiseAnd(words, word, ~mask);
+            if (set) {
+                WORDS.getAndBitwiseOr(words, word, mask);
+            } else {
+                WORDS.getAndBitwiseAnd(words, word, ~mask);
+            }
             page += span;
         }
     }
