@@ -129,7 +129,7 @@ public final class FerryMetrics implements AutoCloseable {
             started.put(role, counter("ferry.migrations.started", "Migrations started", "role", role));
             for (String result : RESULTS) {
                 finished.put(role + '/' + result,
-                        counter("ferry.migrations.finished", "Migrations finished, by result", "role", role, "result", result));
+                        finishedCounter(role, result));
             }
             for (String reason : FAILURE_REASONS) {
                 failures.put(role + '/' + reason,
@@ -218,8 +218,7 @@ public final class FerryMetrics implements AutoCloseable {
     }
 
     public void migrationFinished(String role, String result, long durationNanos) {
-        lookup(finished, role + '/' + result,
-                () -> counter("ferry.migrations.finished", "Migrations finished, by result", "role", role, "result", result)).increment();
+        lookup(finished, role + '/' + result, () -> finishedCounter(role, result)).increment();
         lookup(durations, role, () -> durationTimer(role)).record(durationNanos, TimeUnit.NANOSECONDS);
     }
 
@@ -228,8 +227,7 @@ public final class FerryMetrics implements AutoCloseable {
      * histogram, so that a refusal asked for does not read as a failed migration (nor fire the failure alert).
      */
     public void dryRunFinished(String role) {
-        lookup(finished, role + "/dry_run",
-                () -> counter("ferry.migrations.finished", "Migrations finished, by result", "role", role, "result", "dry_run")).increment();
+        lookup(finished, role + "/dry_run", () -> finishedCounter(role, "dry_run")).increment();
     }
 
     public void migrationFailed(String role, String reason) {
@@ -314,6 +312,10 @@ public final class FerryMetrics implements AutoCloseable {
 
     private Counter transitionCounter(String kind, String result) {
         return counter("ferry.device.state.transitions", "Device state writes", "kind", kind, "result", result);
+    }
+
+    private Counter finishedCounter(String role, String result) {
+        return counter("ferry.migrations.finished", "Migrations finished, by result", "role", role, "result", result);
     }
 
     private Counter counter(String name, String description, String... tags) {
