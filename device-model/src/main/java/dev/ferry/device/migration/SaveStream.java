@@ -26,8 +26,9 @@ import java.util.zip.CRC32C;
  *
  * <p>A page goes from device memory straight into the reader's buffer, as a driver's {@code read()} copies
  * device state into the caller's: one copy, not a copy into a staging record and another out of it. The
- * stream's checksum is therefore taken over the bytes as they land in the reader's buffer, so that a page
- * the device's own work changes while it is read is summed as it was streamed, not as it was before.
+ * stream's checksum (the end record's, D8) is therefore taken over the bytes as they land in the reader's
+ * buffer, so that a page the device's own work changes while it is read is summed as it was streamed, not as
+ * it was before; the write marked the log, so the page is sent again (W4).
  */
 public final class SaveStream {
     private static final ByteBuffer EMPTY = ByteBuffer.allocate(0);
