@@ -7,8 +7,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.ferry.orchestrator.cli.ApiClient;
 import java.util.List;
 import java.util.Map;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.AutoClose;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -19,17 +18,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * come again like any others.
  */
 class CompressionTest {
-    private TestDaemons daemons;
-
-    @BeforeEach
-    void start() throws Exception {
-        daemons = new TestDaemons();
-    }
-
-    @AfterEach
-    void stop() {
-        daemons.close();
-    }
+    @AutoClose
+    private final TestDaemons daemons = TestDaemons.started();
 
     private static Map<String, Object> mixedVm(String id, boolean running, long dirtyBytesPerSecond) {
         return Map.of("id", id, "memoryBytes", 32L << 20, "vcpus", 2, "initialMemory", "mixed", "running", running,

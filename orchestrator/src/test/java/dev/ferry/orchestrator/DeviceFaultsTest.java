@@ -7,8 +7,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.AutoClose;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -18,17 +17,8 @@ import org.junit.jupiter.api.Test;
  * devices that were not reset are exactly as before, and the destination keeps nothing.
  */
 class DeviceFaultsTest {
-    private TestDaemons daemons;
-
-    @BeforeEach
-    void start() throws Exception {
-        daemons = new TestDaemons();
-    }
-
-    @AfterEach
-    void stop() {
-        daemons.close();
-    }
+    @AutoClose
+    private final TestDaemons daemons = TestDaemons.started();
 
     /** A paused VM whose {@code faulty} device injects {@code faults}; its digest before anything happens. */
     private JsonNode pausedVm(String faultyKind, Map<String, Object> faults) throws Exception {

@@ -22,25 +22,15 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.AutoClose;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** Host drain between two real daemons: every VM migrated, a few at a time, with a summary; cancellable. */
 class DrainTest {
     private static final Duration LIMIT = Duration.ofSeconds(60);
-    private TestDaemons daemons;
-
-    @BeforeEach
-    void start() throws Exception {
-        daemons = new TestDaemons();
-    }
-
-    @AfterEach
-    void stop() {
-        daemons.close();
-    }
+    @AutoClose
+    private final TestDaemons daemons = TestDaemons.started();
 
     private void smallVm(String id) throws Exception {
         daemons.sourceApi.post("/v1/vms", Map.of("id", id, "memoryBytes", 4L << 20, "running", false, "initialMemory", "random",

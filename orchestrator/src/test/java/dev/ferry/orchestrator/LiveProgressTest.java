@@ -11,8 +11,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.AutoClose;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -21,17 +20,8 @@ import org.junit.jupiter.api.Test;
  * a migration sends (F13).
  */
 class LiveProgressTest {
-    private TestDaemons daemons;
-
-    @BeforeEach
-    void start() throws Exception {
-        daemons = new TestDaemons();
-    }
-
-    @AfterEach
-    void stop() {
-        daemons.close();
-    }
+    @AutoClose
+    private final TestDaemons daemons = TestDaemons.started();
 
     @Test
     void progressMovesDuringTheFirstPassAndPageBytesNeverRunAheadOfTheWire() throws Exception {

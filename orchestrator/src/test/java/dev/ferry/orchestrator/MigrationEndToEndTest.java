@@ -10,23 +10,13 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.AutoClose;
 import org.junit.jupiter.api.Test;
 
 /** Two real daemons; VMs migrate between them through the reference flows (SPEC §5). */
 class MigrationEndToEndTest {
-    private TestDaemons daemons;
-
-    @BeforeEach
-    void start() throws Exception {
-        daemons = new TestDaemons();
-    }
-
-    @AfterEach
-    void stop() {
-        daemons.close();
-    }
+    @AutoClose
+    private final TestDaemons daemons = TestDaemons.started();
 
     @Test
     void pausedVmMigratesAndItsDigestIsUnchanged() throws Exception {

@@ -8,23 +8,13 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.ferry.orchestrator.cli.ApiClient;
 import java.time.Duration;
 import java.util.Map;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.AutoClose;
 import org.junit.jupiter.api.Test;
 
 /** A running migration takes a new rate limit and downtime limit (as QEMU's migrate-set-parameters). */
 class MigrationSettingsTest {
-    private TestDaemons daemons;
-
-    @BeforeEach
-    void start() throws Exception {
-        daemons = new TestDaemons();
-    }
-
-    @AfterEach
-    void stop() {
-        daemons.close();
-    }
+    @AutoClose
+    private final TestDaemons daemons = TestDaemons.started();
 
     @Test
     void aThrottledMigrationLiftsItsLimitAndFinishes() throws Exception {

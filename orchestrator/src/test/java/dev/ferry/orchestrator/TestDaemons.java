@@ -54,6 +54,18 @@ public final class TestDaemons implements AutoCloseable {
         destinationApi = new ApiClient(destination.http().toString(), TOKEN);
     }
 
+    /**
+     * Two daemons of the {@link #base} configuration, for a test class's {@code @AutoClose} field: JUnit
+     * starts them for each test and closes them after it.
+     */
+    public static TestDaemons started() {
+        try {
+            return new TestDaemons();
+        } catch (Exception e) {
+            throw new IllegalStateException("two test daemons did not start", e);
+        }
+    }
+
     public static FerrydConfig base() {
         Endpoint any = new Endpoint("127.0.0.1", 0);
         return FerrydConfig.defaults().withListeners(any, any).withToken(TOKEN.getBytes(StandardCharsets.UTF_8));

@@ -11,8 +11,7 @@ import dev.ferry.orchestrator.vm.VmManager;
 import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.AutoClose;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -24,17 +23,8 @@ import org.junit.jupiter.api.Test;
 class VerifyTest {
     private static final long MEMORY = 32L << 20;
 
-    private TestDaemons daemons;
-
-    @BeforeEach
-    void start() throws Exception {
-        daemons = new TestDaemons();
-    }
-
-    @AfterEach
-    void stop() {
-        daemons.close();
-    }
+    @AutoClose
+    private final TestDaemons daemons = TestDaemons.started();
 
     @Test
     void theFrozenPointDigestHashesOnlyWhatTheLastPassChanged() throws Exception {
