@@ -25,6 +25,7 @@ import java.util.SplittableRandom;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Supplier;
 
 /**
  * An emulated device: the one migration core every kind shares around the kind's {@link DeviceFunction}. This
@@ -226,12 +227,7 @@ public final class Device implements AutoCloseable {
     // ---- state ---------------------------------------------------------------------------------
 
     public DeviceState state() {
-        lock.lock();
-        try {
-            return machine.state();
-        } finally {
-            lock.unlock();
-        }
+        return locked(() -> machine.state());
     }
 
     /**
@@ -489,42 +485,22 @@ public final class Device implements AutoCloseable {
      * source's {@link #initialData()} end offset.
      */
     public long loadedBytes() {
-        lock.lock();
-        try {
-            return window.loadedBytes();
-        } finally {
-            lock.unlock();
-        }
+        return locked(() -> window.loadedBytes());
     }
 
     /** W1: bytes ready to read now (0 outside SAVING). */
     public long pendingBytes() {
-        lock.lock();
-        try {
-            return saving() ? window.pendingBytes() : 0;
-        } finally {
-            lock.unlock();
-        }
+        return locked(() -> saving() ? window.pendingBytes() : 0);
     }
 
     /** W4: pre-copy data not yet read once. */
     public long initialBytes() {
-        lock.lock();
-        try {
-            return saving() ? window.initialBytes() : 0;
-        } finally {
-            lock.unlock();
-        }
+        return locked(() -> saving() ? window.initialBytes() : 0);
     }
 
     /** W4: pre-copy data changed since it was read. */
     public long dirtyBytes() {
-        lock.lock();
-        try {
-            return saving() ? window.dirtyBytes() : 0;
-        } finally {
-            lock.unlock();
-        }
+        return locked(() -> saving() ? window.dirtyBytes() : 0);
     }
 
     /**
@@ -534,22 +510,12 @@ public final class Device implements AutoCloseable {
      * destination has processed the round once its {@link #loadedBytes()} reaches {@code endOffset}.
      */
     public InitialData initialData() {
-        lock.lock();
-        try {
-            return saving() ? window.initialData() : InitialData.NONE;
-        } finally {
-            lock.unlock();
-        }
+        return locked(() -> saving() ? window.initialData() : InitialData.NONE);
     }
 
     /** Whether stop-and-copy has streamed its end record: the device's data is complete (W1). */
     public boolean streamFinished() {
-        lock.lock();
-        try {
-            return saving() && window.finished();
-        } finally {
-            lock.unlock();
-        }
+        return locked(() -> saving() && window.finished());
     }
 
     /**
@@ -564,9 +530,14 @@ public final class Device implements AutoCloseable {
      * allocated chunks and dirty-log words, and reads no device memory.
      */
     public long stopCopyBytes() {
+        return locked(() -> window.stopCopyBytes(saving()));
+    }
+
+    /** One read of state guarded by {@code lock}, so that it sees no transition or window access half done. */
+    private <T> T locked(Supplier<T> read) {
         lock.lock();
         try {
-            return window.stopCopyBytes(saving());
+            return read.get();
         } finally {
             lock.unlock();
         }
@@ -602,22 +573,12 @@ public final class Device implements AutoCloseable {
 
     /** No work in flight, and nothing queued that could run now. */
     public boolean isQuiescent() {
-        lock.lock();
-        try {
-            return engine.isQuiescent();
-        } finally {
-            lock.unlock();
-        }
+        return locked(() -> engine.isQuiescent());
     }
 
     /** Work queued and not yet taken by the engine. */
     public int queuedWork() {
-        lock.lock();
-        try {
-            return engine.queued();
-        } finally {
-            lock.unlock();
-        }
+        return locked(() -> engine.queued());
     }
 
     /**
