@@ -24,7 +24,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -165,50 +164,47 @@ public final class Bench implements Callable<Integer> {
         dir = Files.createTempDirectory("ferry-bench-");
         token = "bench-" + System.nanoTime();
         Path tokenFile = Files.writeString(dir.resolve("token"), token);
+        // Every daemon of the run logs its collections: the heap figures come from there (HeapUse).
+        daemonJvm.add("-Xlog:gc:file=" + dir.resolve("gc-{daemon}.log"));
         a = DaemonProcess.start("a", dir, tokenFile, daemonJvm);
         b = DaemonProcess.start("b", dir, tokenFile, daemonJvm);
         apiA = new ApiClient(a.http(), token);
         apiB = new ApiClient(b.http(), token);
         out.printf(Locale.ROOT, "ferryd bench: two daemons (-Xmx256m, direct memory up to 96 GiB, touched only as guests write it), %d cores, logs in %s%s%n",
                 Runtime.getRuntime().availableProcessors(), dir, quick ? ", quick" : "");
-        HeapWatch heap = new HeapWatch();
-        heap.start();
-        try {
-            warmUp();
-            // First, while the daemons hold no more than the warm-up's VM: its resident memory is part of the target.
-            if (wanted(only, "zero")) {
-                zero();
-            }
-            if (wanted(only, "setup")) {
-                setup(tokenFile);
-            }
-            if (wanted(only, "throughput")) {
-                throughput();
-            }
-            if (wanted(only, "shaped")) {
-                new ShapedLink(this, dir, tokenFile, daemonJvm).run();
-            }
-            if (wanted(only, "downtime")) {
-                downtime();
-            }
-            if (wanted(only, "devices")) {
-                devices();
-            }
-            if (wanted(only, "device-heavy")) {
-                deviceHeavy();
-            }
-            if (wanted(only, "device-channels")) {
-                deviceChannels();
-            }
-            if (wanted(only, "api") && Wrk.available()) {
-                api();
-            }
-        } finally {
-            heap.stop();
+        warmUp();
+        // First, while the daemons hold no more than the warm-up's VM: its resident memory is part of the target.
+        if (wanted(only, "zero")) {
+            zero();
         }
-        long maxHeap = heap.max.get();
-        result("heap", "daemon heap during all of the above", maxHeap < 256L << 20,
-                "max " + Progress.bytes(maxHeap) + " used of a 256 MiB heap (target < 256 MiB)");
+        if (wanted(only, "setup")) {
+            setup(tokenFile);
+        }
+        if (wanted(only, "throughput")) {
+            throughput();
+        }
+        if (wanted(only, "shaped")) {
+            new ShapedLink(this, dir, tokenFile, daemonJvm).run();
+        }
+        if (wanted(only, "downtime")) {
+            downtime();
+        }
+        if (wanted(only, "devices")) {
+            devices();
+        }
+        if (wanted(only, "device-heavy")) {
+            deviceHeavy();
+        }
+        if (wanted(only, "device-channels")) {
+            deviceChannels();
+        }
+        if (wanted(only, "api") && Wrk.available()) {
+            api();
+        }
+        HeapUse heap = HeapUse.ofLogs(dir).max(new HeapUse(Math.max(heapUsed(a), heapUsed(b)), 0));
+        result("heap", "daemon heap during all of the above", heap.peakBytes() < 256L << 20,
+                "at most " + Progress.bytes(heap.peakBytes()) + " in use (as a collection began), at most " + Progress.bytes(heap.liveBytes())
+                        + " left by one, of a 256 MiB heap, from the daemons' GC logs (target < 256 MiB)");
         out.println();
         out.println("summary:");
         results.forEach(out::println);
@@ -836,10 +832,9 @@ public final class Bench implements Callable<Integer> {
         throw new IllegalStateException("migration " + id + " did not end");
     }
 
-    /** Samples both daemons' heap use from their metrics while the benchmark runs. */
     /** Samples both daemons' resident memory every 10 ms while it runs. */
     private final class ResidentWatch {
-        final java.util.concurrent.atomic.AtomicLong max = new java.util.concurrent.atomic.AtomicLong();
+        final AtomicLong max = new AtomicLong();
         private volatile boolean running = true;
         private Thread thread;
 
@@ -865,52 +860,20 @@ public final class Bench implements Callable<Integer> {
         }
     }
 
-    private final class HeapWatch {
-        final AtomicLong max = new AtomicLong();
-        private final AtomicBoolean running = new AtomicBoolean(true);
-        private Thread task;
-
-        void start() {
-            // A thread of its own: it runs for the whole benchmark, and the common pool may have one thread.
-            task = new Thread(() -> {
-                while (running.get()) {
-                    for (DaemonProcess daemon : new DaemonProcess[] {a, b}) {
-                        try {
-                            max.accumulateAndGet(heapUsed(daemon), Math::max);
-                        } catch (IOException e) {
-                            // The daemon is between requests or gone; the next sample will tell.
-                        }
-                    }
-                    try {
-                        TimeUnit.MILLISECONDS.sleep(100);
-                    } catch (InterruptedException e) {
-                        return;
-                    }
-                }
-            }, "bench-heap-watch");
-            task.setDaemon(true);
-            task.start();
-        }
-
-        void stop() throws InterruptedException {
-            running.set(false);
-            task.join();
-        }
-
-        private long heapUsed(DaemonProcess daemon) throws IOException {
-            String[] hostPort = daemon.http().split(":");
-            try (Socket socket = new Socket(hostPort[0], Integer.parseInt(hostPort[1]))) {
-                socket.setSoTimeout(5000);
-                socket.getOutputStream().write(("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                        .getBytes(StandardCharsets.US_ASCII));
-                String text = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-                long used = 0;
-                Matcher m = HEAP.matcher(text);
-                while (m.find()) {
-                    used += (long) Double.parseDouble(m.group(1));
-                }
-                return used;
+    /** The heap in use now, from the daemon's metrics. */
+    private static long heapUsed(DaemonProcess daemon) throws IOException {
+        String[] hostPort = daemon.http().split(":");
+        try (Socket socket = new Socket(hostPort[0], Integer.parseInt(hostPort[1]))) {
+            socket.setSoTimeout(5000);
+            socket.getOutputStream().write(("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .getBytes(StandardCharsets.US_ASCII));
+            String text = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            long used = 0;
+            Matcher m = HEAP.matcher(text);
+            while (m.find()) {
+                used += (long) Double.parseDouble(m.group(1));
             }
+            return used;
         }
     }
 
