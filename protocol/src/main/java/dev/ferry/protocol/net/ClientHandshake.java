@@ -11,6 +11,7 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.util.ReferenceCountUtil;
 import java.util.EnumSet;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
@@ -89,8 +90,19 @@ final class ClientHandshake extends ChannelInboundHandlerAdapter {
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-        fail(ctx, SessionHandler.toProtocolException(cause));
+        ProtocolException problem = SessionHandler.toProtocolException(cause);
+        if (!challenged && NOT_A_FRAME.contains(problem.code())) {
+            // The first bytes back were no frame of ours at all. Most often the address is a daemon's HTTP
+            // API (an HTTP response reads as a frame of type 0x2f, the '/' of "HTTP/1.1"), not its listener.
+            problem = new ProtocolException(problem.code(), ctx.channel().remoteAddress() + " does not speak the migration"
+                    + " protocol (" + problem.getMessage() + "); is it a daemon's HTTP address rather than its --migration listener?");
+        }
+        fail(ctx, problem);
     }
+
+    /** Decoding failures that say the peer's bytes were never frames. */
+    private static final Set<ErrorCode> NOT_A_FRAME = EnumSet.of(ErrorCode.MALFORMED, ErrorCode.CHECKSUM, ErrorCode.OVERSIZE,
+            ErrorCode.UNKNOWN_TYPE, ErrorCode.TRUNCATED, ErrorCode.BAD_MAGIC);
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {

@@ -2,20 +2,28 @@ package dev.ferry.protocol.net;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.FrameHeader;
 import dev.ferry.protocol.FrameType;
 import dev.ferry.protocol.ProtocolException;
-import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.SessionId;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -206,6 +214,33 @@ class HandshakeTest {
             Frame.Abort abort = peer.readUntil(Frame.Abort.class);
             assertThat(abort.code()).isEqualTo(ErrorCode.TIMEOUT);
             assertThat(abort.message()).contains("nothing from the peer");
+        }
+    }
+
+    @Test
+    void aPeerThatAnswersInHttpIsNamedAsNoMigrationListener() throws Exception {
+        start(Loopback.config("secret"), Loopback.config("secret"));
+        // An HTTP server, as a daemon's API port is: whatever it is sent, it answers with an HTTP response.
+        try (ServerSocket http = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"))) {
+            Thread server = new Thread(() -> {
+                try (Socket socket = http.accept()) {
+                    socket.getInputStream().read(new byte[256]);
+                    socket.getOutputStream().write("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+                    socket.getInputStream().read(new byte[256]);
+                } catch (IOException e) {
+                    // The client closed first: all the test needs was the response.
+                }
+            }, "test-http-peer");
+            server.start();
+            CompletableFuture<FrameChannel> attempt = loopback.client.connect(
+                    new InetSocketAddress("127.0.0.1", http.getLocalPort()), SessionId.random(), ChannelRole.CONTROL, 0, null);
+            ExecutionException failed = assertThrows(
+                    ExecutionException.class, () -> attempt.get(30, TimeUnit.SECONDS));
+            ProtocolException cause = (ProtocolException) failed.getCause();
+            assertThat(cause.code()).isEqualTo(ErrorCode.UNKNOWN_TYPE);
+            assertThat(cause.getMessage()).contains("does not speak the migration protocol", "unknown frame type 0x2f",
+                    "HTTP address rather than its --migration listener");
+            server.join(TimeUnit.SECONDS.toMillis(30));
         }
     }
 
