@@ -59,10 +59,12 @@ final class MigrationInfo {
         }
         if (policy.has("compression") && !policy.path("compression").asText().equals("none")) {
             long pages = memory.path("transferred").asLong();
-            // What went on the wire against the page bytes it carried (device data and frames included).
-            lines.add("Compression", policy.path("compression").asText() + (pages > 0 && processed > 0
-                    ? String.format(Locale.ROOT, ", %s on the wire for %s of pages (%.2fx)", bytes(processed), bytes(pages),
-                            (double) pages / processed) : ""));
+            // Device data goes uncompressed: the ratio is of the page bytes against what carried them
+            // (frames and control included), the device data left out of both.
+            long pageWire = processed - m.path("deviceBytes").asLong();
+            lines.add("Compression", policy.path("compression").asText() + (pages > 0 && pageWire > 0
+                    ? String.format(Locale.ROOT, ", %s on the wire for %s of pages (%.2fx); device data is not compressed",
+                            bytes(pageWire), bytes(pages), (double) pages / pageWire) : ""));
         }
         if (policy.path("dryRun").asBoolean()) {
             lines.add("Dry run", "yes: the handshake and the compatibility check only, nothing moved");
