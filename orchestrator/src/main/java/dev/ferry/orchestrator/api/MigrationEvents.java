@@ -73,9 +73,33 @@ final class MigrationEvents {
         }
     }
 
-    /** One migration's numbered events and open streams. */
+    /**
+     * One migration's numbered events and open streams. An event is numbered where it happens, on the
+     * migration's own thread (the flow's, inside the downtime too), and turned into text and written on
+     * each stream's event loop: a client that watches must not lengthen the downtime it watches.
+     */
     static final class Log implements Consumer<Migration.Event> {
-        private record Entry(long id, String text) {
+        /** An event, its text made once, by the first stream that writes it. */
+        private static final class Entry {
+            private final long id;
+            private final Migration.Event event;
+            private String text;
+
+            Entry(long id, Migration.Event event) {
+                this.id = id;
+                this.event = event;
+            }
+
+            long id() {
+                return id;
+            }
+
+            synchronized String text() {
+                if (text == null) {
+                    text = "id: " + id + "\nevent: " + event.type() + "\ndata: " + json(event.data()) + "\n\n";
+                }
+                return text;
+            }
         }
 
         private final Deque<Entry> kept = new ArrayDeque<>();
@@ -86,11 +110,17 @@ final class MigrationEvents {
         @Override
         public synchronized void accept(Migration.Event event) {
             Entry entry = record(event);
-            for (ChannelHandlerContext stream : List.copyOf(streams)) {
-                write(stream, entry);
+            boolean ended = endId >= 0;
+            // Each stream's tasks run in order on its event loop: the events, then the end of the stream.
+            for (ChannelHandlerContext stream : streams) {
+                stream.executor().execute(() -> {
+                    write(stream, entry);
+                    if (ended) {
+                        close(stream);
+                    }
+                });
             }
-            if (endId >= 0) {
-                streams.forEach(Log::close);
+            if (ended) {
                 streams.clear();
             }
         }
@@ -142,7 +172,7 @@ final class MigrationEvents {
 
         private Entry record(Migration.Event event) {
             long id = nextId++;
-            Entry entry = new Entry(id, "id: " + id + "\nevent: " + event.type() + "\ndata: " + json(event.data()) + "\n\n");
+            Entry entry = new Entry(id, event);
             kept.addLast(entry);
             while (kept.size() > KEPT) {
                 kept.removeFirst();
