@@ -115,7 +115,13 @@ final class MigrationCommands implements Callable<Integer> {
                 }
                 JsonNode started = ctl.api().post("/v1/migrations", request);
                 if (!watch) {
-                    ctl.print(started);
+                    if (ctl.json()) {
+                        ctl.print(started);
+                    } else {
+                        String id = started.path("id").asText();
+                        ctl.out().printf(Locale.ROOT, "%s started%s: VM %s to %s; 'migration watch %s' follows it, 'migration info %s'"
+                                + " sums it up%n", id, dryRun ? " (a dry run: nothing moves)" : "", vm, destination, id, id);
+                    }
                     return 0;
                 }
                 return watch(ctl, started.path("id").asText());
@@ -233,7 +239,14 @@ final class MigrationCommands implements Callable<Integer> {
         public Integer call() {
             Ctl ctl = Ctl.of(spec);
             return ctl.run(() -> {
-                ctl.print(ctl.api().delete("/v1/migrations/" + id));
+                JsonNode cancelled = ctl.api().delete("/v1/migrations/" + id);
+                if (ctl.json()) {
+                    ctl.print(cancelled);
+                } else {
+                    // The answer is the state when the cancel was taken; the migration ends as cancelled soon after.
+                    ctl.out().printf(Locale.ROOT, "%s: cancel taken in phase %s; it ends as cancelled with the VM as it was"
+                            + " ('migration info %s' says when)%n", id, cancelled.path("phase").asText(), id);
+                }
                 return 0;
             });
         }

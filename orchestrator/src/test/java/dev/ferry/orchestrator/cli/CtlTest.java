@@ -98,6 +98,27 @@ class CtlTest {
     }
 
     @Test
+    void migrateWithoutWatchAndCancelAnswerInText() throws Exception {
+        daemons.sourceApi.post("/v1/vms", TestDaemons.vm("cli2", true, 0, 0, TestDaemons.p2pDevices()));
+        // Held in pre-copy, so that the cancel finds it running.
+        FaultInjector.Hold precopy = daemons.sourceFaults().holdAt(SourcePhase.PRECOPY);
+        try {
+            Run started = ctl("migrate", "cli2", "--to", daemons.destination.migration().toString());
+            assertThat(started.status()).as(started.err()).isZero();
+            String id = started.out().split(" ")[0];
+            assertThat(started.out()).startsWith("mig-").contains(" started: VM cli2 to " + daemons.destination.migration())
+                    .contains("'migration watch " + id + "' follows it");
+            Run cancelled = ctl("migration", "cancel", id);
+            assertThat(cancelled.status()).as(cancelled.err()).isZero();
+            assertThat(cancelled.out()).startsWith(id + ": cancel taken in phase ").contains("it ends as cancelled");
+        } finally {
+            precopy.release();
+        }
+        Awaitility.await().atMost(Duration.ofSeconds(30))
+                .until(() -> daemons.sourceApi.get("/v1/vms/cli2").path("state").asText().equals("running"));
+    }
+
+    @Test
     void errorsAreCodesWithMessagesAndUsageIsExplained() {
         Run missing = ctl("vm", "show", "nothing");
         assertThat(missing.status()).isEqualTo(1);
