@@ -15,6 +15,7 @@ import java.util.Deque;
 import java.util.List;
 import java.util.Map;
 import java.util.WeakHashMap;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.function.Consumer;
 
 /**
@@ -113,12 +114,16 @@ final class MigrationEvents {
             boolean ended = endId >= 0;
             // Each stream's tasks run in order on its event loop: the events, then the end of the stream.
             for (ChannelHandlerContext stream : streams) {
-                stream.executor().execute(() -> {
-                    write(stream, entry);
-                    if (ended) {
-                        close(stream);
-                    }
-                });
+                try {
+                    stream.executor().execute(() -> {
+                        write(stream, entry);
+                        if (ended) {
+                            close(stream);
+                        }
+                    });
+                } catch (RejectedExecutionException e) {
+                    // The API's event loops are shutting down, and the stream with them: the migration goes on.
+                }
             }
             if (ended) {
                 streams.clear();
