@@ -465,19 +465,36 @@ public final class Bench implements Callable<Integer> {
         List<Long> verified = new ArrayList<>();
         List<String> digests = new ArrayList<>();
         List<JsonNode> verifiedRuns = new ArrayList<>();
+        Map<Boolean, List<Long>> plainByWay = Map.of(true, new ArrayList<>(), false, new ArrayList<>());
+        Map<Boolean, List<Long>> verifiedByWay = Map.of(true, new ArrayList<>(), false, new ArrayList<>());
         for (int i = 0; i < runs; i++) {
-            // Interleaved, so that the plain and the verified migrations see the same machine.
-            JsonNode m = pair.migrate("busy", Map.of("downtimeLimitMs", DOWNTIME_LIMIT_MS));
-            downtimes.add(m.path("downtimeMs").asLong());
-            iterations.add(m.path("iterations").asLong());
-            JsonNode v = pair.migrate("busy", Map.of("downtimeLimitMs", DOWNTIME_LIMIT_MS, "verify", true));
-            if (!v.path("verified").asBoolean()) {
-                throw new IllegalStateException("a verified migration did not verify: " + v);
+            // Interleaved, so that the plain and the verified migrations see the same machine; and in turn
+            // first and second of a round, so that each goes both ways. A round's two migrations go opposite
+            // ways, and with the plain one always first, every plain migration went from a to b and every
+            // verified one from b to a: a difference between the ways was counted as the cost of verify.
+            boolean verifiedFirst = i % 2 == 1;
+            for (int k = 0; k < 2; k++) {
+                boolean fromA = pair.onA;
+                if ((k == 0) == verifiedFirst) {
+                    JsonNode v = pair.migrate("busy", Map.of("downtimeLimitMs", DOWNTIME_LIMIT_MS, "verify", true));
+                    if (!v.path("verified").asBoolean()) {
+                        throw new IllegalStateException("a verified migration did not verify: " + v);
+                    }
+                    verified.add(v.path("downtimeMs").asLong());
+                    verifiedByWay.get(fromA).add(v.path("downtimeMs").asLong());
+                    verifiedRuns.add(v);
+                    digests.add(String.format(Locale.ROOT, "%.2f ms/%s", v.path("verifyMs").asDouble(),
+                            Progress.bytes(v.path("verifyBytes").asLong())));
+                } else {
+                    JsonNode m = pair.migrate("busy", Map.of("downtimeLimitMs", DOWNTIME_LIMIT_MS));
+                    downtimes.add(m.path("downtimeMs").asLong());
+                    plainByWay.get(fromA).add(m.path("downtimeMs").asLong());
+                    iterations.add(m.path("iterations").asLong());
+                }
             }
-            verified.add(v.path("downtimeMs").asLong());
-            verifiedRuns.add(v);
-            digests.add(String.format(Locale.ROOT, "%.2f ms/%s", v.path("verifyMs").asDouble(), Progress.bytes(v.path("verifyBytes").asLong())));
         }
+        out.printf(Locale.ROOT, "    by way: without verify a->b %s, b->a %s; with verify a->b %s, b->a %s ms%n", plainByWay.get(true),
+                plainByWay.get(false), verifiedByWay.get(true), verifiedByWay.get(false));
         long median = median(downtimes);
         long max = java.util.Collections.max(downtimes);
         result("downtime", Progress.bytes(memory) + ", 4 devices, 64 MiB/s dirtied", median <= 10 && max <= DOWNTIME_LIMIT_MS,
