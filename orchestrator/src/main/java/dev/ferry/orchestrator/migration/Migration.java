@@ -245,6 +245,11 @@ public final class Migration {
             publish("end");
             subscribers.clear();
         } else {
+            if (!subscribers.isEmpty()) {
+                // What is left, as of now: the last tick's figure belongs to the phase before, and beside
+                // the bytes sent since it could add up to more than the VM.
+                remainingBytes = Math.max(0, remaining.getAsLong());
+            }
             publish("phase");
         }
     }
