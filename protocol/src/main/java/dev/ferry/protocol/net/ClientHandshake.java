@@ -94,8 +94,9 @@ final class ClientHandshake extends ChannelInboundHandlerAdapter {
         if (!challenged && NOT_A_FRAME.contains(problem.code())) {
             // The first bytes back were no frame of ours at all. Most often the address is a daemon's HTTP
             // API (an HTTP response reads as a frame of type 0x2f, the '/' of "HTTP/1.1"), not its listener.
-            problem = new ProtocolException(problem.code(), ctx.channel().remoteAddress() + " does not speak the migration"
-                    + " protocol (" + problem.getMessage() + "); is it a daemon's HTTP address rather than its --migration listener?");
+            // The caller's message names the address already ("connecting to HOST:PORT: ...").
+            problem = new ProtocolException(problem.code(), "the peer does not speak the migration protocol (" + problem.getMessage()
+                    + "); is it a daemon's HTTP address rather than its --migration listener?");
         }
         fail(ctx, problem);
     }
