@@ -208,10 +208,20 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         return READ_AHEAD;
     }
 
-    /** Reads placed where {@link #nextTarget} says, else in buffers of {@link #nextReadSize}. */
+    /**
+     * Reads placed where {@link #nextTarget} says, else in buffers of {@link #nextReadSize}; each turn of
+     * the event loop at most {@value #BYTES_PER_TURN} bytes, in at most {@value #READS_PER_TURN} reads.
+     *
+     * <p>The turn is bounded in bytes, not only in reads, because a read is worth very different amounts:
+     * a frame of 64 consecutive pages lands in one read, a frame of 64 scattered pages (a last pass's dirty
+     * pages) in 65. Bounded by 64 reads alone, a channel of another session taking whole runs read up to
+     * 64 frames a turn while one taking scattered pages read less than one: with two migrations into one
+     * daemon, the second's last 13 MiB once took 355 ms to land while the first's pre-copy went on (17 ms
+     * with the second alone). Bounded in bytes, every channel of a loop gets about as many bytes a turn.
+     */
     private final class PlacingReads extends io.netty.channel.DefaultMaxMessagesRecvByteBufAllocator {
         PlacingReads() {
-            super(64);
+            super(READS_PER_TURN);
         }
 
         @Override
@@ -227,9 +237,19 @@ public final class FrameDecoder extends ByteToMessageDecoder {
                 public int guess() {
                     return nextReadSize();
                 }
+
+                @Override
+                public boolean continueReading(io.netty.util.UncheckedBooleanSupplier maybeMoreDataSupplier) {
+                    return totalBytesRead() < BYTES_PER_TURN && super.continueReading(maybeMoreDataSupplier);
+                }
             };
         }
     }
+
+    /** What one channel reads in one turn of its event loop at most: four frames of page runs. */
+    static final int BYTES_PER_TURN = 1 << 20;
+    /** Enough reads for {@link #BYTES_PER_TURN} of scattered pages, each page apart from its frame's meta. */
+    static final int READS_PER_TURN = 2 * BYTES_PER_TURN / 4096;
 
     /**
      * From the next frame on, only frames of these types are accepted. Call on the channel's event loop
