@@ -208,7 +208,11 @@ public final class Migration {
     /** What the flow says is left to send, asked at each tick. */
     void setRemaining(LongSupplier estimate) {
         remaining = estimate;
-        remainingBytes = Math.max(0, estimate.getAsLong());
+        askRemaining();
+    }
+
+    private void askRemaining() {
+        remainingBytes = Math.max(0, remaining.getAsLong());
     }
 
     // ---- phases --------------------------------------------------------------------------------
@@ -248,7 +252,7 @@ public final class Migration {
             if (!subscribers.isEmpty()) {
                 // What is left, as of now: the last tick's figure belongs to the phase before, and beside
                 // the bytes sent since it could add up to more than the VM.
-                remainingBytes = Math.max(0, remaining.getAsLong());
+                askRemaining();
             }
             publish("phase");
         }
@@ -451,7 +455,7 @@ public final class Migration {
             rateSpanNanos = span;
         }
         if (!finished()) {
-            remainingBytes = Math.max(0, remaining.getAsLong());
+            askRemaining();
         }
         if (!subscribers.isEmpty() && !finished()) {
             publish("progress");

@@ -224,6 +224,8 @@ class HandshakeTest {
         try (ServerSocket http = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"))) {
             Thread server = new Thread(() -> {
                 try (Socket socket = http.accept()) {
+                    // Bounded: the client closes once it has failed, and the test goes on after its join anyway.
+                    socket.setSoTimeout((int) TimeUnit.SECONDS.toMillis(30));
                     socket.getInputStream().read(new byte[256]);
                     socket.getOutputStream().write("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
                     socket.getInputStream().read(new byte[256]);
