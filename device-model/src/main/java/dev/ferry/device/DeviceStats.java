@@ -60,9 +60,10 @@ public final class DeviceStats {
         return ownWrites.sum();
     }
 
-    /** Every counter by its API name, in a stable order. */
+    /** Every counter by its API name, in a stable order: a new, modifiable map each time. */
     public Map<String, Long> snapshot() {
-        Map<String, Long> out = new LinkedHashMap<>();
+        // Room for the counters and a kind's registers (Device#describeRegisters) without a rehash.
+        Map<String, Long> out = new LinkedHashMap<>(64);
         out.put("mmioWrites", mmioWrites.sum());
         out.put("operations", operations.sum());
         out.put("dmaReads", dmaReads.sum());

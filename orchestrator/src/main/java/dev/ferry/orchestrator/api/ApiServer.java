@@ -8,6 +8,8 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.ByteBufOutputStream;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.AdaptiveRecvByteBufAllocator;
@@ -43,6 +45,8 @@ import io.netty.handler.timeout.IdleStateHandler;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import io.netty.util.concurrent.ScheduledFuture;
+import java.io.IOException;
+import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -307,7 +311,15 @@ public final class ApiServer implements Managed {
         private final ConnectionLimiter.Connection connection;
         /** Its own place in the pipeline: a refusal for a late request starts here, before the decoder. */
         private ChannelHandlerContext ctx;
+        /**
+         * One timer per connection, not one per request: it is armed when a request begins and none is
+         * pending, and when it fires for a request that is still arriving but began later, it re-arms for
+         * that request's remaining time (scheduling and cancelling a task for every request costs more
+         * than the requests of a busy keep-alive connection).
+         */
         private ScheduledFuture<?> deadline;
+        /** When the request arriving began (or reading resumed for it), in {@link System#nanoTime()}. */
+        private long arrivingSince;
         private boolean arriving;
         private boolean paused;
         private boolean stopped;
@@ -340,16 +352,27 @@ public final class ApiServer implements Managed {
 
         private void begin() {
             arriving = true;
-            if (paused) {
-                return;
+            arrivingSince = System.nanoTime();
+            if (!paused) {
+                arm(limits.requestTimeout().toNanos());
             }
-            long nanos = limits.requestTimeout().toNanos();
-            deadline = ctx.executor().schedule(() -> expire(nanos), nanos, TimeUnit.NANOSECONDS);
         }
 
-        private void expire(long nanos) {
+        private void arm(long delayNanos) {
+            if (deadline == null) {
+                deadline = ctx.executor().schedule(this::check, delayNanos, TimeUnit.NANOSECONDS);
+            }
+        }
+
+        private void check() {
             deadline = null;
-            if (stopped || !arriving) {
+            if (stopped || !arriving || paused) {
+                return; // begin() or resume() arms it again
+            }
+            long nanos = limits.requestTimeout().toNanos();
+            long left = nanos - (System.nanoTime() - arrivingSince);
+            if (left > 0) {
+                arm(left);
                 return;
             }
             stop();
@@ -376,12 +399,11 @@ public final class ApiServer implements Managed {
          */
         void pause() {
             paused = true;
-            cancel();
         }
 
         void resume() {
             paused = false;
-            if (arriving && !stopped && deadline == null) {
+            if (arriving && !stopped) {
                 begin();
             }
         }
@@ -405,8 +427,7 @@ public final class ApiServer implements Managed {
                         begin();
                     }
                     if (msg instanceof LastHttpContent) {
-                        arriving = false;
-                        cancel();
+                        arriving = false; // the timer, if it fires, finds nothing arriving
                     }
                     context.fireChannelRead(msg);
                 }
@@ -586,7 +607,8 @@ public final class ApiServer implements Managed {
                 if (body.length > 0) {
                     requireJson(request);
                 }
-                apiRequest = new ApiRequest(request.method(), path, found.parameters(), query, body, request.headers().copy());
+                // The headers are the request's own, not pooled: they outlive its release, so they are not copied.
+                apiRequest = new ApiRequest(request.method(), path, found.parameters(), query, body, request.headers());
             } catch (ApiException e) {
                 complete(ctx, exchange, route.template(), error(e));
                 return;
@@ -754,13 +776,15 @@ public final class ApiServer implements Managed {
     }
 
     static FullHttpResponse json(HttpResponseStatus status, Object body) {
-        byte[] bytes;
+        // Straight into a pooled buffer: an answer is not built in an array, copied and dropped.
+        ByteBuf content = ByteBufAllocator.DEFAULT.buffer(1024);
         try {
-            bytes = Json.mapper().writeValueAsBytes(body);
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            Json.mapper().writeValue((OutputStream) new ByteBufOutputStream(content), body);
+        } catch (IOException | RuntimeException e) {
+            content.release();
             throw new IllegalStateException("response body not serializable", e);
         }
-        FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, Unpooled.wrappedBuffer(bytes));
+        FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, content);
         response.headers().set(HttpHeaderNames.CONTENT_TYPE, JSON);
         return response;
     }

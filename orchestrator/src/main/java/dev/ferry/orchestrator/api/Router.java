@@ -26,9 +26,6 @@ public final class Router {
      * @param open     whether it is served without a token ({@code /v1/health}, {@code /metrics})
      */
     public record Route(HttpMethod method, String template, Handler handler, boolean blocking, boolean open) {
-        String[] segments() {
-            return template.substring(1).split("/", -1);
-        }
     }
 
     /** The outcome of matching. */
@@ -44,7 +41,11 @@ public final class Router {
     public record NotFound() implements Match {
     }
 
-    private final List<Route> routes = new ArrayList<>();
+    /** A route with its template split once, not on every request. */
+    private record Entry(Route route, String[] segments) {
+    }
+
+    private final List<Entry> entries = new ArrayList<>();
 
     public Router add(HttpMethod method, String template, Handler handler) {
         return add(new Route(method, template, handler, false, false));
@@ -64,17 +65,17 @@ public final class Router {
                 throw ApiException.of(refusal);
             }
         }, route.blocking(), route.open());
-        for (Route existing : routes) {
-            if (existing.method().equals(route.method()) && existing.template().equals(route.template())) {
+        for (Entry existing : entries) {
+            if (existing.route().method().equals(route.method()) && existing.route().template().equals(route.template())) {
                 throw new IllegalArgumentException("route " + route.method() + " " + route.template() + " defined twice");
             }
         }
-        routes.add(route);
+        entries.add(new Entry(route, route.template().substring(1).split("/", -1)));
         return this;
     }
 
     public List<Route> routes() {
-        return List.copyOf(routes);
+        return entries.stream().map(Entry::route).toList();
     }
 
     public Match match(HttpMethod method, String path) {
@@ -82,36 +83,47 @@ public final class Router {
             return new NotFound();
         }
         String[] parts = path.substring(1).split("/", -1);
-        Set<HttpMethod> allowed = new LinkedHashSet<>();
-        for (Route route : routes) {
-            Map<String, String> parameters = bind(route.segments(), parts);
-            if (parameters == null) {
+        Set<HttpMethod> allowed = null;
+        for (Entry entry : entries) {
+            if (!matches(entry.segments(), parts)) {
                 continue;
             }
+            Route route = entry.route();
             if (route.method().equals(method)) {
-                return new Found(route, parameters);
+                return new Found(route, bind(entry.segments(), parts));
+            }
+            if (allowed == null) {
+                allowed = new LinkedHashSet<>();
             }
             allowed.add(route.method());
         }
-        return allowed.isEmpty() ? new NotFound() : new WrongMethod(allowed);
+        return allowed == null ? new NotFound() : new WrongMethod(allowed);
     }
 
-    private static Map<String, String> bind(String[] template, String[] parts) {
+    private static boolean matches(String[] template, String[] parts) {
         if (template.length != parts.length) {
-            return null;
+            return false;
         }
-        Map<String, String> parameters = new HashMap<>();
         for (int i = 0; i < template.length; i++) {
-            String segment = template[i];
-            if (segment.startsWith("{") && segment.endsWith("}")) {
-                if (parts[i].isEmpty()) {
-                    return null;
-                }
-                parameters.put(segment.substring(1, segment.length() - 1), parts[i]);
-            } else if (!segment.equals(parts[i])) {
-                return null;
+            if (isParameter(template[i]) ? parts[i].isEmpty() : !template[i].equals(parts[i])) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** The parameters of a path that {@link #matches} the template. */
+    private static Map<String, String> bind(String[] template, String[] parts) {
+        Map<String, String> parameters = new HashMap<>(4);
+        for (int i = 0; i < template.length; i++) {
+            if (isParameter(template[i])) {
+                parameters.put(template[i].substring(1, template[i].length() - 1), parts[i]);
             }
         }
         return parameters;
+    }
+
+    private static boolean isParameter(String segment) {
+        return segment.startsWith("{") && segment.endsWith("}");
     }
 }

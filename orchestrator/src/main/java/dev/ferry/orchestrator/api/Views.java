@@ -8,7 +8,6 @@ import dev.ferry.device.vm.VmConfig;
 import dev.ferry.device.vm.WorkloadConfig;
 import dev.ferry.orchestrator.vm.ManagedVm;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -57,7 +56,7 @@ public final class Views {
     public static DeviceView device(Device device) {
         DeviceState state = device.state();
         MigrationState v2 = state.toMigrationState();
-        Map<String, Long> stats = new LinkedHashMap<>(device.stats().snapshot());
+        Map<String, Long> stats = device.stats().snapshot(); // a new map of its own, so the registers go in beside
         device.describeRegisters(stats);
         return new DeviceView(device.id(), device.kind().label(), device.config().ndma(), device.config().preCopy(),
                 device.config().pri(), device.config().memoryBytes(), device.config().reinitMs(), FaultsJson.of(device.config().faults()),
