@@ -94,11 +94,15 @@ final class SourceSession {
         });
     }
 
-    /** Opens {@code count} data channels; the destination sends nothing on them but keepalives and ABORT. */
+    /**
+     * Opens {@code count} data channels, all at once (each costs a connect and two round trips of
+     * handshake, so one after another they would add up in the setup); the destination sends nothing on
+     * them but keepalives and ABORT.
+     */
     void openData(int count) throws MigrationFailure, InterruptedException {
-        List<FrameChannel> channels = new ArrayList<>(count);
+        List<CompletableFuture<FrameChannel>> pending = new ArrayList<>(count);
         for (int c = 0; c < count; c++) {
-            channels.add(connect(ChannelRole.DATA, c, new FrameHandler() {
+            pending.add(start(ChannelRole.DATA, c, new FrameHandler() {
                 @Override
                 public void frameReceived(FrameChannel channel, Frame frame) {
                     if (frame instanceof Frame.Abort) {
@@ -115,6 +119,11 @@ final class SourceSession {
                     }
                 }
             }));
+        }
+        List<FrameChannel> channels = new ArrayList<>(count);
+        for (CompletableFuture<FrameChannel> channel : pending) {
+            // One that fails ends the session; those still connecting are closed by it (endAll).
+            channels.add(finish(channel));
         }
         data = List.copyOf(channels);
     }
@@ -158,6 +167,11 @@ final class SourceSession {
     }
 
     private FrameChannel connect(ChannelRole role, int index, FrameHandler handler) throws MigrationFailure, InterruptedException {
+        return finish(start(role, index, handler));
+    }
+
+    /** Starts a connect that {@link #endAll} closes if the session ends before it completes. */
+    private CompletableFuture<FrameChannel> start(ChannelRole role, int index, FrameHandler handler) throws MigrationFailure {
         CompletableFuture<FrameChannel> pending = connector.connect(role, index, handler);
         synchronized (this) {
             if (ended) {
@@ -166,6 +180,11 @@ final class SourceSession {
             }
             connecting.add(pending);
         }
+        return pending;
+    }
+
+    /** Waits for a connect {@link #start}ed, and takes the channel into the session. */
+    private FrameChannel finish(CompletableFuture<FrameChannel> pending) throws MigrationFailure, InterruptedException {
         FrameChannel channel;
         try {
             channel = pending.get();

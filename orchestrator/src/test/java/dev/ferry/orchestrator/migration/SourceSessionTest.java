@@ -140,4 +140,55 @@ class SourceSessionTest {
         await().atMost(Duration.ofSeconds(5)).until(() -> !late.isOpen());
         assertThatThrownBy(session::openControl).isInstanceOf(MigrationFailure.class);
     }
+
+    /**
+     * The data channels connect all at once, not one after another: every connect is under way before
+     * any completes. They complete here in reverse order and are still the session's in index order;
+     * one that fails fails the session, and one that completes after that is closed.
+     */
+    @Test
+    void dataChannelsConnectAllAtOnceAndAFailureClosesTheRest() throws Exception {
+        List<CompletableFuture<FrameChannel>> connects = java.util.Collections.synchronizedList(new ArrayList<>());
+        SourceSession.Connector deferred = (role, index, handler) -> {
+            CompletableFuture<FrameChannel> pending = new CompletableFuture<>();
+            connects.add(pending);
+            return pending;
+        };
+        SourceSession session = session(deferred);
+        CompletableFuture<Void> opening = CompletableFuture.runAsync(() -> {
+            try {
+                session.openData(3);
+            } catch (Exception e) {
+                throw new java.util.concurrent.CompletionException(e);
+            }
+        });
+        await().atMost(Duration.ofSeconds(5)).until(() -> connects.size() == 3);
+        List<FrameChannel> opened = new ArrayList<>();
+        for (int c = 2; c >= 0; c--) {
+            FrameChannel channel = local.open(ChannelRole.DATA, c, null, null).source();
+            opened.add(0, channel);
+            connects.get(c).complete(channel);
+        }
+        opening.get(5, TimeUnit.SECONDS);
+        assertThat(session.data()).containsExactlyElementsOf(opened);
+        session.close();
+
+        connects.clear();
+        SourceSession failing = session(deferred);
+        CompletableFuture<Throwable> failed = CompletableFuture.supplyAsync(() -> {
+            try {
+                failing.openData(2);
+                return null;
+            } catch (Exception e) {
+                return e;
+            }
+        });
+        await().atMost(Duration.ofSeconds(5)).until(() -> connects.size() == 2);
+        connects.get(0).completeExceptionally(new ProtocolException(ErrorCode.AUTH_FAILED, "wrong token"));
+        assertThat(failed.get(5, TimeUnit.SECONDS)).isInstanceOf(MigrationFailure.class).hasMessageContaining("wrong token");
+        failing.abort(ErrorCode.CANCELLED, "failed");
+        FrameChannel late = local.open(ChannelRole.DATA, 1, null, null).source();
+        connects.get(1).complete(late);
+        await().atMost(Duration.ofSeconds(5)).until(() -> !late.isOpen());
+    }
 }
