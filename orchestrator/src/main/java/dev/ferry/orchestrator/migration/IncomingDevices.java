@@ -9,10 +9,10 @@ import io.netty.buffer.ByteBuf;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 
@@ -20,28 +20,44 @@ import java.util.function.Supplier;
  * The destination's side of every device's data (F10, W7, F7). Chunks arrive on the data channels
  * beside the pages, a device's chunks spread over all of them: chunk {@code k} of device {@code d} on
  * channel {@code (d + k) mod n}. Each device's chunks are loaded into its window in stream order as
- * they arrive (W7), on the event loop that brought them; a chunk that came early waits, and the
- * amount waiting is bounded: above {@link #HIGH} bytes a channel that brings more early data stops
- * being read, unless it is the one that carries a device's next chunk, so the stream always moves on.
+ * they arrive (W7), on an event loop that brought them.
+ *
+ * <p>One event loop at a time loads a device: the one that brought the chunk whose turn it is, while
+ * no other is loading that device. A chunk that arrives while another loop loads its device, or
+ * before its turn, is queued and the loop goes back to its channel at once; the loop that is loading
+ * takes every queued chunk whose turn comes before it stops. An event loop never waits for another's
+ * load: with two channels bringing one device's chunks in turn, a loop that waited would stand idle for
+ * as long as the other loads, and device data over two channels would move slower than over one.
+ *
+ * <p>What is queued is bounded: above {@link #HIGH} bytes for all devices together, a channel that
+ * brings more stops being read, unless it carries a device's first chunk still to come, so that every
+ * stream can always move on; below {@link #LOW} every paused channel is read again.
  *
  * <p>F7: the source announces where each round of a device's initial data ends (DEVICE_INITIAL); once
  * every device has loaded up to its latest announced end, the destination acknowledges the switchover
  * (SWITCHOVER_ACK with the number of announcements it covers), until PREPARE.
  */
 final class IncomingDevices {
-    /** Early chunks held for all devices together, above which channels bringing more are paused. */
+    /** Queued chunks held for all devices together, above which channels bringing more are paused. */
     static final long HIGH = 64L << 20;
     private static final long LOW = 16L << 20;
+    /** How long PREPARE waits for a load still running (F12); a chunk loads in well under a millisecond. */
+    private static final long LOAD_WAIT_NANOS = TimeUnit.SECONDS.toNanos(5);
 
     /** One device's stream as it arrives. Guarded by itself. */
     private static final class Stream {
         final Device device;
         final int index;
-        /** The next byte of the stream to load, and the number of chunks loaded. */
+        /** The next byte of the stream to load, and the number of chunks taken for loading. */
         long expected;
         long chunks;
-        /** Chunks that came before their turn, by offset, and the channel each came on. */
-        final TreeMap<Long, Early> early = new TreeMap<>();
+        /** Whether an event loop is loading this device's chunks now (outside the lock). */
+        boolean loading;
+        /** Where the chunks arrived without a gap end, and how many they are: the next to come is chunk {@code arrivedChunks}. */
+        long arrivedEnd;
+        long arrivedChunks;
+        /** Chunks that arrived and wait to be loaded, by offset, and the channel each came on. */
+        final TreeMap<Long, Queued> queued = new TreeMap<>();
         long loadNanos;
         /** DEVICE_END's total, or -1 before it. */
         long total = -1;
@@ -52,9 +68,42 @@ final class IncomingDevices {
             this.device = device;
             this.index = index;
         }
+
+        /** A chunk at {@code offset} arrived: the gapless run grows over it and over what it joins. Holding the stream. */
+        void arrived(long offset, int bytes) {
+            if (offset != arrivedEnd) {
+                return;
+            }
+            arrivedEnd += bytes;
+            arrivedChunks++;
+            for (Queued next = queued.get(arrivedEnd); next != null; next = queued.get(arrivedEnd)) {
+                arrivedEnd += next.data().readableBytes();
+                arrivedChunks++;
+            }
+        }
+
+        /** The next chunk to load, taken off the queue and claimed, or {@code null} (then loading ends). Holding the stream. */
+        Queued takeNext() {
+            Queued next = queued.remove(expected);
+            if (next == null) {
+                loading = false;
+                notifyAll();
+                return null;
+            }
+            return claim(next);
+        }
+
+        /** Claims a chunk whose turn it is: the stream's next offset and chunk number move past it. Holding the stream. */
+        Queued claim(Queued chunk) {
+            chunk = new Queued(chunk.data(), chunk.channel(), chunks);
+            expected += chunk.data().readableBytes();
+            chunks++;
+            return chunk;
+        }
     }
 
-    private record Early(ByteBuf data, int channel) {
+    /** A chunk and the channel it came on; {@code sequence} is its number in the stream once claimed, -1 before. */
+    private record Queued(ByteBuf data, int channel, long sequence) {
     }
 
     private final List<Stream> streams = new ArrayList<>();
@@ -65,6 +114,8 @@ final class IncomingDevices {
     private final Supplier<String> phase;
     private final FlowHooks hooks;
     private final PeerReplies replies;
+    private final long high;
+    private final long low;
     private final AtomicLong held = new AtomicLong();
     private final Set<FrameChannel> paused = ConcurrentHashMap.newKeySet();
     private final Runnable abandon;
@@ -78,6 +129,12 @@ final class IncomingDevices {
     /** @param abandon ends the flow's waits on the data channels when a device's data fails */
     IncomingDevices(List<Device> devices, int channels, FrameChannel control, Migration migration, FerryMetrics metrics,
                     Supplier<String> phase, FlowHooks hooks, PeerReplies replies, Runnable abandon) {
+        this(devices, channels, control, migration, metrics, phase, hooks, replies, abandon, HIGH, LOW);
+    }
+
+    /** With other bounds on what is queued, for a test that reaches them with a small device. */
+    IncomingDevices(List<Device> devices, int channels, FrameChannel control, Migration migration, FerryMetrics metrics,
+                    Supplier<String> phase, FlowHooks hooks, PeerReplies replies, Runnable abandon, long high, long low) {
         for (int i = 0; i < devices.size(); i++) {
             streams.add(new Stream(devices.get(i), i));
         }
@@ -89,11 +146,14 @@ final class IncomingDevices {
         this.hooks = hooks;
         this.replies = replies;
         this.abandon = abandon;
+        this.high = high;
+        this.low = low;
     }
 
     /**
-     * A chunk arrived on a data channel; on its event loop. Takes the chunk: it is loaded now, or kept
-     * until its turn, or released if the migration already failed.
+     * A chunk arrived on a data channel; on its event loop. Takes the chunk: it is loaded now (with every
+     * queued one whose turn that makes), or queued until its turn or until the loop loading its device
+     * takes it, or released if the migration already failed.
      */
     void chunk(FrameChannel channel, Frame.DeviceData chunk) {
         int device = chunk.device();
@@ -110,25 +170,29 @@ final class IncomingDevices {
         long wire = bytes + Frame.DeviceData.WIRE_OVERHEAD;
         migration.wire(wire);
         metrics.received(phase.get(), "device", wire);
-        boolean early;
+        Queued mine = new Queued(chunk.content(), channel.index(), -1);
+        Queued load = null;
         synchronized (stream) {
-            if (chunk.offset() < stream.expected || stream.early.containsKey(chunk.offset())
+            if (chunk.offset() < stream.expected || stream.queued.containsKey(chunk.offset())
                     || (stream.total >= 0 && chunk.offset() + bytes > stream.total)) {
                 chunk.release();
                 fail(new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "data of device " + stream.device.id() + " at offset "
                         + chunk.offset() + " again, or past its end"));
                 return;
             }
-            early = chunk.offset() > stream.expected;
-            if (early) {
-                stream.early.put(chunk.offset(), new Early(chunk.content(), channel.index()));
-                held.addAndGet(bytes);
+            if (chunk.offset() == stream.expected && !stream.loading) {
+                stream.loading = true;
+                load = stream.claim(mine);
             } else {
-                loadInOrder(stream, chunk.content(), channel.index());
+                stream.queued.put(chunk.offset(), mine);
+                held.addAndGet(bytes);
             }
+            stream.arrived(chunk.offset(), bytes);
         }
-        // Decided holding no stream: the check looks at every stream.
-        if (early && held.get() > HIGH && !carriesANextChunk(channel.index())) {
+        if (load != null) {
+            loadWhileInTurn(stream, load);
+        } else if (held.get() > high && !carriesANextChunk(channel.index())) {
+            // Decided holding no stream: the check looks at every stream.
             paused.add(channel);
             channel.pauseReading();
         }
@@ -136,37 +200,50 @@ final class IncomingDevices {
         acknowledgeIfLoaded();
     }
 
-    /** Loads a chunk that is the stream's next, then every early one whose turn that makes. Holding the stream. */
-    private void loadInOrder(Stream stream, ByteBuf data, int channel) {
-        try {
-            load(stream, data, channel);
-        } finally {
-            data.release();
-        }
-        for (Map.Entry<Long, Early> next = stream.early.firstEntry(); next != null && next.getKey() == stream.expected && !failed;
-             next = stream.early.firstEntry()) {
-            stream.early.pollFirstEntry();
-            Early early = next.getValue();
-            held.addAndGet(-early.data().readableBytes());
+    /**
+     * Loads a claimed chunk, then every queued one whose turn comes, until the next is not there; the
+     * stream is this loop's alone meanwhile ({@code loading}), so no lock is held while a device loads.
+     */
+    private void loadWhileInTurn(Stream stream, Queued first) {
+        Queued chunk = first;
+        while (chunk != null) {
+            long nanos = 0;
             try {
-                load(stream, early.data(), early.channel());
+                nanos = load(stream, chunk);
             } finally {
-                early.data().release();
+                chunk.data().release();
+            }
+            synchronized (stream) {
+                stream.loadNanos += nanos;
+                if (failed) {
+                    // What is still queued is released by discard(), once nothing reads the channels.
+                    stream.loading = false;
+                    stream.notifyAll();
+                    return;
+                }
+                chunk = stream.takeNext();
+                if (chunk != null) {
+                    held.addAndGet(-chunk.data().readableBytes());
+                }
             }
         }
     }
 
-    /** Loads the stream's next chunk into its device's window (W7). Called holding the stream. */
-    private void load(Stream stream, ByteBuf data, int channel) {
+    /**
+     * Loads a chunk whose turn it is into its device's window (W7); the time it took. The caller is the
+     * only one loading the stream, and holds no lock.
+     */
+    private long load(Stream stream, Queued chunk) {
         if (failed) {
-            return;
+            return 0;
         }
-        int route = (int) ((stream.index + stream.chunks) % channels);
-        if (channel != route) {
-            fail(new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "chunk " + stream.chunks + " of device " + stream.device.id()
-                    + " came on data channel " + channel + ", not " + route));
-            return;
+        int route = (int) ((stream.index + chunk.sequence()) % channels);
+        if (chunk.channel() != route) {
+            fail(new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "chunk " + chunk.sequence() + " of device " + stream.device.id()
+                    + " came on data channel " + chunk.channel() + ", not " + route));
+            return 0;
         }
+        ByteBuf data = chunk.data();
         int bytes = data.readableBytes();
         // A frame that arrived in several reads is a composite: its parts go to the window one after
         // another (the device takes its stream in pieces of any size, W7), never merged into a copy.
@@ -183,23 +260,22 @@ final class IncomingDevices {
                 }
             }
         }
-        stream.loadNanos += System.nanoTime() - start;
-        stream.expected += bytes;
-        stream.chunks++;
+        long nanos = System.nanoTime() - start;
         migration.deviceData(stream.device.id(), bytes);
         if (written instanceof WindowWrite.Failed failed) {
             // D8, only earlier (W7): the device is in ERROR and the migration cannot go on.
             fail(new MigrationFailure(MigrationFailure.DEVICE_LOAD_FAILED, "device " + stream.device.id() + " could not load its data: "
                     + failed.describe()));
         }
+        return nanos;
     }
 
-    /** Whether {@code channel} carries some device's next chunk: pausing it could stall that stream. */
+    /** Whether {@code channel} carries some device's first chunk still to come: pausing it could stall that stream. */
     private boolean carriesANextChunk(int channel) {
         for (Stream stream : streams) {
             synchronized (stream) {
-                boolean waiting = stream.total < 0 || stream.expected < stream.total;
-                if (waiting && (stream.index + stream.chunks) % channels == channel) {
+                boolean waiting = stream.total < 0 || stream.arrivedEnd < stream.total;
+                if (waiting && (stream.index + stream.arrivedChunks) % channels == channel) {
                     return true;
                 }
             }
@@ -211,9 +287,9 @@ final class IncomingDevices {
         if (paused.isEmpty()) {
             return;
         }
-        boolean low = held.get() < LOW;
+        boolean below = held.get() < low;
         for (FrameChannel channel : paused) {
-            if ((low || carriesANextChunk(channel.index())) && paused.remove(channel)) {
+            if ((below || carriesANextChunk(channel.index())) && paused.remove(channel)) {
                 channel.channel().eventLoop().execute(channel::resumeReading);
             }
         }
@@ -269,11 +345,27 @@ final class IncomingDevices {
     }
 
     /**
-     * Every device's stream arrived to its end (DEVICE_END's total), and nothing waits out of order. A stream that
-     * failed to load is the answer first: the data after its failure was dropped, so the streams are incomplete
-     * because of it, and PREPARE may come before the failure's reply was taken.
+     * Every device's stream arrived to its end (DEVICE_END's total) and was loaded, and nothing waits in
+     * the queue. A stream that failed to load is the answer first: the data after its failure was dropped,
+     * so the streams are incomplete because of it, and PREPARE may come before the failure's reply was taken.
+     *
+     * <p>Called once every data channel has ended. A loop loads only chunks that came before its own
+     * channel's end, so no load should be running; one that is, is waited for, bounded (F12).
      */
-    MigrationFailure incomplete() {
+    MigrationFailure incomplete() throws InterruptedException {
+        for (Stream stream : streams) {
+            synchronized (stream) {
+                long deadline = System.nanoTime() + LOAD_WAIT_NANOS;
+                while (stream.loading) {
+                    long left = deadline - System.nanoTime();
+                    if (left <= 0) {
+                        return new MigrationFailure(MigrationFailure.INTERNAL, "device " + stream.device.id()
+                                + " was still loading its data " + TimeUnit.NANOSECONDS.toSeconds(LOAD_WAIT_NANOS) + " s after PREPARE");
+                    }
+                    TimeUnit.NANOSECONDS.timedWait(stream, left);
+                }
+            }
+        }
         if (failed) {
             return firstFailure;
         }
@@ -286,6 +378,10 @@ final class IncomingDevices {
                 if (stream.expected != stream.total) {
                     return new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "device " + stream.device.id() + " sent "
                             + stream.expected + " of its " + stream.total + " bytes; a VM is built only from a complete stream (F11)");
+                }
+                if (!stream.queued.isEmpty()) {
+                    return new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "device " + stream.device.id() + " sent data at offset "
+                            + stream.queued.firstKey() + ", past its end at " + stream.total + " bytes");
                 }
             }
         }
@@ -307,8 +403,8 @@ final class IncomingDevices {
     void discard() {
         for (Stream stream : streams) {
             synchronized (stream) {
-                stream.early.values().forEach(early -> early.data().release());
-                stream.early.clear();
+                stream.queued.values().forEach(queued -> queued.data().release());
+                stream.queued.clear();
             }
         }
         held.set(0);

@@ -22,9 +22,15 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.time.Duration;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import org.awaitility.Awaitility;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -48,6 +54,7 @@ class IncomingDevicesTest {
     private final List<FrameChannel> data = new ArrayList<>();
     private final BlockingQueue<Frame> acks = new LinkedBlockingQueue<>();
     private final PeerReplies replies = new PeerReplies("source");
+    private FrameChannel control;
     private long offset;
     private long chunks;
 
@@ -69,11 +76,16 @@ class IncomingDevicesTest {
         for (int c = 0; c < CHANNELS; c++) {
             data.add(loopback.open(ChannelRole.DATA, c, null, null).destination());
         }
-        incoming = new IncomingDevices(List.of(copy), CHANNELS, control.destination(),
-                new Migration("mig-test", Role.DESTINATION, "dev", "peer", Map.of()), new FerryMetrics("test"), () -> "precopy",
-                FlowHooks.NONE, replies, () -> { });
+        this.control = control.destination();
+        incoming = incoming(FlowHooks.NONE, IncomingDevices.HIGH, 16L << 20);
         assertThat(gpu.setState(DeviceState.PRE_COPY).succeeded()).isTrue();
         assertThat(copy.setState(DeviceState.RESUMING).succeeded()).isTrue();
+    }
+
+    private IncomingDevices incoming(FlowHooks hooks, long high, long low) {
+        return new IncomingDevices(List.of(copy), CHANNELS, control,
+                new Migration("mig-test", Role.DESTINATION, "dev", "peer", Map.of()), new FerryMetrics("test"), () -> "precopy",
+                hooks, replies, () -> { }, high, low);
     }
 
     @AfterEach
@@ -192,5 +204,80 @@ class IncomingDevicesTest {
         for (int i = 2; i < frames.size(); i++) {
             frames.get(i).release();
         }
+    }
+
+    /**
+     * F10: a loop never waits for another's load. While one loop loads a chunk (held inside the device's
+     * write), the other loop's chunks of the same device are queued and it goes back to its channel;
+     * the loop that was loading takes them in order once its chunk is in.
+     */
+    @Test
+    void aChunkThatArrivesWhileAnotherLoopLoadsItsDeviceIsQueuedWithoutWaiting() throws Exception {
+        CountDownLatch loading = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicBoolean first = new java.util.concurrent.atomic.AtomicBoolean(true);
+        incoming.discard();
+        incoming = incoming(new FlowHooks() {
+            @Override
+            public void deviceData(String deviceId, ByteBuffer chunk) {
+                if (first.getAndSet(false)) {
+                    loading.countDown();
+                    try {
+                        release.await(10, TimeUnit.SECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+            }
+        }, IncomingDevices.HIGH, 16L << 20);
+        List<Frame.DeviceData> frames = read();
+        assertThat(frames).hasSizeGreaterThan(4);
+        ExecutorService loops = Executors.newFixedThreadPool(2);
+        try {
+            Future<?> loader = loops.submit(() -> deliver(frames.get(0), 0));
+            assertThat(loading.await(5, TimeUnit.SECONDS)).isTrue();
+            // Every later chunk, from the other "loop", while the first is still being loaded.
+            Future<?> other = loops.submit(() -> {
+                for (int i = 1; i < frames.size(); i++) {
+                    deliver(frames.get(i), i);
+                }
+            });
+            other.get(5, TimeUnit.SECONDS);
+            assertThat(loader.isDone()).as("the first loop is still inside its load").isFalse();
+            assertThat(copy.loadedBytes()).as("nothing loaded while the first chunk is held").isZero();
+            release.countDown();
+            loader.get(5, TimeUnit.SECONDS);
+        } finally {
+            release.countDown();
+            loops.shutdownNow();
+        }
+        assertThat(copy.loadedBytes()).as("the loading loop took every queued chunk in order").isEqualTo(offset);
+        assertThat(replies.ended()).as("no failure").isNull();
+    }
+
+    /**
+     * F10: what waits is bounded. Above the bound a channel that brings more is paused, but never the one
+     * that carries the first chunk still to come; once that chunk is in and the queue drained, the
+     * paused channel is read again.
+     */
+    @Test
+    void aboveTheBoundAChannelIsPausedButNeverTheOneThatCarriesTheNextChunk() throws Exception {
+        incoming.discard();
+        incoming = incoming(FlowHooks.NONE, 64 << 10, 16 << 10);
+        List<Frame.DeviceData> frames = read();
+        assertThat(frames.size()).as("enough chunks to pass the bound").isGreaterThan(12);
+        // Chunk 0, on channel 0, is withheld: everything else waits.
+        for (int i = 1; i < frames.size(); i++) {
+            deliver(frames.get(i), i);
+        }
+        assertThat(copy.loadedBytes()).isZero();
+        assertThat(data.get(1).channel().config().isAutoRead()).as("channel 1 brought more than the bound").isFalse();
+        assertThat(data.get(0).channel().config().isAutoRead()).as("channel 0 carries chunk 0").isTrue();
+
+        deliver(frames.get(0), 0);
+        assertThat(copy.loadedBytes()).isEqualTo(offset);
+        // Resumed on the channel's own event loop.
+        Awaitility.await().atMost(Duration.ofSeconds(5)).until(() -> data.get(1).channel().config().isAutoRead());
+        assertThat(replies.ended()).as("no failure").isNull();
     }
 }
