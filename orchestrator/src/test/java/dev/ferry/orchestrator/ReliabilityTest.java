@@ -12,6 +12,8 @@ import dev.ferry.orchestrator.faults.FaultProxy.Rule;
 import dev.ferry.protocol.FrameType;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
@@ -124,6 +126,36 @@ class ReliabilityTest {
         assertThat(end.path("passes").path(0).path("durationMs").asLong()).as("the first pass")
                 .isGreaterThan(4 * 250);
         assertThat(daemons.destinationApi.get("/v1/vms/slow/digest")).isEqualTo(digest);
+    }
+
+    /**
+     * F9: the switchover's two control round trips are part of the estimate, measured by keepalives. Over a
+     * control link that takes 150 ms to the destination, a paused VM with nothing left to send cannot meet a
+     * 250 ms limit however many passes it makes: it gives up at {@code maxIterations} and says the fixed
+     * cost is why. With 500 ms the same link fits, and the migration completes.
+     */
+    @Test
+    void f9RoundTripsThatAloneExceedTheLimitAreNamedWhenTheMigrationGivesUp() throws Exception {
+        start(50, 2_000);
+        proxy.add(Rule.delay(Channel.CONTROL, Direction.TO_DESTINATION, Duration.ofMillis(150)));
+        daemons.sourceApi.post("/v1/vms", Map.of("id", "far", "memoryBytes", 8L << 20, "initialMemory", "random",
+                "running", false, "devices", List.of()));
+        // The first pass takes about a second, so keepalives have measured the link before it ends.
+        Map<String, Object> slow = Map.of("maxBandwidthBytesPerSecond", 8L << 20, "maxIterations", 3);
+        Map<String, Object> tight = new HashMap<>(slow);
+        tight.put("downtimeLimitMs", 250);
+        JsonNode failed = daemons.awaitEnd(migrate("far", tight));
+        assertThat(failed.path("phase").asText()).as(failed.toString()).isEqualTo("failed");
+        assertThat(failed.path("error").path("code").asText()).isEqualTo("timeout");
+        assertThat(failed.path("error").path("message").asText()).contains("did not converge in 3 passes")
+                .contains("the switchover's fixed cost").contains("which more passes cannot shrink");
+        assertThat(failed.path("passes").path(1).path("bytes").asLong()).as("a later pass had nothing to send").isLessThan(4096);
+
+        Map<String, Object> roomy = new HashMap<>(slow);
+        roomy.put("downtimeLimitMs", 500);
+        JsonNode end = daemons.awaitEnd(migrate("far", roomy));
+        assertThat(end.path("phase").asText()).as(end.toString()).isEqualTo("completed");
+        assertThat(end.path("expectedDowntimeMs").asLong()).as("two round trips of at least 150 ms each").isGreaterThanOrEqualTo(300);
     }
 
     /**

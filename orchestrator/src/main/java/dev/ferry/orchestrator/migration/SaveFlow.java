@@ -248,7 +248,8 @@ final class SaveFlow implements Migration.Control {
                     throw new MigrationFailure(MigrationFailure.TIMEOUT, "did not converge in " + counted
                             + (counted == 1 ? " pass" : " passes") + " (maxIterations " + policy.maxIterations()
                             + "): expected downtime " + expected + " ms, limit " + convergence.downtimeLimitMs() + " ms"
-                            + (initial > 0 ? ", " + initial + " bytes of the devices' initial pre-copy data not sent yet" : ""));
+                            + (initial > 0 ? ", " + initial + " bytes of the devices' initial pre-copy data not sent yet" : "")
+                            + fixedCostAlone(estimate));
                 }
                 counted++;
                 ackWaitFrom = -1;
@@ -300,6 +301,16 @@ final class SaveFlow implements Migration.Control {
         long dirtyPages = dirtyPagesNow();
         long verifyNanos = verification == null ? 0 : verification.predictNanos(dirtyPages, deviceBytes);
         return new Convergence.Estimate(dirtyPages * PAGE_WIRE_BYTES, deviceBytes, loadNanos, verifyNanos, fixed);
+    }
+
+    /** Why a VM with nothing left to send did not converge: the barriers and round trips, which no pass shrinks. */
+    private String fixedCostAlone(Convergence.Estimate estimate) {
+        long fixedMs = TimeUnit.NANOSECONDS.toMillis(estimate.fixedNanos());
+        if (estimate.memoryBytes() > 0 || estimate.deviceBytes() > 0 || convergence.fits(fixedMs)) {
+            return "";
+        }
+        return ", of it " + fixedMs + " ms the switchover's fixed cost (the device barriers and two control round trips), which"
+                + " more passes cannot shrink";
     }
 
     /** S3, every device in its grace state (F1); then S4, the vCPUs stop and downtime begins (F6). */

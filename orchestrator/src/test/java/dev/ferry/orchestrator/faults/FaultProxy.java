@@ -7,6 +7,7 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
@@ -39,7 +40,9 @@ public final class FaultProxy implements AutoCloseable {
         /** Flip the bits of one byte and go on. */
         CORRUPT,
         /** Forward up to the point, then close the socket to the receiver in that direction only. */
-        TRUNCATE
+        TRUNCATE,
+        /** From the point on, forward each read no sooner than the rule's delay after it arrived: a long link. */
+        DELAY
     }
 
     /** The channel a rule applies to: its role (1 control, 2 data, as HELLO carries it) and index. */
@@ -56,13 +59,18 @@ public final class FaultProxy implements AutoCloseable {
      * connection's first byte that way) or, when {@code frameType} is not negative, at the first byte
      * of the first frame of that type (plus {@code atByte} into it).
      */
-    public record Rule(Channel channel, Direction direction, Action action, long atByte, int frameType) {
+    public record Rule(Channel channel, Direction direction, Action action, long atByte, int frameType, Duration delay) {
         public static Rule atByte(Channel channel, Direction direction, Action action, long atByte) {
-            return new Rule(channel, direction, action, atByte, -1);
+            return new Rule(channel, direction, action, atByte, -1, Duration.ZERO);
         }
 
         public static Rule atFrame(Channel channel, Direction direction, Action action, int frameType, long intoFrame) {
-            return new Rule(channel, direction, action, intoFrame, frameType);
+            return new Rule(channel, direction, action, intoFrame, frameType, Duration.ZERO);
+        }
+
+        /** Every byte on {@code channel} in {@code direction}, from its first, arrives {@code delay} late. */
+        public static Rule delay(Channel channel, Direction direction, Duration delay) {
+            return new Rule(channel, direction, Action.DELAY, 0, -1, delay);
         }
     }
 
@@ -166,6 +174,7 @@ public final class FaultProxy implements AutoCloseable {
             long offset = 0;
             FrameCursor frames = new FrameCursor();
             Rule done = null;
+            long delayNanos = 0;
             try {
                 InputStream in = from.getInputStream();
                 OutputStream out = to.getOutputStream();
@@ -179,6 +188,7 @@ public final class FaultProxy implements AutoCloseable {
                         return;
                     }
                     int n = in.read(buffer);
+                    long readAt = System.nanoTime();
                     if (n < 0) {
                         to.shutdownOutput();
                         return;
@@ -198,6 +208,7 @@ public final class FaultProxy implements AutoCloseable {
                         long at = rule == null ? Long.MAX_VALUE : frames.position(rule, offset, buffer, start, n);
                         if (at >= offset + (n - start)) {
                             frames.advance(buffer, start, n - start);
+                            holdUntil(readAt + delayNanos);
                             out.write(buffer, start, n - start);
                             offset += n - start;
                             break;
@@ -234,6 +245,9 @@ public final class FaultProxy implements AutoCloseable {
                             case CORRUPT -> {
                                 buffer[start] ^= (byte) 0xff;
                             }
+                            case DELAY -> {
+                                delayNanos = rule.delay().toNanos();
+                            }
                         }
                     }
                     out.flush();
@@ -241,6 +255,14 @@ public final class FaultProxy implements AutoCloseable {
             } catch (IOException | InterruptedException e) {
                 closeQuietly(source);
                 closeQuietly(destination);
+            }
+        }
+
+        /** Waits until {@code nanoTime} (the link's latency), or until the proxy closes. */
+        private void holdUntil(long nanoTime) throws InterruptedException {
+            long left = nanoTime - System.nanoTime();
+            if (left > 0) {
+                shut.await(left, TimeUnit.NANOSECONDS);
             }
         }
 

@@ -27,7 +27,7 @@ public final class FrameChannel {
     private final FrameRules rules;
     private final Object writable = new Object();
     private volatile FrameHandler handler;
-    private volatile long rttNanos = -1;
+    private final RoundTrips roundTrips = new RoundTrips();
     private volatile boolean orderlyEnd;
     private volatile ProtocolException closeCause;
 
@@ -166,13 +166,16 @@ public final class FrameChannel {
         channel.config().setAutoRead(true);
     }
 
-    /** The last measured keepalive round trip, or -1 before the first. */
+    /**
+     * The round trip of this channel when neither side is busy: the smallest of the recent keepalive
+     * round trips ({@link RoundTrips}), or -1 before the first.
+     */
     public long rttNanos() {
-        return rttNanos;
+        return roundTrips.quietest();
     }
 
-    void setRttNanos(long nanos) {
-        rttNanos = nanos;
+    void roundTrip(long nanos) {
+        roundTrips.add(nanos);
     }
 
     /** Ends the session on this channel: sends ABORT, then closes. */

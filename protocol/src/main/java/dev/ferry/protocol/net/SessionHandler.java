@@ -85,7 +85,7 @@ final class SessionHandler extends ChannelDuplexHandler {
         if (frame instanceof Frame.KeepaliveAck ack) {
             long rtt = System.nanoTime() - ack.token();
             if (rtt >= 0 && rtt < TimeUnit.MINUTES.toNanos(1)) {
-                channel.setRttNanos(rtt);
+                channel.roundTrip(rtt);
             }
             return;
         }
