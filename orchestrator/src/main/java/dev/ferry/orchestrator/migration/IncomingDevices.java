@@ -18,12 +18,13 @@ import java.util.function.Supplier;
 
 /**
  * The destination's side of every device's data (F10, W7, F7). Chunks arrive on the data channels
- * beside the pages, a device's chunks spread over all of them: chunk {@code k} of device {@code d} on
- * channel {@code (d + k) mod n}. Each device's chunks are loaded into its window in stream order as
- * they arrive (W7), on an event loop that brought them.
+ * beside the pages, each on the channel {@link DeviceStreams#channelOf} names: all of a device's on one
+ * channel when there are at least as many devices as channels, spread over every channel when there
+ * are fewer. Each device's chunks are loaded into its window in stream order as they arrive (W7), on
+ * an event loop that brought them.
  *
  * <p>One event loop at a time loads a device: the one that brought the chunk whose turn it is, while
- * no other is loading that device. A chunk that arrives while another loop loads its device, or
+ * no other is loading that device (when a device keeps to one channel, always that channel's loop). A chunk that arrives while another loop loads its device, or
  * before its turn, is queued and the loop goes back to its channel at once; the loop that is loading
  * takes every queued chunk whose turn comes before it stops. An event loop never waits for another's
  * load: with two channels bringing one device's chunks in turn, a loop that waited would stand idle for
@@ -237,7 +238,7 @@ final class IncomingDevices {
         if (failed) {
             return 0;
         }
-        int route = (int) ((stream.index + chunk.sequence()) % channels);
+        int route = DeviceStreams.channelOf(stream.index, chunk.sequence(), streams.size(), channels);
         if (chunk.channel() != route) {
             fail(new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "chunk " + chunk.sequence() + " of device " + stream.device.id()
                     + " came on data channel " + chunk.channel() + ", not " + route));
@@ -275,7 +276,7 @@ final class IncomingDevices {
         for (Stream stream : streams) {
             synchronized (stream) {
                 boolean waiting = stream.total < 0 || stream.arrivedEnd < stream.total;
-                if (waiting && (stream.index + stream.arrivedChunks) % channels == channel) {
+                if (waiting && DeviceStreams.channelOf(stream.index, stream.arrivedChunks, streams.size(), channels) == channel) {
                     return true;
                 }
             }

@@ -19,10 +19,10 @@ import dev.ferry.protocol.net.FrameChannel;
 import dev.ferry.protocol.net.LoopbackChannels;
 import io.netty.buffer.Unpooled;
 import java.nio.ByteBuffer;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.time.Duration;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
@@ -203,6 +203,57 @@ class IncomingDevicesTest {
         assertThat(copy.loadedBytes()).as("nothing loaded after the failure").isZero();
         for (int i = 2; i < frames.size(); i++) {
             frames.get(i).release();
+        }
+    }
+
+    /**
+     * F10: with as many devices as channels, each device keeps to one channel ({@link DeviceStreams#channelOf}):
+     * device 1's chunks all come on channel 1 and load in order there; one of them on channel 0 is a
+     * protocol error, and nothing after it loads.
+     */
+    @Test
+    void withAsManyDevicesAsChannelsEachDeviceKeepsToItsOwnChannel() throws Exception {
+        List<DeviceConfig> configs = List.of(DeviceConfig.of("gpu0", DeviceKind.GPU).withMemoryBytes(1 << 20),
+                DeviceConfig.of("gpu1", DeviceKind.GPU).withMemoryBytes(1 << 20));
+        VmConfig config = new VmConfig("two", 4L << 20, 1, InitialMemory.ZERO, WorkloadConfig.IDLE, P2pPolicy.AUTO, configs);
+        try (Vm from = Vm.boot(config); Vm to = Vm.incoming(config, Map.of("gpu0", 0, "gpu1", 1), Vm.Options.DEFAULT)) {
+            Device sent = from.devices().get(1);
+            Device loaded = to.devices().get(1);
+            sent.ownWork(64, new java.util.SplittableRandom(11));
+            assertThat(sent.setState(DeviceState.PRE_COPY).succeeded()).isTrue();
+            assertThat(loaded.setState(DeviceState.RESUMING).succeeded()).isTrue();
+            assertThat(DeviceStreams.channelOf(1, 0, 2, CHANNELS)).isEqualTo(1);
+            IncomingDevices two = new IncomingDevices(to.devices(), CHANNELS, control,
+                    new Migration("mig-two", Role.DESTINATION, "two", "peer", Map.of()), new FerryMetrics("test"), () -> "precopy",
+                    FlowHooks.NONE, replies, () -> { }, IncomingDevices.HIGH, 16L << 20);
+            try {
+                List<Frame.DeviceData> frames = new ArrayList<>();
+                ByteBuffer chunk = ByteBuffer.allocate(16 << 10);
+                long at = 0;
+                for (int n = sent.readWindow(chunk.clear()); n > 0; n = sent.readWindow(chunk.clear())) {
+                    frames.add(new Frame.DeviceData(1, at, Unpooled.copiedBuffer(chunk.flip())));
+                    at += n;
+                }
+                assertThat(frames).hasSizeGreaterThan(4);
+                for (Frame.DeviceData frame : frames) {
+                    two.chunk(data.get(1), frame);
+                }
+                assertThat(loaded.loadedBytes()).as("every chunk on channel 1, loaded in order").isEqualTo(at);
+                assertThat(replies.ended()).as("no failure").isNull();
+
+                // The device's work gives it more to send; its next chunk comes on the other channel.
+                sent.ownWork(64, new java.util.SplittableRandom(12));
+                int n = sent.readWindow(chunk.clear());
+                assertThat(n).isPositive();
+                two.chunk(data.get(0), new Frame.DeviceData(1, at, Unpooled.copiedBuffer(chunk.flip())));
+                MigrationFailure failure = replies.ended();
+                assertThat(failure).isNotNull();
+                assertThat(failure.code()).isEqualTo(MigrationFailure.PROTOCOL_ERROR);
+                assertThat(failure.getMessage()).contains("of device gpu1 came on data channel 0, not 1");
+                assertThat(loaded.loadedBytes()).as("nothing loaded from the wrong channel").isEqualTo(at);
+            } finally {
+                two.discard();
+            }
         }
     }
 
