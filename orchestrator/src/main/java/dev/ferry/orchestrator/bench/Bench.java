@@ -172,6 +172,7 @@ public final class Bench implements Callable<Integer> {
         apiB = new ApiClient(b.http(), token);
         out.printf(Locale.ROOT, "ferryd bench: two daemons (-Xmx256m, direct memory up to 96 GiB, touched only as guests write it), %d cores, logs in %s%s%n",
                 Runtime.getRuntime().availableProcessors(), dir, quick ? ", quick" : "");
+        firstTouch();
         warmUp();
         // First, while the daemons hold no more than the warm-up's VM: its resident memory is part of the target.
         if (wanted(only, "zero")) {
@@ -216,6 +217,32 @@ public final class Bench implements Callable<Integer> {
                 daemon.close();
             }
         }
+    }
+
+    /**
+     * What a page of fresh memory costs on this machine, measured in the benchmark's own process: the
+     * kernel faults each page in on its first touch, and in a VM the hypervisor may too. On a VM host this
+     * moves from day to day (2 to 16 microseconds a page here), and everything that lands in fresh memory
+     * moves with it: QEMU's destination, a guest larger than the destination's memory pool, a plain
+     * copy's first round. A run that prints it says which kind of day it had.
+     */
+    private void firstTouch() {
+        int bytes = 128 << 20;
+        List<Long> micros = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            long start = System.nanoTime();
+            // allocateDirect zeroes what it allocates: every page is touched once, for the first time.
+            ByteBuffer fresh = ByteBuffer.allocateDirect(bytes);
+            long nanos = System.nanoTime() - start;
+            micros.add(Math.round(nanos / 1e3 / (bytes / 4096.0) * 100));
+            fresh.put(0, (byte) 1);
+        }
+        String line = String.format(Locale.ROOT, "  memory     NOTE a 4 KiB page of fresh memory costs %s us on its first touch (%d"
+                + " allocations of %s, in the benchmark's process; no target: what QEMU's destination and any guest beyond the"
+                + " memory pool pay per page)", micros.stream().map(m -> String.format(Locale.ROOT, "%.2f", m / 100.0)).toList(),
+                micros.size(), Progress.bytes(bytes));
+        results.add(line);
+        out.println(line);
     }
 
     void result(String name, String what, boolean met, String figures) {
