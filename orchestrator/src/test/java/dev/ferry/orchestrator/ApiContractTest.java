@@ -236,7 +236,7 @@ class ApiContractTest {
         Reply health = call("GET", "/v1/health", null);
         assertThat(health.body().path("status").asText()).isEqualTo("ok");
         assertThat(health.body().path("version").asText()).isEqualTo(Version.current()).isNotEqualTo("unknown");
-        assertThat(health.body().path("protocolVersion").asInt()).isEqualTo(1);
+        assertThat(health.body().path("protocolVersion").asInt()).isEqualTo(2);
         assertThat(List.of(health.raw().headers().firstValue("Content-Type").orElse(""))).containsExactly("application/json; charset=utf-8");
     }
 }

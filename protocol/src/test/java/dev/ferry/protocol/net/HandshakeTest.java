@@ -10,6 +10,7 @@ import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.FrameHeader;
 import dev.ferry.protocol.FrameType;
 import dev.ferry.protocol.ProtocolException;
+import dev.ferry.protocol.ProtocolVersion;
 import dev.ferry.protocol.SessionId;
 import java.io.IOException;
 import java.net.InetAddress;
@@ -83,18 +84,19 @@ class HandshakeTest {
     @Test
     void wrongMagicIsRefusedBeforeAnythingIsAllocated() throws Exception {
         TestAcceptor acceptor = start(Loopback.config("secret"), Loopback.config("secret"));
-        Frame.Refuse refuse = refusal(hello(0x1234L, ChannelRole.CONTROL.code(), 0, 1, 1));
+        Frame.Refuse refuse = refusal(hello(0x1234L, ChannelRole.CONTROL.code(), 0, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT));
         assertThat(refuse.code()).isEqualTo(ErrorCode.BAD_MAGIC);
         assertThat(refuse.message()).contains("not a Ferry migration peer");
         assertThat(acceptor.calls.get()).isZero();
     }
 
+    /** A version-1 peer (which routed device data differently, F10) is refused before anything moves. */
     @Test
     void wrongVersionIsRefusedNamingBothRanges() throws Exception {
-        TestAcceptor acceptor = start(Loopback.config("secret"), Loopback.config("secret").withVersions(2, 3));
+        TestAcceptor acceptor = start(Loopback.config("secret"), Loopback.config("secret").withVersions(1, 1));
         ProtocolException refused = loopback.refusal(SessionId.random(), ChannelRole.CONTROL, 0);
         assertThat(refused.code()).isEqualTo(ErrorCode.UNSUPPORTED_VERSION);
-        assertThat(refused.getMessage()).contains("versions 1..1").contains("offered 2..3");
+        assertThat(refused.getMessage()).contains("versions 2..2").contains("offered 1..1");
         assertThat(acceptor.calls.get()).isZero();
     }
 
@@ -107,7 +109,7 @@ class HandshakeTest {
         assertThat(refused.getMessage()).contains("could not prove it holds the token");
         // A client that answers anyway is refused by the server.
         try (RawPeer peer = new RawPeer(loopback.address)) {
-            peer.send(hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0, 1, 1));
+            peer.send(hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT));
             assertThat(peer.readUntil(Frame.Challenge.class)).isNotNull();
             peer.send(new Frame.Auth(new byte[32]));
             Frame.Refuse refuse = peer.readUntil(Frame.Refuse.class);
@@ -121,7 +123,7 @@ class HandshakeTest {
         String token = "a-very-recognisable-token";
         start(Loopback.config(token), Loopback.config(token));
         try (RawPeer peer = new RawPeer(loopback.address)) {
-            Frame.Hello hello = hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0, 1, 1);
+            Frame.Hello hello = hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT);
             peer.send(hello);
             Frame.Challenge challenge = peer.readUntil(Frame.Challenge.class);
             String everything = new String(challenge.nonce(), StandardCharsets.ISO_8859_1)
@@ -137,9 +139,9 @@ class HandshakeTest {
     @Test
     void wrongRoleIsRefused() throws Exception {
         TestAcceptor acceptor = start(Loopback.config(""), Loopback.config(""));
-        assertThat(refusal(hello(Frame.MAGIC, 7, 0, 1, 1)).code()).isEqualTo(ErrorCode.BAD_ROLE);
-        assertThat(refusal(hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 1, 1, 1)).code()).isEqualTo(ErrorCode.BAD_ROLE);
-        assertThat(refusal(hello(Frame.MAGIC, ChannelRole.DATA.code(), 200, 1, 1)).code()).isEqualTo(ErrorCode.BAD_ROLE);
+        assertThat(refusal(hello(Frame.MAGIC, 7, 0, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT)).code()).isEqualTo(ErrorCode.BAD_ROLE);
+        assertThat(refusal(hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 1, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT)).code()).isEqualTo(ErrorCode.BAD_ROLE);
+        assertThat(refusal(hello(Frame.MAGIC, ChannelRole.DATA.code(), 200, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT)).code()).isEqualTo(ErrorCode.BAD_ROLE);
         assertThat(acceptor.calls.get()).isZero();
     }
 
@@ -176,7 +178,7 @@ class HandshakeTest {
         }
         // After HELLO only AUTH may come.
         try (RawPeer peer = new RawPeer(loopback.address)) {
-            peer.send(hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0, 1, 1));
+            peer.send(hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT));
             assertThat(peer.readUntil(Frame.Challenge.class)).isNotNull();
             peer.sendBytes(headerOnly(FrameType.DEVICE_DATA, 10 + Frame.DeviceData.MAX_CHUNK_BYTES, 1));
             Frame.Refuse refuse = peer.readUntil(Frame.Refuse.class);
@@ -206,7 +208,7 @@ class HandshakeTest {
         start(server, Loopback.config("t"));
         try (RawPeer peer = new RawPeer(loopback.address)) {
             TokenAuth auth = new TokenAuth("t".getBytes(StandardCharsets.UTF_8));
-            Frame.Hello hello = hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0, 1, 1);
+            Frame.Hello hello = hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT);
             peer.send(hello);
             Frame.Challenge challenge = peer.readUntil(Frame.Challenge.class);
             peer.send(new Frame.Auth(auth.clientProof(hello, challenge.version(), challenge.nonce())));
@@ -284,7 +286,7 @@ class HandshakeTest {
         loopback = new Loopback(Loopback.config("s"), Loopback.config("s"), new TestAcceptor(), log);
         // The line is logged before the REFUSE is written, so it is there once the peer has read it.
         for (int i = 0; i < 50; i++) {
-            assertThat(refusal(hello(0x1234L, ChannelRole.CONTROL.code(), 0, 1, 1)).code()).isEqualTo(ErrorCode.BAD_MAGIC);
+            assertThat(refusal(hello(0x1234L, ChannelRole.CONTROL.code(), 0, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT)).code()).isEqualTo(ErrorCode.BAD_MAGIC);
         }
         assertThat(lines).hasSize(10).allMatch(line -> line.startsWith("refused migration channel from /127.0.0.1:")
                 && line.contains("bad_magic"));
