@@ -42,8 +42,9 @@ final class IncomingDevices {
     /** Queued chunks held for all devices together, above which channels bringing more are paused. */
     static final long HIGH = 64L << 20;
     private static final long LOW = 16L << 20;
-    /** How long PREPARE waits for a load still running (F12); a chunk loads in well under a millisecond. */
+    /** How long PREPARE waits for a running load to take its next chunk (F12); a chunk loads in well under a millisecond. */
     private static final long LOAD_WAIT_NANOS = TimeUnit.SECONDS.toNanos(5);
+    private static final long PROGRESS_CHECK_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
 
     /** One device's stream as it arrives. Guarded by itself. */
     private static final class Stream {
@@ -121,6 +122,8 @@ final class IncomingDevices {
     private final Set<FrameChannel> paused = ConcurrentHashMap.newKeySet();
     private final Runnable abandon;
     private volatile boolean failed;
+    /** Set by {@link #discard()}: a chunk that still arrives is released, never queued nor loaded. */
+    private volatile boolean discarded;
     private volatile MigrationFailure firstFailure;
     // Guarded by this: announcements received and acknowledged, and whether acknowledging is over.
     private long announced;
@@ -158,9 +161,9 @@ final class IncomingDevices {
      */
     void chunk(FrameChannel channel, Frame.DeviceData chunk) {
         int device = chunk.device();
-        if (failed || device < 0 || device >= streams.size()) {
+        if (failed || discarded || device < 0 || device >= streams.size()) {
             chunk.release();
-            if (!failed) {
+            if (!failed && !discarded) {
                 fail(new MigrationFailure(MigrationFailure.PROTOCOL_ERROR, "device data for device " + device + " of a VM with "
                         + streams.size() + " devices"));
             }
@@ -174,6 +177,11 @@ final class IncomingDevices {
         Queued mine = new Queued(chunk.content(), channel.index(), -1);
         Queued load = null;
         synchronized (stream) {
+            if (discarded) {
+                // The flow already let go of this stream (decided under its lock, so nothing is left queued).
+                chunk.release();
+                return;
+            }
             if (chunk.offset() < stream.expected || stream.queued.containsKey(chunk.offset())
                     || (stream.total >= 0 && chunk.offset() + bytes > stream.total)) {
                 chunk.release();
@@ -211,12 +219,18 @@ final class IncomingDevices {
             long nanos = 0;
             try {
                 nanos = load(stream, chunk);
+            } catch (RuntimeException e) {
+                // A device that throws instead of answering (its window closed under a teardown, a hook that
+                // failed) fails the migration as a failed write does; the stream is given up below, so no
+                // loop is left waiting for a load that ended.
+                fail(new MigrationFailure(MigrationFailure.DEVICE_LOAD_FAILED, "device " + stream.device.id()
+                        + " could not load its data: " + e));
             } finally {
                 chunk.data().release();
             }
             synchronized (stream) {
                 stream.loadNanos += nanos;
-                if (failed) {
+                if (failed || discarded) {
                     // What is still queued is released by discard(), once nothing reads the channels.
                     stream.loading = false;
                     stream.notifyAll();
@@ -350,20 +364,28 @@ final class IncomingDevices {
      * the queue. A stream that failed to load is the answer first: the data after its failure was dropped,
      * so the streams are incomplete because of it, and PREPARE may come before the failure's reply was taken.
      *
-     * <p>Called once every data channel has ended. A loop loads only chunks that came before its own
-     * channel's end, so no load should be running; one that is, is waited for, bounded (F12).
+     * <p>Called once every data channel has ended. A loop may still be loading then: chunks that another
+     * channel brought and queued are loaded by whichever loop holds the stream, after that channel ended.
+     * The wait lasts while the load moves on; a load that takes no further chunk for {@link #LOAD_WAIT_NANOS}
+     * fails the migration (F12: bounded, and interruptible by cancel).
      */
     MigrationFailure incomplete() throws InterruptedException {
         for (Stream stream : streams) {
             synchronized (stream) {
+                long seen = stream.expected;
                 long deadline = System.nanoTime() + LOAD_WAIT_NANOS;
                 while (stream.loading) {
+                    if (stream.expected != seen) {
+                        seen = stream.expected;
+                        deadline = System.nanoTime() + LOAD_WAIT_NANOS;
+                    }
                     long left = deadline - System.nanoTime();
                     if (left <= 0) {
-                        return new MigrationFailure(MigrationFailure.INTERNAL, "device " + stream.device.id()
-                                + " was still loading its data " + TimeUnit.NANOSECONDS.toSeconds(LOAD_WAIT_NANOS) + " s after PREPARE");
+                        return new MigrationFailure(MigrationFailure.INTERNAL, "device " + stream.device.id() + " loaded nothing for "
+                                + TimeUnit.NANOSECONDS.toSeconds(LOAD_WAIT_NANOS) + " s after PREPARE, at byte " + stream.expected);
                     }
-                    TimeUnit.NANOSECONDS.timedWait(stream, left);
+                    // Woken when the load ends; the slice only rechecks its progress, which wakes no one.
+                    TimeUnit.NANOSECONDS.timedWait(stream, Math.min(left, PROGRESS_CHECK_NANOS));
                 }
             }
         }
@@ -402,13 +424,16 @@ final class IncomingDevices {
 
     /** Releases whatever waits out of order; the migration is over. */
     void discard() {
+        discarded = true;
         for (Stream stream : streams) {
             synchronized (stream) {
-                stream.queued.values().forEach(queued -> queued.data().release());
+                for (Queued queued : stream.queued.values()) {
+                    held.addAndGet(-queued.data().readableBytes());
+                    queued.data().release();
+                }
                 stream.queued.clear();
             }
         }
-        held.set(0);
     }
 
     private Stream stream(int index) throws MigrationFailure {

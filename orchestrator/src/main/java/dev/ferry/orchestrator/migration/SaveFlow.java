@@ -303,10 +303,10 @@ final class SaveFlow implements Migration.Control {
         return new Convergence.Estimate(dirtyPages * PAGE_WIRE_BYTES, deviceBytes, loadNanos, verifyNanos, fixed);
     }
 
-    /** Why a VM with nothing left to send did not converge: the barriers and round trips, which no pass shrinks. */
+    /** When the barriers and round trips alone exceed the limit, that is why: no pass shrinks them. */
     private String fixedCostAlone(Convergence.Estimate estimate) {
         long fixedMs = TimeUnit.NANOSECONDS.toMillis(estimate.fixedNanos());
-        if (estimate.memoryBytes() > 0 || estimate.deviceBytes() > 0 || convergence.fits(fixedMs)) {
+        if (convergence.fits(fixedMs)) {
             return "";
         }
         return ", of it " + fixedMs + " ms the switchover's fixed cost (the device barriers and two control round trips), which"

@@ -41,7 +41,10 @@ public final class FaultProxy implements AutoCloseable {
         CORRUPT,
         /** Forward up to the point, then close the socket to the receiver in that direction only. */
         TRUNCATE,
-        /** From the point on, forward each read no sooner than the rule's delay after it arrived: a long link. */
+        /**
+         * From the point on, every byte in the rule's direction arrives the rule's delay late, however many are
+         * in flight: a long link. No other rule applies in that direction after it.
+         */
         DELAY
     }
 
@@ -174,7 +177,6 @@ public final class FaultProxy implements AutoCloseable {
             long offset = 0;
             FrameCursor frames = new FrameCursor();
             Rule done = null;
-            long delayNanos = 0;
             try {
                 InputStream in = from.getInputStream();
                 OutputStream out = to.getOutputStream();
@@ -188,7 +190,6 @@ public final class FaultProxy implements AutoCloseable {
                         return;
                     }
                     int n = in.read(buffer);
-                    long readAt = System.nanoTime();
                     if (n < 0) {
                         to.shutdownOutput();
                         return;
@@ -208,7 +209,6 @@ public final class FaultProxy implements AutoCloseable {
                         long at = rule == null ? Long.MAX_VALUE : frames.position(rule, offset, buffer, start, n);
                         if (at >= offset + (n - start)) {
                             frames.advance(buffer, start, n - start);
-                            holdUntil(readAt + delayNanos);
                             out.write(buffer, start, n - start);
                             offset += n - start;
                             break;
@@ -246,7 +246,10 @@ public final class FaultProxy implements AutoCloseable {
                                 buffer[start] ^= (byte) 0xff;
                             }
                             case DELAY -> {
-                                delayNanos = rule.delay().toNanos();
+                                // The rest of this direction goes through a delay line, this read's bytes first.
+                                out.flush();
+                                delayLine(in, to, rule.delay().toNanos(), java.util.Arrays.copyOfRange(buffer, start, n));
+                                return;
                             }
                         }
                     }
@@ -258,11 +261,49 @@ public final class FaultProxy implements AutoCloseable {
             }
         }
 
-        /** Waits until {@code nanoTime} (the link's latency), or until the proxy closes. */
-        private void holdUntil(long nanoTime) throws InterruptedException {
-            long left = nanoTime - System.nanoTime();
-            if (left > 0) {
-                shut.await(left, TimeUnit.NANOSECONDS);
+        /**
+         * A link {@code delayNanos} long: this thread goes on reading and stamps each read, a second thread
+         * writes each read out when its stamp is {@code delayNanos} old, so every byte arrives that late
+         * however many are in flight, and in order. The end of the stream travels the same way.
+         */
+        private void delayLine(InputStream in, Socket to, long delayNanos, byte[] first) throws IOException {
+            OutputStream out = to.getOutputStream();
+            record InFlight(long due, byte[] bytes) {
+            }
+            java.util.concurrent.BlockingQueue<InFlight> line = new java.util.concurrent.LinkedBlockingQueue<>();
+            byte[] end = new byte[0];
+            line.add(new InFlight(System.nanoTime() + delayNanos, first));
+            Thread writer = new Thread(() -> {
+                try {
+                    while (true) {
+                        InFlight next = line.take();
+                        long left = next.due() - System.nanoTime();
+                        if (left > 0 && shut.await(left, TimeUnit.NANOSECONDS)) {
+                            return;
+                        }
+                        if (next.bytes() == end) {
+                            out.flush();
+                            to.shutdownOutput();
+                            return;
+                        }
+                        out.write(next.bytes());
+                        out.flush();
+                    }
+                } catch (IOException | InterruptedException e) {
+                    closeQuietly(source);
+                    closeQuietly(destination);
+                }
+            }, "fault-proxy-delay");
+            writer.setDaemon(true);
+            writer.start();
+            byte[] buffer = new byte[64 * 1024];
+            for (int n = in.read(buffer); ; n = in.read(buffer)) {
+                long due = System.nanoTime() + delayNanos;
+                if (n < 0) {
+                    line.add(new InFlight(due, end));
+                    return;
+                }
+                line.add(new InFlight(due, java.util.Arrays.copyOf(buffer, n)));
             }
         }
 

@@ -258,6 +258,48 @@ class IncomingDevicesTest {
     }
 
     /**
+     * A device whose load throws, instead of answering with a failed write, fails the migration as a failed
+     * write does, and the stream is let go: what arrives after is released, and PREPARE's wait for a running
+     * load ends at once with that failure (it would wait out its bound on a stream left marked as loading).
+     */
+    @Test
+    void aLoadThatThrowsFailsTheMigrationAndLetsTheStreamGo() throws Exception {
+        incoming.discard();
+        incoming = incoming(new FlowHooks() {
+            @Override
+            public void deviceData(String deviceId, ByteBuffer chunk) {
+                throw new IllegalStateException("the window closed under a teardown");
+            }
+        }, IncomingDevices.HIGH, 16L << 20);
+        List<Frame.DeviceData> frames = read();
+        deliver(frames.get(0), 0);
+        MigrationFailure failure = replies.ended();
+        assertThat(failure).isNotNull();
+        assertThat(failure.code()).isEqualTo(MigrationFailure.DEVICE_LOAD_FAILED);
+        assertThat(failure.getMessage()).contains("the window closed under a teardown");
+        for (int i = 1; i < frames.size(); i++) {
+            deliver(frames.get(i), i);
+            assertThat(frames.get(i).refCnt()).as("chunk %d released", i).isZero();
+        }
+        assertThat(incoming.incomplete()).isSameAs(failure);
+    }
+
+    /** Once the flow has let go (discard), a chunk that still arrives is released, never queued. */
+    @Test
+    void aChunkThatArrivesAfterTheFlowLetGoIsReleased() {
+        List<Frame.DeviceData> frames = read();
+        incoming.discard();
+        Frame.DeviceData late = frames.get(1);
+        deliver(late, 1);
+        assertThat(late.refCnt()).isZero();
+        assertThat(replies.ended()).as("not a failure: the migration is already over").isNull();
+        frames.get(0).release();
+        for (int i = 2; i < frames.size(); i++) {
+            frames.get(i).release();
+        }
+    }
+
+    /**
      * F10: a loop never waits for another's load. While one loop loads a chunk (held inside the device's
      * write), the other loop's chunks of the same device are queued and it goes back to its channel;
      * the loop that was loading takes them in order once its chunk is in.
