@@ -108,6 +108,15 @@ class IncomingDevicesTest {
         return frames;
     }
 
+    /** The failure the flow takes from its replies: present, with this code and this in its message. */
+    private MigrationFailure failedWith(String code, String message) {
+        MigrationFailure failure = replies.ended();
+        assertThat(failure).isNotNull();
+        assertThat(failure.code()).isEqualTo(code);
+        assertThat(failure.getMessage()).contains(message);
+        return failure;
+    }
+
     private void deliver(Frame.DeviceData frame, long index) {
         incoming.chunk(data.get((int) (index % CHANNELS)), frame);
     }
@@ -195,10 +204,7 @@ class IncomingDevicesTest {
         List<Frame.DeviceData> frames = read();
         deliver(frames.get(0), 1);
         // The failure is queued for the flow, which takes it from its replies.
-        MigrationFailure failure = replies.ended();
-        assertThat(failure).isNotNull();
-        assertThat(failure.code()).isEqualTo(MigrationFailure.PROTOCOL_ERROR);
-        assertThat(failure.getMessage()).contains("came on data channel 1, not 0");
+        failedWith(MigrationFailure.PROTOCOL_ERROR, "came on data channel 1, not 0");
         deliver(frames.get(1), 1);
         assertThat(copy.loadedBytes()).as("nothing loaded after the failure").isZero();
         for (int i = 2; i < frames.size(); i++) {
@@ -246,10 +252,7 @@ class IncomingDevicesTest {
                 int n = sent.readWindow(chunk.clear());
                 assertThat(n).isPositive();
                 two.chunk(data.get(0), new Frame.DeviceData(1, at, Unpooled.copiedBuffer(chunk.flip())));
-                MigrationFailure failure = replies.ended();
-                assertThat(failure).isNotNull();
-                assertThat(failure.code()).isEqualTo(MigrationFailure.PROTOCOL_ERROR);
-                assertThat(failure.getMessage()).contains("of device gpu1 came on data channel 0, not 1");
+                failedWith(MigrationFailure.PROTOCOL_ERROR, "of device gpu1 came on data channel 0, not 1");
                 assertThat(loaded.loadedBytes()).as("nothing loaded from the wrong channel").isEqualTo(at);
             } finally {
                 two.discard();
@@ -273,10 +276,7 @@ class IncomingDevicesTest {
         }, IncomingDevices.HIGH, 16L << 20);
         List<Frame.DeviceData> frames = read();
         deliver(frames.get(0), 0);
-        MigrationFailure failure = replies.ended();
-        assertThat(failure).isNotNull();
-        assertThat(failure.code()).isEqualTo(MigrationFailure.DEVICE_LOAD_FAILED);
-        assertThat(failure.getMessage()).contains("the window closed under a teardown");
+        MigrationFailure failure = failedWith(MigrationFailure.DEVICE_LOAD_FAILED, "the window closed under a teardown");
         for (int i = 1; i < frames.size(); i++) {
             deliver(frames.get(i), i);
             assertThat(frames.get(i).refCnt()).as("chunk %d released", i).isZero();
