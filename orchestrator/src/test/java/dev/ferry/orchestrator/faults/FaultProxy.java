@@ -276,7 +276,14 @@ public final class FaultProxy implements AutoCloseable {
             Thread writer = new Thread(() -> {
                 try {
                     while (true) {
-                        InFlight next = line.take();
+                        // Polled, so that a proxy closed while nothing is in flight ends this thread too.
+                        InFlight next = line.poll(100, TimeUnit.MILLISECONDS);
+                        if (next == null) {
+                            if (closed || source.isClosed()) {
+                                return;
+                            }
+                            continue;
+                        }
                         long left = next.due() - System.nanoTime();
                         if (left > 0 && shut.await(left, TimeUnit.NANOSECONDS)) {
                             return;
