@@ -228,22 +228,20 @@ public final class Bench implements Callable<Integer> {
      */
     private void firstTouch() {
         int bytes = 64 << 20;
-        List<Long> micros = new ArrayList<>();
+        List<String> micros = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
             long start = System.nanoTime();
             // allocateDirect zeroes what it allocates: every page is touched once, for the first time.
-            ByteBuffer fresh = ByteBuffer.allocateDirect(bytes);
-            long nanos = System.nanoTime() - start;
-            micros.add(Math.round(nanos / 1e3 / (bytes / 4096.0) * 100));
-            fresh.put(0, (byte) 1);
+            ByteBuffer.allocateDirect(bytes);
+            double perPage = (System.nanoTime() - start) / 1e3 / (bytes / 4096.0);
+            micros.add(String.format(Locale.ROOT, "%.2f", perPage));
         }
         // The buffers are unreachable now; a collection frees their memory before the daemons are measured,
         // rather than leaving it resident beside them for the whole run.
         System.gc();
         String line = String.format(Locale.ROOT, "  memory     NOTE a 4 KiB page of fresh memory costs %s us on its first touch (%d"
                 + " allocations of %s, in the benchmark's process; no target: what QEMU's destination and any guest beyond the"
-                + " memory pool pay per page)", micros.stream().map(m -> String.format(Locale.ROOT, "%.2f", m / 100.0)).toList(),
-                micros.size(), Progress.bytes(bytes));
+                + " memory pool pay per page)", micros, micros.size(), Progress.bytes(bytes));
         results.add(line);
         out.println(line);
     }

@@ -24,9 +24,10 @@ import java.util.function.Supplier;
  * an event loop that brought them.
  *
  * <p>One event loop at a time loads a device: the one that brought the chunk whose turn it is, while
- * no other is loading that device (when a device keeps to one channel, always that channel's loop). A chunk that arrives while another loop loads its device, or
- * before its turn, is queued and the loop goes back to its channel at once; the loop that is loading
- * takes every queued chunk whose turn comes before it stops. An event loop never waits for another's
+ * no other is loading that device (when a device keeps to one channel, always that channel's loop).
+ * A chunk that arrives while another loop loads its device, or before its turn, is queued and the loop
+ * goes back to its channel at once; the loop that is loading takes every queued chunk whose turn comes
+ * before it stops. An event loop never waits for another's
  * load: with two channels bringing one device's chunks in turn, a loop that waited would stand idle for
  * as long as the other loads, and device data over two channels would move slower than over one.
  *

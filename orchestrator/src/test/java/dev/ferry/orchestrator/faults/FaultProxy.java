@@ -8,9 +8,12 @@ import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -248,7 +251,7 @@ public final class FaultProxy implements AutoCloseable {
                             case DELAY -> {
                                 // The rest of this direction goes through a delay line, this read's bytes first.
                                 out.flush();
-                                delayLine(in, to, rule.delay().toNanos(), java.util.Arrays.copyOfRange(buffer, start, n));
+                                delayLine(in, to, rule.delay().toNanos(), Arrays.copyOfRange(buffer, start, n));
                                 return;
                             }
                         }
@@ -270,7 +273,7 @@ public final class FaultProxy implements AutoCloseable {
             OutputStream out = to.getOutputStream();
             record InFlight(long due, byte[] bytes) {
             }
-            java.util.concurrent.BlockingQueue<InFlight> line = new java.util.concurrent.LinkedBlockingQueue<>();
+            BlockingQueue<InFlight> line = new LinkedBlockingQueue<>();
             byte[] end = new byte[0];
             line.add(new InFlight(System.nanoTime() + delayNanos, first));
             Thread writer = new Thread(() -> {
@@ -310,7 +313,7 @@ public final class FaultProxy implements AutoCloseable {
                     line.add(new InFlight(due, end));
                     return;
                 }
-                line.add(new InFlight(due, java.util.Arrays.copyOf(buffer, n)));
+                line.add(new InFlight(due, Arrays.copyOf(buffer, n)));
             }
         }
 

@@ -23,6 +23,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.SplittableRandom;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
@@ -30,6 +31,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.awaitility.Awaitility;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -67,7 +69,7 @@ class IncomingDevicesTest {
         target = Vm.incoming(vm, Map.of("gpu0", 0), Vm.Options.DEFAULT);
         gpu = source.devices().get(0);
         copy = target.devices().get(0);
-        gpu.ownWork(64, new java.util.SplittableRandom(5));
+        gpu.ownWork(64, new SplittableRandom(5));
         LoopbackChannels.Pair control = loopback.open(ChannelRole.CONTROL, 0, (ch, frame) -> acks.add(frame), null);
         control.source().send(new Frame.VmDescription(4L << 20, 4096, CHANNELS, new byte[] {'{', '}'})).sync();
         // The source's session lets acknowledgements through only after the VM was accepted.
@@ -225,7 +227,7 @@ class IncomingDevicesTest {
         try (Vm from = Vm.boot(config); Vm to = Vm.incoming(config, Map.of("gpu0", 0, "gpu1", 1), Vm.Options.DEFAULT)) {
             Device sent = from.devices().get(1);
             Device loaded = to.devices().get(1);
-            sent.ownWork(64, new java.util.SplittableRandom(11));
+            sent.ownWork(64, new SplittableRandom(11));
             assertThat(sent.setState(DeviceState.PRE_COPY).succeeded()).isTrue();
             assertThat(loaded.setState(DeviceState.RESUMING).succeeded()).isTrue();
             assertThat(DeviceStreams.channelOf(1, 0, 2, CHANNELS)).isEqualTo(1);
@@ -248,7 +250,7 @@ class IncomingDevicesTest {
                 assertThat(replies.ended()).as("no failure").isNull();
 
                 // The device's work gives it more to send; its next chunk comes on the other channel.
-                sent.ownWork(64, new java.util.SplittableRandom(12));
+                sent.ownWork(64, new SplittableRandom(12));
                 int n = sent.readWindow(chunk.clear());
                 assertThat(n).isPositive();
                 two.chunk(data.get(0), new Frame.DeviceData(1, at, Unpooled.copiedBuffer(chunk.flip())));
@@ -262,7 +264,7 @@ class IncomingDevicesTest {
 
     /**
      * A device whose load throws, instead of answering with a failed write, fails the migration as a failed
-     * write does, and the stream is let go: what arrives after is released, and PREPARE's wait for a running
+     * write does (D8, found while loading, W7), and the stream is let go: what arrives after is released, and PREPARE's wait for a running
      * load ends at once with that failure (it would wait out its bound on a stream left marked as loading).
      */
     @Test
@@ -308,7 +310,7 @@ class IncomingDevicesTest {
     void aChunkThatArrivesWhileAnotherLoopLoadsItsDeviceIsQueuedWithoutWaiting() throws Exception {
         CountDownLatch loading = new CountDownLatch(1);
         CountDownLatch release = new CountDownLatch(1);
-        java.util.concurrent.atomic.AtomicBoolean first = new java.util.concurrent.atomic.AtomicBoolean(true);
+        AtomicBoolean first = new AtomicBoolean(true);
         incoming.discard();
         incoming = incoming(new FlowHooks() {
             @Override

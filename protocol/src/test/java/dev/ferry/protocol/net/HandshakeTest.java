@@ -48,6 +48,11 @@ class HandshakeTest {
         return acceptor;
     }
 
+    /** A HELLO offering this build's version. */
+    private static Frame.Hello hello(long magic, int role, int index) {
+        return hello(magic, role, index, ProtocolVersion.MIN, ProtocolVersion.MAX);
+    }
+
     private static Frame.Hello hello(long magic, int role, int index, int minVersion, int maxVersion) {
         return new Frame.Hello(magic, minVersion, maxVersion, role, index, SessionId.random(), TokenAuth.nonce());
     }
@@ -84,7 +89,7 @@ class HandshakeTest {
     @Test
     void wrongMagicIsRefusedBeforeAnythingIsAllocated() throws Exception {
         TestAcceptor acceptor = start(Loopback.config("secret"), Loopback.config("secret"));
-        Frame.Refuse refuse = refusal(hello(0x1234L, ChannelRole.CONTROL.code(), 0, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT));
+        Frame.Refuse refuse = refusal(hello(0x1234L, ChannelRole.CONTROL.code(), 0));
         assertThat(refuse.code()).isEqualTo(ErrorCode.BAD_MAGIC);
         assertThat(refuse.message()).contains("not a Ferry migration peer");
         assertThat(acceptor.calls.get()).isZero();
@@ -109,7 +114,7 @@ class HandshakeTest {
         assertThat(refused.getMessage()).contains("could not prove it holds the token");
         // A client that answers anyway is refused by the server.
         try (RawPeer peer = new RawPeer(loopback.address)) {
-            peer.send(hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT));
+            peer.send(hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0));
             assertThat(peer.readUntil(Frame.Challenge.class)).isNotNull();
             peer.send(new Frame.Auth(new byte[32]));
             Frame.Refuse refuse = peer.readUntil(Frame.Refuse.class);
@@ -123,7 +128,7 @@ class HandshakeTest {
         String token = "a-very-recognisable-token";
         start(Loopback.config(token), Loopback.config(token));
         try (RawPeer peer = new RawPeer(loopback.address)) {
-            Frame.Hello hello = hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT);
+            Frame.Hello hello = hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0);
             peer.send(hello);
             Frame.Challenge challenge = peer.readUntil(Frame.Challenge.class);
             String everything = new String(challenge.nonce(), StandardCharsets.ISO_8859_1)
@@ -139,9 +144,9 @@ class HandshakeTest {
     @Test
     void wrongRoleIsRefused() throws Exception {
         TestAcceptor acceptor = start(Loopback.config(""), Loopback.config(""));
-        assertThat(refusal(hello(Frame.MAGIC, 7, 0, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT)).code()).isEqualTo(ErrorCode.BAD_ROLE);
-        assertThat(refusal(hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 1, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT)).code()).isEqualTo(ErrorCode.BAD_ROLE);
-        assertThat(refusal(hello(Frame.MAGIC, ChannelRole.DATA.code(), 200, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT)).code()).isEqualTo(ErrorCode.BAD_ROLE);
+        assertThat(refusal(hello(Frame.MAGIC, 7, 0)).code()).isEqualTo(ErrorCode.BAD_ROLE);
+        assertThat(refusal(hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 1)).code()).isEqualTo(ErrorCode.BAD_ROLE);
+        assertThat(refusal(hello(Frame.MAGIC, ChannelRole.DATA.code(), 200)).code()).isEqualTo(ErrorCode.BAD_ROLE);
         assertThat(acceptor.calls.get()).isZero();
     }
 
@@ -178,7 +183,7 @@ class HandshakeTest {
         }
         // After HELLO only AUTH may come.
         try (RawPeer peer = new RawPeer(loopback.address)) {
-            peer.send(hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT));
+            peer.send(hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0));
             assertThat(peer.readUntil(Frame.Challenge.class)).isNotNull();
             peer.sendBytes(headerOnly(FrameType.DEVICE_DATA, 10 + Frame.DeviceData.MAX_CHUNK_BYTES, 1));
             Frame.Refuse refuse = peer.readUntil(Frame.Refuse.class);
@@ -208,7 +213,7 @@ class HandshakeTest {
         start(server, Loopback.config("t"));
         try (RawPeer peer = new RawPeer(loopback.address)) {
             TokenAuth auth = new TokenAuth("t".getBytes(StandardCharsets.UTF_8));
-            Frame.Hello hello = hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT);
+            Frame.Hello hello = hello(Frame.MAGIC, ChannelRole.CONTROL.code(), 0);
             peer.send(hello);
             Frame.Challenge challenge = peer.readUntil(Frame.Challenge.class);
             peer.send(new Frame.Auth(auth.clientProof(hello, challenge.version(), challenge.nonce())));
@@ -286,7 +291,7 @@ class HandshakeTest {
         loopback = new Loopback(Loopback.config("s"), Loopback.config("s"), new TestAcceptor(), log);
         // The line is logged before the REFUSE is written, so it is there once the peer has read it.
         for (int i = 0; i < 50; i++) {
-            assertThat(refusal(hello(0x1234L, ChannelRole.CONTROL.code(), 0, ProtocolVersion.CURRENT, ProtocolVersion.CURRENT)).code()).isEqualTo(ErrorCode.BAD_MAGIC);
+            assertThat(refusal(hello(0x1234L, ChannelRole.CONTROL.code(), 0)).code()).isEqualTo(ErrorCode.BAD_MAGIC);
         }
         assertThat(lines).hasSize(10).allMatch(line -> line.startsWith("refused migration channel from /127.0.0.1:")
                 && line.contains("bad_magic"));
