@@ -2,9 +2,11 @@ package dev.ferry.orchestrator;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.ferry.orchestrator.cli.ApiClient;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
@@ -14,7 +16,8 @@ import org.junit.jupiter.api.Test;
 /**
  * A daemon hosts no more guest and device memory than it has (maxTotalMemoryBytes, or the JVM's
  * direct-memory limit): a VM, a hot-plugged device or an incoming migration beyond it is refused at
- * once, and memory freed by a deleted VM is kept in the pool for the next one.
+ * once, and memory freed by a deleted VM is kept in the pool for the next one; a pool prefilled at start backs
+ * the first incoming VM too.
  */
 class MemoryLimitTest {
     private static final long MIB = 1L << 20;
@@ -54,6 +57,23 @@ class MemoryLimitTest {
             JsonNode second = api.post("/v1/vms", vm("second", 64 * MIB));
             assertThat(second.path("id").asText()).isEqualTo("second");
             assertThat(metric(daemons.source, "ferry_memory_pool_bytes")).as("and handed to the next VM").isZero();
+        }
+    }
+
+    @Test
+    void aPrefilledPoolIsFullBeforeAnyVmAndBacksTheFirstIncomingVm() throws Exception {
+        try (TestDaemons daemons = new TestDaemons(TestDaemons.base(), TestDaemons.base().withMemory(64 * MIB, true, 100 * MIB))) {
+            await().atMost(Duration.ofSeconds(30)).until(() -> metric(daemons.destination, "ferry_memory_pool_bytes") == 64 * MIB);
+            assertThat(metric(daemons.destination, "ferry_memory_pool_reused_chunks_total")).isZero();
+
+            daemons.sourceApi.post("/v1/vms", vm("first", 32 * MIB));
+            String before = daemons.sourceApi.get("/v1/vms/first/digest").path("vm").asText();
+            JsonNode end = daemons.awaitEnd(daemons.migrate("first", Map.of()).path("id").asText());
+            assertThat(end.path("phase").asText()).isEqualTo("completed");
+            assertThat(daemons.destinationApi.get("/v1/vms/first/digest").path("vm").asText()).isEqualTo(before);
+            assertThat(metric(daemons.destination, "ferry_memory_pool_reused_chunks_total"))
+                    .as("every chunk of the random 32 MiB came from the pool").isEqualTo(16);
+            assertThat(metric(daemons.destination, "ferry_memory_pool_bytes")).isEqualTo(32 * MIB);
         }
     }
 

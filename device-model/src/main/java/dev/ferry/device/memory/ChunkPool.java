@@ -4,6 +4,7 @@ import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -18,6 +19,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * and keeps them, up to {@link #capacityBytes()}; {@link #take} hands out a scrubbed chunk (or zeroes a
  * chunk still waiting to be scrubbed itself) before it allocates a new one. Every chunk handed out
  * reads as zeros, as a newly allocated one does.
+ *
+ * <p>{@link #prefill} fills the pool once, in the background, with memory allocated and touched ahead of
+ * any VM: what QEMU's {@code -mem-prealloc} and a host's boot-time hugepage reservation do, so that a
+ * daemon's first incoming VMs land in memory that is already backed, as later ones do.
  *
  * <p>{@link #NONE} keeps nothing: every chunk is allocated new and freed at once.
  */
@@ -38,6 +43,7 @@ public final class ChunkPool implements AutoCloseable {
     private int scrubbing;
     private long keptBytes;
     private Thread scrubber;
+    private Thread prefiller;
     private boolean closed;
     private final AtomicLong reused = new AtomicLong();
 
@@ -153,6 +159,57 @@ public final class ChunkPool implements AutoCloseable {
         DirectMemory.free(chunk);
     }
 
+    /**
+     * Fills the pool in the background, once: a thread allocates new chunks (zeroed, so every page is
+     * touched and backed now rather than when a VM first writes it) and keeps them, until it has allocated
+     * {@code bytes} or the pool holds its capacity. It stops early when the pool is closed or direct memory
+     * runs out. Chunks taken meanwhile are handed out as usual.
+     *
+     * @return completed, when the thread stops, with the bytes it allocated and kept
+     * @throws IllegalStateException if the pool was closed or a prefill was started already
+     */
+    public CompletableFuture<Long> prefill(long bytes) {
+        CompletableFuture<Long> done = new CompletableFuture<>();
+        synchronized (this) {
+            if (closed || prefiller != null) {
+                throw new IllegalStateException(closed ? "the memory pool was closed" : "the memory pool is prefilled once");
+            }
+            prefiller = new Thread(() -> done.complete(fill(bytes)), "ferry-memory-prefill");
+            prefiller.setDaemon(true);
+            prefiller.start();
+        }
+        return done;
+    }
+
+    private long fill(long bytes) {
+        long allocated = 0;
+        while (allocated + chunkBytes <= bytes) {
+            synchronized (this) {
+                if (closed || keptBytes + chunkBytes > capacityBytes) {
+                    break;
+                }
+            }
+            ByteBuffer chunk;
+            try {
+                chunk = DirectMemory.allocate(chunkBytes);
+            } catch (OutOfMemoryError e) {
+                // The JVM's direct-memory limit: what is kept stays, VMs get the rest.
+                break;
+            }
+            synchronized (this) {
+                if (closed || keptBytes + chunkBytes > capacityBytes) {
+                    DirectMemory.free(chunk);
+                    break;
+                }
+                keptBytes += chunkBytes;
+                clean.addLast(chunk);
+                notifyAll();
+            }
+            allocated += chunkBytes;
+        }
+        return allocated;
+    }
+
     /** Frees kept chunks until at least {@code bytes} are freed or none is left; returns the bytes freed. */
     public long trim(long bytes) {
         List<ByteBuffer> freed = new ArrayList<>();
@@ -176,13 +233,17 @@ public final class ChunkPool implements AutoCloseable {
     /** Frees everything kept; chunks given afterwards are freed at once. */
     @Override
     public void close() {
-        Thread thread;
+        List<Thread> threads = new ArrayList<>();
         synchronized (this) {
             closed = true;
-            thread = scrubber;
+            for (Thread thread : new Thread[] {scrubber, prefiller}) {
+                if (thread != null) {
+                    threads.add(thread);
+                }
+            }
             notifyAll();
         }
-        if (thread != null) {
+        for (Thread thread : threads) {
             try {
                 thread.join();
             } catch (InterruptedException e) {

@@ -1,9 +1,12 @@
 package dev.ferry.device.memory;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.nio.ByteBuffer;
 import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
 /** Freed guest memory kept for the next VM: always handed out zeroed, never more than the capacity. */
@@ -66,6 +69,38 @@ class ChunkPoolTest {
         pool.give(ByteBuffer.allocateDirect(CHUNK));
         assertThat(pool.keptBytes()).isZero();
         assertThat(allZero(pool.take(CHUNK))).isTrue();
+    }
+
+    @Test
+    void aPrefillKeepsNewChunksUpToItsBytesAndTheCapacityAndTakeHandsThemOut() throws Exception {
+        try (ChunkPool pool = new ChunkPool(4L * CHUNK, CHUNK)) {
+            assertThat(pool.prefill(3L * CHUNK + CHUNK / 2).get(30, TimeUnit.SECONDS)).as("whole chunks only").isEqualTo(3L * CHUNK);
+            assertThat(pool.keptBytes()).isEqualTo(3L * CHUNK);
+            assertThatThrownBy(() -> pool.prefill(CHUNK)).isInstanceOf(IllegalStateException.class).hasMessageContaining("once");
+
+            ByteBuffer chunk = pool.take(CHUNK);
+            assertThat(allZero(chunk)).isTrue();
+            assertThat(pool.reusedChunks()).as("a prefilled chunk, not a new allocation").isEqualTo(1);
+            assertThat(pool.keptBytes()).isEqualTo(2L * CHUNK);
+        }
+        try (ChunkPool pool = new ChunkPool(2L * CHUNK, CHUNK)) {
+            pool.give(ByteBuffer.allocateDirect(CHUNK));
+            assertThat(pool.prefill(Long.MAX_VALUE).get(30, TimeUnit.SECONDS)).as("up to the capacity").isEqualTo(CHUNK);
+            assertThat(pool.keptBytes()).isEqualTo(2L * CHUNK);
+        }
+    }
+
+    @Test
+    void aClosedPoolIsNotPrefilledAndClosingEndsAPrefill() throws Exception {
+        ChunkPool closed = new ChunkPool(4L * CHUNK, CHUNK);
+        closed.close();
+        assertThatThrownBy(() -> closed.prefill(CHUNK)).isInstanceOf(IllegalStateException.class);
+
+        ChunkPool pool = new ChunkPool(1L << 40, CHUNK);
+        CompletableFuture<Long> prefill = pool.prefill(1L << 40);
+        pool.close();
+        assertThat(prefill.get(30, TimeUnit.SECONDS)).as("it stopped, whatever it had reached").isLessThan(1L << 40);
+        assertThat(pool.keptBytes()).as("and close freed all it kept").isZero();
     }
 
     @Test

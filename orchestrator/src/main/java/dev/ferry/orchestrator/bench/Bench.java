@@ -222,9 +222,9 @@ public final class Bench implements Callable<Integer> {
     /**
      * What a page of fresh memory costs on this machine, measured in the benchmark's own process: the
      * kernel faults each page in on its first touch, and in a VM the hypervisor may too. On a VM host this
-     * moves from day to day (2 to 16 microseconds a page here), and everything that lands in fresh memory
-     * moves with it: QEMU's destination, a guest larger than the destination's memory pool, a plain
-     * copy's first round. A run that prints it says which kind of day it had.
+     * moves from day to day (2 to 25 microseconds a page here), and everything that lands in fresh memory
+     * moves with it: a guest larger than the destination's memory pool, a plain copy's first round, a
+     * QEMU or a daemon that has not preallocated. A run that prints it says which kind of day it had.
      */
     private void firstTouch() {
         int bytes = 64 << 20;
@@ -240,8 +240,8 @@ public final class Bench implements Callable<Integer> {
         // rather than leaving it resident beside them for the whole run.
         System.gc();
         String line = String.format(Locale.ROOT, "  memory     NOTE a 4 KiB page of fresh memory costs %s us on its first touch (%d"
-                + " allocations of %s, in the benchmark's process; no target: what QEMU's destination and any guest beyond the"
-                + " memory pool pay per page)", micros, micros.size(), Progress.bytes(bytes));
+                + " allocations of %s, in the benchmark's process; no target: what any guest beyond the destination's memory"
+                + " pool pays per page)", micros, micros.size(), Progress.bytes(bytes));
         results.add(line);
         out.println(line);
     }
@@ -922,18 +922,23 @@ public final class Bench implements Callable<Integer> {
 
     /** The heap in use now, from the daemon's metrics. */
     private static long heapUsed(DaemonProcess daemon) throws IOException {
+        return (long) metric(daemon, HEAP);
+    }
+
+    /** The sum of the daemon's metric samples that {@code sample} matches (its group 1 the value), now. */
+    static double metric(DaemonProcess daemon, Pattern sample) throws IOException {
         String[] hostPort = daemon.http().split(":");
         try (Socket socket = new Socket(hostPort[0], Integer.parseInt(hostPort[1]))) {
             socket.setSoTimeout(5000);
             socket.getOutputStream().write(("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                     .getBytes(StandardCharsets.US_ASCII));
             String text = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            long used = 0;
-            Matcher m = HEAP.matcher(text);
+            double sum = 0;
+            Matcher m = sample.matcher(text);
             while (m.find()) {
-                used += (long) Double.parseDouble(m.group(1));
+                sum += Double.parseDouble(m.group(1));
             }
-            return used;
+            return sum;
         }
     }
 

@@ -28,6 +28,7 @@ public final class ConfigLoader {
                         @JsonProperty("migrationHistory") Integer migrationHistory,
                         @JsonProperty("apiThreads") Integer apiThreads,
                         @JsonProperty("memoryPoolBytes") Long memoryPoolBytes,
+                        @JsonProperty("memoryPoolPrefill") Boolean memoryPoolPrefill,
                         @JsonProperty("maxTotalMemoryBytes") Long maxTotalMemoryBytes,
                         @JsonProperty("keepaliveIntervalMs") Long keepaliveIntervalMs,
                         @JsonProperty("keepaliveTimeoutMs") Long keepaliveTimeoutMs,
@@ -64,7 +65,7 @@ public final class ConfigLoader {
         Long memoryPool = flags.memoryPoolBytes == null ? null : number("--memory-pool-bytes", flags.memoryPoolBytes);
         List<String> deviceKinds = flags.deviceKinds == null ? null : List.of(flags.deviceKinds.split(",", -1));
         FileSettings file = configFile == null ? new FileSettings(null, null, null, null, null, null, null, null, null, null, null, null,
-                null, null, null, null, null, null, null)
+                null, null, null, null, null, null, null, null)
                 : readFile(Path.of(configFile));
         FerrydConfig defaults = FerrydConfig.defaults();
         List<String> jarNames = flags.deviceJars != null && !flags.deviceJars.isEmpty() ? flags.deviceJars : file.deviceJars();
@@ -96,6 +97,7 @@ public final class ConfigLoader {
                     or(file.maxIncomingMigrations(), defaults.maxIncomingMigrations()),
                     or(file.migrationHistory(), defaults.migrationHistory()), or(file.apiThreads(), defaults.apiThreads()),
                     or(first(memoryPool, file.memoryPoolBytes()), defaults.memoryPoolBytes()),
+                    flags.memoryPoolPrefill || Boolean.TRUE.equals(file.memoryPoolPrefill()),
                     or(file.maxTotalMemoryBytes(), defaults.maxTotalMemoryBytes()),
                     new FerrydConfig.Timeouts(or(file.keepaliveIntervalMs(), defaults.timeouts().keepaliveIntervalMs()),
                             or(file.keepaliveTimeoutMs(), defaults.timeouts().keepaliveTimeoutMs()),

@@ -27,6 +27,10 @@ public final class DaemonOptions {
             description = "freed guest memory kept zeroed for the next VM (default 1073741824; 0 none)")
     String memoryPoolBytes;
 
+    @Option(names = "--memory-pool-prefill",
+            description = "fill the memory pool at start, in the background, so that the first VMs land in memory already backed")
+    boolean memoryPoolPrefill;
+
     @Option(names = "--device-kinds", paramLabel = "LIST",
             description = "the device kinds this daemon hosts and takes in migrations, comma-separated (default all)")
     String deviceKinds;

@@ -20,6 +20,8 @@ import java.util.List;
  * @param apiThreads            threads for API requests that block (pause, state writes, digests)
  * @param memoryPoolBytes       guest memory freed by deleted or migrated VMs that is kept, zeroed, for the next
  *                              VM instead of being returned to the operating system (0 keeps none)
+ * @param memoryPoolPrefill     fill the pool at start, in the background, with memory allocated and touched then,
+ *                              so that the first VMs land in backed memory too (QEMU's {@code -mem-prealloc})
  * @param maxTotalMemoryBytes   guest and device memory of all VMs together; 0 for as much as the JVM's
  *                              direct-memory limit allows (less a reserve for network buffers)
  * @param timeouts              how long migrations wait for a peer
@@ -33,7 +35,7 @@ import java.util.List;
  */
 public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path tlsDir, boolean insecure, int maxVms,
                            long maxVmMemoryBytes, int maxIncomingMigrations, int migrationHistory, int apiThreads,
-                           long memoryPoolBytes, long maxTotalMemoryBytes, Timeouts timeouts, List<String> deviceKinds,
+                           long memoryPoolBytes, boolean memoryPoolPrefill, long maxTotalMemoryBytes, Timeouts timeouts, List<String> deviceKinds,
                            DeviceKinds kinds, List<Path> deviceJars,
                            Path captureDir) {
     /**
@@ -78,6 +80,9 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
         if (memoryPoolBytes < 0) {
             throw new IllegalArgumentException("memoryPoolBytes must not be negative: " + memoryPoolBytes);
         }
+        if (memoryPoolPrefill && memoryPoolBytes == 0) {
+            throw new IllegalArgumentException("memoryPoolPrefill needs a pool to fill: memoryPoolBytes is 0");
+        }
         if (timeouts == null) {
             throw new IllegalArgumentException("timeouts are required");
         }
@@ -110,7 +115,7 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
     /** Defaults: loopback listeners on 7070 and 7071, no token, no TLS. */
     public static FerrydConfig defaults() {
         return new FerrydConfig(DEFAULT_HTTP, DEFAULT_MIGRATION, new byte[0], null, false, 64, 64L << 30, 4, 100, 8,
-                DEFAULT_MEMORY_POOL_BYTES, 0, Timeouts.DEFAULT, ALL_KINDS,
+                DEFAULT_MEMORY_POOL_BYTES, false, 0, Timeouts.DEFAULT, ALL_KINDS,
                 DeviceKinds.builtIn(), List.of(), null);
     }
 
@@ -125,27 +130,31 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
 
     public FerrydConfig withListeners(Endpoint newHttp, Endpoint newMigration) {
         return new FerrydConfig(newHttp, newMigration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
+                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
     }
 
     public FerrydConfig withToken(byte[] newToken) {
         return new FerrydConfig(http, migration, newToken, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
+                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
     }
 
     public FerrydConfig withMemory(long poolBytes, long maxTotalBytes) {
+        return withMemory(poolBytes, false, maxTotalBytes);
+    }
+
+    public FerrydConfig withMemory(long poolBytes, boolean prefill, long maxTotalBytes) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, poolBytes, maxTotalBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
+                migrationHistory, apiThreads, poolBytes, prefill, maxTotalBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
     }
 
     public FerrydConfig withTimeouts(Timeouts newTimeouts) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, newTimeouts, deviceKinds, kinds, deviceJars, captureDir);
+                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill, maxTotalMemoryBytes, newTimeouts, deviceKinds, kinds, deviceJars, captureDir);
     }
 
     public FerrydConfig withDeviceKinds(List<String> kinds) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, kinds, this.kinds, deviceJars, captureDir);
+                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill, maxTotalMemoryBytes, timeouts, kinds, this.kinds, deviceJars, captureDir);
     }
 
     /**
@@ -155,17 +164,17 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
     public FerrydConfig withDeviceJars(List<Path> jars, List<String> hosted) throws DeviceKinds.BadDeviceJar {
         DeviceKinds loaded = DeviceKinds.load(jars);
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, hosted == null ? loaded.names() : hosted,
+                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill, maxTotalMemoryBytes, timeouts, hosted == null ? loaded.names() : hosted,
                 loaded, jars, captureDir);
     }
 
     public FerrydConfig withCaptureDir(Path dir) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, dir);
+                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, dir);
     }
 
     public FerrydConfig withTlsDir(Path dir) {
         return new FerrydConfig(http, migration, token, dir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
+                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
     }
 }

@@ -45,15 +45,16 @@ public final class DaemonProcess implements AutoCloseable {
      */
     public static DaemonProcess start(String name, Path dir, Path tokenFile, List<String> jvmOptions)
             throws IOException, InterruptedException {
-        return start(name, dir, tokenFile, jvmOptions, List.of(), "127.0.0.1:0", "127.0.0.1:0");
+        return start(name, dir, tokenFile, jvmOptions, List.of(), "127.0.0.1:0", "127.0.0.1:0", List.of());
     }
 
     /**
      * Starts a daemon as {@link #start(String, Path, Path, List)} does, its command run through {@code launcher}
-     * (such as {@code ip netns exec NAME}, which execs the JVM in place) and listening where given.
+     * (such as {@code ip netns exec NAME}, which execs the JVM in place), listening where given and with
+     * {@code daemonArgs} after its own.
      */
     public static DaemonProcess start(String name, Path dir, Path tokenFile, List<String> jvmOptions, List<String> launcher,
-                                      String http, String migration) throws IOException, InterruptedException {
+                                      String http, String migration, List<String> daemonArgs) throws IOException, InterruptedException {
         String java = ProcessHandle.current().info().command().orElse("java");
         Path out = dir.resolve(name + ".out");
         Path log = dir.resolve(name + ".log");
@@ -66,6 +67,7 @@ public final class DaemonProcess implements AutoCloseable {
         jvmOptions.forEach(option -> command.add(option.replace("{daemon}", name)));
         command.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(),
                 "--http", http, "--migration", migration, "--token-file", tokenFile.toString()));
+        command.addAll(daemonArgs);
         Process process = new ProcessBuilder(command).redirectOutput(out.toFile()).redirectError(log.toFile()).start();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (System.nanoTime() < deadline && process.isAlive()) {

@@ -22,6 +22,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentMap;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -64,6 +65,9 @@ public final class VmManager implements Managed {
         this.memoryBudget = config.maxTotalMemoryBytes() > 0 ? Math.min(config.maxTotalMemoryBytes(), jvm) : jvm;
         this.memoryPool = new ChunkPool(config.memoryPoolBytes(), PageStore.DEFAULT_CHUNK_BYTES);
         this.vmOptions = Vm.Options.DEFAULT.withMemoryPool(memoryPool);
+        if (config.memoryPoolPrefill()) {
+            prefill();
+        }
         this.counting = new TransitionListener() {
             @Override
             public void transitioned(Device device, DeviceState requested, TransitionResult result, long start, long duration) {
@@ -77,6 +81,8 @@ public final class VmManager implements Managed {
                 this, VmManager::committedBytes);
         metrics.gauge("ferry.memory.budget.bytes", "guest and device memory this daemon hands out at most", this,
                 VmManager::memoryBudgetBytes);
+        metrics.monotonic("ferry.memory.pool.reused.chunks", "guest memory chunks handed to a VM from the pool instead of"
+                + " allocated", memoryPool, ChunkPool::reusedChunks);
         metrics.monotonic("ferry.device.mmio.while.stopped",
                 "MMIO writes that reached a stopped device and were not applied (D12)", this, VmManager::mmioWhileStoppedTotal);
     }
@@ -171,6 +177,18 @@ public final class VmManager implements Managed {
         }
         retire(existing);
         LOG.info("VM {} comes back: the shell it left when it was migrated away is deleted", id);
+    }
+
+    /**
+     * Fills the pool in the background, up to the memory budget: memory touched now, while nothing waits for
+     * it, so that an incoming VM does not pay the first touch of each page (on a virtual machine that can
+     * cost more than the network) during its migration.
+     */
+    private void prefill() {
+        long bytes = Math.min(memoryPool.capacityBytes(), memoryBudget);
+        long start = System.nanoTime();
+        memoryPool.prefill(bytes).thenAccept(kept -> LOG.info("memory pool prefilled: {} of {} bytes in {} ms", kept, bytes,
+                TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start)));
     }
 
     /**

@@ -42,6 +42,12 @@ class ConfigLoaderTest {
                 .hasMessageContaining("--memory-pool-bytes needs a whole number of bytes");
         assertThatThrownBy(() -> ConfigLoader.load(List.of("--memory-pool-bytes", "-1")))
                 .hasMessageContaining("memoryPoolBytes must not be negative");
+        assertThat(fromFile.memoryPoolPrefill()).as("off by default").isFalse();
+        assertThat(ConfigLoader.load(List.of("--memory-pool-prefill")).memoryPoolPrefill()).isTrue();
+        Path prefill = Files.writeString(dir.resolve("prefill.yaml"), "memoryPoolPrefill: true\n");
+        assertThat(ConfigLoader.load(List.of("--config", prefill.toString())).memoryPoolPrefill()).isTrue();
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--memory-pool-prefill", "--memory-pool-bytes", "0")))
+                .hasMessageContaining("memoryPoolPrefill needs a pool to fill");
     }
 
     @Test
