@@ -16,7 +16,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Verify at the cost of what changed: both sides keep the frozen-point digest up to date while data
- * moves (the source after each pass, the destination after applying each iteration), so the digest
+ * moves (the source after each pass, the destination after applying each iteration and while the last
+ * one lands), so the digest
  * taken at the frozen point hashes only what the last pass changed; yet a byte that differs anywhere
  * still fails the migration before the commit, and the source runs on (F4).
  */

@@ -2,6 +2,7 @@ package dev.ferry.orchestrator.migration;
 
 import java.util.HashMap;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The destination's side of the iteration barrier: the last iteration each data channel has ended
@@ -37,13 +38,30 @@ final class IterationBarrier {
 
     /** Waits until {@code channels} data channels have ended {@code iteration}; false if a channel closed first. */
     synchronized boolean await(int iteration, int channels) throws InterruptedException {
+        return await(iteration, channels, Long.MAX_VALUE) == Wait.REACHED;
+    }
+
+    /** What a wait found: the iteration complete, a channel closed, or neither before the wait's end. */
+    enum Wait { REACHED, BROKEN, PENDING }
+
+    /** As {@link #await(int, int)}, for at most {@code nanos}: for a caller with other work while pages land. */
+    synchronized Wait await(int iteration, int channels, long nanos) throws InterruptedException {
+        long deadline = nanos == Long.MAX_VALUE ? Long.MAX_VALUE : System.nanoTime() + nanos;
         while (!reached(iteration, channels)) {
             if (broken) {
-                return false;
+                return Wait.BROKEN;
             }
-            wait();
+            if (deadline == Long.MAX_VALUE) {
+                wait();
+            } else {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    return Wait.PENDING;
+                }
+                TimeUnit.NANOSECONDS.timedWait(this, left);
+            }
         }
-        return true;
+        return Wait.REACHED;
     }
 
     private boolean reached(int iteration, int channels) {

@@ -70,7 +70,7 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
     private volatile boolean prefaultStopped;
     private List<Device> devices = List.of();
     private VmManifest manifest;
-    /** With verify (announced in the description): the digest, refreshed after every iteration. */
+    /** With verify (announced in the description): the digest, refreshed after every iteration and while the last lands. */
     private Verification verification;
     /** What the control channel's capture kept until the description says whether to capture. */
     private volatile CaptureTap pendingCapture;
@@ -355,7 +355,8 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         if (PhaseCode.PRECOPY.label().equals(sourcePhase)) {
             migration.setIterations(end.iteration() + 1L);
         }
-        if (!incoming.barrier().await(end.iteration(), incoming.channels())) {
+        boolean precopy = PhaseCode.PRECOPY.label().equals(sourcePhase);
+        if (!awaitPages(end.iteration(), precopy)) {
             throw replies.explain(new PeerReplies.Closed(new ProtocolException(ErrorCode.CONNECTION_LOST,
                     "the pages of iteration " + end.iteration() + " did not all arrive"), false));
         }
@@ -368,10 +369,30 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
         // knowing that the frozen-point digest will cost only what comes after (its F9 estimate counts on
         // it). The last iteration, sent with the VM stopped, is left to the frozen-point digest, which is
         // where its cost belongs (verifyMs).
-        boolean precopy = PhaseCode.PRECOPY.label().equals(sourcePhase);
         long verifyNanos = verification == null || !precopy ? 0 : verification.refresh();
         control.send(new Frame.IterationDone(end.iteration(), TimeUnit.NANOSECONDS.toMicros(verifyNanos), deviceData.loads()));
     }
+
+    /**
+     * Waits for every page of {@code iteration}. With verify, the last iteration's pages are hashed while
+     * they land, a slice at a time, rather than all after the last one: this side's frozen-point digest
+     * then covers only the last slice and what R3's load writes, and the hashing runs beside the final
+     * transfer (on another core, when there is one) instead of after it, in the downtime.
+     */
+    private boolean awaitPages(int iteration, boolean precopy) throws MigrationFailure, InterruptedException {
+        IterationBarrier barrier = incoming.barrier();
+        if (verification == null || precopy) {
+            return barrier.await(iteration, incoming.channels());
+        }
+        IterationBarrier.Wait wait;
+        while ((wait = barrier.await(iteration, incoming.channels(), HASH_SLICE_NANOS)) == IterationBarrier.Wait.PENDING) {
+            verification.refresh();
+        }
+        return wait == IterationBarrier.Wait.REACHED;
+    }
+
+    /** With verify, how long pages of the last iteration land between two hashings of what changed. */
+    private static final long HASH_SLICE_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
 
     private void notePhase(Frame.Phase phase) {
         PhaseCode code = PhaseCode.of(phase.phase());

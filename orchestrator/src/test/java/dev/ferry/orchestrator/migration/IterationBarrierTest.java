@@ -44,6 +44,21 @@ class IterationBarrierTest {
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> barrier.await(0, 1)).isInstanceOf(InterruptedException.class);
     }
 
+    @Test
+    void aBoundedWaitSaysWhetherTheIterationIsCompleteBrokenOrStillPending() throws Exception {
+        IterationBarrier barrier = new IterationBarrier();
+        long slice = TimeUnit.MILLISECONDS.toNanos(1);
+        assertThat(barrier.await(0, 2, slice)).as("nothing ended yet").isEqualTo(IterationBarrier.Wait.PENDING);
+        barrier.ended(0, 0, 4);
+        assertThat(barrier.await(0, 2, slice)).as("one channel of two").isEqualTo(IterationBarrier.Wait.PENDING);
+        barrier.ended(1, 0, 4);
+        assertThat(barrier.await(0, 2, slice)).isEqualTo(IterationBarrier.Wait.REACHED);
+        assertThat(barrier.await(0, 2, 0)).as("complete needs no time").isEqualTo(IterationBarrier.Wait.REACHED);
+        assertThat(barrier.await(1, 2, slice)).isEqualTo(IterationBarrier.Wait.PENDING);
+        barrier.broken();
+        assertThat(barrier.await(1, 2, slice)).isEqualTo(IterationBarrier.Wait.BROKEN);
+    }
+
     private static boolean await(IterationBarrier barrier, int iteration, int channels) {
         try {
             return barrier.await(iteration, channels);
