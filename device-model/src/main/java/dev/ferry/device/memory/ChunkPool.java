@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongSupplier;
 
 /**
  * Guest memory chunks kept for the next VM instead of being handed back to the operating system.
@@ -162,28 +163,32 @@ public final class ChunkPool implements AutoCloseable {
     /**
      * Fills the pool in the background, once: a thread allocates new chunks (zeroed, so every page is
      * touched and backed now rather than when a VM first writes it) and keeps them, until it has allocated
-     * {@code bytes} or the pool holds its capacity. It stops early when the pool is closed or direct memory
-     * runs out. Chunks taken meanwhile are handed out as usual.
+     * {@code bytes} or the pool holds its capacity. It stops early when the pool is closed, when
+     * {@code room} says there is no room for another chunk, or when direct memory runs out. Chunks taken
+     * meanwhile are handed out as usual.
      *
+     * @param room how many more bytes the pool may take now: the host's memory budget less what its VMs
+     *             hold and what the pool keeps, so that VMs starting meanwhile are never short of memory
+     *             the prefill took
      * @return completed, when the thread stops, with the bytes it allocated and kept
      * @throws IllegalStateException if the pool was closed or a prefill was started already
      */
-    public CompletableFuture<Long> prefill(long bytes) {
+    public CompletableFuture<Long> prefill(long bytes, LongSupplier room) {
         CompletableFuture<Long> done = new CompletableFuture<>();
         synchronized (this) {
             if (closed || prefiller != null) {
                 throw new IllegalStateException(closed ? "the memory pool was closed" : "the memory pool is prefilled once");
             }
-            prefiller = new Thread(() -> done.complete(fill(bytes)), "ferry-memory-prefill");
+            prefiller = new Thread(() -> done.complete(fill(bytes, room)), "ferry-memory-prefill");
             prefiller.setDaemon(true);
             prefiller.start();
         }
         return done;
     }
 
-    private long fill(long bytes) {
+    private long fill(long bytes, LongSupplier room) {
         long allocated = 0;
-        while (allocated + chunkBytes <= bytes) {
+        while (allocated + chunkBytes <= bytes && room.getAsLong() >= chunkBytes) {
             synchronized (this) {
                 if (closed || keptBytes + chunkBytes > capacityBytes) {
                     break;

@@ -74,9 +74,9 @@ class ChunkPoolTest {
     @Test
     void aPrefillKeepsNewChunksUpToItsBytesAndTheCapacityAndTakeHandsThemOut() throws Exception {
         try (ChunkPool pool = new ChunkPool(4L * CHUNK, CHUNK)) {
-            assertThat(pool.prefill(3L * CHUNK + CHUNK / 2).get(30, TimeUnit.SECONDS)).as("whole chunks only").isEqualTo(3L * CHUNK);
+            assertThat(pool.prefill(3L * CHUNK + CHUNK / 2, () -> Long.MAX_VALUE).get(30, TimeUnit.SECONDS)).as("whole chunks only").isEqualTo(3L * CHUNK);
             assertThat(pool.keptBytes()).isEqualTo(3L * CHUNK);
-            assertThatThrownBy(() -> pool.prefill(CHUNK)).isInstanceOf(IllegalStateException.class).hasMessageContaining("once");
+            assertThatThrownBy(() -> pool.prefill(CHUNK, () -> Long.MAX_VALUE)).isInstanceOf(IllegalStateException.class).hasMessageContaining("once");
 
             ByteBuffer chunk = pool.take(CHUNK);
             assertThat(allZero(chunk)).isTrue();
@@ -85,8 +85,20 @@ class ChunkPoolTest {
         }
         try (ChunkPool pool = new ChunkPool(2L * CHUNK, CHUNK)) {
             pool.give(ByteBuffer.allocateDirect(CHUNK));
-            assertThat(pool.prefill(Long.MAX_VALUE).get(30, TimeUnit.SECONDS)).as("up to the capacity").isEqualTo(CHUNK);
+            assertThat(pool.prefill(Long.MAX_VALUE, () -> Long.MAX_VALUE).get(30, TimeUnit.SECONDS)).as("up to the capacity").isEqualTo(CHUNK);
             assertThat(pool.keptBytes()).isEqualTo(2L * CHUNK);
+        }
+    }
+
+    @Test
+    void aPrefillTakesNoMoreThanTheRoomItIsGivenWhichVmsMayTakeMeanwhile() throws Exception {
+        try (ChunkPool pool = new ChunkPool(8L * CHUNK, CHUNK)) {
+            // A budget of 6 chunks of which VMs hold 3: the prefill stops at the other 3.
+            long budget = 6L * CHUNK;
+            long held = 3L * CHUNK;
+            assertThat(pool.prefill(Long.MAX_VALUE, () -> budget - held - pool.keptBytes()).get(30, TimeUnit.SECONDS))
+                    .isEqualTo(3L * CHUNK);
+            assertThat(pool.keptBytes()).isEqualTo(3L * CHUNK);
         }
     }
 
@@ -94,10 +106,10 @@ class ChunkPoolTest {
     void aClosedPoolIsNotPrefilledAndClosingEndsAPrefill() throws Exception {
         ChunkPool closed = new ChunkPool(4L * CHUNK, CHUNK);
         closed.close();
-        assertThatThrownBy(() -> closed.prefill(CHUNK)).isInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(() -> closed.prefill(CHUNK, () -> Long.MAX_VALUE)).isInstanceOf(IllegalStateException.class);
 
         ChunkPool pool = new ChunkPool(1L << 40, CHUNK);
-        CompletableFuture<Long> prefill = pool.prefill(1L << 40);
+        CompletableFuture<Long> prefill = pool.prefill(1L << 40, () -> Long.MAX_VALUE);
         pool.close();
         assertThat(prefill.get(30, TimeUnit.SECONDS)).as("it stopped, whatever it had reached").isLessThan(1L << 40);
         assertThat(pool.keptBytes()).as("and close freed all it kept").isZero();

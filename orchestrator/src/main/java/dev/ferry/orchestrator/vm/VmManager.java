@@ -187,7 +187,8 @@ public final class VmManager implements Managed {
     private void prefill() {
         long bytes = Math.min(memoryPool.capacityBytes(), memoryBudget);
         long start = System.nanoTime();
-        memoryPool.prefill(bytes).thenAccept(kept -> LOG.info("memory pool prefilled: {} of {} bytes in {} ms", kept, bytes,
+        // Within the budget with whatever VMs arrive meanwhile: admission counts a VM whole at once.
+        memoryPool.prefill(bytes, () -> memoryBudget - committedBytes() - memoryPool.keptBytes()).thenAccept(kept -> LOG.info("memory pool prefilled: {} of {} bytes in {} ms", kept, bytes,
                 TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start)));
     }
 
