@@ -74,9 +74,11 @@ class ChunkPoolTest {
     @Test
     void aPrefillKeepsNewChunksUpToItsBytesAndTheCapacityAndTakeHandsThemOut() throws Exception {
         try (ChunkPool pool = new ChunkPool(4L * CHUNK, CHUNK)) {
-            assertThat(pool.prefill(3L * CHUNK + CHUNK / 2, () -> Long.MAX_VALUE).get(30, TimeUnit.SECONDS)).as("whole chunks only").isEqualTo(3L * CHUNK);
+            assertThat(pool.prefill(3L * CHUNK + CHUNK / 2, () -> Long.MAX_VALUE).get(30, TimeUnit.SECONDS))
+                    .as("whole chunks only").isEqualTo(3L * CHUNK);
             assertThat(pool.keptBytes()).isEqualTo(3L * CHUNK);
-            assertThatThrownBy(() -> pool.prefill(CHUNK, () -> Long.MAX_VALUE)).isInstanceOf(IllegalStateException.class).hasMessageContaining("once");
+            assertThatThrownBy(() -> pool.prefill(CHUNK, () -> Long.MAX_VALUE))
+                    .isInstanceOf(IllegalStateException.class).hasMessageContaining("once");
 
             ByteBuffer chunk = pool.take(CHUNK);
             assertThat(allZero(chunk)).isTrue();
@@ -85,7 +87,8 @@ class ChunkPoolTest {
         }
         try (ChunkPool pool = new ChunkPool(2L * CHUNK, CHUNK)) {
             pool.give(ByteBuffer.allocateDirect(CHUNK));
-            assertThat(pool.prefill(Long.MAX_VALUE, () -> Long.MAX_VALUE).get(30, TimeUnit.SECONDS)).as("up to the capacity").isEqualTo(CHUNK);
+            assertThat(pool.prefill(Long.MAX_VALUE, () -> Long.MAX_VALUE).get(30, TimeUnit.SECONDS))
+                    .as("up to the capacity").isEqualTo(CHUNK);
             assertThat(pool.keptBytes()).isEqualTo(2L * CHUNK);
         }
     }

@@ -28,10 +28,11 @@ import java.util.concurrent.TimeUnit;
  * ferryd migrates is, driven over QMP; with more than one channel, QEMU's multifd. The figure is
  * QEMU's own {@code total-time}, setup included, as ferryd's {@code totalTimeMs} is.
  *
- * <p>The destination preallocates its RAM at start ({@code prealloc=on}, what {@code -mem-prealloc} does),
- * before the migration is asked for: ferryd's destination receives into memory its pool already holds,
- * and without this QEMU's time would be mostly the first touch of fresh memory (3.4 to 7.6 s for 1 GiB
- * on 2026-12-01, against 0.3 to 0.7 s for the migration on days when fresh memory was cheap).
+ * <p>Both QEMUs preallocate their RAM at start ({@code prealloc=on}, what {@code -mem-prealloc} does),
+ * before the migration is asked for, as ferryd's source holds its VM's memory and its destination
+ * receives into memory its pool holds: neither side's time is the first touch of fresh memory. (That
+ * did not make QEMU fast on 2026-12-02: it took 2.9 to 5.9 s for 1 GiB, and its source alone, migrating
+ * to {@code cat > /dev/null}, 5.2 s, against 0.37 to 0.42 s for the whole migration on earlier days.)
  */
 final class QemuMigration {
     static final String BINARY = "qemu-system-x86_64";
@@ -65,7 +66,8 @@ final class QemuMigration {
                 + ",share=on,prealloc=on", sourceSocket, List.of());
         Process destination = null;
         try {
-            destination = start(dir.resolve("qemu-destination.log"), size, "memory-backend-ram,id=mem,size=" + size + ",prealloc=on",
+            destination = start(dir.resolve("qemu-destination.log"), size,
+                    "memory-backend-ram,id=mem,size=" + size + ",prealloc=on",
                     destinationSocket, List.of("-incoming", "defer"));
             int port = freePort();
             String uri = "tcp:127.0.0.1:" + port;

@@ -125,7 +125,8 @@ final class ShapedLink {
         pair.delete("shaped-warm");
     }
 
-    private static final Pattern POOL_BYTES = Pattern.compile("^ferry_memory_pool_bytes(?:\\{[^}]*\\})? (\\S+)$", Pattern.MULTILINE);
+    private static final Pattern POOL_BYTES =
+            Pattern.compile("^ferry_memory_pool_bytes(?:\\{[^}]*\\})? (\\S+)$", Pattern.MULTILINE);
 
     /** Waits, a bounded time, until each daemon's pool holds {@code bytes}, and says how long that took. */
     private void awaitPools(long bytes, DaemonProcess... daemons) throws IOException, InterruptedException {

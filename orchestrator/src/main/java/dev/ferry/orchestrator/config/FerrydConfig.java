@@ -35,7 +35,8 @@ import java.util.List;
  */
 public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path tlsDir, boolean insecure, int maxVms,
                            long maxVmMemoryBytes, int maxIncomingMigrations, int migrationHistory, int apiThreads,
-                           long memoryPoolBytes, boolean memoryPoolPrefill, long maxTotalMemoryBytes, Timeouts timeouts, List<String> deviceKinds,
+                           long memoryPoolBytes, boolean memoryPoolPrefill, long maxTotalMemoryBytes, Timeouts timeouts,
+                           List<String> deviceKinds,
                            DeviceKinds kinds, List<Path> deviceJars,
                            Path captureDir) {
     /**
@@ -130,12 +131,14 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
 
     public FerrydConfig withListeners(Endpoint newHttp, Endpoint newMigration) {
         return new FerrydConfig(newHttp, newMigration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
+                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill,
+                maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
     }
 
     public FerrydConfig withToken(byte[] newToken) {
         return new FerrydConfig(http, migration, newToken, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
+                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill,
+                maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
     }
 
     public FerrydConfig withMemory(long poolBytes, long maxTotalBytes) {
@@ -144,17 +147,20 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
 
     public FerrydConfig withMemory(long poolBytes, boolean prefill, long maxTotalBytes) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, poolBytes, prefill, maxTotalBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
+                migrationHistory, apiThreads, poolBytes, prefill,
+                maxTotalBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
     }
 
     public FerrydConfig withTimeouts(Timeouts newTimeouts) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill, maxTotalMemoryBytes, newTimeouts, deviceKinds, kinds, deviceJars, captureDir);
+                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill,
+                maxTotalMemoryBytes, newTimeouts, deviceKinds, kinds, deviceJars, captureDir);
     }
 
     public FerrydConfig withDeviceKinds(List<String> kinds) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill, maxTotalMemoryBytes, timeouts, kinds, this.kinds, deviceJars, captureDir);
+                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill,
+                maxTotalMemoryBytes, timeouts, kinds, this.kinds, deviceJars, captureDir);
     }
 
     /**
@@ -164,17 +170,20 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
     public FerrydConfig withDeviceJars(List<Path> jars, List<String> hosted) throws DeviceKinds.BadDeviceJar {
         DeviceKinds loaded = DeviceKinds.load(jars);
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill, maxTotalMemoryBytes, timeouts, hosted == null ? loaded.names() : hosted,
+                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill,
+                maxTotalMemoryBytes, timeouts, hosted == null ? loaded.names() : hosted,
                 loaded, jars, captureDir);
     }
 
     public FerrydConfig withCaptureDir(Path dir) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, dir);
+                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill,
+                maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, dir);
     }
 
     public FerrydConfig withTlsDir(Path dir) {
         return new FerrydConfig(http, migration, token, dir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
-                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill, maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
+                migrationHistory, apiThreads, memoryPoolBytes, memoryPoolPrefill,
+                maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
     }
 }

@@ -54,7 +54,8 @@ public final class DaemonProcess implements AutoCloseable {
      * {@code daemonArgs} after its own.
      */
     public static DaemonProcess start(String name, Path dir, Path tokenFile, List<String> jvmOptions, List<String> launcher,
-                                      String http, String migration, List<String> daemonArgs) throws IOException, InterruptedException {
+                                      String http, String migration, List<String> daemonArgs)
+            throws IOException, InterruptedException {
         String java = ProcessHandle.current().info().command().orElse("java");
         Path out = dir.resolve(name + ".out");
         Path log = dir.resolve(name + ".log");

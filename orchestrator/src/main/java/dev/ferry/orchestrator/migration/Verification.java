@@ -11,9 +11,10 @@ import java.util.HexFormat;
  *
  * <p>The source refreshes after each pass it sends; the destination after each pre-copy iteration it
  * applied, before it answers ITERATION_DONE, and every millisecond while the stop-and-copy pages land,
- * so that hashing them runs beside the final transfer rather than after it. At the frozen point (S5 after the last pages, R3 after the load)
- * {@link #frozen} hashes only what changed since. The costs measured on the way predict that last step
- * for F9: one change unit hashed per dirty page, and the devices' remaining bytes at the measured rate.
+ * so that hashing them runs beside the final transfer rather than after it. At the frozen point (S5
+ * after the last pages, R3 after the load) {@link #frozen} hashes only what changed since. The costs
+ * measured on the way predict that last step for F9: one change unit hashed per dirty page, and the
+ * devices' remaining bytes at the measured rate.
  */
 final class Verification implements AutoCloseable {
     private final IncrementalDigest digest;

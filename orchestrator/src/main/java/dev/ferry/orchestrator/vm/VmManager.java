@@ -188,8 +188,9 @@ public final class VmManager implements Managed {
         long bytes = Math.min(memoryPool.capacityBytes(), memoryBudget);
         long start = System.nanoTime();
         // Within the budget with whatever VMs arrive meanwhile: admission counts a VM whole at once.
-        memoryPool.prefill(bytes, () -> memoryBudget - committedBytes() - memoryPool.keptBytes()).thenAccept(kept -> LOG.info("memory pool prefilled: {} of {} bytes in {} ms", kept, bytes,
-                TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start)));
+        memoryPool.prefill(bytes, () -> memoryBudget - committedBytes() - memoryPool.keptBytes())
+                .thenAccept(kept -> LOG.info("memory pool prefilled: {} of {} bytes in {} ms", kept, bytes,
+                        TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start)));
     }
 
     /**
