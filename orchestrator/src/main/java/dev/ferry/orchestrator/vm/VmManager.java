@@ -40,6 +40,7 @@ public final class VmManager implements Managed {
     private final FerryMetrics metrics;
     private final ConcurrentMap<String, ManagedVm> vms = new ConcurrentHashMap<>();
     private final ChunkPool memoryPool;
+    private final boolean prefill;
     private final Vm.Options vmOptions;
     private final long memoryBudget;
     /** VMs admitted but not registered yet, and their memory: guarded by {@code admission}. */
@@ -65,9 +66,7 @@ public final class VmManager implements Managed {
         this.memoryBudget = config.maxTotalMemoryBytes() > 0 ? Math.min(config.maxTotalMemoryBytes(), jvm) : jvm;
         this.memoryPool = new ChunkPool(config.memoryPoolBytes(), PageStore.DEFAULT_CHUNK_BYTES);
         this.vmOptions = Vm.Options.DEFAULT.withMemoryPool(memoryPool);
-        if (config.memoryPoolPrefill()) {
-            prefill();
-        }
+        this.prefill = config.memoryPoolPrefill();
         this.counting = new TransitionListener() {
             @Override
             public void transitioned(Device device, DeviceState requested, TransitionResult result, long start, long duration) {
@@ -87,8 +86,12 @@ public final class VmManager implements Managed {
                 "MMIO writes that reached a stopped device and were not applied (D12)", this, VmManager::mmioWhileStoppedTotal);
     }
 
+    /** With {@code memoryPoolPrefill}, starts filling the pool; {@link #stop()} ends that with the pool. */
     @Override
     public void start() {
+        if (prefill) {
+            prefill();
+        }
     }
 
     /** Closes every VM: vCPUs and device engines stop; the memory pool is freed. */
@@ -180,14 +183,14 @@ public final class VmManager implements Managed {
     }
 
     /**
-     * Fills the pool in the background, up to the memory budget: memory touched now, while nothing waits for
-     * it, so that an incoming VM does not pay the first touch of each page (on a virtual machine that can
-     * cost more than the network) during its migration.
+     * Fills the pool in the background, within the memory budget: memory touched now, while nothing waits
+     * for it, so that an incoming VM does not pay the first touch of each page (on a virtual machine that
+     * can cost more than the network) during its migration.
      */
     private void prefill() {
-        long bytes = Math.min(memoryPool.capacityBytes(), memoryBudget);
+        long bytes = memoryPool.capacityBytes();
         long start = System.nanoTime();
-        // Within the budget with whatever VMs arrive meanwhile: admission counts a VM whole at once.
+        // The room is what the budget leaves with whatever VMs arrive meanwhile: admission counts a VM whole.
         memoryPool.prefill(bytes, () -> memoryBudget - committedBytes() - memoryPool.keptBytes())
                 .thenAccept(kept -> LOG.info("memory pool prefilled: {} of {} bytes in {} ms", kept, bytes,
                         TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start)));
