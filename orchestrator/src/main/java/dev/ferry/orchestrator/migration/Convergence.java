@@ -131,6 +131,29 @@ final class Convergence {
         return downtimeLimitMs;
     }
 
+    /** What to slow after a pass that did not converge: the vCPUs and the devices' own work, in percent (0: not). */
+    record Slowdown(int vcpus, int devices) {
+        static final Slowdown NONE = new Slowdown(0, 0);
+    }
+
+    /**
+     * F3, F9: auto-converge slows what keeps the estimate above the limit: the vCPUs when the dirty
+     * pages are the larger part, or would not fit even alone; the devices' own work when their data is
+     * the larger part. A guest whose vCPUs are not the cause is not slowed for the devices' sake. When
+     * the fixed cost alone (the barriers and the switchover's round trips) exceeds the limit, nothing
+     * is slowed: no slowing can shrink it, and a guest must not pay for a wait it cannot shorten. The
+     * fixed cost is measured afresh each pass, so a passing spike in the round trip only skips a step.
+     */
+    Slowdown slowdown(Estimate estimate) {
+        if (!fits(expectedDowntimeMillis(0, estimate.fixedNanos()))) {
+            return Slowdown.NONE;
+        }
+        boolean memoryAlone = !fits(expectedDowntimeMillis(estimate.memoryBytes(), estimate.fixedNanos()));
+        int vcpus = !estimate.devicesDominate() || memoryAlone ? nextThrottle() : 0;
+        int devices = estimate.devicesDominate() ? nextDeviceThrottle() : 0;
+        return new Slowdown(vcpus, devices);
+    }
+
     /**
      * F9: the next slowdown of the devices' own work, when their data keeps the estimate above the limit:
      * the same schedule as the vCPUs', 0 without auto-converge.

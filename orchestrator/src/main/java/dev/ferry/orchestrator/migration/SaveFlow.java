@@ -263,24 +263,16 @@ final class SaveFlow implements Migration.Control {
         }
     }
 
-    /**
-     * F3, F9: auto-converge slows what keeps the estimate above the limit: the vCPUs when the dirty
-     * pages are the larger part, or would not fit even alone; the devices' own work when their data is
-     * the larger part. A guest whose vCPUs are not the cause is not slowed for the devices' sake.
-     */
+    /** F3, F9: slows what keeps the estimate above the limit, as {@link Convergence#slowdown} decides. */
     private void slowDown(Convergence.Estimate estimate) {
-        boolean memoryAlone = !convergence.fits(convergence.expectedDowntimeMillis(estimate.memoryBytes(), estimate.fixedNanos()));
-        int throttle = !estimate.devicesDominate() || memoryAlone ? convergence.nextThrottle() : 0;
-        if (throttle > 0) {
-            vm.workload().setThrottle(throttle);
-            migration.setThrottle(throttle);
+        Convergence.Slowdown slowdown = convergence.slowdown(estimate);
+        if (slowdown.vcpus() > 0) {
+            vm.workload().setThrottle(slowdown.vcpus());
+            migration.setThrottle(slowdown.vcpus());
         }
-        if (estimate.devicesDominate()) {
-            int deviceThrottle = convergence.nextDeviceThrottle();
-            if (deviceThrottle > 0) {
-                vm.setDeviceWorkThrottle(deviceThrottle);
-                migration.setDeviceThrottle(deviceThrottle);
-            }
+        if (slowdown.devices() > 0) {
+            vm.setDeviceWorkThrottle(slowdown.devices());
+            migration.setDeviceThrottle(slowdown.devices());
         }
     }
 

@@ -107,4 +107,36 @@ class ConvergenceTest {
         assertThat(throttles).containsExactly(20, 30, 40, 50, 60, 70, 80, 90, 99, 99);
         assertThat(convergence(300, false).nextThrottle()).as("without auto-converge").isZero();
     }
+
+    @Test
+    void f3F9AutoConvergeSlowsWhatKeepsTheEstimateAboveTheLimit() {
+        Convergence c = convergence(300, true);
+        c.measured(100 * MIB, 1_000_000_000L);
+        // 50 MiB of dirty pages (500 ms) and 1 MiB of device data: the vCPUs are slowed, on their schedule.
+        Convergence.Estimate memory = new Convergence.Estimate(50 * MIB, MIB, 0, 0, 10_000_000);
+        assertThat(c.slowdown(memory)).isEqualTo(new Convergence.Slowdown(20, 0));
+        assertThat(c.slowdown(memory)).isEqualTo(new Convergence.Slowdown(30, 0));
+        // 40 MiB of device data and 5 MiB of pages that would fit alone: only the devices' own work.
+        Convergence.Estimate devices = new Convergence.Estimate(5 * MIB, 40 * MIB, 0, 0, 10_000_000);
+        assertThat(c.slowdown(devices)).isEqualTo(new Convergence.Slowdown(0, 20));
+        // Devices the larger part, but the pages alone would not fit either: both.
+        Convergence.Estimate both = new Convergence.Estimate(35 * MIB, 40 * MIB, 0, 0, 10_000_000);
+        assertThat(c.slowdown(both)).isEqualTo(new Convergence.Slowdown(40, 30));
+        Convergence manual = convergence(300, false);
+        manual.measured(100 * MIB, 1_000_000_000L);
+        assertThat(manual.slowdown(both)).as("without auto-converge").isEqualTo(Convergence.Slowdown.NONE);
+    }
+
+    @Test
+    void f3NothingIsSlowedWhileTheFixedCostAloneExceedsTheLimit() {
+        Convergence c = convergence(300, true);
+        c.measured(100 * MIB, 1_000_000_000L);
+        // Barriers and round trips of 320 ms: no slowing of the guest or its devices can shrink them.
+        Convergence.Estimate far = new Convergence.Estimate(50 * MIB, 40 * MIB, 0, 0, 320_000_000);
+        assertThat(c.slowdown(far)).isEqualTo(Convergence.Slowdown.NONE);
+        assertThat(c.slowdown(far)).isEqualTo(Convergence.Slowdown.NONE);
+        // The round trip falls back (it is measured every pass): the schedule starts where it stood.
+        Convergence.Estimate near = new Convergence.Estimate(50 * MIB, MIB, 0, 0, 20_000_000);
+        assertThat(c.slowdown(near)).isEqualTo(new Convergence.Slowdown(20, 0));
+    }
 }
