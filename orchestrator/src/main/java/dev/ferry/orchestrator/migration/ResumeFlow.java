@@ -331,7 +331,11 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
     /** Device data ends, initial-data announcements and progress until PREPARE, which it returns. */
     private Frame.Prepare receive() throws MigrationFailure, InterruptedException {
         while (true) {
-            Frame frame = replies.next(Long.MAX_VALUE);
+            Frame frame = replies.next(hashingAsPagesLand() ? System.nanoTime() + HASH_SLICE_NANOS : Long.MAX_VALUE);
+            if (frame == null) {
+                verification.refresh();
+                continue;
+            }
             if (frame instanceof Frame.DeviceEnd end) {
                 deviceData.ended(end);
             } else if (frame instanceof Frame.DeviceInitial initial) {
@@ -375,7 +379,8 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
 
     /**
      * Waits for every page of {@code iteration}. With verify, the last iteration's pages are hashed while
-     * they land, a slice at a time, rather than all after the last one: this side's frozen-point digest
+     * they land, a slice at a time (from the start of stop-and-copy, {@link #hashingAsPagesLand}), rather
+     * than all after the last one: this side's frozen-point digest
      * then covers only the last slice and what R3's load writes, and the hashing runs beside the final
      * transfer (on another core, when there is one) instead of after it, in the downtime.
      */
@@ -393,6 +398,17 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
 
     /** With verify, how long pages of the last iteration land between two hashings of what changed. */
     private static final long HASH_SLICE_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
+
+    /**
+     * With verify, from the source's stop-and-copy on, this side hashes what landed a slice at a time
+     * while it waits for the next control frame too, and not only once ITERATION_END is in: the source
+     * ends an iteration once its pages are written, and on a fast link most of them have landed by then,
+     * which left their hashing to the frozen point (measured by hand: 13–15 MiB of the 15 there, in
+     * 3.4–5.6 ms, in four verified migrations of sixteen).
+     */
+    private boolean hashingAsPagesLand() {
+        return verification != null && PhaseCode.STOP_COPY.label().equals(sourcePhase);
+    }
 
     private void notePhase(Frame.Phase phase) {
         PhaseCode code = PhaseCode.of(phase.phase());
