@@ -131,6 +131,11 @@ final class Convergence {
         return downtimeLimitMs;
     }
 
+    /** Whether the barriers and the switchover's round trips alone exceed the limit: no pass and no slowing shrink them. */
+    boolean fixedCostAloneExceedsLimit(Estimate estimate) {
+        return !fits(expectedDowntimeMillis(0, estimate.fixedNanos()));
+    }
+
     /** What to slow after a pass that did not converge: the vCPUs and the devices' own work, in percent (0: not). */
     record Slowdown(int vcpus, int devices) {
         static final Slowdown NONE = new Slowdown(0, 0);
@@ -145,7 +150,7 @@ final class Convergence {
      * fixed cost is measured afresh each pass, so a passing spike in the round trip only skips a step.
      */
     Slowdown slowdown(Estimate estimate) {
-        if (!fits(expectedDowntimeMillis(0, estimate.fixedNanos()))) {
+        if (fixedCostAloneExceedsLimit(estimate)) {
             return Slowdown.NONE;
         }
         boolean memoryAlone = !fits(expectedDowntimeMillis(estimate.memoryBytes(), estimate.fixedNanos()));

@@ -379,10 +379,10 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
 
     /**
      * Waits for every page of {@code iteration}. With verify, the last iteration's pages are hashed while
-     * they land, a slice at a time (from the start of stop-and-copy, {@link #hashingAsPagesLand}), rather
-     * than all after the last one: this side's frozen-point digest
-     * then covers only the last slice and what R3's load writes, and the hashing runs beside the final
-     * transfer (on another core, when there is one) instead of after it, in the downtime.
+     * they land, a slice at a time (from the start of stop-and-copy on, {@link #hashingAsPagesLand}),
+     * rather than all after the last one: this side's frozen-point digest then covers only the last
+     * slice and what R3's load writes, and the hashing runs beside the final transfer (on another core,
+     * when there is one) instead of after it, in the downtime.
      */
     private boolean awaitPages(int iteration, boolean precopy) throws MigrationFailure, InterruptedException {
         IterationBarrier barrier = incoming.barrier();
@@ -403,8 +403,8 @@ final class ResumeFlow implements FrameHandler, Migration.Control {
      * With verify, from the source's stop-and-copy on, this side hashes what landed a slice at a time
      * while it waits for the next control frame too, and not only once ITERATION_END is in: the source
      * ends an iteration once its pages are written, and on a fast link most of them have landed by then,
-     * which left their hashing to the frozen point (measured by hand: 13–15 MiB of the 15 there, in
-     * 3.4–5.6 ms, in four verified migrations of sixteen).
+     * which left their hashing to the frozen point (by hand, in four verified migrations of sixteen,
+     * 13–15 MiB hashed there in 3.4–5.6 ms).
      */
     private boolean hashingAsPagesLand() {
         return verification != null && PhaseCode.STOP_COPY.label().equals(sourcePhase);

@@ -297,11 +297,10 @@ final class SaveFlow implements Migration.Control {
 
     /** When the barriers and round trips alone exceed the limit, that is why: no pass shrinks them. */
     private String fixedCostAlone(Convergence.Estimate estimate) {
-        long fixedMs = TimeUnit.NANOSECONDS.toMillis(estimate.fixedNanos());
-        if (convergence.fits(fixedMs)) {
+        if (!convergence.fixedCostAloneExceedsLimit(estimate)) {
             return "";
         }
-        return ", of it " + fixedMs + " ms the switchover's fixed cost (the device barriers and two control round trips), which"
+        return ", of it " + TimeUnit.NANOSECONDS.toMillis(estimate.fixedNanos()) + " ms the switchover's fixed cost (the device barriers and two control round trips), which"
                 + " more passes cannot shrink";
     }
 
