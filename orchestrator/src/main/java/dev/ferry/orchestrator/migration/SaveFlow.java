@@ -300,7 +300,8 @@ final class SaveFlow implements Migration.Control {
         if (!convergence.fixedCostAloneExceedsLimit(estimate)) {
             return "";
         }
-        return ", of it " + TimeUnit.NANOSECONDS.toMillis(estimate.fixedNanos()) + " ms the switchover's fixed cost (the device barriers and two control round trips), which"
+        return ", of it " + TimeUnit.NANOSECONDS.toMillis(estimate.fixedNanos())
+                + " ms the switchover's fixed cost (the device barriers and two control round trips), which"
                 + " more passes cannot shrink";
     }
 
