@@ -170,7 +170,8 @@ public final class ChunkPool implements AutoCloseable {
      * @param room how many more bytes the pool may take now: the host's memory budget less what its VMs
      *             hold and what the pool keeps, so that VMs starting meanwhile are never short of memory
      *             the prefill took
-     * @return completed, when the thread stops, with the bytes it allocated and kept
+     * @return completed, when the thread stops, with the bytes it allocated and kept; completed
+     *         exceptionally if allocating failed otherwise than by running out of direct memory
      * @throws IllegalStateException if the pool was closed or a prefill was started already
      */
     public CompletableFuture<Long> prefill(long bytes, LongSupplier room) {
@@ -179,7 +180,14 @@ public final class ChunkPool implements AutoCloseable {
             if (closed || prefiller != null) {
                 throw new IllegalStateException(closed ? "the memory pool was closed" : "the memory pool is prefilled once");
             }
-            prefiller = new Thread(() -> done.complete(fill(bytes, room)), "ferry-memory-prefill");
+            prefiller = new Thread(() -> {
+                try {
+                    done.complete(fill(bytes, room));
+                } catch (RuntimeException | Error e) {
+                    // What was kept stays kept; the caller learns why the rest was not.
+                    done.completeExceptionally(e);
+                }
+            }, "ferry-memory-prefill");
             prefiller.setDaemon(true);
             prefiller.start();
         }

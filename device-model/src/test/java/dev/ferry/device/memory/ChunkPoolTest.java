@@ -119,6 +119,21 @@ class ChunkPoolTest {
     }
 
     @Test
+    void aPrefillThatFailsSaysWhyAndKeepsWhatItHad() throws Exception {
+        try (ChunkPool pool = new ChunkPool(8L * CHUNK, CHUNK)) {
+            int[] asked = new int[1];
+            CompletableFuture<Long> prefill = pool.prefill(Long.MAX_VALUE, () -> {
+                if (++asked[0] > 2) {
+                    throw new IllegalStateException("the budget could not be read");
+                }
+                return Long.MAX_VALUE;
+            });
+            assertThatThrownBy(() -> prefill.get(30, TimeUnit.SECONDS)).hasRootCauseMessage("the budget could not be read");
+            assertThat(pool.keptBytes()).as("the two chunks filled before it failed").isEqualTo(2L * CHUNK);
+        }
+    }
+
+    @Test
     void nonePoolsNothing() {
         ChunkPool.NONE.give(ByteBuffer.allocateDirect(ChunkPool.NONE.chunkBytes()));
         assertThat(ChunkPool.NONE.keptBytes()).isZero();

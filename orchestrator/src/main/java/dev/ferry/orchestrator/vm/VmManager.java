@@ -192,8 +192,14 @@ public final class VmManager implements Managed {
         long start = System.nanoTime();
         // The room is what the budget leaves with whatever VMs arrive meanwhile: admission counts a VM whole.
         memoryPool.prefill(bytes, () -> memoryBudget - committedBytes() - memoryPool.keptBytes())
-                .thenAccept(kept -> LOG.info("memory pool prefilled: {} of {} bytes in {} ms", kept, bytes,
-                        TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start)));
+                .whenComplete((kept, failure) -> {
+                    long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+                    if (failure != null) {
+                        LOG.warn("memory pool prefill stopped after {} ms: {}", millis, failure.toString());
+                    } else {
+                        LOG.info("memory pool prefilled: {} of {} bytes in {} ms", kept, bytes, millis);
+                    }
+                });
     }
 
     /**
