@@ -38,7 +38,7 @@ class MemoryLimitTest {
 
     @Test
     void vmsAndDevicesBeyondTheBudgetAreRefusedAndFreedMemoryIsKeptForTheNextVm() throws Exception {
-        try (TestDaemons daemons = new TestDaemons(TestDaemons.base().withMemory(64 * MIB, 100 * MIB))) {
+        try (TestDaemons daemons = new TestDaemons(TestDaemons.base().withMemory(64 * MIB, false, 100 * MIB))) {
             ApiClient api = daemons.sourceApi;
             api.post("/v1/vms", vm("first", 64 * MIB));
             assertThatThrownBy(() -> api.post("/v1/vms", vm("second", 64 * MIB)))
@@ -79,7 +79,7 @@ class MemoryLimitTest {
 
     @Test
     void aDestinationWithoutRoomRefusesTheMigrationAndTheSourceKeepsItsVm() throws Exception {
-        try (TestDaemons daemons = new TestDaemons(TestDaemons.base(), TestDaemons.base().withMemory(0, 16 * MIB))) {
+        try (TestDaemons daemons = new TestDaemons(TestDaemons.base(), TestDaemons.base().withMemory(0, false, 16 * MIB))) {
             daemons.sourceApi.post("/v1/vms", vm("big", 32 * MIB));
             String before = daemons.sourceApi.get("/v1/vms/big/digest").path("vm").asText();
             JsonNode end = daemons.awaitEnd(daemons.migrate("big", Map.of()).path("id").asText());

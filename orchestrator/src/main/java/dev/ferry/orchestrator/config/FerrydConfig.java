@@ -141,10 +141,6 @@ public record FerrydConfig(Endpoint http, Endpoint migration, byte[] token, Path
                 maxTotalMemoryBytes, timeouts, deviceKinds, kinds, deviceJars, captureDir);
     }
 
-    public FerrydConfig withMemory(long poolBytes, long maxTotalBytes) {
-        return withMemory(poolBytes, false, maxTotalBytes);
-    }
-
     public FerrydConfig withMemory(long poolBytes, boolean prefill, long maxTotalBytes) {
         return new FerrydConfig(http, migration, token, tlsDir, insecure, maxVms, maxVmMemoryBytes, maxIncomingMigrations,
                 migrationHistory, apiThreads, poolBytes, prefill,
