@@ -23,9 +23,11 @@ import java.util.concurrent.TimeUnit;
  * counted by one meter (which paces them under the migration's rate limit, F13). Frames the
  * destination sends go to the flow's {@link PeerReplies}; a channel that closes is queued there too.
  *
- * <p>Ending is always bounded: {@link #abort} closes every channel at once without waiting for a peer
- * that stopped reading, and returns once they are closed (pages sent without a copy are views of the
- * VM's memory: once a channel is closed, nothing of it reads them any more). A connect still under way
+ * <p>Ending is always bounded: {@link #abort} ends every channel at once without waiting for a peer
+ * that stopped reading, and returns once none of them sends any more (pages sent without a copy are
+ * views of the VM's memory: once a channel's output is shut, nothing of it reads them any more). The
+ * control channel lingers a little after its ABORT so that the destination reads it ({@link
+ * FrameChannel#abortNow}). A connect still under way
  * when the session ends is closed as soon as it completes.
  */
 final class SourceSession {
@@ -139,13 +141,13 @@ final class SourceSession {
     }
 
     /**
-     * Ends the session at once: ABORT with the reason where the socket takes it, every channel closed
-     * without waiting for what is queued; returns when all are closed.
+     * Ends the session at once: ABORT with the reason where the socket takes it, every channel ended
+     * without waiting for what is queued; returns when none of them sends any more.
      */
     void abort(ErrorCode code, String message) {
         for (FrameChannel channel : endAll()) {
-            ChannelFuture closed = channel == control ? channel.abortNow(code, message) : channel.closeNow();
-            closed.awaitUninterruptibly(CLOSE_WAIT_MILLIS, TimeUnit.MILLISECONDS);
+            ChannelFuture ended = channel == control ? channel.abortNow(code, message) : channel.closeNow();
+            ended.awaitUninterruptibly(CLOSE_WAIT_MILLIS, TimeUnit.MILLISECONDS);
         }
     }
 

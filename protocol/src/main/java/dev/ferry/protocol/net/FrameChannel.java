@@ -13,13 +13,20 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelPromise;
+import io.netty.channel.socket.DuplexChannel;
+import io.netty.util.concurrent.ScheduledFuture;
 import java.net.InetSocketAddress;
+import java.util.concurrent.TimeUnit;
 
 /**
  * One authenticated channel of a session, as the application sees it: send frames (waiting for
  * writability when the peer is slower), pause and resume reading, measure round trips, abort.
  */
 public final class FrameChannel {
+    /** How long a channel that sent ABORT waits for the peer to close before it closes itself ({@link #abortNow}). */
+    public static final long ABORT_LINGER_MILLIS = 2_000;
+
     private final Channel channel;
     private final ChannelRole role;
     private final int index;
@@ -29,6 +36,7 @@ public final class FrameChannel {
     private volatile FrameHandler handler;
     private final RoundTrips roundTrips = new RoundTrips();
     private volatile boolean orderlyEnd;
+    private volatile boolean aborted;
     private volatile ProtocolException closeCause;
 
     FrameChannel(Channel channel, ChannelRole role, int index, SessionId session, boolean destination) {
@@ -178,34 +186,55 @@ public final class FrameChannel {
         roundTrips.add(nanos);
     }
 
-    /** Ends the session on this channel: sends ABORT, then closes. */
-    public ChannelFuture abort(ErrorCode code, String message) {
-        orderlyEnd = true;
-        if (!channel.isActive()) {
-            return channel.newSucceededFuture();
-        }
-        return channel.writeAndFlush(new Frame.Abort(code, message)).addListener(ChannelFutureListener.CLOSE);
-    }
-
     /**
-     * Ends the session on this channel at once: ABORT is written if the socket takes it now, and the
-     * channel closes without waiting for anything queued (a peer that stopped reading never takes it).
-     * Frames still queued are released; once the returned future completes, nothing of the channel
-     * reads memory any more.
+     * Ends the session on this channel at once, without waiting on a peer that stopped reading: ABORT
+     * is written if the socket takes it now, else the channel closes. Once ABORT is written the
+     * channel shuts its output and goes on reading, discarding what arrives, until the peer closes or
+     * {@link #ABORT_LINGER_MILLIS} pass. Closing at once instead would reset the connection whenever
+     * bytes of the peer's were still unread here, and a reset can make the peer lose the ABORT before
+     * it reads it: it would then know only that the connection broke, not why.
+     *
+     * <p>The returned future completes once nothing of the channel reads memory any more: its output
+     * is shut (frames still queued are released) or the channel is closed.
      */
     public ChannelFuture abortNow(ErrorCode code, String message) {
         orderlyEnd = true;
-        if (channel.isActive()) {
-            channel.eventLoop().execute(() -> {
-                if (channel.isActive() && channel.isWritable()) {
-                    channel.writeAndFlush(new Frame.Abort(code, message));
-                }
-                channel.close();
-            });
-        } else {
+        aborted = true;
+        ChannelPromise released = channel.newPromise();
+        channel.closeFuture().addListener(closed -> released.trySuccess());
+        if (!channel.isActive()) {
             channel.close();
+            return released;
         }
-        return channel.closeFuture();
+        channel.eventLoop().execute(() -> {
+            if (!channel.isActive() || !channel.isWritable()) {
+                channel.close();
+                return;
+            }
+            ChannelFuture written = channel.writeAndFlush(new Frame.Abort(code, message));
+            // Reading drains the peer's bytes and sees its close, even if this side had paused it.
+            channel.config().setAutoRead(true);
+            if (!(channel instanceof DuplexChannel duplex)) {
+                channel.close();
+                return;
+            }
+            ScheduledFuture<?> linger = channel.eventLoop().schedule(() -> channel.close(), ABORT_LINGER_MILLIS,
+                    TimeUnit.MILLISECONDS);
+            channel.closeFuture().addListener(closed -> linger.cancel(false));
+            written.addListener(done -> {
+                if (done.isSuccess()) {
+                    duplex.shutdownOutput().addListener(shut -> released.trySuccess());
+                } else {
+                    channel.close();
+                }
+            });
+        });
+        return released;
+    }
+
+    /** ABORT was sent or the channel closed by {@link #abortNow}: what still arrives is discarded. */
+    boolean aborted() {
+        return aborted;
     }
 
     /** Closes at once, dropping whatever is queued; see {@link #abortNow}. */

@@ -60,14 +60,15 @@ final class SessionHandler extends ChannelDuplexHandler {
                     + TimeUnit.NANOSECONDS.toMillis(silent) + " ms"));
             return;
         }
-        if (ctx.channel().isActive()) {
+        if (ctx.channel().isActive() && !channel.aborted()) {
             ctx.writeAndFlush(new Frame.Keepalive(System.nanoTime()));
         }
     }
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
-        if (!(msg instanceof Frame frame)) {
+        if (!(msg instanceof Frame frame) || channel.aborted()) {
+            // After this side's ABORT the channel only drains what the peer still sends (FrameChannel#abortNow).
             ReferenceCountUtil.release(msg);
             return;
         }
