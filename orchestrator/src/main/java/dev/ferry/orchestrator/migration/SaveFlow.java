@@ -210,7 +210,7 @@ final class SaveFlow implements Migration.Control {
             verification = Verification.open(vm);
         }
         logClearedNanos = System.nanoTime();
-        runPass(0, PageSet.all(memory.pages()), memory.pages(), memory.store().backedPagesIn(0, memory.pages()),
+        runPass(0, counted(PageSet.all(memory.pages()), memory.pages(), memory.store().backedPagesIn(0, memory.pages())),
                 Pass.DeviceData.NONE);
         // S2: every device SAVING|RUNNING; iterate until stopping now fits the downtime limit.
         barrierNanos = GraceBarrier.apply(migration, devices, d -> DeviceState.PRE_COPY, "S2 pre-copy", MigrationFailure.DEVICE_TRANSITION_FAILED)
@@ -258,8 +258,12 @@ final class SaveFlow implements Migration.Control {
                 }
             }
             iteration++;
-            DirtyBitmap.Snapshot dirty = readDirtyLogs();
-            runPass(iteration, dirty::next, dirty.count(), dirty.count(), Pass.DeviceData.READY);
+            // The dirty logs are read once the devices' ready data is out (Pass): what the guest dirtied
+            // meanwhile goes in this pass.
+            runPass(iteration, () -> {
+                DirtyBitmap.Snapshot dirty = readDirtyLogs();
+                return counted(dirty::next, dirty.count(), dirty.count()).take();
+            }, Pass.DeviceData.READY);
         }
     }
 
@@ -333,7 +337,7 @@ final class SaveFlow implements Migration.Control {
         DirtyBitmap.Snapshot last = readDirtyLogs();
         memory.vcpuLog().stop();
         vm.iommu().stopDirtyTracking();
-        runPass(iteration + 1, last::next, last.count(), last.count(), Pass.DeviceData.TO_END);
+        runPass(iteration + 1, counted(last::next, last.count(), last.count()), Pass.DeviceData.TO_END);
         try {
             sender.finish();
         } catch (ProtocolException e) {
@@ -425,12 +429,9 @@ final class SaveFlow implements Migration.Control {
      * bandwidth is the rate at which the destination takes data, and no backlog there is left for the
      * downtime. The stop-and-copy pass has no barrier: PREPARED follows it.
      */
-    private void runPass(int number, PageSet pages, long pageCount, long backedPages, Pass.DeviceData deviceData)
-            throws MigrationFailure, InterruptedException {
+    private void runPass(int number, Pass.Pages pages, Pass.DeviceData deviceData) throws MigrationFailure, InterruptedException {
         long start = System.nanoTime();
         pagesBeforePass = migration.normalPages() + migration.zeroPagesSent();
-        passBackedPages = backedPages;
-        passPages = pageCount;
         Pass.Result result;
         try {
             result = pass.run(number, pages, deviceData);
@@ -469,6 +470,15 @@ final class SaveFlow implements Migration.Control {
                 TimeUnit.NANOSECONDS.toMillis(elapsed), dirtyRate(dirtyPagesNow(), System.nanoTime())));
         metrics.iteration();
         passPages = 0;
+    }
+
+    /** A pass's pages that, as the pass takes them, become the pass under way of the live view ({@link #remainingBytes}). */
+    private Pass.Pages counted(PageSet pages, long count, long backed) {
+        return () -> {
+            passBackedPages = backed;
+            passPages = count;
+            return pages;
+        };
     }
 
     /** Reads and clears both dirty logs (M1); the pages they held over the time since the last read are the dirty rate. */

@@ -113,11 +113,34 @@ class PassTest {
     }
 
     @Test
-    void aPassSendsEveryPageAndTheDevicesDataBesideThem() throws Exception {
+    void aPreCopyPassSendsTheDevicesReadyDataFirstThenTakesItsPages() throws Exception {
         vm.devices().forEach(d -> assertThat(d.setState(DeviceState.PRE_COPY).succeeded()).isTrue());
-        Pass.Result result = pass().run(0, PageSet.all(vm.memory().pages()), Pass.DeviceData.READY);
+        long initial = vm.devices().stream().mapToLong(d -> d.initialBytes()).sum();
+        assertThat(initial).as("the gpu's initial data").isPositive();
+        long[] initialWhenTaken = {-1};
+        Pass.Result result = pass().run(0, () -> {
+            // The pages are taken (in SaveFlow: the dirty logs read) once the devices' data is out.
+            initialWhenTaken[0] = vm.devices().stream().mapToLong(d -> d.initialBytes()).sum();
+            return PageSet.all(vm.memory().pages());
+        }, Pass.DeviceData.READY);
+        assertThat(initialWhenTaken[0]).isZero();
         assertThat(result.pages()).isEqualTo(vm.memory().pages());
-        assertThat(result.deviceBytes()).isPositive();
+        assertThat(result.deviceBytes()).isGreaterThanOrEqualTo(initial);
+        await().atMost(Duration.ofSeconds(10)).until(() -> deviceBytes.get() == result.deviceBytes());
+        await().atMost(Duration.ofSeconds(10)).until(() -> samePages(vm.memory(), arrived));
+    }
+
+    @Test
+    void aStopAndCopyPassTakesItsPagesAtOnceAndSendsTheDevicesDataBesideThem() throws Exception {
+        vm.devices().forEach(d -> assertThat(d.setState(DeviceState.PRE_COPY).succeeded()).isTrue());
+        vm.devices().forEach(d -> assertThat(d.setState(DeviceState.STOP_COPY).succeeded()).isTrue());
+        long[] pendingWhenTaken = {-1};
+        Pass.Result result = pass().run(0, () -> {
+            pendingWhenTaken[0] = vm.devices().stream().mapToLong(d -> d.stopCopyBytes()).sum();
+            return PageSet.all(vm.memory().pages());
+        }, Pass.DeviceData.TO_END);
+        assertThat(pendingWhenTaken[0]).as("nothing of the devices' data was waited for").isPositive();
+        assertThat(result.pages()).isEqualTo(vm.memory().pages());
         await().atMost(Duration.ofSeconds(10)).until(() -> deviceBytes.get() == result.deviceBytes());
         await().atMost(Duration.ofSeconds(10)).until(() -> samePages(vm.memory(), arrived));
     }
@@ -130,7 +153,7 @@ class PassTest {
         CompletableFuture<Throwable> ended = CompletableFuture.supplyAsync(() -> {
             flow[0] = Thread.currentThread();
             try {
-                pass().run(0, PageSet.all(vm.memory().pages()), Pass.DeviceData.NONE);
+                pass().run(0, () -> PageSet.all(vm.memory().pages()), Pass.DeviceData.NONE);
                 return null;
             } catch (Exception e) {
                 return e;
@@ -148,7 +171,7 @@ class PassTest {
         destinations.forEach(FrameChannel::pauseReading);
         CompletableFuture<Throwable> ended = CompletableFuture.supplyAsync(() -> {
             try {
-                pass().run(0, PageSet.all(vm.memory().pages()), Pass.DeviceData.NONE);
+                pass().run(0, () -> PageSet.all(vm.memory().pages()), Pass.DeviceData.NONE);
                 return null;
             } catch (Exception e) {
                 return e;
