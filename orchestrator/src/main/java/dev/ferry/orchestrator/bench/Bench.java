@@ -98,6 +98,8 @@ public final class Bench implements Callable<Integer> {
     private final List<String> results = new ArrayList<>();
     private DaemonProcess a;
     private DaemonProcess b;
+    /** What the kernel's memory-management threads took in each part of the run ({@link KernelThreads}). */
+    private final List<String> kernelThreads = new ArrayList<>();
     private ApiClient apiA;
     private ApiClient apiB;
     private String token;
@@ -175,32 +177,22 @@ public final class Bench implements Callable<Integer> {
         firstTouch();
         warmUp();
         // First, while the daemons hold no more than the warm-up's VM: its resident memory is part of the target.
-        if (wanted(only, "zero")) {
-            zero();
+        section(only, "zero", this::zero);
+        section(only, "setup", () -> setup(tokenFile));
+        section(only, "throughput", this::throughput);
+        section(only, "shaped", () -> new ShapedLink(this, dir, tokenFile, daemonJvm).run());
+        section(only, "downtime", this::downtime);
+        section(only, "devices", this::devices);
+        section(only, "device-heavy", this::deviceHeavy);
+        section(only, "device-channels", this::deviceChannels);
+        if (Wrk.available()) {
+            section(only, "api", this::api);
         }
-        if (wanted(only, "setup")) {
-            setup(tokenFile);
-        }
-        if (wanted(only, "throughput")) {
-            throughput();
-        }
-        if (wanted(only, "shaped")) {
-            new ShapedLink(this, dir, tokenFile, daemonJvm).run();
-        }
-        if (wanted(only, "downtime")) {
-            downtime();
-        }
-        if (wanted(only, "devices")) {
-            devices();
-        }
-        if (wanted(only, "device-heavy")) {
-            deviceHeavy();
-        }
-        if (wanted(only, "device-channels")) {
-            deviceChannels();
-        }
-        if (wanted(only, "api") && Wrk.available()) {
-            api();
+        if (!kernelThreads.isEmpty()) {
+            String line = "  kernel     NOTE the kernel's memory-management threads beside the daemons (CPU taken from them on this"
+                    + " machine; no target): " + String.join("; ", kernelThreads);
+            results.add(line);
+            out.println(line);
         }
         HeapUse heap = HeapUse.ofLogs(dir).max(new HeapUse(Math.max(heapUsed(a), heapUsed(b)), 0));
         result("heap", "daemon heap during all of the above", heap.peakBytes() < 256L << 20,
@@ -209,6 +201,26 @@ public final class Bench implements Callable<Integer> {
         out.println();
         out.println("summary:");
         results.forEach(out::println);
+    }
+
+    /** A part of the benchmark, as {@code only} selects them; what the kernel's own threads took meanwhile is noted. */
+    private void section(List<String> only, String name, Section section) throws Exception {
+        if (!wanted(only, name)) {
+            return;
+        }
+        KernelThreads before = KernelThreads.sample();
+        long start = System.nanoTime();
+        section.run();
+        long nanos = System.nanoTime() - start;
+        String spent = KernelThreads.describe(before.millisUntil(KernelThreads.sample()), nanos);
+        if (!spent.isEmpty()) {
+            kernelThreads.add(name + ": " + spent);
+        }
+    }
+
+    @FunctionalInterface
+    private interface Section {
+        void run() throws Exception;
     }
 
     private void stop() {
