@@ -93,6 +93,21 @@ final class Convergence {
         return 4 * barrierNanos + 2 * Math.max(rttNanos, 0);
     }
 
+    /**
+     * The control round trip the switchover will cost: the quietest keepalive's ({@code keepaliveNanos}, -1
+     * before the first), or the quickest pass that carried nothing ({@code emptyPassNanos},
+     * {@link Long#MAX_VALUE} before one), whichever is less. Keepalives come once a second, and the first
+     * ones of a migration are answered behind its first pass; an empty pass is ITERATION_END and
+     * ITERATION_DONE on the control channel and so a round trip too, measured when it ends. Without it, a
+     * VM with nothing left to send spun through its passes in milliseconds, all with the round trip of a
+     * keepalive answered during a slow first pass, and could fail as not converging.
+     */
+    static long roundTripNanos(long keepaliveNanos, long emptyPassNanos) {
+        long keepalive = keepaliveNanos < 0 ? Long.MAX_VALUE : keepaliveNanos;
+        long quietest = Math.min(keepalive, emptyPassNanos);
+        return quietest == Long.MAX_VALUE ? 0 : quietest;
+    }
+
     /** F9: the downtime if pre-copy stopped now, all of it. */
     long expectedDowntimeMillis(Estimate estimate) {
         long transfer = expectedDowntimeMillis(estimate.memoryBytes() + estimate.deviceBytes(),

@@ -105,6 +105,8 @@ final class SaveFlow implements Migration.Control {
     private volatile long passPages;
     private volatile long passBackedPages;
     private volatile long pagesBeforePass;
+    /** The quickest pass that carried nothing: a control round trip, with the destination's check of it (F3). */
+    private long emptyPassNanos = Long.MAX_VALUE;
 
     SaveFlow(Migration migration, ManagedVm managed, MigrationPolicy policy, SessionId sessionId, boolean vcpusWereRunning,
              ProtocolClient client, Executor workers, FerryMetrics metrics, FlowHooks hooks, Timeouts timeouts,
@@ -293,7 +295,7 @@ final class SaveFlow implements Migration.Control {
             deviceBytes += bytes;
             loadNanos += (long) (bytes * loadNanosPerByte[i]);
         }
-        long fixed = Convergence.fixedCostNanos(barrierNanos, Math.max(0, session.control().rttNanos()));
+        long fixed = Convergence.fixedCostNanos(barrierNanos, Convergence.roundTripNanos(session.control().rttNanos(), emptyPassNanos));
         long dirtyPages = dirtyPagesNow();
         long verifyNanos = verification == null ? 0 : verification.predictNanos(dirtyPages, deviceBytes);
         return new Convergence.Estimate(dirtyPages * PAGE_WIRE_BYTES, deviceBytes, loadNanos, verifyNanos, fixed);
@@ -460,6 +462,9 @@ final class SaveFlow implements Migration.Control {
             }
         }
         long elapsed = System.nanoTime() - start;
+        if (result.pages() == 0 && result.deviceBytes() == 0) {
+            emptyPassNanos = Math.min(emptyPassNanos, elapsed);
+        }
         long bytes = result.pageWireBytes() + result.deviceBytes();
         // The two sides' digest refreshes ran side by side after the data was out: not the link's time.
         long hashing = Math.max(verifyNanos, TimeUnit.MICROSECONDS.toNanos(done.verifyMicros()));

@@ -88,6 +88,16 @@ class ConvergenceTest {
     }
 
     @Test
+    void f3TheSwitchoversRoundTripIsTheQuietestOfKeepalivesAndEmptyPasses() {
+        // A keepalive answered behind a slow first pass: 150 ms; an empty pass since: 2 ms.
+        assertThat(Convergence.roundTripNanos(150_000_000L, 2_000_000L)).isEqualTo(2_000_000L);
+        assertThat(Convergence.roundTripNanos(300_000L, 2_000_000L)).isEqualTo(300_000L);
+        assertThat(Convergence.roundTripNanos(-1, Long.MAX_VALUE)).as("nothing measured yet").isZero();
+        assertThat(Convergence.roundTripNanos(-1, 2_000_000L)).isEqualTo(2_000_000L);
+        assertThat(Convergence.roundTripNanos(150_000_000L, Long.MAX_VALUE)).isEqualTo(150_000_000L);
+    }
+
+    @Test
     void f3ATinyPassFloorStaysWithinTheRateLimit() {
         Convergence c = new Convergence(new MigrationPolicy("vm", new Endpoint("127.0.0.1", 1), 300, 1 << 20, 1, 30, 600_000,
                 true, false, false, false, false, dev.ferry.protocol.compression.PageCodec.NONE));
