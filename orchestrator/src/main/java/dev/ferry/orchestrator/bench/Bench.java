@@ -185,7 +185,7 @@ public final class Bench implements Callable<Integer> {
         section(only, "devices", this::devices);
         section(only, "device-heavy", this::deviceHeavy);
         section(only, "device-channels", this::deviceChannels);
-        if (Wrk.available()) {
+        if (wanted(only, "api") && Wrk.available()) {
             section(only, "api", this::api);
         }
         if (!kernelThreads.isEmpty()) {

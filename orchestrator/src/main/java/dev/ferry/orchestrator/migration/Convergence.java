@@ -12,7 +12,7 @@ package dev.ferry.orchestrator.migration;
  * <p><b>(Ferry)</b> The fixed cost is measured, not configured: four all-device barriers (S3 and S5
  * on the source, R3 and R4 on the destination) each costing what the S2 barrier typically cost per
  * device (its median device, so that one device starting a large save session does not stand for
- * all, and without the time the flow's thread waited for a core: see {@link GraceBarrier#typical}),
+ * all, and without the time the flow's thread waited for a core: see {@link GraceBarrier.Timing#typicalWithout}),
  * plus two control-channel round trips (prepare and commit).
  */
 final class Convergence {

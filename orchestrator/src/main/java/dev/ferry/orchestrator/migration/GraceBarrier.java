@@ -21,11 +21,20 @@ final class GraceBarrier {
      * @param totalNanos   the whole step
      * @param typicalNanos the median of its devices' state changes, times the number of devices: what the
      *                     step costs without the one device that took unusually long (a save session
-     *                     starting, say); and never more than the step took less the time its thread
-     *                     waited for a core ({@link #typical})
+     *                     starting, say)
      * @param eachNanos    each device's state change, in the devices' order (0 for one already there)
      */
     record Timing(long totalNanos, long typicalNanos, long[] eachNanos) {
+        /**
+         * The typical cost, within the step's time less what its thread {@code waited} for a core
+         * ({@link RunQueueWait}). The S2 step is timed once and stands for all four barriers of the
+         * switchover in the estimate (F3), so a host loaded for that moment would hold the estimate above
+         * the limit for the whole migration: with a load of six on two cores, one S2 step at about 22 ms
+         * a device made a fixed cost of 353 ms, and a paused VM with nothing left to send never converged.
+         */
+        long typicalWithout(long waitedNanos) {
+            return Math.min(typicalNanos, Math.max(0, totalNanos - Math.max(0, waitedNanos)));
+        }
     }
 
     /**
@@ -42,7 +51,6 @@ final class GraceBarrier {
     static Timing apply(List<Device> devices, Function<Device, DeviceState> stateFor, String step, String failureCode)
             throws MigrationFailure {
         long start = System.nanoTime();
-        long waitedBefore = RunQueueWait.nanos();
         long[] each = new long[devices.size()];
         long[] changes = new long[devices.size()];
         int changed = 0;
@@ -61,25 +69,11 @@ final class GraceBarrier {
             }
         }
         long total = System.nanoTime() - start;
-        long waited = RunQueueWait.nanos() - waitedBefore;
-        return new Timing(total, typical(java.util.Arrays.copyOf(changes, changed), total, waited), each);
-    }
-
-    /**
-     * What a step typically costs: the median device's state change times the devices that changed,
-     * within the step's time less what its thread {@code waited} for a core. The S2 step is measured
-     * once and stands for all four barriers of the switchover in the estimate (F3), so a host loaded
-     * for that moment would hold the estimate above the limit for the whole migration: with a load of
-     * six on two cores, one S2 step at about 22 ms a device made a fixed cost of 353 ms and a paused VM with
-     * nothing left to send never converged.
-     */
-    static long typical(long[] changes, long totalNanos, long waitedNanos) {
-        if (changes.length == 0) {
-            return 0;
+        if (changed == 0) {
+            return new Timing(total, 0, each);
         }
-        long[] sorted = changes.clone();
+        long[] sorted = java.util.Arrays.copyOf(changes, changed);
         java.util.Arrays.sort(sorted);
-        long median = sorted[sorted.length / 2] * sorted.length;
-        return Math.min(median, Math.max(0, totalNanos - Math.max(0, waitedNanos)));
+        return new Timing(total, Math.min(total, sorted[changed / 2] * changed), each);
     }
 }

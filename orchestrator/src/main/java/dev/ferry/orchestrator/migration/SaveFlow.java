@@ -215,8 +215,12 @@ final class SaveFlow implements Migration.Control {
         runPass(0, counted(PageSet.all(memory.pages()), memory.pages(), memory.store().backedPagesIn(0, memory.pages())),
                 Pass.DeviceData.NONE);
         // S2: every device SAVING|RUNNING; iterate until stopping now fits the downtime limit.
-        barrierNanos = GraceBarrier.apply(migration, devices, d -> DeviceState.PRE_COPY, "S2 pre-copy", MigrationFailure.DEVICE_TRANSITION_FAILED)
-                .typicalNanos();
+        // Timed once, this step stands for the switchover's barriers in every estimate: without the time
+        // the flow's thread waited for a core, which is the host's load of the moment.
+        long waitedBefore = RunQueueWait.nanos();
+        GraceBarrier.Timing s2 = GraceBarrier.apply(migration, devices, d -> DeviceState.PRE_COPY, "S2 pre-copy",
+                MigrationFailure.DEVICE_TRANSITION_FAILED);
+        barrierNanos = s2.typicalWithout(RunQueueWait.nanos() - waitedBefore);
         iteration = 0;
         int counted = 1;
         long ackWaitFrom = -1;
