@@ -7,13 +7,9 @@ import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.PhaseCode;
-import dev.ferry.protocol.ProtocolException;
 import dev.ferry.protocol.SessionId;
 import io.netty.channel.ChannelFuture;
 import java.time.Duration;
-import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -38,31 +34,6 @@ class AbortTest {
         loopback.close();
     }
 
-    /** The source's handler: frames in their order, and how the channel closed. */
-    private static final class Recorder implements FrameHandler {
-        final BlockingQueue<Frame> frames = new LinkedBlockingQueue<>();
-        final CompletableFuture<ProtocolException> closed = new CompletableFuture<>();
-
-        @Override
-        public void frameReceived(FrameChannel channel, Frame frame) {
-            frames.add(frame);
-        }
-
-        @Override
-        public void channelClosed(FrameChannel channel, ProtocolException cause) {
-            closed.complete(cause);
-        }
-
-        Frame.Abort abort() throws InterruptedException {
-            while (true) {
-                Frame frame = frames.poll(30, TimeUnit.SECONDS);
-                if (frame == null || frame instanceof Frame.Abort) {
-                    return (Frame.Abort) frame;
-                }
-            }
-        }
-    }
-
     /** A described session: the source's control channel, and the destination's session. */
     private TestAcceptor.Session described(FrameChannel control) throws Exception {
         control.send(new Frame.VmDescription(1 << 20, 4096, 1, new byte[0])).sync();
@@ -79,7 +50,7 @@ class AbortTest {
     @Test
     void theSourceReadsTheAbortThoughItsOwnBytesWereLeftUnread() throws Exception {
         for (int round = 0; round < 20; round++) {
-            Recorder recorder = new Recorder();
+            FrameRecorder recorder = new FrameRecorder();
             FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, recorder);
             TestAcceptor.Session session = described(control);
             session.control.pauseReading();
@@ -101,7 +72,7 @@ class AbortTest {
 
     @Test
     void whatArrivesAfterTheAbortIsDiscardedAndThePeersCloseEndsTheChannel() throws Exception {
-        Recorder recorder = new Recorder();
+        FrameRecorder recorder = new FrameRecorder();
         FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, recorder);
         TestAcceptor.Session session = described(control);
         session.frames.clear();
@@ -118,7 +89,7 @@ class AbortTest {
 
     @Test
     void aPeerThatDoesNotCloseIsClosedAfterTheLinger() throws Exception {
-        Recorder recorder = new Recorder();
+        FrameRecorder recorder = new FrameRecorder();
         FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, recorder);
         TestAcceptor.Session session = described(control);
         // A source that reads nothing more never sees the end of the stream, so it never closes.

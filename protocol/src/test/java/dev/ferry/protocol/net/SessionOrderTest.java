@@ -13,9 +13,6 @@ import dev.ferry.protocol.SessionId;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -37,33 +34,8 @@ class SessionOrderTest {
         loopback.close();
     }
 
-    /** A client-side handler that records frames and how the channel closed. */
-    private static final class Recorder implements FrameHandler {
-        final BlockingQueue<Frame> frames = new LinkedBlockingQueue<>();
-        final CompletableFuture<ProtocolException> closed = new CompletableFuture<>();
-
-        @Override
-        public void frameReceived(FrameChannel channel, Frame frame) {
-            frames.add(frame);
-        }
-
-        @Override
-        public void channelClosed(FrameChannel channel, ProtocolException cause) {
-            closed.complete(cause);
-        }
-
-        Frame.Abort abort() throws InterruptedException {
-            while (true) {
-                Frame frame = frames.poll(30, TimeUnit.SECONDS);
-                if (frame == null || frame instanceof Frame.Abort) {
-                    return (Frame.Abort) frame;
-                }
-            }
-        }
-    }
-
     private void expectAbort(List<Frame> frames, String because) throws Exception {
-        Recorder recorder = new Recorder();
+        FrameRecorder recorder = new FrameRecorder();
         FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, recorder);
         for (Frame frame : frames) {
             control.send(frame);
@@ -102,7 +74,7 @@ class SessionOrderTest {
     @Test
     void aDescriptionOutsideOneToSixteenDataChannelsIsMalformed() throws Exception {
         for (int channels : new int[] {0, 1000}) {
-            Recorder recorder = new Recorder();
+            FrameRecorder recorder = new FrameRecorder();
             FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, recorder);
             control.send(new Frame.VmDescription(1 << 20, 4096, channels, new byte[0]));
             Frame.Abort abort = recorder.abort();
@@ -115,10 +87,10 @@ class SessionOrderTest {
 
     @Test
     void dataChannelIterationsEndWithTheirPageCounts() throws Exception {
-        FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, new Recorder());
+        FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, new FrameRecorder());
         control.send(description()).sync();
         await().atMost(Duration.ofSeconds(10)).until(() -> acceptor.sessions.get(control.session()).memory != null);
-        Recorder recorder = new Recorder();
+        FrameRecorder recorder = new FrameRecorder();
         FrameChannel data = loopback.connect(control.session(), ChannelRole.DATA, 0, recorder);
         data.send(new PagesBuilder(data.channel().alloc(), 0).addCopy(3, ByteBuffer.allocate(4096)).build());
         data.send(new Frame.DataEnd(0, 2));
@@ -129,10 +101,10 @@ class SessionOrderTest {
 
     @Test
     void pagesOfALaterIterationWaitForTheEndOfTheCurrentOne() throws Exception {
-        FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, new Recorder());
+        FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, new FrameRecorder());
         control.send(description()).sync();
         await().atMost(Duration.ofSeconds(10)).until(() -> acceptor.sessions.get(control.session()).memory != null);
-        Recorder recorder = new Recorder();
+        FrameRecorder recorder = new FrameRecorder();
         FrameChannel data = loopback.connect(control.session(), ChannelRole.DATA, 0, recorder);
         data.send(new PagesBuilder(data.channel().alloc(), 1).addZero(3).build());
         assertThat(recorder.abort().message()).contains("pages of iteration 1 while iteration 0 is open");
@@ -140,10 +112,10 @@ class SessionOrderTest {
 
     /** Sends {@code frames} on a data channel of a described 1 MiB VM (256 pages, one channel); the ABORT that answers. */
     private Frame.Abort dataAbort(Frame... frames) throws Exception {
-        FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, new Recorder());
+        FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, new FrameRecorder());
         control.send(description()).sync();
         await().atMost(Duration.ofSeconds(10)).until(() -> acceptor.sessions.get(control.session()).memory != null);
-        Recorder recorder = new Recorder();
+        FrameRecorder recorder = new FrameRecorder();
         FrameChannel data = loopback.connect(control.session(), ChannelRole.DATA, 0, recorder);
         for (Frame frame : frames) {
             data.send(frame);
@@ -180,7 +152,7 @@ class SessionOrderTest {
 
     @Test
     void aDroppedConnectionIsReportedAsLost() throws Exception {
-        Recorder recorder = new Recorder();
+        FrameRecorder recorder = new FrameRecorder();
         FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, recorder);
         control.send(description()).sync();
         await().atMost(Duration.ofSeconds(10)).until(() -> acceptor.sessions.get(control.session()) != null);
@@ -192,7 +164,7 @@ class SessionOrderTest {
 
     @Test
     void theSourceTakesEachIterationDoneOnceInOrderAndOnlyForIterationsItEnded() throws Exception {
-        Recorder recorder = new Recorder();
+        FrameRecorder recorder = new FrameRecorder();
         FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, recorder);
         control.send(description());
         assertThat(recorder.frames.poll(30, TimeUnit.SECONDS)).isInstanceOf(Frame.VmAccepted.class);
