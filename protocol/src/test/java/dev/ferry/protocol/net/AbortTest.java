@@ -11,8 +11,7 @@ import dev.ferry.protocol.SessionId;
 import io.netty.channel.ChannelFuture;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.AutoClose;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -20,19 +19,9 @@ import org.junit.jupiter.api.Test;
  * why, whatever it still had in flight, and the aborting side's channel ends in a bounded time.
  */
 class AbortTest {
-    private Loopback loopback;
-    private TestAcceptor acceptor;
-
-    @BeforeEach
-    void start() throws InterruptedException {
-        acceptor = new TestAcceptor();
-        loopback = new Loopback(Loopback.config("a"), Loopback.config("a"), acceptor);
-    }
-
-    @AfterEach
-    void close() {
-        loopback.close();
-    }
+    private final TestAcceptor acceptor = new TestAcceptor();
+    @AutoClose
+    private final Loopback loopback = Loopback.started(acceptor, "a");
 
     /** A described session: the source's control channel, and the destination's session. */
     private TestAcceptor.Session described(FrameChannel control) throws Exception {

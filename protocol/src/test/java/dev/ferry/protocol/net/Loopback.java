@@ -31,6 +31,16 @@ final class Loopback implements AutoCloseable {
         client = new ProtocolClient(clientConfig, clientGroup);
     }
 
+    /** A server accepting with {@code acceptor} and a client, both with {@code token}; for a field a test closes. */
+    static Loopback started(SessionAcceptor acceptor, String token) {
+        try {
+            return new Loopback(config(token), config(token), acceptor);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while binding", e);
+        }
+    }
+
     static ProtocolConfig config(String token) {
         return ProtocolConfig.of(token.getBytes(java.nio.charset.StandardCharsets.UTF_8), null)
                 .withLimits(Limits.DEFAULT.withKeepalive(Duration.ofMillis(100), Duration.ofSeconds(5)));
