@@ -80,6 +80,10 @@ public final class PageReceiver implements FrameHandler {
             ended.complete(end.pages());
         } else if (frame instanceof Frame.Abort abort) {
             ended.completeExceptionally(new ProtocolException(abort.code(), "source aborted: " + abort.message()));
+        } else {
+            // As the channel's last handler it owns what arrives: a frame it does not take (device data
+            // no one routed elsewhere) is let go, not leaked.
+            io.netty.util.ReferenceCountUtil.release(frame);
         }
     }
 
