@@ -26,6 +26,11 @@ import java.util.concurrent.TimeUnit;
 public final class FrameChannel {
     /** How long a channel that sent ABORT waits for the peer to close before it closes itself ({@link #abortNow}). */
     public static final long ABORT_LINGER_MILLIS = 2_000;
+    /**
+     * How long ABORT may wait in the outbound buffer before the channel closes without it: a peer that
+     * does not take it in this time has stopped reading, and ending must not wait on it (F12).
+     */
+    static final long ABORT_WRITE_MILLIS = 250;
 
     private final Channel channel;
     private final ChannelRole role;
@@ -195,7 +200,8 @@ public final class FrameChannel {
      * it reads it: it would then know only that the connection broke, not why.
      *
      * <p>The returned future completes once nothing of the channel reads memory any more: its output
-     * is shut (frames still queued are released) or the channel is closed.
+     * is shut (frames still queued are released) or the channel is closed; at the latest after
+     * {@link #ABORT_WRITE_MILLIS}, when a peer that stopped reading leaves ABORT unwritten (F12).
      */
     public ChannelFuture abortNow(ErrorCode code, String message) {
         orderlyEnd = true;
@@ -220,7 +226,15 @@ public final class FrameChannel {
             }
             ScheduledFuture<?> linger = channel.eventLoop().schedule(() -> channel.close(), ABORT_LINGER_MILLIS,
                     TimeUnit.MILLISECONDS);
-            channel.closeFuture().addListener(closed -> linger.cancel(false));
+            ScheduledFuture<?> unwritten = channel.eventLoop().schedule(() -> {
+                if (!written.isDone()) {
+                    channel.close();
+                }
+            }, ABORT_WRITE_MILLIS, TimeUnit.MILLISECONDS);
+            channel.closeFuture().addListener(closed -> {
+                linger.cancel(false);
+                unwritten.cancel(false);
+            });
             written.addListener(done -> {
                 if (done.isSuccess()) {
                     duplex.shutdownOutput().addListener(shut -> released.trySuccess());

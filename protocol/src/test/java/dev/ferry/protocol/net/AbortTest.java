@@ -8,7 +8,9 @@ import dev.ferry.protocol.ErrorCode;
 import dev.ferry.protocol.Frame;
 import dev.ferry.protocol.PhaseCode;
 import dev.ferry.protocol.SessionId;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
+import io.netty.channel.WriteBufferWaterMark;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AutoClose;
@@ -77,7 +79,35 @@ class AbortTest {
     }
 
     @Test
-    void aPeerThatDoesNotCloseIsClosedAfterTheLinger() throws Exception {
+    void f12AnAbortThePeerDoesNotTakeEndsTheChannelWithoutWaitingForIt() throws Exception {
+        FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, new FrameRecorder());
+        TestAcceptor.Session session = described(control);
+        FrameChannel data = loopback.connect(control.session(), ChannelRole.DATA, 0, new FrameRecorder());
+        await().atMost(Duration.ofSeconds(10)).until(() -> session.dataChannels.size() == 1);
+        session.dataChannels.get(0).pauseReading();
+        // A watermark far above what the sockets hold: the channel stays writable, so ABORT is queued
+        // behind frames the stalled destination will never take.
+        data.channel().config().setWriteBufferWaterMark(new WriteBufferWaterMark(256 << 20, 512 << 20));
+        long high = data.channel().config().getWriteBufferHighWaterMark();
+        byte[] chunk = new byte[64 << 10];
+        for (int i = 0; i < 512; i++) {
+            data.send(new Frame.DeviceData(0, (long) i * chunk.length, Unpooled.wrappedBuffer(chunk)));
+        }
+        await("bytes queued behind the full sockets").atMost(Duration.ofSeconds(10))
+                .until(() -> high - data.channel().bytesBeforeUnwritable() >= 1 << 20);
+
+        ChannelFuture released = data.abortNow(ErrorCode.CANCELLED, "cancelled");
+        // F12: ending takes effect within a second, whatever the peer does.
+        assertThat(released.await(1_000)).as("ended within a second").isTrue();
+        assertThat(data.closeFuture().isDone()).as("closed without its ABORT, not lingering with it queued").isTrue();
+        // The destination, reading again, finds the channel closed and lets go of what it had gathered.
+        FrameChannel destination = session.dataChannels.get(0);
+        destination.resumeReading();
+        assertThat(destination.closeFuture().await(Loopback.TEST_TIMEOUT.toMillis())).isTrue();
+    }
+
+    @Test
+    void f12APeerThatDoesNotCloseIsClosedAfterTheLinger() throws Exception {
         FrameRecorder recorder = new FrameRecorder();
         FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, recorder);
         TestAcceptor.Session session = described(control);
