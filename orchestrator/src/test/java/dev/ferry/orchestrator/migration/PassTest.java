@@ -113,7 +113,7 @@ class PassTest {
     }
 
     @Test
-    void aPreCopyPassSendsTheDevicesReadyDataFirstThenTakesItsPages() throws Exception {
+    void f10APreCopyPassSendsTheDevicesReadyDataFirstThenTakesItsPages() throws Exception {
         vm.devices().forEach(d -> assertThat(d.setState(DeviceState.PRE_COPY).succeeded()).isTrue());
         long initial = vm.devices().stream().mapToLong(d -> d.initialBytes()).sum();
         assertThat(initial).as("the gpu's initial data").isPositive();
@@ -131,7 +131,7 @@ class PassTest {
     }
 
     @Test
-    void aStopAndCopyPassTakesItsPagesAtOnceAndSendsTheDevicesDataBesideThem() throws Exception {
+    void f10AStopAndCopyPassTakesItsPagesAtOnceAndSendsTheDevicesDataBesideThem() throws Exception {
         vm.devices().forEach(d -> assertThat(d.setState(DeviceState.PRE_COPY).succeeded()).isTrue());
         vm.devices().forEach(d -> assertThat(d.setState(DeviceState.STOP_COPY).succeeded()).isTrue());
         long[] pendingWhenTaken = {-1};

@@ -39,7 +39,7 @@ class AbortTest {
      * destination's reason. Twenty rounds, since a lost ABORT was a race.
      */
     @Test
-    void theSourceReadsTheAbortThoughItsOwnBytesWereLeftUnread() throws Exception {
+    void f4TheSourceReadsTheAbortThoughItsOwnBytesWereLeftUnread() throws Exception {
         for (int round = 0; round < 20; round++) {
             FrameRecorder recorder = new FrameRecorder();
             FrameChannel control = loopback.connect(SessionId.random(), ChannelRole.CONTROL, 0, recorder);
