@@ -308,9 +308,29 @@ final class MigrationCommands implements Callable<Integer> {
         }
         JsonNode end = last[0] == null || !Progress.finished(last[0]) ? api.get("/v1/migrations/" + id) : last[0];
         if (!ctl.json()) {
-            ctl.out().printf(Locale.ROOT, "%s %s: %s%n", id, end.path("phase").asText(), end.path("error").isNull() ? "ok"
-                    : end.path("error").path("code").asText() + ": " + end.path("error").path("message").asText());
+            ctl.out().printf(Locale.ROOT, "%s %s: %s%n", id, end.path("phase").asText(), outcome(end));
         }
         return end.path("phase").asText().equals("completed") ? 0 : 1;
+    }
+
+    /**
+     * How a watched migration ended, in one line: the error, or for a source's completed migration its
+     * downtime against the limit and, when asked for, that the two sides' digests matched (a mismatch
+     * fails it with {@code verify_failed}).
+     */
+    static String outcome(JsonNode end) {
+        if (!end.path("error").isNull() && !end.path("error").isMissingNode()) {
+            return end.path("error").path("code").asText() + ": " + end.path("error").path("message").asText();
+        }
+        StringBuilder line = new StringBuilder("ok");
+        if (end.path("downtimeMs").isNumber()) {
+            long limit = end.path("policy").path("downtimeLimitMs").asLong();
+            line.append(String.format(Locale.ROOT, ", downtime %d ms %s %d ms limit", end.path("downtimeMs").asLong(),
+                    end.path("downtimeLimitMet").asBoolean(true) ? "within its" : "over its", limit));
+        }
+        if (end.path("verified").isBoolean()) {
+            line.append(end.path("verified").asBoolean() ? ", verified" : ", digests differ");
+        }
+        return line.toString();
     }
 }

@@ -89,7 +89,7 @@ class CtlTest {
                 "--channels", "2");
         releaser.join();
         assertThat(migrate.status()).as(migrate.out() + migrate.err()).isZero();
-        assertThat(migrate.out()).contains("precopy").contains("completed: ok");
+        assertThat(migrate.out()).contains("precopy").contains("completed: ok, downtime ").contains(" ms limit, verified");
         String id = migrate.out().lines().filter(l -> l.startsWith("mig-")).findFirst().orElseThrow().split(" ")[0];
 
         Run show = ctl("migration", "show", id);
