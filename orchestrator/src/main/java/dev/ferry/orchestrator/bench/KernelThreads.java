@@ -57,7 +57,11 @@ record KernelThreads(Map<String, Long> ticksByName) {
         if (rest.length < 13) {
             return null;
         }
-        return new Entry(stat.substring(open + 1, close), Long.parseLong(rest[11]) + Long.parseLong(rest[12]));
+        try {
+            return new Entry(stat.substring(open + 1, close), Long.parseLong(rest[11]) + Long.parseLong(rest[12]));
+        } catch (NumberFormatException e) {
+            return null;
+        }
     }
 
     /** What each thread took from this sample to {@code later}, in milliseconds; threads that took nothing are left out. */

@@ -328,8 +328,8 @@ final class MigrationCommands implements Callable<Integer> {
             line.append(String.format(Locale.ROOT, ", downtime %d ms %s %d ms limit", end.path("downtimeMs").asLong(),
                     end.path("downtimeLimitMet").asBoolean(true) ? "within its" : "over its", limit));
         }
-        if (end.path("verified").isBoolean()) {
-            line.append(end.path("verified").asBoolean() ? ", verified" : ", digests differ");
+        if (end.path("verified").asBoolean(false)) {
+            line.append(", verified");
         }
         return line.toString();
     }

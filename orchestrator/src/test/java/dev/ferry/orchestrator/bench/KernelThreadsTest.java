@@ -16,6 +16,7 @@ class KernelThreadsTest {
         assertThat(odd).isEqualTo(new KernelThreads.Entry("a (b) c", 10));
         assertThat(KernelThreads.parse("garbage")).isNull();
         assertThat(KernelThreads.parse("1 (short) S 0 1")).isNull();
+        assertThat(KernelThreads.parse("1 (odd) S 0 1 1 0 -1 0 0 0 0 0 x y 0 0")).as("fields that are not numbers").isNull();
     }
 
     @Test
