@@ -74,6 +74,14 @@ public final class ChunkPool implements AutoCloseable {
         return keptBytes;
     }
 
+    /**
+     * Whether new chunks are mapped in huge pages in this process (64-bit Linux with JNA), rather than
+     * allocated as the JDK's direct buffers, which are touched page by page as they are zeroed.
+     */
+    public static boolean hugePages() {
+        return DirectMemory.hugePages();
+    }
+
     /** Chunks handed out again instead of allocated, since the pool was made. */
     public long reusedChunks() {
         return reused.get();
@@ -161,8 +169,8 @@ public final class ChunkPool implements AutoCloseable {
     }
 
     /**
-     * Fills the pool in the background, once: a thread allocates new chunks (zeroed, so every page is
-     * touched and backed now rather than when a VM first writes it) and keeps them, until it has allocated
+     * Fills the pool in the background, once: a thread allocates new chunks, touches every page of them
+     * so that it is backed now rather than when a VM first writes it, and keeps them, until it has allocated
      * {@code bytes} or the pool holds its capacity. It stops early when the pool is closed, when
      * {@code room} says there is no room for another chunk, or when direct memory runs out. Chunks taken
      * meanwhile are handed out as usual.
@@ -206,9 +214,10 @@ public final class ChunkPool implements AutoCloseable {
             try {
                 chunk = DirectMemory.allocate(chunkBytes);
             } catch (OutOfMemoryError e) {
-                // The JVM's direct-memory limit: what is kept stays, VMs get the rest.
+                // The JVM's direct-memory limit, or no more memory to map: what is kept stays, VMs get the rest.
                 break;
             }
+            DirectMemory.touch(chunk);
             synchronized (this) {
                 if (closed || keptBytes + chunkBytes > capacityBytes) {
                     DirectMemory.free(chunk);

@@ -13,6 +13,10 @@ import java.util.Map;
  * until a collection that a small heap may not need for a long time, and new allocations would
  * stall on the JDK's direct-memory limit meanwhile.
  *
+ * <p>Buffers of whole huge pages (guest memory's 2 MiB chunks, device memory of such sizes) are
+ * {@link MappedMemory} where it can be had: mapped in huge pages, zero until written, touched by
+ * nothing up front. Other sizes, and all of them where it cannot, come from a strategy below.
+ *
  * <p>On Java 22 and later each buffer is a segment of its own shared arena
  * ({@code java.lang.foreign}, reached reflectively since the code is compiled for Java 17), freed by
  * closing the arena: a buffer used after that throws instead of touching freed memory. Before
@@ -22,23 +26,54 @@ import java.util.Map;
  */
 final class DirectMemory {
     private static final Strategy STRATEGY = Strategy.find();
+    private static final MappedMemory MAPPED = findMapped();
+    private static final int PAGE = 4096;
 
     private DirectMemory() {
     }
 
     /** A zeroed direct buffer of {@code bytes}. */
     static ByteBuffer allocate(int bytes) {
+        if (MAPPED != null && bytes > 0 && bytes % MappedMemory.HUGE_PAGE == 0) {
+            return MAPPED.map(bytes);
+        }
         return STRATEGY.allocate(bytes);
     }
 
     /** Frees a buffer {@link #allocate} returned; nothing may use it, or a view of it, afterwards. */
     static void free(ByteBuffer buffer) {
-        STRATEGY.free(buffer);
+        if (MAPPED == null || !MAPPED.free(buffer)) {
+            STRATEGY.free(buffer);
+        }
     }
 
-    /** How this JVM allocates and frees. */
+    /**
+     * Writes every 4 KiB page of a zeroed buffer, leaving it zero, so that the kernel backs all of it
+     * now: memory kept ahead of need ({@link ChunkPool#prefill}) is of no use until it is backed.
+     */
+    static void touch(ByteBuffer buffer) {
+        for (int at = 0; at < buffer.capacity(); at += PAGE) {
+            buffer.put(at, (byte) 0);
+        }
+    }
+
+    /** How this JVM allocates and frees buffers that are not whole huge pages. */
     static String strategy() {
         return STRATEGY.name();
+    }
+
+    /** Whether buffers of whole huge pages are mapped in huge pages ({@link MappedMemory}). */
+    static boolean hugePages() {
+        return MAPPED != null;
+    }
+
+    private static MappedMemory findMapped() {
+        try {
+            return MappedMemory.find();
+        } catch (LinkageError e) {
+            // No JNA on the class path (the device model has it as an optional dependency).
+            return null;
+        }
     }
 
     private interface Strategy {

@@ -1,6 +1,8 @@
 package dev.ferry.orchestrator.bench;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.ferry.device.memory.ChunkPool;
+import dev.ferry.device.memory.PageStore;
 import dev.ferry.orchestrator.FerrydCommand;
 import dev.ferry.orchestrator.cli.ApiClient;
 import dev.ferry.orchestrator.cli.Progress;
@@ -241,21 +243,44 @@ public final class Bench implements Callable<Integer> {
     private void firstTouch() {
         int bytes = 64 << 20;
         List<String> micros = new ArrayList<>();
+        List<String> hugeMicros = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
             long start = System.nanoTime();
             // allocateDirect zeroes what it allocates: every page is touched once, for the first time.
             ByteBuffer.allocateDirect(bytes);
-            double perPage = (System.nanoTime() - start) / 1e3 / (bytes / 4096.0);
-            micros.add(String.format(Locale.ROOT, "%.2f", perPage));
+            micros.add(perPage(System.nanoTime() - start, bytes));
+            hugeMicros.add(perPage(firstTouchOfChunks(bytes), bytes));
         }
         // The buffers are unreachable now; a collection frees their memory before the daemons are measured,
         // rather than leaving it resident beside them for the whole run.
         System.gc();
         String line = String.format(Locale.ROOT, "  memory     NOTE a 4 KiB page of fresh memory costs %s us on its first touch (%d"
                 + " allocations of %s, in the benchmark's process; no target: what any guest beyond the destination's memory"
-                + " pool pays per page)", micros, micros.size(), Progress.bytes(bytes));
+                + " pool pays per page); in guest memory's chunks, %s: %s us a page", micros, micros.size(), Progress.bytes(bytes),
+                ChunkPool.hugePages() ? "mapped in huge pages" : "not mapped in huge pages here", hugeMicros);
         results.add(line);
         out.println(line);
+    }
+
+    /** Nanoseconds to allocate {@code bytes} of new guest memory chunks and write each 4 KiB page of them once. */
+    private static long firstTouchOfChunks(int bytes) {
+        int chunkBytes = PageStore.DEFAULT_CHUNK_BYTES;
+        List<ByteBuffer> chunks = new ArrayList<>();
+        long start = System.nanoTime();
+        for (int at = 0; at < bytes; at += chunkBytes) {
+            ByteBuffer chunk = ChunkPool.NONE.take(chunkBytes);
+            for (int page = 0; page < chunkBytes; page += 4096) {
+                chunk.put(page, (byte) 1);
+            }
+            chunks.add(chunk);
+        }
+        long took = System.nanoTime() - start;
+        chunks.forEach(ChunkPool.NONE::give);
+        return took;
+    }
+
+    private static String perPage(long nanos, int bytes) {
+        return String.format(Locale.ROOT, "%.2f", nanos / 1e3 / (bytes / 4096.0));
     }
 
     void result(String name, String what, boolean met, String figures) {
