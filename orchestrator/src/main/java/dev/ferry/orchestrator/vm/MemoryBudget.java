@@ -6,7 +6,9 @@ import java.lang.management.ManagementFactory;
 /**
  * How much guest and device memory this JVM can hold: its direct-memory limit
  * ({@code -XX:MaxDirectMemorySize}, which defaults to the maximum heap size) less a reserve for the
- * network's buffers. Guest memory is allocated lazily, so a VM that is admitted beyond the limit
+ * network's buffers. Guest memory mapped in huge pages does not come out of the JDK's direct buffers,
+ * but it counts against the same limit: the flag operators know stays the daemon's memory budget.
+ * Guest memory is allocated lazily, so a VM that is admitted beyond the limit
  * would fail later, on some write; admission against this budget fails at once and clearly instead.
  */
 final class MemoryBudget {
