@@ -82,6 +82,14 @@ public final class ChunkPool implements AutoCloseable {
         return DirectMemory.hugePages();
     }
 
+    /**
+     * The kernel's transparent huge page mode, which decides what {@link #hugePages} gives: {@code always}
+     * or {@code madvise} back chunks with huge pages, {@code never} with 4 KiB pages; {@code unknown} off Linux.
+     */
+    public static String hugePageMode() {
+        return DirectMemory.hugePageMode();
+    }
+
     /** Chunks handed out again instead of allocated, since the pool was made. */
     public long reusedChunks() {
         return reused.get();

@@ -62,9 +62,14 @@ final class DirectMemory {
         return STRATEGY.name();
     }
 
-    /** Whether buffers of whole huge pages are mapped in huge pages ({@link MappedMemory}). */
+    /** Whether buffers of whole huge pages are mapped and advised as huge pages ({@link MappedMemory}). */
     static boolean hugePages() {
         return MAPPED != null;
+    }
+
+    /** What the kernel does with that advice: its transparent huge page mode. */
+    static String hugePageMode() {
+        return MappedMemory.kernelMode();
     }
 
     private static MappedMemory findMapped() {

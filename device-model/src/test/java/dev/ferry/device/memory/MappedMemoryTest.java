@@ -91,6 +91,14 @@ class MappedMemoryTest {
     }
 
     @Test
+    void theKernelsModeIsTheOneItMarks() throws IOException {
+        Path enabled = Path.of("/sys/kernel/mm/transparent_hugepage/enabled");
+        assumeTrue(Files.exists(enabled), "no transparent huge pages in this kernel");
+        String marked = Files.readString(enabled).replaceAll("(?s).*\\[(\\w+)\\].*", "$1");
+        assertThat(ChunkPool.hugePageMode()).isIn("always", "madvise", "never").isEqualTo(marked);
+    }
+
+    @Test
     void sizesThatAreNotWholeHugePagesComeFromTheJdk() {
         ByteBuffer buffer = DirectMemory.allocate(HUGE + 4096);
         try {

@@ -90,8 +90,11 @@ public final class VmManager implements Managed {
     @Override
     public void start() {
         // Says which: on a host where each 4 KiB first touch is expensive, the two differ by an order of magnitude.
-        LOG.info("guest memory: {}", ChunkPool.hugePages() ? "2 MiB chunks mapped in huge pages (madvise)"
-                : "2 MiB chunks of the JDK's direct memory, in 4 KiB pages (no JNA, or not 64-bit Linux)");
+        String mode = ChunkPool.hugePageMode();
+        LOG.info("guest memory: {}", ChunkPool.hugePages()
+                ? "2 MiB chunks mapped and advised as huge pages (transparent huge pages: " + mode
+                        + (mode.equals("never") ? ", so 4 KiB pages)" : ")")
+                : "2 MiB chunks of the JDK's direct memory, in 4 KiB pages (JNA missing or unable to load, or not 64-bit Linux)");
         if (prefill) {
             prefill();
         }
