@@ -3,10 +3,14 @@ package dev.ferry.device.memory;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /** Freed guest memory kept for the next VM: always handed out zeroed, never more than the capacity. */
@@ -91,6 +95,34 @@ class ChunkPoolTest {
                     .as("up to the capacity").isEqualTo(CHUNK);
             assertThat(pool.keptBytes()).isEqualTo(2L * CHUNK);
         }
+    }
+
+    @Test
+    void aPrefillBacksTheMemoryItKeepsAndClosingTheGuestChunksPoolGivesItBack() throws Exception {
+        Assumptions.assumeTrue(Files.isReadable(Path.of("/proc/self/status")), "resident memory is read from /proc");
+        int chunk = PageStore.DEFAULT_CHUNK_BYTES;
+        long bytes = 32L * chunk;
+        long before = residentBytes();
+        ChunkPool pool = new ChunkPool(bytes, chunk);
+        try {
+            assertThat(pool.prefill(bytes, () -> Long.MAX_VALUE).get(30, TimeUnit.SECONDS)).isEqualTo(bytes);
+            // New guest chunks are mappings nothing has touched (where they are mapped): kept for a VM, they
+            // are of use only once backed, so the prefill touches every page of them.
+            assertThat(residentBytes() - before).as("resident growth, of %d bytes prefilled", bytes).isGreaterThanOrEqualTo(bytes * 7 / 8);
+        } finally {
+            pool.close();
+        }
+        long after = residentBytes();
+        assertThat(after - before).as("resident growth once the pool is closed").isLessThan(bytes / 4);
+    }
+
+    private static long residentBytes() throws IOException {
+        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+            if (line.startsWith("VmRSS:")) {
+                return Long.parseLong(line.replaceAll("\\D", "")) * 1024;
+            }
+        }
+        throw new AssertionError("no VmRSS in /proc/self/status");
     }
 
     @Test
