@@ -1,8 +1,11 @@
 package dev.ferry.device.memory;
 
+import java.io.IOException;
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.Map;
@@ -67,9 +70,20 @@ final class DirectMemory {
         return MAPPED != null;
     }
 
-    /** What the kernel does with that advice: its transparent huge page mode. */
+    /**
+     * What the kernel does with that advice: its transparent huge page mode ({@code always},
+     * {@code madvise} or {@code never}); {@code unknown} where it cannot be read. Read here rather than
+     * in {@link MappedMemory}, which a class path without JNA cannot load.
+     */
     static String hugePageMode() {
-        return MappedMemory.kernelMode();
+        try {
+            String modes = Files.readString(Path.of("/sys/kernel/mm/transparent_hugepage/enabled"));
+            int open = modes.indexOf('[');
+            int close = modes.indexOf(']', open + 1);
+            return open >= 0 && close > open ? modes.substring(open + 1, close) : "unknown";
+        } catch (IOException | RuntimeException e) {
+            return "unknown";
+        }
     }
 
     private static MappedMemory findMapped() {

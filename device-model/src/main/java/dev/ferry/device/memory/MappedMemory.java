@@ -133,21 +133,6 @@ final class MappedMemory {
         return true;
     }
 
-    /**
-     * The kernel's transparent huge page mode ({@code always}, {@code madvise} or {@code never}), which
-     * decides whether the advice is taken; {@code unknown} where it cannot be read.
-     */
-    static String kernelMode() {
-        try {
-            String modes = java.nio.file.Files.readString(java.nio.file.Path.of("/sys/kernel/mm/transparent_hugepage/enabled"));
-            int open = modes.indexOf('[');
-            int close = modes.indexOf(']', open + 1);
-            return open >= 0 && close > open ? modes.substring(open + 1, close) : "unknown";
-        } catch (java.io.IOException | RuntimeException e) {
-            return "unknown";
-        }
-    }
-
     /** Bytes of address space mapped so far: live buffers and kept ranges. */
     synchronized long mappedBytes() {
         return mappedBytes;
