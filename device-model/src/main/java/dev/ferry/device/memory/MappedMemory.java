@@ -140,8 +140,8 @@ final class MappedMemory {
 
     /**
      * One huge page more than asked is mapped and the ends that are not needed are unmapped, so the
-     * range starts on a huge page: the kernel aligns large anonymous mappings itself only since 6.7, and
-     * only for lengths that are multiples of the huge page.
+     * range starts on a huge page: recent kernels align large anonymous mappings themselves, but only for
+     * lengths that are multiples of the huge page, and older ones not at all.
      */
     private long mapAligned(int bytes) {
         long length = (long) bytes + HUGE_PAGE;
