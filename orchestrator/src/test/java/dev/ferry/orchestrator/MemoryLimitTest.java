@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.ferry.device.memory.ChunkPool;
 import dev.ferry.orchestrator.cli.ApiClient;
 import java.time.Duration;
 import java.util.List;
@@ -64,6 +65,10 @@ class MemoryLimitTest {
     void aPrefilledPoolIsFullBeforeAnyVmAndBacksTheFirstIncomingVm() throws Exception {
         try (TestDaemons daemons = new TestDaemons(TestDaemons.base(), TestDaemons.base().withMemory(64 * MIB, true, 100 * MIB))) {
             await().atMost(Duration.ofSeconds(30)).until(() -> metric(daemons.destination, "ferry_memory_pool_bytes") == 64 * MIB);
+            if (ChunkPool.hugePages()) {
+                assertThat(metric(daemons.destination, "ferry_memory_mapped_bytes")).as("the pool's chunks, mapped in huge pages")
+                        .isGreaterThanOrEqualTo(64 * MIB);
+            }
             assertThat(metric(daemons.destination, "ferry_memory_pool_reused_chunks_total")).isZero();
 
             daemons.sourceApi.post("/v1/vms", vm("first", 32 * MIB));

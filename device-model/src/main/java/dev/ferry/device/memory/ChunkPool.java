@@ -83,6 +83,15 @@ public final class ChunkPool implements AutoCloseable {
     }
 
     /**
+     * Guest and device memory of this process mapped in huge pages and not freed: what VMs hold and
+     * pools keep of it. It does not come out of the JDK's direct buffers, so this is where it shows;
+     * 0 where {@link #hugePages} is false.
+     */
+    public static long mappedBytes() {
+        return DirectMemory.mappedBytes();
+    }
+
+    /**
      * The kernel's transparent huge page mode, which decides what {@link #hugePages} gives: {@code always}
      * or {@code madvise} back chunks with huge pages, {@code never} with 4 KiB pages; {@code unknown} off Linux.
      */

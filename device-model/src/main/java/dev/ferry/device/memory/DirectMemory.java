@@ -70,6 +70,11 @@ final class DirectMemory {
         return MAPPED != null;
     }
 
+    /** Bytes of buffers mapped in huge pages and not freed; 0 where none are mapped. */
+    static long mappedBytes() {
+        return MAPPED == null ? 0 : MAPPED.liveBytes();
+    }
+
     /**
      * What the kernel does with that advice: its transparent huge page mode ({@code always},
      * {@code madvise} or {@code never}); {@code unknown} where it cannot be read. Read here rather than

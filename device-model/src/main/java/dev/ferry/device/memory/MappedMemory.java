@@ -27,7 +27,8 @@ import java.util.Map;
  * the range reads as zeros) and the address range is kept for the next mapping of the same size. A
  * view of freed memory used by mistake then reads zeros or a later owner's bytes, as freed
  * {@code malloc} memory would, instead of faulting the whole daemon on an unmapped address. Address
- * space, not memory, grows to the peak of what was mapped at once.
+ * space, not memory, grows: for each size, to the most of it mapped at once (guest chunks are one
+ * size; device memory adds one per size a device asks for).
  *
  * <p>Reached through JNA, which the device model takes as an optional dependency: without it, or off
  * 64-bit Linux, {@link #find} says so and guest memory comes from the JDK's direct buffers.
@@ -58,6 +59,7 @@ final class MappedMemory {
     private final Map<ByteBuffer, Long> live = new IdentityHashMap<>();
     private final Map<Integer, ArrayDeque<Long>> freed = new HashMap<>();
     private long mappedBytes;
+    private long liveBytes;
 
     private MappedMemory(LibC libc) {
         this.libc = libc;
@@ -100,6 +102,7 @@ final class MappedMemory {
         ByteBuffer buffer = new Pointer(start).getByteBuffer(0, bytes).order(ByteOrder.BIG_ENDIAN);
         synchronized (this) {
             live.put(buffer, start);
+            liveBytes += bytes;
         }
         return buffer;
     }
@@ -110,13 +113,14 @@ final class MappedMemory {
      */
     boolean free(ByteBuffer buffer) {
         Long start;
+        int bytes = buffer.capacity();
         synchronized (this) {
             start = live.remove(buffer);
+            if (start == null) {
+                return false;
+            }
+            liveBytes -= bytes;
         }
-        if (start == null) {
-            return false;
-        }
-        int bytes = buffer.capacity();
         try {
             libc.madvise(new Pointer(start), bytes, MADV_DONTNEED);
         } catch (LastErrorException e) {
@@ -131,6 +135,11 @@ final class MappedMemory {
             freed.computeIfAbsent(bytes, b -> new ArrayDeque<>()).addLast(start);
         }
         return true;
+    }
+
+    /** Bytes of the buffers mapped and not freed: memory that is, or may become, resident. */
+    synchronized long liveBytes() {
+        return liveBytes;
     }
 
     /** Bytes of address space mapped so far: live buffers and kept ranges. */

@@ -59,8 +59,10 @@ class MappedMemoryTest {
         for (int i = 0; i < first.capacity(); i += 4096) {
             first.putLong(i, -1L);
         }
+        assertThat(memory.liveBytes()).isEqualTo(2L * HUGE);
         assertThat(memory.free(first)).isTrue();
         assertThat(memory.free(first)).as("freed twice").isFalse();
+        assertThat(memory.liveBytes()).as("freed, though its range is kept").isZero();
         long mapped = memory.mappedBytes();
 
         ByteBuffer second = memory.map(2 * HUGE);

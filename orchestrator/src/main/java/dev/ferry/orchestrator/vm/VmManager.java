@@ -76,6 +76,8 @@ public final class VmManager implements Managed {
         metrics.gauge("ferry.vms", "VMs hosted, incoming and migrated ones included", vms, Map::size);
         metrics.gauge("ferry.memory.pool.bytes", "freed guest memory kept, zeroed, for the next VM", memoryPool,
                 ChunkPool::keptBytes);
+        metrics.gauge("ferry.memory.mapped.bytes", "guest and device memory mapped in huge pages now, VMs' and the pool's"
+                + " (not in the JDK's direct buffers)", memoryPool, pool -> ChunkPool.mappedBytes());
         metrics.gauge("ferry.memory.committed.bytes", "guest and device memory of the hosted VMs, at most the budget",
                 this, VmManager::committedBytes);
         metrics.gauge("ferry.memory.budget.bytes", "guest and device memory this daemon hands out at most", this,
