@@ -122,7 +122,7 @@ public final class FerryMetrics implements AutoCloseable {
             FunctionCounter.builder("process.cpu", sun, bean -> bean.getProcessCpuTime() / 1e9).baseUnit("seconds")
                     .description("CPU time used by the daemon's process").register(registry);
         }
-        NettyMeters.bindAllocator(registry);
+        NettyMeters.bindAllocators(registry);
         Gauge.builder("ferry.build.info", () -> 1).description("ferryd's version").tag("version", version).register(registry);
 
         for (String role : ROLES) {

@@ -2,6 +2,7 @@ package dev.ferry.orchestrator.metrics;
 
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import dev.ferry.protocol.net.Transport;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufAllocatorMetric;
 import io.netty.buffer.ByteBufAllocatorMetricProvider;
@@ -18,19 +19,28 @@ final class NettyMeters {
     private NettyMeters() {
     }
 
-    /** The allocator every channel uses unless told otherwise (Netty 4.2's adaptive one, or what -Dio.netty.allocator.type selects). */
-    static void bindAllocator(MeterRegistry registry) {
-        if (ByteBufAllocator.DEFAULT instanceof ByteBufAllocatorMetricProvider provider) {
+    /**
+     * What Netty's buffer allocators hold, labelled {@code allocator}: {@code default}, the one the API
+     * uses (Netty 4.2's adaptive one, or what -Dio.netty.allocator.type selects), and {@code migration},
+     * the pooled one of every migration channel ({@link Transport#allocator()}).
+     */
+    static void bindAllocators(MeterRegistry registry) {
+        bindAllocator(registry, "default", ByteBufAllocator.DEFAULT);
+        bindAllocator(registry, "migration", Transport.allocator());
+    }
+
+    private static void bindAllocator(MeterRegistry registry, String name, ByteBufAllocator allocator) {
+        if (allocator instanceof ByteBufAllocatorMetricProvider provider) {
             ByteBufAllocatorMetric metric = provider.metric();
             Gauge.builder("netty.allocator.memory.used", metric, ByteBufAllocatorMetric::usedDirectMemory).baseUnit("bytes")
                     // The metric object may be made anew per call: held here, not weakly as gauges hold by default.
                     .strongReference(true)
-                    .description("Memory Netty's buffer allocator holds (network buffers; guest memory is not counted here)")
-                    .tag("memory_type", "direct").register(registry);
+                    .description("Memory Netty's buffer allocators hold (network buffers; guest memory is not counted here)")
+                    .tags("allocator", name, "memory_type", "direct").register(registry);
             Gauge.builder("netty.allocator.memory.used", metric, ByteBufAllocatorMetric::usedHeapMemory).baseUnit("bytes")
                     .strongReference(true)
-                    .description("Memory Netty's buffer allocator holds (network buffers; guest memory is not counted here)")
-                    .tag("memory_type", "heap").register(registry);
+                    .description("Memory Netty's buffer allocators hold (network buffers; guest memory is not counted here)")
+                    .tags("allocator", name, "memory_type", "heap").register(registry);
         }
     }
 

@@ -121,9 +121,12 @@ class FerryMetricsTest {
             String text = metrics.scrape(null);
             assertThat(text).contains("# TYPE process_cpu_seconds_total counter", "# TYPE jvm_available_processors gauge")
                     .doesNotContain("process_cpu_time_ns").doesNotContain("system_cpu_count");
-            for (String line : text.lines().filter(l -> l.startsWith("netty_allocator")).toList()) {
-                assertThat(line).startsWith("netty_allocator_memory_used_bytes{memory_type=\"");
+            List<String> allocators = text.lines().filter(l -> l.startsWith("netty_allocator")).toList();
+            for (String line : allocators) {
+                assertThat(line).matches("netty_allocator_memory_used_bytes\\{allocator=\"(default|migration)\",memory_type=\"(direct|heap)\",?} .*");
             }
+            // The migration channels' pooled allocator is one of them (Transport.allocator()).
+            assertThat(allocators).anyMatch(l -> l.contains("allocator=\"migration\",memory_type=\"direct\""));
             for (String line : text.lines().filter(l -> l.startsWith("# HELP ")).toList()) {
                 assertThat(line.split(" ", 4)).as(line).hasSize(4);
                 assertThat(line.split(" ", 4)[3]).as(line).isNotBlank();

@@ -38,6 +38,7 @@ public final class ProtocolClient {
                 .group(group)
                 .channel(Transport.channel())
                 .option(ChannelOption.TCP_NODELAY, true)
+                .option(ChannelOption.ALLOCATOR, Transport.allocator())
                 .option(ChannelOption.MESSAGE_SIZE_ESTIMATOR, FrameSizeEstimator.INSTANCE)
                 .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) config.limits().handshakeTimeout().toMillis())
                 .option(ChannelOption.WRITE_BUFFER_WATER_MARK,

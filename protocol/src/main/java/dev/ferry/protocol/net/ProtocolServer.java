@@ -54,7 +54,9 @@ public final class ProtocolServer implements AutoCloseable {
                 .group(group)
                 .channel(Transport.serverChannel())
                 .option(ChannelOption.SO_BACKLOG, 128)
+                .option(ChannelOption.ALLOCATOR, Transport.allocator())
                 .childOption(ChannelOption.TCP_NODELAY, true)
+                .childOption(ChannelOption.ALLOCATOR, Transport.allocator())
                 .childOption(ChannelOption.MESSAGE_SIZE_ESTIMATOR, FrameSizeEstimator.INSTANCE)
                 .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK,
                         new WriteBufferWaterMark(config.limits().writeBufferLow(), config.limits().writeBufferHigh()))

@@ -83,6 +83,10 @@ class HandshakeTest {
         assertThat(acceptor.calls.get()).isEqualTo(3);
         await().atMost(Duration.ofSeconds(10)).until(() -> control.rttNanos() > 0 && data1.rttNanos() > 0);
         assertThat(control.isOpen() && data0.isOpen() && data1.isOpen()).isTrue();
+        // Both ends of every channel take their buffers from the pooled migration allocator.
+        TestAcceptor.Session accepted = acceptor.sessions.get(session);
+        assertThat(List.of(control, data0, data1, accepted.control)).allSatisfy(ch -> assertThat(ch.channel().alloc()).isSameAs(Transport.allocator()));
+        assertThat(accepted.dataChannels).hasSize(2).allSatisfy(ch -> assertThat(ch.channel().alloc()).isSameAs(Transport.allocator()));
         control.close().sync();
     }
 
