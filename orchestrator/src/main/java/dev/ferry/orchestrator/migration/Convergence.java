@@ -13,7 +13,8 @@ package dev.ferry.orchestrator.migration;
  * on the source, R3 and R4 on the destination) each costing what the S2 barrier typically cost per
  * device (its median device, so that one device starting a large save session does not stand for
  * all, and without the time the flow's thread waited for a core: see {@link GraceBarrier.Timing#typicalWithout}),
- * plus two control-channel round trips (prepare and commit).
+ * plus two control-channel round trips (prepare and commit); or, when more, what the last switchovers to
+ * the same destination cost beyond their data ({@link SwitchoverCosts}).
  */
 final class Convergence {
     /**
@@ -106,6 +107,33 @@ final class Convergence {
         long keepalive = keepaliveNanos < 0 ? Long.MAX_VALUE : keepaliveNanos;
         long quietest = Math.min(keepalive, emptyPassNanos);
         return quietest == Long.MAX_VALUE ? 0 : quietest;
+    }
+
+    /**
+     * The fixed cost the estimate charges: its parts' ({@code partsNanos}: four barriers, two round trips)
+     * or what the last switchovers to this destination cost beyond their data ({@code pastNanos}, see
+     * {@link SwitchoverCosts}), whichever is more. A past figure counts only while it fits the limit alone:
+     * one that does not would hold every migration to that destination above the limit, none would complete
+     * to record a newer figure, and one slow switchover would shut that destination out for good. Such a
+     * migration goes by the parts, and its downtime is measured and reported as it comes.
+     */
+    long switchoverCostNanos(long partsNanos, long pastNanos) {
+        if (pastNanos <= partsNanos || !fits(expectedDowntimeMillis(0, pastNanos))) {
+            return partsNanos;
+        }
+        return pastNanos;
+    }
+
+    /**
+     * What a completed switchover cost beyond moving and loading its data: {@code downtimeNanos} less
+     * {@code bytes} at the bandwidth measured, less the devices' load ({@code loadNanos}) and the digest
+     * ({@code verifyNanos}) as the estimate charged them; -1 while the bandwidth is not measured.
+     */
+    long beyondData(long downtimeNanos, long bytes, long loadNanos, long verifyNanos) {
+        if (bandwidth <= 0 || provisional) {
+            return -1;
+        }
+        return Math.max(0, downtimeNanos - (long) (bytes * 1e9 / bandwidth) - loadNanos - verifyNanos);
     }
 
     /** F9: the downtime if pre-copy stopped now, all of it. */

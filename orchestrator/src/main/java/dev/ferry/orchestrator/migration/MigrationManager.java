@@ -56,6 +56,8 @@ public final class MigrationManager implements Managed, SessionAcceptor {
     private final FlowHooks hooks;
     private final Supplier<String> listener;
     private final Captures captures;
+    /** F3: what switchovers to each destination cost beyond their data, for the next migrations' estimates. */
+    private final SwitchoverCosts switchoverCosts = new SwitchoverCosts();
     private final ConcurrentMap<String, Migration> running = new ConcurrentHashMap<>();
     private final Deque<Migration> finished = new ArrayDeque<>();
     private final ConcurrentMap<SessionId, ResumeFlow> incoming = new ConcurrentHashMap<>();
@@ -158,7 +160,7 @@ public final class MigrationManager implements Managed, SessionAcceptor {
                         migration.startNanos()));
             }
             SaveFlow flow = new SaveFlow(migration, vm, policy, session, vcpusRunning, client, workers, metrics, hooks,
-                    new SaveFlow.Timeouts(Duration.ofMillis(config.timeouts().switchoverTimeoutMs())), listener.get());
+                    new SaveFlow.Timeouts(Duration.ofMillis(config.timeouts().switchoverTimeoutMs())), listener.get(), switchoverCosts);
             migration.setControl(flow);
             running.put(migration.id(), migration);
             // F3: past timeoutMs the migration gives up with timeout, in whatever wait it is.

@@ -82,6 +82,12 @@ final class SaveFlow implements Migration.Control {
     private final FlowSteps steps = new FlowSteps();
     private final CommitPoint commitPoint = new CommitPoint();
     private final Convergence convergence;
+    private final SwitchoverCosts switchoverCosts;
+    /** The estimate that let pre-copy stop, and the stop-and-copy's bytes on the wire: what the switchover is judged by. */
+    private Convergence.Estimate stoppedAt;
+    private long stopCopyWireBytes;
+    /** The last estimate's fixed cost came from past switchovers, not from its own barriers and round trips. */
+    private boolean pastSwitchoverCharged;
     private List<Device> devices;
     private Pass pass;
     private PageSender sender;
@@ -110,7 +116,7 @@ final class SaveFlow implements Migration.Control {
 
     SaveFlow(Migration migration, ManagedVm managed, MigrationPolicy policy, SessionId sessionId, boolean vcpusWereRunning,
              ProtocolClient client, Executor workers, FerryMetrics metrics, FlowHooks hooks, Timeouts timeouts,
-             String sourceListener) {
+             String sourceListener, SwitchoverCosts switchoverCosts) {
         this.migration = migration;
         this.managed = managed;
         this.vm = managed.vm();
@@ -121,6 +127,7 @@ final class SaveFlow implements Migration.Control {
         this.hooks = hooks;
         this.timeouts = timeouts;
         this.sourceListener = sourceListener;
+        this.switchoverCosts = switchoverCosts;
         this.limiter = new RateLimiter(policy.maxBandwidthBytesPerSecond());
         this.session = new SourceSession(SourceSession.Connector.of(client, policy.destination(), sessionId),
                 policy.destination().toString(), new Meter(), replies);
@@ -238,6 +245,7 @@ final class SaveFlow implements Migration.Control {
                 // F7: and the destination has loaded it (the switchover acknowledgement).
                 if (replies.acknowledged() >= streams.announced()) {
                     migration.setSwitchoverAckWait(ackWaitFrom < 0 ? 0 : System.nanoTime() - ackWaitFrom);
+                    stoppedAt = estimate;
                     break;
                 }
                 if (ackWaitFrom < 0) {
@@ -255,7 +263,7 @@ final class SaveFlow implements Migration.Control {
                             + (counted == 1 ? " pass" : " passes") + " (maxIterations " + policy.maxIterations()
                             + "): expected downtime " + expected + " ms, limit " + convergence.downtimeLimitMs() + " ms"
                             + (initial > 0 ? ", " + initial + " bytes of the devices' initial pre-copy data not sent yet" : "")
-                            + fixedCostAlone(estimate));
+                            + fixedCostReason(estimate));
                 }
                 counted++;
                 ackWaitFrom = -1;
@@ -299,20 +307,34 @@ final class SaveFlow implements Migration.Control {
             deviceBytes += bytes;
             loadNanos += (long) (bytes * loadNanosPerByte[i]);
         }
-        long fixed = Convergence.fixedCostNanos(barrierNanos, Convergence.roundTripNanos(session.control().rttNanos(), emptyPassNanos));
+        long parts = Convergence.fixedCostNanos(barrierNanos, Convergence.roundTripNanos(session.control().rttNanos(), emptyPassNanos));
+        long fixed = convergence.switchoverCostNanos(parts, switchoverCosts.quietest(policy.destination().toString()));
+        pastSwitchoverCharged = fixed > parts;
         long dirtyPages = dirtyPagesNow();
         long verifyNanos = verification == null ? 0 : verification.predictNanos(dirtyPages, deviceBytes);
         return new Convergence.Estimate(dirtyPages * PAGE_WIRE_BYTES, deviceBytes, loadNanos, verifyNanos, fixed);
     }
 
-    /** When the barriers and round trips alone exceed the limit, that is why: no pass shrinks them. */
-    private String fixedCostAlone(Convergence.Estimate estimate) {
-        if (!convergence.fixedCostAloneExceedsLimit(estimate)) {
-            return "";
+    /**
+     * Why a migration that did not converge could not: the barriers and round trips alone exceed the limit
+     * (no pass shrinks them), or past switchovers to this destination set the fixed cost. Those figures are
+     * then forgotten: a failed migration records none, so a destination judged by a slow past (the first
+     * switchovers of a fresh JVM) would otherwise stay shut; the next migration there goes by the parts it
+     * measures, and records a figure of its own once it completes.
+     */
+    private String fixedCostReason(Convergence.Estimate estimate) {
+        long millis = TimeUnit.NANOSECONDS.toMillis(estimate.fixedNanos());
+        if (convergence.fixedCostAloneExceedsLimit(estimate)) {
+            return ", of it " + millis + " ms the switchover's fixed cost (the device barriers and two control round trips), which"
+                    + " more passes cannot shrink";
         }
-        return ", of it " + TimeUnit.NANOSECONDS.toMillis(estimate.fixedNanos())
-                + " ms the switchover's fixed cost (the device barriers and two control round trips), which"
-                + " more passes cannot shrink";
+        if (pastSwitchoverCharged) {
+            switchoverCosts.forget(policy.destination().toString());
+            return ", of it " + millis + " ms the switchover's fixed cost as the last switchovers to this destination paid it"
+                    + " beyond their data (forgotten now: the next migration there goes by the barriers and round trips it"
+                    + " measures)";
+        }
+        return "";
     }
 
     /** S3, every device in its grace state (F1); then S4, the vCPUs stop and downtime begins (F6). */
@@ -412,6 +434,10 @@ final class SaveFlow implements Migration.Control {
             migration.deviceResumed(devices.get(i).id(), confirm.deviceResumeMicros().get(i) / 1000.0);
         }
         metrics.downtime(downtime);
+        long beyondData = convergence.beyondData(downtime, stopCopyWireBytes, stoppedAt.deviceLoadNanos(), stoppedAt.verifyNanos());
+        if (beyondData >= 0) {
+            switchoverCosts.record(policy.destination().toString(), beyondData);
+        }
         downtimeSteps.steps(downtimeStart).forEach(step -> metrics.downtimeStep(step.step(), step.durationMs()));
         for (Migration.KindDowntime device : migration.deviceDowntimes()) {
             MigrationView.DeviceDowntime d = device.downtime();
@@ -448,6 +474,7 @@ final class SaveFlow implements Migration.Control {
         long handedOver = System.nanoTime() - start;
         if (deviceData == Pass.DeviceData.TO_END) {
             passPages = 0;
+            stopCopyWireBytes = result.pageWireBytes() + result.deviceBytes();
             return;
         }
         // With verify, this side hashes what the pass changed while the destination applies and hashes it.

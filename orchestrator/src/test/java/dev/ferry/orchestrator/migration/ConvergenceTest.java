@@ -44,6 +44,59 @@ class ConvergenceTest {
     }
 
     @Test
+    void f3TheFixedCostIsWhatPastSwitchoversPaidBeyondTheirDataWhenThatIsMore() {
+        Convergence c = convergence(30, true);
+        c.measured(100 * MIB, 1_000_000_000L);
+        // A switchover of 20 ms downtime that moved 1 MiB (10 ms at 100 MiB/s) and loaded devices for 2 ms
+        // and digested for 1 ms cost 7 ms beyond its data.
+        assertThat(c.beyondData(20_000_000, MIB, 2_000_000, 1_000_000)).isEqualTo(7_000_000);
+        assertThat(c.beyondData(5_000_000, MIB, 0, 0)).as("never less than nothing").isZero();
+        // The parts (barriers and round trips) say 1 ms, past switchovers 7: the estimate charges 7.
+        assertThat(c.switchoverCostNanos(1_000_000, 7_000_000)).isEqualTo(7_000_000);
+        assertThat(c.switchoverCostNanos(9_000_000, 7_000_000)).as("the parts when they are more").isEqualTo(9_000_000);
+        assertThat(c.switchoverCostNanos(1_000_000, 0)).as("no switchover to this destination yet").isEqualTo(1_000_000);
+        // A past figure that alone exceeds the 30 ms limit would keep every migration there from converging,
+        // and none would record a newer figure: the parts stand.
+        assertThat(c.switchoverCostNanos(1_000_000, 31_000_000)).isEqualTo(1_000_000);
+        assertThat(c.switchoverCostNanos(1_000_000, 30_000_000)).isEqualTo(30_000_000);
+    }
+
+    @Test
+    void f3NoPastSwitchoverIsJudgedWithoutAMeasuredBandwidth() {
+        Convergence c = convergence(300, true);
+        assertThat(c.beyondData(20_000_000, MIB, 0, 0)).isEqualTo(-1);
+        c.measured(MIB, 1_000_000_000L);
+        assertThat(c.beyondData(20_000_000, MIB, 0, 0)).as("a small pass's floor is not a measurement").isEqualTo(-1);
+    }
+
+    @Test
+    void f3SwitchoverCostsKeepTheQuietestOfTheLastEightPerDestination() {
+        SwitchoverCosts costs = new SwitchoverCosts();
+        assertThat(costs.quietest("10.0.0.1:7071")).isZero();
+        // The first switchover of a fresh JVM is slow; it does not stand for all once quieter ones come.
+        costs.record("10.0.0.1:7071", 150_000_000);
+        assertThat(costs.quietest("10.0.0.1:7071")).isEqualTo(150_000_000);
+        costs.record("10.0.0.1:7071", 12_000_000);
+        costs.record("10.0.0.1:7071", 18_000_000);
+        assertThat(costs.quietest("10.0.0.1:7071")).isEqualTo(12_000_000);
+        assertThat(costs.quietest("10.0.0.2:7071")).as("another destination has its own").isZero();
+        // Eight later, slower switchovers push the quiet one out: the figure follows the destination.
+        for (int i = 0; i < SwitchoverCosts.KEPT; i++) {
+            costs.record("10.0.0.1:7071", 20_000_000 + i);
+        }
+        assertThat(costs.quietest("10.0.0.1:7071")).isEqualTo(20_000_000);
+        costs.forget("10.0.0.1:7071");
+        assertThat(costs.quietest("10.0.0.1:7071")).as("forgotten after a migration that did not converge by them").isZero();
+        costs.record("10.0.0.1:7071", 9_000_000);
+        // At most DESTINATIONS are kept, the least recently used forgotten first.
+        for (int i = 0; i < SwitchoverCosts.DESTINATIONS; i++) {
+            costs.record("10.0.1." + i + ":7071", 1_000_000);
+        }
+        assertThat(costs.quietest("10.0.0.1:7071")).isZero();
+        assertThat(costs.quietest("10.0.1.0:7071")).isEqualTo(1_000_000);
+    }
+
+    @Test
     void f9TheDevicesWorkIsSlowedOnTheVcpusScheduleOnlyWithAutoConverge() {
         Convergence c = convergence(300, true);
         List<Integer> schedule = new ArrayList<>();
