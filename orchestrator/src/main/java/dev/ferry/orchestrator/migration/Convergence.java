@@ -25,7 +25,8 @@ final class Convergence {
      * @param deviceLoadNanos the time the destination would take to load that data, at each device's
      *                        measured rate
      * @param verifyNanos     the frozen-point digest, with verify
-     * @param fixedNanos      the barriers and the switchover's round trips
+     * @param fixedNanos      the switchover's fixed cost: the barriers and round trips, or what past
+     *                        switchovers to the destination cost beyond their data ({@link #switchoverCostNanos})
      */
     record Estimate(long memoryBytes, long deviceBytes, long deviceLoadNanos, long verifyNanos, long fixedNanos) {
         /** Whether the devices' part (their data and its loading) outweighs the memory's. */

@@ -83,11 +83,14 @@ final class SaveFlow implements Migration.Control {
     private final CommitPoint commitPoint = new CommitPoint();
     private final Convergence convergence;
     private final SwitchoverCosts switchoverCosts;
-    /** The estimate that let pre-copy stop, and the stop-and-copy's bytes on the wire: what the switchover is judged by. */
+    /**
+     * The estimate that let pre-copy stop, and the stop-and-copy's bytes as that estimate counts them (pages
+     * uncompressed, as the bandwidth is measured): what the switchover is judged by.
+     */
     private Convergence.Estimate stoppedAt;
     private long stopCopyWireBytes;
     /** The last estimate's fixed cost came from past switchovers, not from its own barriers and round trips. */
-    private boolean pastSwitchoverCharged;
+    private volatile boolean pastSwitchoverCharged;
     private List<Device> devices;
     private Pass pass;
     private PageSender sender;
@@ -297,7 +300,8 @@ final class SaveFlow implements Migration.Control {
     /**
      * F9: what stopping now would cost: the dirty pages and every device's predicted stop-and-copy
      * bytes (W9) at the measured bandwidth, each device's load time on the destination at the rate it
-     * loaded so far, and the fixed cost of the barriers and the two round trips of the switchover.
+     * loaded so far, and the switchover's fixed cost: its barriers and two round trips, or what the last
+     * switchovers to this destination cost beyond their data when that is more (and fits the limit alone).
      */
     private Convergence.Estimate estimate() {
         long deviceBytes = 0;
@@ -316,11 +320,9 @@ final class SaveFlow implements Migration.Control {
     }
 
     /**
-     * Why a migration that did not converge could not: the barriers and round trips alone exceed the limit
-     * (no pass shrinks them), or past switchovers to this destination set the fixed cost. Those figures are
-     * then forgotten: a failed migration records none, so a destination judged by a slow past (the first
-     * switchovers of a fresh JVM) would otherwise stay shut; the next migration there goes by the parts it
-     * measures, and records a figure of its own once it completes.
+     * Why a migration that did not converge could not, when the fixed cost is part of why: the barriers and
+     * round trips alone exceed the limit (no pass shrinks them), or past switchovers to this destination set
+     * it (and are forgotten, see {@link #fail}).
      */
     private String fixedCostReason(Convergence.Estimate estimate) {
         long millis = TimeUnit.NANOSECONDS.toMillis(estimate.fixedNanos());
@@ -329,7 +331,6 @@ final class SaveFlow implements Migration.Control {
                     + " more passes cannot shrink";
         }
         if (pastSwitchoverCharged) {
-            switchoverCosts.forget(policy.destination().toString());
             return ", of it " + millis + " ms the switchover's fixed cost as the last switchovers to this destination paid it"
                     + " beyond their data (forgotten now: the next migration there goes by the barriers and round trips it"
                     + " measures)";
@@ -474,7 +475,7 @@ final class SaveFlow implements Migration.Control {
         long handedOver = System.nanoTime() - start;
         if (deviceData == Pass.DeviceData.TO_END) {
             passPages = 0;
-            stopCopyWireBytes = result.pageWireBytes() + result.deviceBytes();
+            stopCopyWireBytes = result.plainPageWireBytes() + result.deviceBytes();
             return;
         }
         // With verify, this side hashes what the pass changed while the destination applies and hashes it.
@@ -676,6 +677,12 @@ final class SaveFlow implements Migration.Control {
         CommitPoint.Failure state = commitPoint.fail();
         MigrationFailure reason = state.byCancel() ? stopped(state.cancelReason()) : failure;
         migration.setError(reason);
+        if (reason.code().equals(MigrationFailure.TIMEOUT) && pastSwitchoverCharged && !state.committed()) {
+            // F3: it did not converge (in maxIterations or timeoutMs) while past switchovers set its fixed cost. It
+            // records no figure of its own, so a destination judged by a slow past (the first switchovers of a
+            // fresh JVM) would otherwise stay shut: the next migration there goes by the parts it measures.
+            switchoverCosts.forget(policy.destination().toString());
+        }
         if (!migration.dryRun()) {
             metrics.migrationFailed(Role.SOURCE.label(), reason.code());
         }

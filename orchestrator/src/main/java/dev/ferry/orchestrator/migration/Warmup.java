@@ -94,6 +94,9 @@ public final class Warmup implements dev.ferry.orchestrator.Managed {
     private static void frames() {
         EmbeddedChannel encoder = new EmbeddedChannel(new FrameEncoder());
         EmbeddedChannel decoder = new EmbeddedChannel(new FrameDecoder());
+        // The buffers a migration channel takes: the pooled allocator's paths, not Netty's default ones.
+        encoder.config().setAllocator(dev.ferry.protocol.net.Transport.allocator());
+        decoder.config().setAllocator(dev.ferry.protocol.net.Transport.allocator());
         try {
             ByteBuffer page = ByteBuffer.allocateDirect(Frame.Pages.PAGE_SIZE);
             List<Frame> frames = List.of(new Frame.VmDescription(4L << 20, Frame.Pages.PAGE_SIZE, 1, new byte[] {'{', '}'}),

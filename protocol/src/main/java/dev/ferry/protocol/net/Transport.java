@@ -34,8 +34,9 @@ public final class Transport {
      * 256 MiB GPUs moved 910 and 982 MiB/s over one channel with the default allocator, 1235 and 1329
      * MiB/s with this one. A pooled buffer is not zeroed, so only the bytes a buffer's writer put in it
      * are ever read or sent (Netty's indexes), as for any pooled buffer. The pool keeps some chunks of
-     * 4 MiB while idle (24-28 MiB after device-heavy migrations), within the reserve the daemon's memory
-     * budget leaves for network buffers.
+     * 4 MiB while idle, in up to two arenas per core (24-28 MiB on the 2-core machine after device-heavy
+     * migrations): the daemon's memory budget keeps a quarter of the direct-memory limit, at most 256 MiB,
+     * for network buffers.
      */
     private static final PooledByteBufAllocator ALLOCATOR = new PooledByteBufAllocator(true);
 
