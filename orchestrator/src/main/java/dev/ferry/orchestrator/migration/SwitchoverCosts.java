@@ -18,7 +18,8 @@ import java.util.Map;
  * <p>Each destination keeps its last {@value #KEPT} figures and the estimate takes the quietest, as it
  * takes the quietest keepalive for a round trip: one switchover slowed by a collection, or the first one
  * of a fresh JVM, must not stand for all. Destinations are forgotten beyond {@value #DESTINATIONS}, the
- * least recently used first. A migration that did not converge while these figures set its fixed cost
+ * least recently used first, keyed as the migration names the destination (a host name and its address
+ * are two). A migration that did not converge while these figures set its fixed cost
  * forgets them: it records none, and without forgetting, a destination judged by a slow past would stay
  * shut. Shared by every migration of a daemon; thread-safe.
  */
