@@ -90,7 +90,7 @@ final class SaveFlow implements Migration.Control {
     private Convergence.Estimate stoppedAt;
     private long stopCopyWireBytes;
     /** The last estimate's fixed cost came from past switchovers, not from its own barriers and round trips. */
-    private volatile boolean pastSwitchoverCharged;
+    private boolean pastSwitchoverCharged;
     private List<Device> devices;
     private Pass pass;
     private PageSender sender;
@@ -677,8 +677,8 @@ final class SaveFlow implements Migration.Control {
         CommitPoint.Failure state = commitPoint.fail();
         MigrationFailure reason = state.byCancel() ? stopped(state.cancelReason()) : failure;
         migration.setError(reason);
-        if (reason.code().equals(MigrationFailure.TIMEOUT) && pastSwitchoverCharged && !state.committed()) {
-            // F3: it did not converge (in maxIterations or timeoutMs) while past switchovers set its fixed cost. It
+        if (reason.code().equals(MigrationFailure.TIMEOUT) && stoppedAt == null && pastSwitchoverCharged) {
+            // F3: pre-copy did not converge (in maxIterations or timeoutMs) while past switchovers set its fixed cost. It
             // records no figure of its own, so a destination judged by a slow past (the first switchovers of a
             // fresh JVM) would otherwise stay shut: the next migration there goes by the parts it measures.
             switchoverCosts.forget(policy.destination().toString());
