@@ -20,8 +20,9 @@ final class NettyMeters {
     }
 
     /**
-     * What Netty's buffer allocators hold, labelled {@code allocator}: {@code default}, the one the API
-     * uses (Netty 4.2's adaptive one, or what -Dio.netty.allocator.type selects), and {@code migration},
+     * What Netty's buffer allocators hold, labelled {@code allocator}: {@code default}, Netty's default
+     * one that the API and everything but the migration channels use (4.2's adaptive one, or what
+     * -Dio.netty.allocator.type selects), and {@code migration},
      * the pooled one of every migration channel ({@link Transport#allocator()}).
      */
     static void bindAllocators(MeterRegistry registry) {
