@@ -88,7 +88,7 @@ final class SaveFlow implements Migration.Control {
      * uncompressed, as the bandwidth is measured): what the switchover is judged by.
      */
     private Convergence.Estimate stoppedAt;
-    private long stopCopyWireBytes;
+    private long stopCopyPlainBytes;
     /** The last estimate's fixed cost came from past switchovers, not from its own barriers and round trips. */
     private boolean pastSwitchoverCharged;
     private List<Device> devices;
@@ -435,7 +435,7 @@ final class SaveFlow implements Migration.Control {
             migration.deviceResumed(devices.get(i).id(), confirm.deviceResumeMicros().get(i) / 1000.0);
         }
         metrics.downtime(downtime);
-        long beyondData = convergence.beyondData(downtime, stopCopyWireBytes, stoppedAt.deviceLoadNanos(), stoppedAt.verifyNanos());
+        long beyondData = convergence.beyondData(downtime, stopCopyPlainBytes, stoppedAt.deviceLoadNanos(), stoppedAt.verifyNanos());
         if (beyondData >= 0) {
             switchoverCosts.record(policy.destination().toString(), beyondData);
         }
@@ -475,7 +475,7 @@ final class SaveFlow implements Migration.Control {
         long handedOver = System.nanoTime() - start;
         if (deviceData == Pass.DeviceData.TO_END) {
             passPages = 0;
-            stopCopyWireBytes = result.plainPageWireBytes() + result.deviceBytes();
+            stopCopyPlainBytes = result.plainPageWireBytes() + result.deviceBytes();
             return;
         }
         // With verify, this side hashes what the pass changed while the destination applies and hashes it.
