@@ -130,9 +130,18 @@ class CapturedMigrationTest {
             assertThat(iterations.size()).isEqualTo(passes + 1);
             assertThat(iterations.get(0).path("pages").asLong()).as("the first pass carries every page").isEqualTo(4096);
             assertThat(iterations.get(passes).path("phase").asText()).isEqualTo("stop_copy");
+            // Each run of pages goes on the channel routing gives it: the first pass, over all of memory, is on both
+            // channels; a later pass carries what the guest dirtied meanwhile, which on a loaded machine can be a page
+            // or two whose runs are one channel's (it failed once so in the whole suite), so it is on at most two.
+            assertThat(iterations.get(0).path("channelPages").size()).isEqualTo(2);
             for (JsonNode iteration : iterations) {
                 assertThat(iteration.path("iterationEndPages").asLong()).isEqualTo(iteration.path("pages").asLong());
-                assertThat(iteration.path("channelPages").size()).isEqualTo(2);
+                assertThat(iteration.path("channelPages").size()).isLessThanOrEqualTo(2);
+                long carried = 0;
+                for (JsonNode channel : iteration.path("channelPages")) {
+                    carried += channel.asLong();
+                }
+                assertThat(carried).as("the channels' pages add up to the iteration's").isEqualTo(iteration.path("pages").asLong());
             }
             assertThat(iterations.get(0).path("done").asBoolean()).isTrue();
             List<String> ids = new java.util.ArrayList<>();
