@@ -30,8 +30,10 @@ import java.util.Set;
  * <p>With a {@link PagePlacement} (a destination's data channel without TLS), page bytes do not pass
  * through a receive buffer at all: the decoder tells the channel where its next read goes. At a frame
  * boundary it reads at most a header and the largest PAGES meta; once a PAGES frame's meta is in and
- * checked, the rest of the frame is read straight into the pages its entries name, one read per run of
- * pages that lie together, so each page costs one kernel copy. A frame's meta is checked before any of
+ * checked, the rest of the frame is read straight into the pages its entries name: in one scatter read
+ * ({@code readv}) for all of its runs of pages that lie together where the channel's descriptor can be had
+ * ({@link SocketScatterRead}), else one read per run; either way each page costs one kernel copy and none
+ * in user space. A frame's meta is checked before any of
  * its bytes land; each page's bytes are checked against their CRC where they landed, and a page that
  * does not match is reported torn (see {@link Frame.Pages}). The destination's memory is scratch until
  * the commit (F11), so bytes that land and then fail their check are never run or read.
@@ -91,6 +93,15 @@ public final class FrameDecoder extends ByteToMessageDecoder {
     /** Page bytes read straight into their pages, and those that came with a frame's meta and were copied. */
     private long placedBytes;
     private long copiedBytes;
+    /** Scatter reads of the socket (one per frame of scattered pages, when it has all of them) and their bytes. */
+    private SocketScatterRead scatter;
+    private long scatterReads;
+    private long scatteredBytes;
+    /** What scatter reads took in this turn of the event loop: the turn's bound counts them ({@link PlacingReads}). */
+    private long turnScatteredBytes;
+    /** A scatter read's places, at most one per page of a frame. */
+    private final long[] scatterAddresses = new long[Frame.Pages.MAX_PAGES];
+    private final int[] scatterLengths = new int[Frame.Pages.MAX_PAGES];
     private final EnumSet<FrameType> allowed = EnumSet.allOf(FrameType.class);
     /** One per codec a peer used, made at its first COMPRESSED_PAGES frame; closed with the decoder. */
     private final java.util.EnumMap<PageCodec, PageCodec.Decompressor> decompressors = new java.util.EnumMap<>(PageCodec.class);
@@ -127,6 +138,16 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         return copiedBytes;
     }
 
+    /** Scatter reads made: each read page bytes of one frame into several runs at once. */
+    public long scatterReads() {
+        return scatterReads;
+    }
+
+    /** Page bytes read by scatter reads (counted in {@link #placedBytes} too). */
+    public long scatteredBytes() {
+        return scatteredBytes;
+    }
+
     /** When the last bytes arrived from the peer ({@link System#nanoTime()}). */
     public long lastReadNanos() {
         return lastReadNanos;
@@ -148,9 +169,36 @@ public final class FrameDecoder extends ByteToMessageDecoder {
                     ctx.fireChannelRead(finishPlacing());
                 }
             }
+        } else {
+            super.channelRead(ctx, msg);
+        }
+        scatterPlacing(ctx);
+    }
+
+    /**
+     * While the frame being placed still has two or more runs to come, reads as much of them as the socket
+     * holds in one scatter read, and again while that fills them; the channel's own reads take over when the
+     * socket is empty (they wait for more) or one run is left (a plain read is as good). Not while a capture
+     * taps the channel: it records every byte the pipeline reads, and these would pass it by.
+     */
+    private void scatterPlacing(ChannelHandlerContext ctx) {
+        if (scatter == null || ctx.pipeline().get(dev.ferry.protocol.capture.CaptureTap.class) != null) {
             return;
         }
-        super.channelRead(ctx, msg);
+        while (scatter != null && !failed && placing != null && placing.runsLeft() > 1 && !internalBuffer().isReadable()) {
+            long n = placing.scatterFrom(scatter, scatterAddresses, scatterLengths);
+            if (n <= 0) {
+                // Nothing there yet, or the end of the stream or an error, which the channel's next read meets.
+                return;
+            }
+            scatterReads++;
+            scatteredBytes += n;
+            placedBytes += n;
+            turnScatteredBytes += n;
+            if (placing.done()) {
+                ctx.fireChannelRead(finishPlacing());
+            }
+        }
     }
 
     /**
@@ -167,6 +215,20 @@ public final class FrameDecoder extends ByteToMessageDecoder {
                     + " its first read");
         }
         this.placement = placement;
+        this.scatter = scatterReader(ctx.channel());
+    }
+
+    /** A scatter reader of the channel's socket, or null where the descriptor or {@code readv} cannot be had. */
+    private static SocketScatterRead scatterReader(io.netty.channel.Channel channel) {
+        if (!(channel instanceof io.netty.channel.unix.UnixChannel unix) || !(channel instanceof io.netty.channel.socket.SocketChannel)) {
+            return null;
+        }
+        try {
+            return SocketScatterRead.of(unix.fd().intValue(), Frame.Pages.MAX_PAGES);
+        } catch (LinkageError e) {
+            // A class path without JNA.
+            return null;
+        }
     }
 
     /**
@@ -228,6 +290,12 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         public Handle newHandle() {
             return new MaxMessageHandle() {
                 @Override
+                public void reset(io.netty.channel.ChannelConfig config) {
+                    turnScatteredBytes = 0;
+                    super.reset(config);
+                }
+
+                @Override
                 public io.netty.buffer.ByteBuf allocate(io.netty.buffer.ByteBufAllocator alloc) {
                     ByteBuf into = nextTarget();
                     return into != null ? into : alloc.ioBuffer(nextReadSize());
@@ -240,7 +308,7 @@ public final class FrameDecoder extends ByteToMessageDecoder {
 
                 @Override
                 public boolean continueReading(io.netty.util.UncheckedBooleanSupplier maybeMoreDataSupplier) {
-                    return totalBytesRead() < BYTES_PER_TURN && super.continueReading(maybeMoreDataSupplier);
+                    return totalBytesRead() + turnScatteredBytes < BYTES_PER_TURN && super.continueReading(maybeMoreDataSupplier);
                 }
             };
         }
@@ -537,6 +605,8 @@ public final class FrameDecoder extends ByteToMessageDecoder {
         private final long[] runFirst;
         private final int[] runPages;
         private final ByteBuffer[] runView;
+        /** Each run's native address, for scatter reads; made at the first one. */
+        private long[] runAddress;
         private final int runs;
         private int run;
         private int offset;
@@ -608,6 +678,41 @@ public final class FrameDecoder extends ByteToMessageDecoder {
 
         boolean done() {
             return run == runs;
+        }
+
+        int runsLeft() {
+            return runs - run;
+        }
+
+        /**
+         * One scatter read into the rest of the frame's runs; returns what it read (0 for nothing there, -1 for
+         * the end or an error). Not for runs outside native memory (a heap buffer): those are read run by run.
+         */
+        long scatterFrom(SocketScatterRead io, long[] addresses, int[] lengths) {
+            if (runAddress == null) {
+                long[] addressOf = new long[runs];
+                for (int r = 0; r < runs; r++) {
+                    if (!runView[r].isDirect()) {
+                        return 0;
+                    }
+                    addressOf[r] = SocketScatterRead.address(runView[r]);
+                }
+                runAddress = addressOf;
+            }
+            int count = 0;
+            for (int r = run; r < runs; r++) {
+                int skip = r == run ? offset : 0;
+                addresses[count] = runAddress[r] + skip;
+                lengths[count] = runPages[r] * Frame.Pages.PAGE_SIZE - skip;
+                count++;
+            }
+            long n = io.read(addresses, lengths, count);
+            for (long left = n; left > 0; ) {
+                int step = (int) Math.min(left, runPages[run] * Frame.Pages.PAGE_SIZE - offset);
+                advance(step);
+                left -= step;
+            }
+            return n;
         }
 
         /** Where the next bytes go: the rest of the current run. */
