@@ -182,10 +182,11 @@ public final class FrameDecoder extends ByteToMessageDecoder {
      * taps the channel: it records every byte the pipeline reads, and these would pass it by.
      */
     private void scatterPlacing(ChannelHandlerContext ctx) {
-        if (scatter == null || ctx.pipeline().get(dev.ferry.protocol.capture.CaptureTap.class) != null) {
+        if (scatter == null || placing == null || placing.runsLeft() < 2
+                || ctx.pipeline().get(dev.ferry.protocol.capture.CaptureTap.class) != null) {
             return;
         }
-        while (scatter != null && !failed && placing != null && placing.runsLeft() > 1 && !internalBuffer().isReadable()) {
+        while (!failed && placing != null && placing.runsLeft() > 1 && !internalBuffer().isReadable()) {
             long n = placing.scatterFrom(scatter, scatterAddresses, scatterLengths);
             if (n <= 0) {
                 // Nothing there yet, or the end of the stream or an error, which the channel's next read meets.
