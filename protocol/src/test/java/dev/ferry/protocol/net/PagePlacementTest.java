@@ -4,9 +4,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.ferry.protocol.ChannelRole;
 import dev.ferry.protocol.Frame;
+import dev.ferry.protocol.FrameHeader;
 import dev.ferry.protocol.PageRouting;
 import dev.ferry.protocol.PagesBuilder;
 import dev.ferry.protocol.transfer.PagePlacement;
+import io.netty.channel.ChannelHandlerContext;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
@@ -200,6 +202,90 @@ class PagePlacementTest {
         assertThat(counts[1]).as("page bytes read by scatter reads").isGreaterThan(pageBytes / 2);
         assertThat(counts[0]).as("scatter reads, against %d pages", frames * Frame.Pages.MAX_PAGES)
                 .isPositive().isLessThan(frames * Frame.Pages.MAX_PAGES / 4);
+    }
+
+    /**
+     * A frame of pages that lie apart whose bytes reach the destination in two parts, the first ending inside
+     * a page: the first scatter read takes what is there and stops mid-page, the rest lands when it comes, and
+     * every page is where it belongs and intact.
+     */
+    @Test
+    void aFrameOfScatteredPagesArrivingInTwoPartsLandsWhole() throws Exception {
+        SplittableRandom random = new SplittableRandom(SEED + 6);
+        PagesBuilder builder = new PagesBuilder(source.channel().alloc(), 0);
+        ByteBuffer[] sent = new ByteBuffer[Frame.Pages.MAX_PAGES];
+        for (int i = 0; i < sent.length; i++) {
+            sent[i] = randomPage(random);
+            builder.addPage(3L * i + 1, sent[i]);
+        }
+        // The frame's first bytes, up to 100 bytes into its 11th page, go at once; the rest when released.
+        long firstPart = FrameHeader.BYTES + Frame.Pages.PREFIX_BYTES + (long) Frame.Pages.ENTRY_BYTES * sent.length + 10L * PAGE + 100;
+        WriteGate gate = new WriteGate(firstPart);
+        source.channel().pipeline().addFirst(gate);
+        source.send(builder.build());
+        dev.ferry.protocol.FrameDecoder decoder = destination.channel().pipeline().get(dev.ferry.protocol.FrameDecoder.class);
+        org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(10)).until(() -> destination.channel().eventLoop()
+                .submit(() -> decoder.placedBytes() + decoder.copiedPageBytes()).get() == 10L * PAGE + 100);
+        long scatterBefore = destination.channel().eventLoop().submit(decoder::scatterReads).get();
+        assertThat(received).as("no frame before all of its bytes are in").isEmpty();
+        source.channel().eventLoop().submit(gate::release).sync();
+        Frame.Pages pages = next();
+        try {
+            for (int i = 0; i < sent.length; i++) {
+                assertThat(visits.get(i)).isEqualTo((3L * i + 1) + ":placed");
+                assertThat(landed(3L * i + 1).mismatch(sent[i].duplicate())).as("page %d", 3L * i + 1).isEqualTo(-1);
+            }
+        } finally {
+            pages.release();
+        }
+        org.junit.jupiter.api.Assumptions.assumeTrue(destination.channel() instanceof io.netty.channel.epoll.EpollSocketChannel,
+                "scatter reads need the epoll transport");
+        long scatterAfter = destination.channel().eventLoop().submit(decoder::scatterReads).get();
+        assertThat(scatterBefore).as("scatter reads of the first part").isPositive();
+        assertThat(scatterAfter).as("scatter reads of both parts").isGreaterThan(scatterBefore);
+    }
+
+    /**
+     * Next to the socket: lets the first {@code open} bytes written pass and holds the rest until released
+     * (on the channel's event loop), so that a frame reaches the peer in two parts.
+     */
+    private static final class WriteGate extends io.netty.channel.ChannelOutboundHandlerAdapter {
+        private long open;
+        private final List<Object[]> held = new ArrayList<>();
+        private ChannelHandlerContext context;
+        private boolean released;
+
+        WriteGate(long open) {
+            this.open = open;
+        }
+
+        @Override
+        public void write(ChannelHandlerContext ctx, Object msg, io.netty.channel.ChannelPromise promise) {
+            context = ctx;
+            if (released || !(msg instanceof io.netty.buffer.ByteBuf buf)) {
+                ctx.write(msg, promise);
+                return;
+            }
+            if (open >= buf.readableBytes()) {
+                open -= buf.readableBytes();
+                ctx.write(msg, promise);
+                return;
+            }
+            if (open > 0) {
+                ctx.write(buf.readRetainedSlice((int) open));
+                open = 0;
+            }
+            held.add(new Object[] {buf, promise});
+        }
+
+        void release() {
+            released = true;
+            for (Object[] write : held) {
+                context.write(write[0], (io.netty.channel.ChannelPromise) write[1]);
+            }
+            held.clear();
+            context.flush();
+        }
     }
 
     @Test
