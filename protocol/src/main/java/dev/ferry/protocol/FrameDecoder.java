@@ -178,12 +178,12 @@ public final class FrameDecoder extends ByteToMessageDecoder {
     /**
      * While the frame being placed still has two or more runs to come, reads as much of them as the socket
      * holds in one scatter read, and again while that fills them; the channel's own reads take over when the
-     * socket is empty (they wait for more) or one run is left (a plain read is as good). Not while a capture
-     * taps the channel: it records every byte the pipeline reads, and these would pass it by.
+     * socket is empty (they wait for more) or one run is left (a plain read is as good). Only while the
+     * decoder is the first handler of the pipeline: a scatter read takes bytes past every handler before it,
+     * and one there (a capture tap recording what the channel reads, TLS) must see them all.
      */
     private void scatterPlacing(ChannelHandlerContext ctx) {
-        if (scatter == null || placing == null || placing.runsLeft() < 2
-                || ctx.pipeline().get(dev.ferry.protocol.capture.CaptureTap.class) != null) {
+        if (scatter == null || placing == null || placing.runsLeft() < 2 || ctx.pipeline().firstContext() != ctx) {
             return;
         }
         while (!failed && placing != null && placing.runsLeft() > 1 && !internalBuffer().isReadable()) {

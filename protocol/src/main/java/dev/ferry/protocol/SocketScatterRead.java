@@ -67,8 +67,9 @@ final class SocketScatterRead {
 
     /**
      * Reads into {@code count} places given as native addresses and lengths, in order, each filled before the
-     * next; returns the bytes read: 0 when the socket holds nothing now, -1 at its end or on an error (the
-     * channel's own next read meets the same and ends the channel as it would have).
+     * next; returns the bytes read: 0 when the socket holds nothing now (or a signal came first: the channel's
+     * own read goes on), -1 at its end or on an error (the channel's own next read meets the same and ends the
+     * channel as it would have). One call, never a retry: nothing here waits.
      */
     long read(long[] addresses, int[] lengths, int count) {
         if (count > maxBuffers) {
@@ -78,16 +79,11 @@ final class SocketScatterRead {
             iovecs.putLong(i * IOVEC_BYTES, addresses[i]);
             iovecs.putLong(i * IOVEC_BYTES + 8, lengths[i]);
         }
-        while (true) {
-            try {
-                long n = readv(fd, iovecsAddress, count);
-                return n == 0 ? -1 : n;
-            } catch (LastErrorException e) {
-                if (e.getErrorCode() == EINTR) {
-                    continue;
-                }
-                return e.getErrorCode() == EAGAIN ? 0 : -1;
-            }
+        try {
+            long n = readv(fd, iovecsAddress, count);
+            return n == 0 ? -1 : n;
+        } catch (LastErrorException e) {
+            return e.getErrorCode() == EAGAIN || e.getErrorCode() == EINTR ? 0 : -1;
         }
     }
 

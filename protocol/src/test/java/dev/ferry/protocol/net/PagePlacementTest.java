@@ -154,7 +154,8 @@ class PagePlacementTest {
     }
 
     /**
-     * A last pass's frames: 64 pages that lie apart, one of them changed after its checksum was taken. On a
+     * A last pass's frames: 64 pages that lie apart, one of them changed after its checksum was taken (torn:
+     * landed, failed its check, never applied; F11 builds a VM only from intact pages). On a
      * transport whose socket the decoder can reach (epoll), their bytes land in scatter reads, each taking
      * many of a frame's pages at once, not one read a page; everywhere they land and are checked the same.
      */
@@ -224,11 +225,16 @@ class PagePlacementTest {
         source.channel().pipeline().addFirst(gate);
         source.send(builder.build());
         dev.ferry.protocol.FrameDecoder decoder = destination.channel().pipeline().get(dev.ferry.protocol.FrameDecoder.class);
-        org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(10)).until(() -> destination.channel().eventLoop()
-                .submit(() -> decoder.placedBytes() + decoder.copiedPageBytes()).get() == 10L * PAGE + 100);
-        long scatterBefore = destination.channel().eventLoop().submit(decoder::scatterReads).get();
-        assertThat(received).as("no frame before all of its bytes are in").isEmpty();
-        source.channel().eventLoop().submit(gate::release).sync();
+        long scatterBefore;
+        try {
+            org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(10)).until(() -> destination.channel().eventLoop()
+                    .submit(() -> decoder.placedBytes() + decoder.copiedPageBytes()).get() == 10L * PAGE + 100);
+            scatterBefore = destination.channel().eventLoop().submit(decoder::scatterReads).get();
+            assertThat(received).as("no frame before all of its bytes are in").isEmpty();
+        } finally {
+            // Held bytes go out either way: a failed wait must not leave the frame's buffers unreleased.
+            source.channel().eventLoop().submit(gate::release).sync();
+        }
         Frame.Pages pages = next();
         try {
             for (int i = 0; i < sent.length; i++) {
