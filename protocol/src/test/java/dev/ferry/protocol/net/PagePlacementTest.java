@@ -161,8 +161,40 @@ class PagePlacementTest {
      */
     @Test
     void scatteredPagesLandInScatterReadsAndAreChecked() throws Exception {
-        SplittableRandom random = new SplittableRandom(SEED + 5);
         int frames = 4;
+        long[] counts = sendScatteredFramesAndCheckThem(frames);
+        long pageBytes = (long) frames * Frame.Pages.MAX_PAGES * PAGE;
+        org.junit.jupiter.api.Assumptions.assumeTrue(destination.channel() instanceof io.netty.channel.epoll.EpollSocketChannel,
+                "scatter reads need the epoll transport");
+        assertThat(counts[1]).as("page bytes read by scatter reads").isGreaterThan(pageBytes / 2);
+        assertThat(counts[0]).as("scatter reads, against %d pages", frames * Frame.Pages.MAX_PAGES)
+                .isPositive().isLessThan(frames * Frame.Pages.MAX_PAGES / 4);
+    }
+
+    /**
+     * The same frames where the decoder is not the pipeline's first handler (a capture tap or TLS would be
+     * there): a scatter read would take bytes past that handler, so none is made, and the pages land by the
+     * channel's own reads, a run at a time, as on a transport without scatter reads. Each lands and is
+     * checked the same, the torn one torn.
+     */
+    @Test
+    void withAHandlerBeforeTheDecoderScatteredPagesLandByTheChannelsOwnReads() throws Exception {
+        destination.channel().eventLoop().submit(() -> destination.channel().pipeline()
+                .addFirst("before-the-decoder", new io.netty.channel.ChannelInboundHandlerAdapter())).sync();
+        int frames = 4;
+        long[] counts = sendScatteredFramesAndCheckThem(frames);
+        assertThat(counts[0]).as("scatter reads").isZero();
+        assertThat(counts[1]).as("page bytes read by scatter reads").isZero();
+        assertThat(counts[2]).as("page bytes read into place").isEqualTo((long) frames * Frame.Pages.MAX_PAGES * PAGE);
+    }
+
+    /**
+     * Sends {@code frames} frames of 64 pages that lie apart, the 8th page of the third torn, and checks that
+     * every page landed as sent and was reported intact or torn; returns the decoder's scatter reads, their
+     * bytes, the page bytes read into place and those copied there.
+     */
+    private long[] sendScatteredFramesAndCheckThem(int frames) throws Exception {
+        SplittableRandom random = new SplittableRandom(SEED + 5);
         ByteBuffer[] sent = new ByteBuffer[frames * Frame.Pages.MAX_PAGES];
         for (int f = 0; f < frames; f++) {
             PagesBuilder builder = new PagesBuilder(source.channel().alloc(), 0);
@@ -198,11 +230,7 @@ class PagePlacementTest {
         }).get();
         long pageBytes = (long) frames * Frame.Pages.MAX_PAGES * PAGE;
         assertThat(counts[2] + counts[3]).as("every page byte read into place or copied there").isEqualTo(pageBytes);
-        org.junit.jupiter.api.Assumptions.assumeTrue(destination.channel() instanceof io.netty.channel.epoll.EpollSocketChannel,
-                "scatter reads need the epoll transport");
-        assertThat(counts[1]).as("page bytes read by scatter reads").isGreaterThan(pageBytes / 2);
-        assertThat(counts[0]).as("scatter reads, against %d pages", frames * Frame.Pages.MAX_PAGES)
-                .isPositive().isLessThan(frames * Frame.Pages.MAX_PAGES / 4);
+        return counts;
     }
 
     /**
