@@ -12,7 +12,8 @@ import java.util.concurrent.Executor;
 
 /**
  * One pass over memory on the source (S1, each S2 iteration, S5): the pass's pages and the devices'
- * data, both on the data channels (F10); then DATA_END on every channel, after both. If either fails,
+ * data, both on the data channels (F10); then DATA_END on every channel, after both, and after S5's
+ * pass CHANNEL_END too. If either fails,
  * or the flow is stopped, the other is interrupted and has ended before the pass throws, so nothing of
  * a failed pass still reads memory that is about to be rolled back.
  *
@@ -74,8 +75,9 @@ final class Pass {
                 taken = pages.take();
             }
             PageSet passPages = taken;
-            TaskGroup.Task<PageSender.Result> paging = workers.submit(() -> sender.sendPages(iteration, passPages, source));
-            // Whichever fails first ends the pass; the others are interrupted as the group closes.
+            // The pages are sent by this thread (a lane that fails interrupts it); whichever fails first ends
+            // the pass, and the lanes still running are interrupted as the group closes.
+            TaskGroup.Task<PageSender.Result> paging = workers.runHere(() -> sender.sendPages(iteration, passPages, source));
             workers.awaitAllOrFailure();
             throwFailed(drained);
             sent = join(paging);
@@ -84,8 +86,13 @@ final class Pass {
                 deviceBytes += join(lane);
             }
         }
-        // Both are queued on the channels: the iteration ends after them on every channel.
-        sender.endIteration(iteration);
+        // Both are queued on the channels: the iteration ends after them on every channel, and after the last
+        // pass so do the channels, with no second wait.
+        if (deviceData == DeviceData.TO_END) {
+            sender.endIterationAndFinish(iteration);
+        } else {
+            sender.endIteration(iteration);
+        }
         return new Result(sent.pages(), sent.zeroPages(), sent.wireBytes(), sent.plainWireBytes(), deviceBytes);
     }
 

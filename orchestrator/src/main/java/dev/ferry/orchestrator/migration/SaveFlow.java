@@ -93,7 +93,6 @@ final class SaveFlow implements Migration.Control {
     private boolean pastSwitchoverCharged;
     private List<Device> devices;
     private Pass pass;
-    private PageSender sender;
     private DeviceStreams streams;
     private long barrierNanos;
     private long downtimeStart;
@@ -203,7 +202,7 @@ final class SaveFlow implements Migration.Control {
             return false;
         }
         session.openData(policy.channels());
-        sender = new PageSender(session.data(), workers, limiter, policy.compression());
+        PageSender sender = new PageSender(session.data(), workers, limiter, policy.compression());
         streams = new DeviceStreams(devices, session.control(), session.data(), limiter);
         pass = new Pass(sender, pageSource(), streams, workers);
         loadNanosPerByte = new double[devices.size()];
@@ -366,12 +365,8 @@ final class SaveFlow implements Migration.Control {
         DirtyBitmap.Snapshot last = readDirtyLogs();
         memory.vcpuLog().stop();
         vm.iommu().stopDirtyTracking();
+        // The pass ends the data channels too (CHANNEL_END after its DATA_END).
         runPass(iteration + 1, counted(last::next, last.count(), last.count()), Pass.DeviceData.TO_END);
-        try {
-            sender.finish();
-        } catch (ProtocolException e) {
-            throw replies.explainSendFailure(e, "ending the data channels");
-        }
         session.dataComplete();
         downtimeSteps.ended("final_transfer");
         session.send(new Frame.Prepare(policy.verify()));

@@ -14,6 +14,10 @@ import java.util.concurrent.TimeUnit;
  * the caller can always stop and wait for. Unlike a {@code Future}'s cancel, {@link #close} returns only
  * once every task has really ended: a failed pass must not roll back, or free, memory that a sender
  * still reads.
+ *
+ * <p>The caller may also take one share of the work itself ({@link #runHere}) instead of handing it to
+ * the pool and waiting: in stop-and-copy every hand-off is a thread to wake during the downtime, and on
+ * a loaded host a wake-up can cost milliseconds.
  */
 public final class TaskGroup implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(TaskGroup.class.getName());
@@ -24,13 +28,18 @@ public final class TaskGroup implements AutoCloseable {
     public final class Task<T> {
         private final CountDownLatch done = new CountDownLatch(1);
         private final Callable<T> work;
+        /** Run by the group's caller ({@link #runHere}), not by the pool. */
+        private final boolean here;
         private Thread thread;
         private boolean cancelled;
+        /** Whether the group interrupted the task's thread while it ran. */
+        private boolean interrupted;
         private T value;
         private Throwable failure;
 
-        private Task(Callable<T> work) {
+        private Task(Callable<T> work, boolean here) {
             this.work = work;
+            this.here = here;
         }
 
         private void run() {
@@ -49,17 +58,21 @@ public final class TaskGroup implements AutoCloseable {
             } finally {
                 synchronized (this) {
                     thread = null;
-                    // An interrupt that came too late to matter must not leak into the pool's next task.
-                    Thread.interrupted();
+                    // An interrupt that came too late to matter must not leak into the pool's next task, nor
+                    // into the caller's next wait; one from elsewhere is the caller's own and stays.
+                    if (!here || interrupted) {
+                        Thread.interrupted();
+                    }
                 }
                 done.countDown();
-                ended();
+                ended(this);
             }
         }
 
         private synchronized void cancel() {
             cancelled = true;
             if (thread != null) {
+                interrupted = true;
                 thread.interrupt();
             }
         }
@@ -67,6 +80,14 @@ public final class TaskGroup implements AutoCloseable {
         /** Whether the task has ended with an exception. */
         public boolean failed() {
             return done.getCount() == 0 && failure != null;
+        }
+
+        /**
+         * Whether the task ended because the group stopped it (interrupted, or never started): another
+         * task's failure, or the group's close, is then the cause to report, not this one's.
+         */
+        public synchronized boolean stoppedByGroup() {
+            return failed() && cancelled && failure instanceof InterruptedException;
         }
 
         /** Waits for the task and returns its value; its exception is the cause of the one thrown. */
@@ -95,7 +116,7 @@ public final class TaskGroup implements AutoCloseable {
 
     /** Starts a task; if the executor refuses it (shut down), the task ends at once with that failure. */
     public synchronized <T> Task<T> submit(Callable<T> work) {
-        Task<T> task = new Task<>(work);
+        Task<T> task = new Task<>(work, false);
         if (closed) {
             task.cancel();
         }
@@ -110,7 +131,40 @@ public final class TaskGroup implements AutoCloseable {
         return task;
     }
 
-    private synchronized void ended() {
+    /**
+     * Runs {@code work} on the calling thread as one of the group's tasks and returns it ended. A task of
+     * the pool that fails meanwhile interrupts it, as {@link #close} would a pool task, so the caller is
+     * stopped as soon as the group's work has failed; if one failed before, the work does not start.
+     */
+    public <T> Task<T> runHere(Callable<T> work) {
+        Task<T> task = new Task<>(work, true);
+        synchronized (this) {
+            tasks.add(task);
+            if (closed || anyFailed()) {
+                task.cancel();
+            }
+        }
+        task.run();
+        return task;
+    }
+
+    private boolean anyFailed() {
+        for (Task<?> task : tasks) {
+            if (task.done.getCount() == 0 && task.failure != null) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private synchronized void ended(Task<?> ended) {
+        if (ended.failure != null) {
+            for (Task<?> task : tasks) {
+                if (task.here && task != ended) {
+                    task.cancel();
+                }
+            }
+        }
         notifyAll();
     }
 

@@ -82,4 +82,72 @@ class TaskGroupTest {
         group.close();
         assertThat(Thread.interrupted()).isTrue();
     }
+
+    @Test
+    void workRunHereIsInterruptedWhenAPoolTaskFailsAndTheInterruptDoesNotOutliveIt() throws Exception {
+        TaskGroup group = new TaskGroup(pool, "test");
+        CountDownLatch callerWaiting = new CountDownLatch(1);
+        TaskGroup.Task<Void> failing = group.submit(() -> {
+            callerWaiting.await();
+            throw new IllegalStateException("broken");
+        });
+        TaskGroup.Task<Boolean> here = group.runHere(() -> {
+            callerWaiting.countDown();
+            // Bounded, so that a group that never interrupts fails the test instead of hanging it.
+            return new CountDownLatch(1).await(30, TimeUnit.SECONDS);
+        });
+        assertThat(Thread.interrupted()).as("the group's interrupt is consumed").isFalse();
+        assertThatThrownBy(here::join).hasCauseInstanceOf(InterruptedException.class);
+        group.awaitAllOrFailure();
+        assertThat(failing.failed()).isTrue();
+        assertThat(here.stoppedByGroup()).as("stopped because the other failed").isTrue();
+        assertThat(failing.stoppedByGroup()).as("the failure to report").isFalse();
+        group.close();
+    }
+
+    @Test
+    void workRunHereDoesNotStartOnceAPoolTaskHasFailed() throws Exception {
+        TaskGroup group = new TaskGroup(pool, "test");
+        group.submit(() -> {
+            throw new IllegalStateException("broken");
+        });
+        group.awaitAllOrFailure();
+        AtomicBoolean ran = new AtomicBoolean();
+        TaskGroup.Task<Boolean> here = group.runHere(() -> ran.getAndSet(true));
+        assertThatThrownBy(here::join).hasCauseInstanceOf(InterruptedException.class);
+        assertThat(ran).isFalse();
+        assertThat(here.stoppedByGroup()).isTrue();
+        assertThat(Thread.interrupted()).isFalse();
+        group.close();
+    }
+
+    @Test
+    void aPoolTaskFailingAfterTheCallersWorkReturnedLeavesTheCallerUninterrupted() throws Exception {
+        TaskGroup group = new TaskGroup(pool, "test");
+        CountDownLatch callerDone = new CountDownLatch(1);
+        TaskGroup.Task<Void> failing = group.submit(() -> {
+            callerDone.await();
+            throw new IllegalStateException("broken");
+        });
+        TaskGroup.Task<Integer> here = group.runHere(() -> 7);
+        callerDone.countDown();
+        group.awaitAllOrFailure();
+        assertThat(failing.failed()).isTrue();
+        assertThat(here.join()).isEqualTo(7);
+        assertThat(Thread.interrupted()).isFalse();
+        group.close();
+    }
+
+    @Test
+    void anInterruptOfTheCallerFromElsewhereOutlivesTheWorkRunHere() throws Exception {
+        TaskGroup group = new TaskGroup(pool, "test");
+        TaskGroup.Task<Integer> here = group.runHere(() -> {
+            // As if the caller were interrupted from outside (its migration cancelled) as the work returned.
+            Thread.currentThread().interrupt();
+            return 7;
+        });
+        assertThat(Thread.interrupted()).as("the caller's own interrupt stays").isTrue();
+        assertThat(here.join()).isEqualTo(7);
+        group.close();
+    }
 }
