@@ -19,9 +19,10 @@ import java.util.concurrent.Executor;
 /**
  * Sends iterations of pages over a session's data channels. Each page goes on the channel
  * {@link PageRouting} gives it, so a later copy of a page never overtakes an older one; one sender
- * per channel (the caller's own thread for the first), each waiting for its channel to be writable before it queues a frame
- * (backpressure) and for credit from the session's {@link RateLimiter}. Each iteration ends with
- * DATA_END on every channel, and {@link #finish} ends the channels.
+ * per channel (the caller's own thread for the first), each waiting for its channel to be writable
+ * before it queues a frame (backpressure) and for credit from the session's {@link RateLimiter}. Each
+ * iteration ends with DATA_END on every channel, and {@link #finish} ends the channels
+ * ({@link #endIterationAndFinish} both at once, for the last pass).
  *
  * <p>Every wait is interruptible and lasts only while its channel is open: a sender never decides on
  * its own that a peer is too slow (liveness is the channels' keepalive timeout). When one channel's
